@@ -1,0 +1,273 @@
+//! Layered, typed settings: embedded `config/default.toml` < `config/<env>.toml` < `ROSTERGATE_*`
+//! environment variables < command-line flags. Nothing else in the crate reads the environment.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: cannot read {path}: {source}")]
+    SecretFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A value that must never reach a log line or a `Debug` dump.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Clone, Deserialize)]
+pub struct Settings {
+    pub bind: String,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub log: LogSettings,
+    pub auth: AuthSettings,
+    pub import: ImportSettings,
+    /// Bearer token that may do everything: for bootstrapping and operations.
+    #[serde(default)]
+    pub operator_token: Option<Secret>,
+    /// Master key from which token-signing and encryption keys are derived. When unset, a key
+    /// file under `data_dir` is created on first use.
+    #[serde(default)]
+    pub secret_key: Option<Secret>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("bind", &self.bind)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("data_dir", &self.data_dir)
+            .field("log", &self.log)
+            .field("auth", &self.auth)
+            .field("import", &self.import)
+            .field("operator_token", &self.operator_token)
+            .field("secret_key", &self.secret_key)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuthSettings {
+    pub token_ttl_secs: u64,
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ImportSettings {
+    pub max_file_bytes: u64,
+    pub max_field_bytes: usize,
+    pub max_reported_errors: usize,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        ImportSettings {
+            max_file_bytes: 8 << 30,
+            max_field_bytes: 64 << 10,
+            max_reported_errors: 1000,
+        }
+    }
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub database_url: Option<String>,
+    pub bind: Option<String>,
+}
+
+impl Settings {
+    /// Loads settings from the embedded defaults, `config/<env>.toml` under `config_dir` (when
+    /// present), the process environment, and `overrides`.
+    pub fn load(config_dir: &Path, overrides: &Overrides) -> Result<Settings, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(config_dir, &vars, overrides)
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (tests use this).
+    pub fn load_from(
+        config_dir: &Path,
+        vars: &[(String, String)],
+        overrides: &Overrides,
+    ) -> Result<Settings, ConfigError> {
+        let env_name = lookup(vars, "ROSTERGATE_ENV").unwrap_or_else(|| "local".to_string());
+        let env_map: std::collections::HashMap<String, String> = vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("ROSTERGATE_") && !k.ends_with("_FILE"))
+            .cloned()
+            .collect();
+        let mut settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(config::File::from(config_dir.join(&env_name)).required(false))
+            .add_source(
+                config::Environment::with_prefix("ROSTERGATE")
+                    .separator("__")
+                    .source(Some(env_map)),
+            )
+            .build()?
+            .try_deserialize()?;
+        if let Some(token) = secret_from_file(vars, "ROSTERGATE_OPERATOR_TOKEN_FILE")? {
+            settings.operator_token = Some(token);
+        }
+        if let Some(key) = secret_from_file(vars, "ROSTERGATE_SECRET_KEY_FILE")? {
+            settings.secret_key = Some(key);
+        }
+        if let Some(url) = secret_from_file(vars, "ROSTERGATE_DATABASE_URL_FILE")? {
+            settings.database_url = url.expose().to_string();
+        }
+        // An empty operator token would let an empty bearer through: treat it as unset.
+        if settings
+            .operator_token
+            .as_ref()
+            .is_some_and(|t| t.expose().trim().is_empty())
+        {
+            settings.operator_token = None;
+        }
+        if let Some(url) = &overrides.database_url {
+            settings.database_url = url.clone();
+        }
+        if let Some(bind) = &overrides.bind {
+            settings.bind = bind.clone();
+        }
+        Ok(settings)
+    }
+}
+
+fn lookup(vars: &[(String, String)], key: &str) -> Option<String> {
+    vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+fn secret_from_file(vars: &[(String, String)], key: &str) -> Result<Option<Secret>, ConfigError> {
+    let Some(path) = lookup(vars, key) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(path);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|source| ConfigError::SecretFile { path, source })?;
+    Ok(Some(Secret::new(text.trim_end_matches(['\n', '\r']))))
+}
+
+/// `postgres://user:password@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_bind_loopback_and_embedded_sqlite() {
+        let s = Settings::load_from(Path::new("/nonexistent"), &[], &Overrides::default()).unwrap();
+        assert_eq!(s.bind, "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://data/rostergate.db");
+        assert_eq!(s.auth.token_ttl_secs, 3600);
+        assert!(s.operator_token.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_file_and_flags_override_environment() {
+        let env = vars(&[
+            ("ROSTERGATE_BIND", "0.0.0.0:9000"),
+            ("ROSTERGATE_DATABASE_URL", "postgres://a@b/c"),
+            ("ROSTERGATE_AUTH__TOKEN_TTL_SECS", "60"),
+        ]);
+        let s = Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default()).unwrap();
+        assert_eq!(s.bind, "0.0.0.0:9000");
+        assert_eq!(s.database_url, "postgres://a@b/c");
+        assert_eq!(s.auth.token_ttl_secs, 60);
+        let flags = Overrides {
+            database_url: Some("sqlite://x.db".into()),
+            bind: None,
+        };
+        let s = Settings::load_from(Path::new("/nonexistent"), &env, &flags).unwrap();
+        assert_eq!(s.database_url, "sqlite://x.db");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_show_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret-token\n").unwrap();
+        let env = vars(&[
+            ("ROSTERGATE_OPERATOR_TOKEN_FILE", path.to_str().unwrap()),
+            ("ROSTERGATE_DATABASE_URL", "postgres://u:pw@h/db"),
+        ]);
+        let s = Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default()).unwrap();
+        assert_eq!(s.operator_token.as_ref().unwrap().expose(), "s3cret-token");
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("s3cret-token"), "{dump}");
+        assert!(!dump.contains("pw"), "{dump}");
+    }
+
+    #[test]
+    fn empty_operator_token_counts_as_unset() {
+        let env = vars(&[("ROSTERGATE_OPERATOR_TOKEN", "  ")]);
+        let s = Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default()).unwrap();
+        assert!(s.operator_token.is_none());
+    }
+
+    #[test]
+    fn missing_secret_file_is_a_clear_error() {
+        let env = vars(&[("ROSTERGATE_SECRET_KEY_FILE", "/nonexistent/key")]);
+        let err = Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("/nonexistent/key"), "{err}");
+    }
+}

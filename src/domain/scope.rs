@@ -1,0 +1,87 @@
+//! What a token may do.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum Scope {
+    #[serde(rename = "roster:read")]
+    RosterRead,
+    #[serde(rename = "roster:write")]
+    RosterWrite,
+    #[serde(rename = "admin")]
+    Admin,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown scope {0:?} (known: roster:read, roster:write, admin)")]
+pub struct UnknownScope(pub String);
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::RosterRead, Scope::RosterWrite, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::RosterRead => "roster:read",
+            Scope::RosterWrite => "roster:write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Scope, UnknownScope> {
+        Scope::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| UnknownScope(raw.to_string()))
+    }
+
+    /// Parses a space- or comma-separated list, as OAuth clients send it.
+    pub fn parse_list(raw: &str) -> Result<Vec<Scope>, UnknownScope> {
+        let mut scopes = raw
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(Scope::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        scopes.sort();
+        scopes.dedup();
+        Ok(scopes)
+    }
+
+    /// `admin` includes everything a district administrator can do.
+    pub fn satisfied_by(self, granted: &[Scope]) -> bool {
+        granted.contains(&self) || granted.contains(&Scope::Admin)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub fn join(scopes: &[Scope]) -> String {
+    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_lists_accept_spaces_and_commas_and_reject_unknown_scopes() {
+        assert_eq!(
+            Scope::parse_list("roster:read,admin roster:read").unwrap(),
+            vec![Scope::RosterRead, Scope::Admin]
+        );
+        assert_eq!(Scope::parse_list("roster:delete"), Err(UnknownScope("roster:delete".into())));
+        assert!(Scope::parse_list("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn admin_implies_every_other_scope() {
+        assert!(Scope::RosterWrite.satisfied_by(&[Scope::Admin]));
+        assert!(!Scope::RosterWrite.satisfied_by(&[Scope::RosterRead]));
+        assert!(!Scope::Admin.satisfied_by(&[Scope::RosterRead, Scope::RosterWrite]));
+    }
+}

@@ -1,0 +1,57 @@
+//! Connects a source to the sync engine: here, a OneRoster CSV bundle on disk.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::config::ImportSettings;
+use crate::domain::district::District;
+use crate::domain::problem::ProblemLog;
+use crate::domain::records::RecordKind;
+use crate::sources::oneroster::{self, bundle::Bundle};
+use crate::sync::engine::RunOptions;
+use crate::sync::{Engine, RunReport, SyncError};
+
+/// Called as records are read: kind, rows read so far of that kind.
+pub type Progress = Arc<dyn Fn(RecordKind, u64) + Send + Sync>;
+
+pub const ONEROSTER_CSV: &str = "oneroster_csv";
+
+/// Imports a bundle (folder or zip) into a district. Input problems make a failed run (with a
+/// report), not an `Err`; `Err` is for the gateway's own trouble (database, lock).
+pub async fn import_oneroster_csv(
+    engine: &Engine,
+    district: &District,
+    path: &Path,
+    limits: &ImportSettings,
+    options: RunOptions,
+    progress: Option<Progress>,
+) -> Result<RunReport, SyncError> {
+    let mut log = ProblemLog::new(limits.max_reported_errors);
+    let opened = {
+        let path = path.to_path_buf();
+        let mut open_log = ProblemLog::new(limits.max_reported_errors);
+        let bundle = tokio::task::spawn_blocking(move || {
+            let bundle = Bundle::open(&path, &mut open_log);
+            (bundle, open_log)
+        })
+        .await
+        .expect("bundle opening does not panic");
+        log.merge(bundle.1);
+        bundle.0
+    };
+    let Some(bundle) = opened else {
+        return engine.record_failure(district, ONEROSTER_CSV, log).await;
+    };
+    let plan = oneroster::plan(&bundle);
+    let (tx, rx) = mpsc::channel(4);
+    let limits_for_reader = limits.clone();
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut problems = oneroster::produce(&bundle, &limits_for_reader, tx, progress.as_deref());
+        problems.merge(log);
+        problems
+    });
+    let problems = async move { producer.await.expect("the bundle reader does not panic") };
+    engine.run(district, ONEROSTER_CSV, plan, rx, problems, options).await
+}

@@ -1,0 +1,4 @@
+//! Foreign formats and protocols. Each source parses or fetches and hands domain values to the
+//! sync engine; none writes to the store.
+
+pub mod oneroster;

@@ -1,0 +1,98 @@
+//! OneRoster CSV bundles (1.1 and 1.2): open, check the manifest, and stream records in
+//! dependency order to the sync engine.
+
+pub mod bundle;
+pub mod columns;
+pub mod reader;
+pub mod values;
+
+use tokio::sync::mpsc;
+
+use crate::config::ImportSettings;
+use crate::domain::problem::{Problem, ProblemLog};
+use crate::domain::records::RecordKind;
+use crate::sync::input::{Feed, Plan, PlannedKind};
+use bundle::Bundle;
+use reader::FileReader;
+
+/// Records travel to the engine in chunks of this many.
+const CHUNK: usize = 5000;
+
+/// The run plan a bundle declares: its kinds, in dependency order, with their modes.
+pub fn plan(bundle: &Bundle) -> Plan {
+    Plan {
+        kinds: RecordKind::ALL
+            .into_iter()
+            .filter_map(|kind| {
+                bundle.manifest.files.get(&kind).map(|&mode| PlannedKind {
+                    kind,
+                    mode,
+                    label: bundle.file_name(kind),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Reads every declared file and sends its records (blocking: run it on a blocking thread).
+/// Returns what was wrong with the input. Stops early when the engine hangs up.
+pub fn produce(
+    bundle: &Bundle,
+    limits: &ImportSettings,
+    feed: mpsc::Sender<Feed>,
+    progress: Option<&(dyn Fn(RecordKind, u64) + Send + Sync)>,
+) -> ProblemLog {
+    let mut log = ProblemLog::new(limits.max_reported_errors);
+    for planned in plan(bundle).kinds {
+        let reader = FileReader {
+            kind: planned.kind,
+            version: bundle.manifest.version,
+            file: &planned.label,
+            limits,
+        };
+        let errors_before = log.error_count();
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut hung_up = false;
+        let mut sent = 0u64;
+        let result = bundle.with_file(&planned.label, limits.max_file_bytes, |r| {
+            Ok(reader.read(r, &mut log, |record| {
+                chunk.push(record);
+                if chunk.len() == CHUNK {
+                    sent += CHUNK as u64;
+                    if let Some(report) = progress {
+                        report(planned.kind, sent);
+                    }
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    hung_up = feed.blocking_send(Feed::Records(planned.kind, full)).is_err();
+                }
+                !hung_up
+            }))
+        });
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(e) => {
+                log.error(Problem::file(&planned.label, e.to_string()));
+                0
+            }
+        };
+        if rows == 0 && planned.mode == crate::domain::records::Mode::Bulk && log.error_count() == errors_before {
+            log.error(Problem::file(
+                &planned.label,
+                "a bulk file with no rows: it would remove every record of this type, so it is refused",
+            ));
+        }
+        if hung_up {
+            break;
+        }
+        if !chunk.is_empty() && feed.blocking_send(Feed::Records(planned.kind, chunk)).is_err() {
+            break;
+        }
+        if feed.blocking_send(Feed::Done(planned.kind)).is_err() {
+            break;
+        }
+        if log.full() {
+            break;
+        }
+    }
+    log
+}

@@ -1,0 +1,266 @@
+//! Reads one OneRoster CSV file into records, row by row: tolerant where real exports differ,
+//! strict where it matters, and never holding more than one row.
+
+use std::io::Read;
+
+use super::columns::{columns, CsvColumn, Target, Version, ALIASES};
+use super::values;
+use crate::config::ImportSettings;
+use crate::domain::problem::{Problem, ProblemLog};
+use crate::domain::records::{ColumnType, RecordKind, RecordStatus, SourceRecord, Value};
+
+/// Where a header column goes.
+enum Slot {
+    Known(CsvColumn),
+    Extra(String),
+    Ignored,
+}
+
+pub struct FileReader<'a> {
+    pub kind: RecordKind,
+    pub version: Version,
+    /// File name for messages.
+    pub file: &'a str,
+    pub limits: &'a ImportSettings,
+}
+
+impl FileReader<'_> {
+    /// Reads every row, handing each good record to `emit` (which returns false to stop).
+    /// Returns the number of data rows read.
+    pub fn read(&self, reader: &mut dyn Read, log: &mut ProblemLog, mut emit: impl FnMut(SourceRecord) -> bool) -> u64 {
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(reader);
+        let mut record = csv::StringRecord::new();
+        match csv.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => {
+                log.error(Problem::new(self.file, Some(1), None, "the file is empty: it needs at least a header row"));
+                return 0;
+            }
+            Err(e) => {
+                log.error(Problem::new(self.file, Some(1), None, format!("unreadable header: {}", csv_message(&e))));
+                return 0;
+            }
+        }
+        let Some(slots) = self.map_header(&record, log) else {
+            return 0;
+        };
+        let mut rows = 0;
+        loop {
+            match csv.read_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    let line = e.position().map(|p| p.line());
+                    log.error(Problem::new(self.file, line, None, csv_message(&e)));
+                    if e.is_io_error() {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            if record.len() == 1 && record.get(0) == Some("") {
+                continue; // a blank line
+            }
+            rows += 1;
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            if let Some(parsed) = self.parse_row(&record, line, &slots, log) {
+                if !emit(parsed) {
+                    break;
+                }
+            }
+            if log.full() {
+                break;
+            }
+        }
+        rows
+    }
+
+    fn map_header(&self, header: &csv::StringRecord, log: &mut ProblemLog) -> Option<Vec<Slot>> {
+        let known = columns(self.kind);
+        let mut slots = Vec::with_capacity(header.len());
+        let mut seen: Vec<&'static str> = Vec::new();
+        let mut ok = true;
+        for (i, raw) in header.iter().enumerate() {
+            let name = if i == 0 { raw.trim_start_matches('\u{feff}') } else { raw };
+            if name.is_empty() {
+                log.warn(Problem::new(self.file, Some(1), None, format!("column {} has no header: ignored", i + 1)));
+                slots.push(Slot::Ignored);
+                continue;
+            }
+            let canonical = ALIASES
+                .iter()
+                .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+                .map(|(alias, to)| {
+                    log.warn(Problem::new(self.file, Some(1), Some(name), format!("read as {to} ({alias} is a legacy or misspelt name)")));
+                    *to
+                })
+                .unwrap_or(name);
+            match known.iter().find(|c| c.header.eq_ignore_ascii_case(canonical)) {
+                Some(c) => {
+                    if c.header != canonical {
+                        log.warn(Problem::new(self.file, Some(1), Some(name), format!("header differs in letter case from {}", c.header)));
+                    }
+                    if seen.contains(&c.header) {
+                        log.error(Problem::new(self.file, Some(1), Some(c.header), "the column appears twice"));
+                        ok = false;
+                    }
+                    seen.push(c.header);
+                    slots.push(Slot::Known(*c));
+                }
+                None => {
+                    if !name.starts_with("metadata.") && !name.starts_with("ext_") {
+                        log.warn(Problem::new(self.file, Some(1), Some(name), "unknown column: kept as an extension field"));
+                    }
+                    slots.push(Slot::Extra(name.to_string()));
+                }
+            }
+        }
+        for c in &known {
+            if c.is_required(self.version) && !seen.contains(&c.header) {
+                log.error(Problem::new(self.file, Some(1), Some(c.header), "a required column is missing"));
+                ok = false;
+            }
+        }
+        ok.then_some(slots)
+    }
+
+    fn parse_row(&self, record: &csv::StringRecord, line: u64, slots: &[Slot], log: &mut ProblemLog) -> Option<SourceRecord> {
+        let file = self.file;
+        if record.len() > slots.len() && record.iter().skip(slots.len()).any(|f| !f.is_empty()) {
+            log.error(Problem::new(file, Some(line), None, format!("the row has {} fields, the header {}", record.len(), slots.len())));
+            return None;
+        }
+        if record.len() < slots.len() {
+            log.error(Problem::new(file, Some(line), None, format!("the row has {} fields, the header {}", record.len(), slots.len())));
+            return None;
+        }
+        let descriptor = self.kind.columns();
+        let mut values = vec![Value::Null; descriptor.len()];
+        let mut extra = serde_json::Map::new();
+        let mut sourced_id = None;
+        let mut status = RecordStatus::Active;
+        let mut ok = true;
+        for (slot, raw) in slots.iter().zip(record.iter()) {
+            if raw.len() > self.limits.max_field_bytes {
+                let field = match slot {
+                    Slot::Known(c) => Some(c.header),
+                    _ => None,
+                };
+                log.error(Problem::new(file, Some(line), field, format!("the value is {} bytes long (at most {})", raw.len(), self.limits.max_field_bytes)));
+                ok = false;
+                continue;
+            }
+            let column = match slot {
+                Slot::Ignored => continue,
+                Slot::Extra(name) => {
+                    if !raw.is_empty() {
+                        extra.insert(name.clone(), serde_json::Value::String(raw.to_string()));
+                    }
+                    continue;
+                }
+                Slot::Known(c) => c,
+            };
+            let field = Some(column.header);
+            let fail = |log: &mut ProblemLog, message: String| log.error(Problem::new(file, Some(line), field, message));
+            match column.target {
+                Target::SourcedId => match values::check_sourced_id(raw) {
+                    Ok(()) => sourced_id = Some(raw.to_string()),
+                    Err(m) => {
+                        fail(log, m);
+                        ok = false;
+                    }
+                },
+                Target::Status => match values::parse_status(raw) {
+                    Ok(s) => {
+                        if let Some(w) = s.warning {
+                            log.warn(Problem::new(file, Some(line), field, w));
+                        }
+                        if s.value {
+                            status = RecordStatus::ToBeDeleted;
+                        }
+                    }
+                    Err(m) => {
+                        fail(log, m);
+                        ok = false;
+                    }
+                },
+                Target::DateLastModified => {
+                    if !raw.is_empty() {
+                        if let Some(w) = values::check_date_time(raw) {
+                            log.warn(Problem::new(file, Some(line), field, w));
+                        }
+                    }
+                }
+                Target::Dropped => {}
+                Target::Column(name) => {
+                    let index = self.kind.column_index(name).expect("columns map onto the descriptor");
+                    if raw.is_empty() {
+                        if column.is_required(self.version) {
+                            if column.blank_ok {
+                                log.warn(Problem::new(file, Some(line), field, "a required value is empty"));
+                            } else {
+                                fail(log, "a required value is empty".into());
+                                ok = false;
+                            }
+                        }
+                        continue;
+                    }
+                    match self.parse_value(descriptor[index].ty, column, raw) {
+                        Ok((value, warning)) => {
+                            if let Some(w) = warning {
+                                log.warn(Problem::new(file, Some(line), field, w));
+                            }
+                            values[index] = value;
+                        }
+                        Err(m) => {
+                            fail(log, m);
+                            ok = false;
+                        }
+                    }
+                }
+            }
+        }
+        let sourced_id = sourced_id?;
+        if !ok {
+            return None;
+        }
+        Some(SourceRecord {
+            kind: self.kind,
+            sourced_id,
+            line,
+            status,
+            values,
+            extra: (!extra.is_empty()).then(|| serde_json::Value::Object(extra).to_string()),
+        })
+    }
+
+    fn parse_value(&self, ty: ColumnType, column: &CsvColumn, raw: &str) -> Result<(Value, Option<&'static str>), String> {
+        if let Some(allowed) = column.values {
+            let parsed = values::parse_enum(raw, allowed, self.version == Version::V1_2)?;
+            return Ok((Value::Text(parsed.value), parsed.warning));
+        }
+        match ty {
+            ColumnType::Text => {
+                if column.header == "schoolYear" && !(raw.len() == 4 && raw.bytes().all(|b| b.is_ascii_digit())) {
+                    return Ok((Value::Text(raw.to_string()), Some("schoolYear is not a 4-digit year")));
+                }
+                Ok((Value::Text(raw.to_string()), None))
+            }
+            ColumnType::List => Ok((values::normalize_list(raw).map(Value::Text).unwrap_or(Value::Null), None)),
+            ColumnType::Bool => values::parse_bool(raw).map(|b| (Value::Bool(b), None)),
+            ColumnType::Date => values::parse_date(raw).map(|d| (Value::Date(d.value), d.warning)),
+        }
+    }
+}
+
+fn csv_message(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not valid UTF-8", err.field() + 1),
+        csv::ErrorKind::Io(io) => io.to_string(),
+        _ => e.to_string(),
+    }
+}

@@ -1,0 +1,130 @@
+//! Districts: create, find, settings, and the per-district sync lock.
+
+use chrono::{DateTime, Utc};
+
+use super::{Db, StoreError};
+use crate::args;
+use crate::domain::district::{District, DistrictName, DistrictSettings, Slug, Timezone};
+
+#[derive(sqlx::FromRow)]
+struct DistrictRow {
+    id: i64,
+    slug: String,
+    name: String,
+    timezone: String,
+    settings: String,
+    created_at: DateTime<Utc>,
+}
+
+impl DistrictRow {
+    fn into_district(self) -> Result<District, StoreError> {
+        let corrupt = |what: &str| StoreError::Conflict(format!("district {}: stored {what} is invalid", self.slug));
+        Ok(District {
+            id: self.id,
+            slug: Slug::parse(&self.slug).map_err(|_| corrupt("slug"))?,
+            name: DistrictName::parse(&self.name).map_err(|_| corrupt("name"))?,
+            timezone: Timezone::parse(&self.timezone).map_err(|_| corrupt("time zone"))?,
+            settings: serde_json::from_str(&self.settings).map_err(|_| corrupt("settings"))?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, slug, name, timezone, settings, created_at";
+
+pub async fn create(
+    db: &Db,
+    slug: &Slug,
+    name: &DistrictName,
+    timezone: Timezone,
+    settings: &DistrictSettings,
+) -> Result<District, StoreError> {
+    let settings_json = serde_json::to_string(settings).expect("settings serialize");
+    let row: DistrictRow = db
+        .conn()
+        .fetch_optional(
+            &format!(
+                "INSERT INTO districts (slug, name, timezone, settings, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+            ),
+            &args![slug.as_str(), name.as_str(), timezone.name(), settings_json, Utc::now()],
+        )
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                StoreError::Conflict(format!("a district with slug {slug:?} already exists"))
+            } else {
+                e
+            }
+        })?
+        .expect("INSERT … RETURNING returns a row");
+    row.into_district()
+}
+
+pub async fn find(db: &Db, slug: &str) -> Result<Option<District>, StoreError> {
+    let row: Option<DistrictRow> = db
+        .conn()
+        .fetch_optional(&format!("SELECT {COLUMNS} FROM districts WHERE slug = $1"), &args![slug])
+        .await?;
+    row.map(DistrictRow::into_district).transpose()
+}
+
+pub async fn find_by_id(db: &Db, id: i64) -> Result<Option<District>, StoreError> {
+    let row: Option<DistrictRow> = db
+        .conn()
+        .fetch_optional(&format!("SELECT {COLUMNS} FROM districts WHERE id = $1"), &args![id])
+        .await?;
+    row.map(DistrictRow::into_district).transpose()
+}
+
+/// Finds a district or says which slug was not found.
+pub async fn get(db: &Db, slug: &str) -> Result<District, StoreError> {
+    find(db, slug)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("district {slug:?} not found")))
+}
+
+pub async fn list(db: &Db) -> Result<Vec<District>, StoreError> {
+    let rows: Vec<DistrictRow> = db
+        .conn()
+        .fetch_all(&format!("SELECT {COLUMNS} FROM districts ORDER BY slug"), &[])
+        .await?;
+    rows.into_iter().map(DistrictRow::into_district).collect()
+}
+
+pub async fn update_settings(db: &Db, district_id: i64, settings: &DistrictSettings) -> Result<(), StoreError> {
+    let json = serde_json::to_string(settings).expect("settings serialize");
+    db.conn()
+        .execute("UPDATE districts SET settings = $1 WHERE id = $2", &args![json, district_id])
+        .await?;
+    Ok(())
+}
+
+/// Takes the district's sync lock for `run_id`, unless another run holds it and took it after
+/// `stale_before` (a crashed run's lock expires).
+pub async fn try_lock(
+    db: &Db,
+    district_id: i64,
+    run_id: &str,
+    stale_before: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let taken = db
+        .conn()
+        .execute(
+            "UPDATE districts SET sync_lock = $1, sync_locked_at = $2 \
+             WHERE id = $3 AND (sync_lock IS NULL OR sync_locked_at < $4)",
+            &args![run_id, Utc::now(), district_id, stale_before],
+        )
+        .await?;
+    Ok(taken == 1)
+}
+
+pub async fn unlock(db: &Db, district_id: i64, run_id: &str) -> Result<(), StoreError> {
+    db.conn()
+        .execute(
+            "UPDATE districts SET sync_lock = NULL, sync_locked_at = NULL WHERE id = $1 AND sync_lock = $2",
+            &args![district_id, run_id],
+        )
+        .await?;
+    Ok(())
+}

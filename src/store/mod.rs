@@ -1,0 +1,352 @@
+//! Persistence on SQLite (the embedded default) and PostgreSQL (production).
+//!
+//! SQL is written once, in the dialect both databases share (`$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`, `FILTER`), and run through [`Db`] or [`Tx`], which bind the same arguments on
+//! either backend. Only the migrations and the bulk loader differ per backend.
+
+pub mod clients;
+pub mod districts;
+pub mod outbox;
+pub mod roster;
+pub mod runs;
+pub mod staging;
+pub mod sync_apply;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{FromRow, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl StoreError {
+    /// Is this a unique-constraint violation?
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Sqlx(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool on either backend.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// An open transaction on either backend.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// An argument bound to a `$n` placeholder.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    I64(i64),
+    Text(String),
+    OptText(Option<String>),
+    Bool(bool),
+    OptBool(Option<bool>),
+    OptDate(Option<NaiveDate>),
+    Date(NaiveDate),
+    Time(DateTime<Utc>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::I64(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(v.clone())
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Arg::OptText(v)
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+impl From<DateTime<Utc>> for Arg {
+    fn from(v: DateTime<Utc>) -> Self {
+        Arg::Time(v)
+    }
+}
+impl From<NaiveDate> for Arg {
+    fn from(v: NaiveDate) -> Self {
+        Arg::Date(v)
+    }
+}
+
+/// `args![a, b, c]` → `Vec<Arg>`.
+#[macro_export]
+macro_rules! args {
+    ($($a:expr),* $(,)?) => { vec![$($crate::store::Arg::from($a)),*] };
+}
+
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::I64(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.clone()),
+                Arg::OptText(v) => q.bind(v.clone()),
+                Arg::Bool(v) => q.bind(*v),
+                Arg::OptBool(v) => q.bind(*v),
+                Arg::OptDate(v) => q.bind(*v),
+                Arg::Date(v) => q.bind(*v),
+                Arg::Time(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+/// Rows that decode on both backends (`#[derive(sqlx::FromRow)]` gives this).
+pub trait AnyRow: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> AnyRow for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+
+/// The same query methods on a pool and on a transaction.
+macro_rules! query_methods {
+    ($self_:ident, $sqlite:pat => $se:expr, $pg:pat => $pe:expr) => {
+        pub async fn execute(&mut $self_, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
+            Ok(match $self_ {
+                $sqlite => bind_args!(sqlx::query(sql), args).execute($se).await?.rows_affected(),
+                $pg => bind_args!(sqlx::query(sql), args).execute($pe).await?.rows_affected(),
+            })
+        }
+
+        pub async fn fetch_all<T: AnyRow>(&mut $self_, sql: &str, args: &[Arg]) -> Result<Vec<T>, StoreError> {
+            Ok(match $self_ {
+                $sqlite => bind_args!(sqlx::query_as::<_, T>(sql), args).fetch_all($se).await?,
+                $pg => bind_args!(sqlx::query_as::<_, T>(sql), args).fetch_all($pe).await?,
+            })
+        }
+
+        pub async fn fetch_optional<T: AnyRow>(&mut $self_, sql: &str, args: &[Arg]) -> Result<Option<T>, StoreError> {
+            Ok(match $self_ {
+                $sqlite => bind_args!(sqlx::query_as::<_, T>(sql), args).fetch_optional($se).await?,
+                $pg => bind_args!(sqlx::query_as::<_, T>(sql), args).fetch_optional($pe).await?,
+            })
+        }
+
+        /// The first column of the first row, as an integer (counts, ids).
+        pub async fn scalar(&mut $self_, sql: &str, args: &[Arg]) -> Result<i64, StoreError> {
+            Ok(match $self_ {
+                $sqlite => bind_args!(sqlx::query_scalar::<_, i64>(sql), args).fetch_one($se).await?,
+                $pg => bind_args!(sqlx::query_scalar::<_, i64>(sql), args).fetch_one($pe).await?,
+            })
+        }
+
+        /// Every column of every row, as text (`CAST(… AS TEXT)` in the SQL makes that so).
+        pub async fn text_rows(&mut $self_, sql: &str, args: &[Arg]) -> Result<Vec<Vec<Option<String>>>, StoreError> {
+            use sqlx::Row;
+            Ok(match $self_ {
+                $sqlite => {
+                    let rows = bind_args!(sqlx::query(sql), args).fetch_all($se).await?;
+                    rows.iter()
+                        .map(|r| (0..r.len()).map(|i| r.try_get::<Option<String>, _>(i)).collect::<Result<Vec<_>, _>>())
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+                $pg => {
+                    let rows = bind_args!(sqlx::query(sql), args).fetch_all($pe).await?;
+                    rows.iter()
+                        .map(|r| (0..r.len()).map(|i| r.try_get::<Option<String>, _>(i)).collect::<Result<Vec<_>, _>>())
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+            })
+        }
+
+        /// The first column of every row, as text.
+        pub async fn strings(&mut $self_, sql: &str, args: &[Arg]) -> Result<Vec<String>, StoreError> {
+            Ok(match $self_ {
+                $sqlite => bind_args!(sqlx::query_scalar::<_, String>(sql), args).fetch_all($se).await?,
+                $pg => bind_args!(sqlx::query_scalar::<_, String>(sql), args).fetch_all($pe).await?,
+            })
+        }
+    };
+}
+
+/// Pools are cheap handles; the query methods take `&mut self` only so that `Db` and `Tx` share
+/// one signature.
+pub struct Conn<'a>(&'a Db);
+
+impl Conn<'_> {
+    query_methods!(self, Conn(Db::Sqlite(p)) => &*p, Conn(Db::Postgres(p)) => &*p);
+}
+
+impl Tx {
+    query_methods!(self, Tx::Sqlite(t) => &mut **t, Tx::Postgres(t) => &mut **t);
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+impl Db {
+    /// Connects, creating a SQLite file (and its folder) that does not exist yet.
+    pub async fn connect(url: &str) -> Result<Db, StoreError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(std::time::Duration::from_secs(30));
+            let path = options.get_filename();
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await?;
+            Ok(Db::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(std::time::Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Ok(Db::Postgres(pool))
+        } else {
+            Err(StoreError::UnsupportedUrl(crate::config::redact_url(url)))
+        }
+    }
+
+    /// Connects and brings the schema up to date.
+    pub async fn connect_and_migrate(url: &str) -> Result<Db, StoreError> {
+        let db = Db::connect(url).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
+            Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Are all shipped migrations applied? (readiness)
+    pub async fn migrations_current(&self) -> Result<bool, StoreError> {
+        let (migrator, applied): (&sqlx::migrate::Migrator, Vec<i64>) = match self {
+            Db::Sqlite(p) => (
+                &SQLITE_MIGRATIONS,
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(p)
+                    .await?,
+            ),
+            Db::Postgres(p) => (
+                &POSTGRES_MIGRATIONS,
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(p)
+                    .await?,
+            ),
+        };
+        Ok(migrator.iter().all(|m| applied.contains(&m.version)))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub fn conn(&self) -> Conn<'_> {
+        Conn(self)
+    }
+
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.conn().scalar("SELECT 1", &[]).await.map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// Makes sure a SQLite path's folder exists (for URLs given as plain paths in docs and tests).
+pub fn sqlite_url_for(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}

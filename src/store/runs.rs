@@ -1,0 +1,113 @@
+//! Sync runs: one row per run, with its plan and its report.
+
+use chrono::{DateTime, Utc};
+
+use super::{Db, StoreError, Tx};
+use crate::args;
+use crate::sync::input::Plan;
+use crate::sync::report::{RunReport, RunStatus};
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct RunRow {
+    pub id: String,
+    pub district_id: i64,
+    pub source: String,
+    pub status: String,
+    pub dry_run: bool,
+    pub plan: String,
+    pub staged_rows: i64,
+    pub report: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl RunRow {
+    pub fn status(&self) -> Option<RunStatus> {
+        RunStatus::parse(&self.status)
+    }
+    pub fn plan(&self) -> Result<Plan, StoreError> {
+        serde_json::from_str(&self.plan).map_err(|e| StoreError::Conflict(format!("run {}: stored plan unreadable: {e}", self.id)))
+    }
+    pub fn report(&self) -> Option<RunReport> {
+        self.report.as_deref().and_then(|r| serde_json::from_str(r).ok())
+    }
+}
+
+const COLUMNS: &str = "id, district_id, source, status, dry_run, plan, staged_rows, report, started_at, finished_at";
+
+pub async fn insert(
+    db: &Db,
+    id: &str,
+    district_id: i64,
+    source: &str,
+    dry_run: bool,
+    plan: &Plan,
+    started_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let plan = serde_json::to_string(plan).expect("plan serializes");
+    db.conn()
+        .execute(
+            "INSERT INTO sync_runs (id, district_id, source, status, dry_run, plan, started_at) \
+             VALUES ($1, $2, $3, 'running', $4, $5, $6)",
+            &args![id, district_id, source, dry_run, plan, started_at],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records a run's outcome (inside the applying transaction when there is one).
+pub async fn finish_in(tx: &mut Tx, report: &RunReport, staged_rows: i64) -> Result<(), StoreError> {
+    let json = serde_json::to_string(report).expect("report serializes");
+    tx.execute(
+        "UPDATE sync_runs SET status = $1, report = $2, finished_at = $3, staged_rows = $4 WHERE id = $5",
+        &args![report.status.as_str(), json, report.finished_at.unwrap_or_else(Utc::now), staged_rows, report.run_id.as_str()],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn finish(db: &Db, report: &RunReport, staged_rows: i64) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
+    finish_in(&mut tx, report, staged_rows).await?;
+    tx.commit().await
+}
+
+pub async fn find(db: &Db, district_id: i64, id: &str) -> Result<Option<RunRow>, StoreError> {
+    db.conn()
+        .fetch_optional(
+            &format!("SELECT {COLUMNS} FROM sync_runs WHERE district_id = $1 AND id = $2"),
+            &args![district_id, id],
+        )
+        .await
+}
+
+pub async fn list(db: &Db, district_id: i64, limit: i64, offset: i64) -> Result<Vec<RunRow>, StoreError> {
+    db.conn()
+        .fetch_all(
+            &format!(
+                "SELECT {COLUMNS} FROM sync_runs WHERE district_id = $1 ORDER BY started_at DESC, id LIMIT $2 OFFSET $3"
+            ),
+            &args![district_id, limit, offset],
+        )
+        .await
+}
+
+/// Held runs of a district other than `except` (a newer run supersedes them).
+pub async fn held_ids(db: &Db, district_id: i64, except: &str) -> Result<Vec<String>, StoreError> {
+    db.conn()
+        .strings(
+            "SELECT id FROM sync_runs WHERE district_id = $1 AND status = 'held' AND id <> $2",
+            &args![district_id, except],
+        )
+        .await
+}
+
+pub async fn set_status(db: &Db, id: &str, status: RunStatus) -> Result<(), StoreError> {
+    db.conn()
+        .execute(
+            "UPDATE sync_runs SET status = $1, finished_at = $2 WHERE id = $3",
+            &args![status.as_str(), Utc::now(), id],
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! The staging area: one run's incoming records, written in bulk before anything is compared or
+//! applied. Staged rows are disposable; live tables are only touched by `sync_apply`.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use super::{Arg, Db, StoreError, Tx};
+use crate::args;
+use crate::domain::records::{ColumnType, Mode, RecordKind, RecordStatus, SourceRecord, Value};
+
+
+/// The SQL predicate "this live row is in effect" for a kind (alias `l`).
+pub fn active_predicate(kind: RecordKind, alias: &str) -> String {
+    match kind {
+        RecordKind::Classes => format!("{alias}.deleted_at IS NULL AND {alias}.detached_at IS NULL"),
+        _ => format!("{alias}.deleted_at IS NULL"),
+    }
+}
+
+fn stage_columns(kind: RecordKind) -> String {
+    let mut cols = String::from("run_id, line, sourced_id, deleting, hash");
+    for c in kind.columns() {
+        cols.push_str(", ");
+        cols.push_str(c.name);
+    }
+    cols.push_str(", extra");
+    cols
+}
+
+fn value_arg(value: &Value) -> Arg {
+    match value {
+        Value::Null => Arg::OptText(None),
+        Value::Text(s) => Arg::Text(s.clone()),
+        Value::Date(d) => Arg::Date(*d),
+        Value::Bool(b) => Arg::Bool(*b),
+    }
+}
+
+/// A typed NULL for a column, so that PostgreSQL sees the right parameter type.
+fn null_arg(ty: ColumnType) -> Arg {
+    match ty {
+        ColumnType::Date => Arg::OptDate(None),
+        ColumnType::Bool => Arg::OptBool(None),
+        ColumnType::Text | ColumnType::List => Arg::OptText(None),
+    }
+}
+
+/// Writes records of one kind to its staging table.
+pub async fn stage(db: &Db, run_id: &str, kind: RecordKind, records: &[SourceRecord]) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    match db {
+        Db::Sqlite(_) => stage_with_values(db, run_id, kind, records).await,
+        Db::Postgres(pool) => stage_with_copy(pool, run_id, kind, records).await,
+    }
+}
+
+/// SQLite: multi-row VALUES statements in one transaction.
+async fn stage_with_values(db: &Db, run_id: &str, kind: RecordKind, records: &[SourceRecord]) -> Result<(), StoreError> {
+    let columns = kind.columns();
+    let per_row = 6 + columns.len();
+    // SQLite allows 32766 parameters per statement.
+    let rows_per_statement = (30_000 / per_row).min(1000);
+    let mut tx = db.begin().await?;
+    for chunk in records.chunks(rows_per_statement) {
+        let mut sql = format!("INSERT INTO {} ({}) VALUES ", kind.stage_table(), stage_columns(kind));
+        let mut params: Vec<Arg> = Vec::with_capacity(chunk.len() * per_row);
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for j in 0..per_row {
+                if j > 0 {
+                    sql.push(',');
+                }
+                write!(sql, "${}", params.len() + j + 1).expect("write to String");
+            }
+            sql.push(')');
+            params.push(Arg::Text(run_id.to_string()));
+            params.push(Arg::I64(r.line as i64));
+            params.push(Arg::Text(r.sourced_id.clone()));
+            params.push(Arg::Bool(r.status == RecordStatus::ToBeDeleted));
+            params.push(Arg::I64(r.content_hash()));
+            for (value, col) in r.values.iter().zip(columns) {
+                params.push(match value {
+                    Value::Null => null_arg(col.ty),
+                    v => value_arg(v),
+                });
+            }
+            params.push(Arg::OptText(r.extra.clone()));
+        }
+        tx.execute(&sql, &params).await?;
+    }
+    tx.commit().await
+}
+
+/// PostgreSQL: `COPY … FROM STDIN` in text format.
+async fn stage_with_copy(
+    pool: &sqlx::PgPool,
+    run_id: &str,
+    kind: RecordKind,
+    records: &[SourceRecord],
+) -> Result<(), StoreError> {
+    let mut buf = String::with_capacity(records.len() * 160);
+    for r in records {
+        copy_field(&mut buf, Some(run_id));
+        buf.push('\t');
+        write!(buf, "{}\t", r.line).expect("write to String");
+        copy_field(&mut buf, Some(&r.sourced_id));
+        buf.push('\t');
+        buf.push_str(if r.status == RecordStatus::ToBeDeleted { "t" } else { "f" });
+        write!(buf, "\t{}", r.content_hash()).expect("write to String");
+        for value in &r.values {
+            buf.push('\t');
+            match value {
+                Value::Null => buf.push_str("\\N"),
+                Value::Text(s) => copy_field(&mut buf, Some(s)),
+                Value::Date(d) => write!(buf, "{d}").expect("write to String"),
+                Value::Bool(b) => buf.push(if *b { 't' } else { 'f' }),
+            }
+        }
+        buf.push('\t');
+        copy_field(&mut buf, r.extra.as_deref());
+        buf.push('\n');
+    }
+    let mut conn = pool.acquire().await?;
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY {} ({}) FROM STDIN", kind.stage_table(), stage_columns(kind)))
+        .await?;
+    copy.send(buf.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Escapes a value for COPY's text format.
+fn copy_field(buf: &mut String, value: Option<&str>) {
+    let Some(value) = value else {
+        buf.push_str("\\N");
+        return;
+    };
+    for c in value.chars() {
+        match c {
+            '\\' => buf.push_str("\\\\"),
+            '\t' => buf.push_str("\\t"),
+            '\n' => buf.push_str("\\n"),
+            '\r' => buf.push_str("\\r"),
+            c => buf.push(c),
+        }
+    }
+}
+
+/// A sourcedId given twice in one file.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Duplicate {
+    pub sourced_id: String,
+    pub first_line: i64,
+    pub line: i64,
+}
+
+pub async fn duplicates(db: &Db, run_id: &str, kind: RecordKind, limit: i64) -> Result<Vec<Duplicate>, StoreError> {
+    db.conn()
+        .fetch_all(
+            &format!(
+                "SELECT sourced_id, MIN(line) AS first_line, MAX(line) AS line FROM {} \
+                 WHERE run_id = $1 GROUP BY sourced_id HAVING COUNT(*) > 1 ORDER BY MIN(line) LIMIT $2",
+                kind.stage_table()
+            ),
+            &args![run_id, limit],
+        )
+        .await
+}
+
+/// A reference to a record that is neither in the run nor (where the run allows) live.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Dangling {
+    pub line: i64,
+    pub value: String,
+}
+
+/// SQL: does `value_sql` name a record of `target` that will exist after this run?
+fn resolves(target: RecordKind, target_mode: Option<Mode>, value_sql: &str) -> String {
+    let stage = target.stage_table();
+    let mut sql = format!(
+        "EXISTS (SELECT 1 FROM {stage} x WHERE x.run_id = $1 AND x.sourced_id = {value_sql} AND NOT x.deleting)"
+    );
+    if target_mode != Some(Mode::Bulk) {
+        write!(
+            sql,
+            " OR EXISTS (SELECT 1 FROM {live} l WHERE l.district_id = $2 AND l.sourced_id = {value_sql} AND {active} \
+             AND NOT EXISTS (SELECT 1 FROM {stage} y WHERE y.run_id = $1 AND y.sourced_id = l.sourced_id AND y.deleting))",
+            live = target.table(),
+            active = active_predicate(target, "l"),
+        )
+        .expect("write to String");
+    }
+    sql
+}
+
+/// References in one column of `kind` that resolve nowhere.
+pub async fn dangling_references(
+    db: &Db,
+    run_id: &str,
+    district_id: i64,
+    kind: RecordKind,
+    column: &str,
+    target: RecordKind,
+    target_mode: Option<Mode>,
+    limit: i64,
+) -> Result<Vec<Dangling>, StoreError> {
+    let sql = format!(
+        "SELECT s.line, s.{column} AS value FROM {stage} s \
+         WHERE s.run_id = $1 AND NOT s.deleting AND s.{column} IS NOT NULL AND NOT ({resolves}) \
+         ORDER BY s.line LIMIT $3",
+        stage = kind.stage_table(),
+        resolves = resolves(target, target_mode, &format!("s.{column}")),
+    );
+    db.conn().fetch_all(&sql, &args![run_id, district_id, limit]).await
+}
+
+/// Every sourcedId of `kind` that will exist after this run. Used for list-valued references,
+/// which only point at small kinds (orgs, academic sessions).
+pub async fn known_ids(
+    db: &Db,
+    run_id: &str,
+    district_id: i64,
+    kind: RecordKind,
+    mode: Option<Mode>,
+) -> Result<HashSet<String>, StoreError> {
+    let mut sql = format!(
+        "SELECT sourced_id FROM {} WHERE run_id = $1 AND NOT deleting",
+        kind.stage_table()
+    );
+    if mode != Some(Mode::Bulk) {
+        write!(
+            sql,
+            " UNION SELECT l.sourced_id FROM {live} l WHERE l.district_id = $2 AND {active} \
+             AND NOT EXISTS (SELECT 1 FROM {stage} y WHERE y.run_id = $1 AND y.sourced_id = l.sourced_id AND y.deleting)",
+            live = kind.table(),
+            active = active_predicate(kind, "l"),
+            stage = kind.stage_table(),
+        )
+        .expect("write to String");
+    }
+    Ok(db.conn().strings(&sql, &args![run_id, district_id]).await?.into_iter().collect())
+}
+
+pub async fn staged_rows(db: &Db, run_id: &str) -> Result<i64, StoreError> {
+    let mut total = 0;
+    for kind in RecordKind::ALL {
+        total += db
+            .conn()
+            .scalar(&format!("SELECT COUNT(*) FROM {} WHERE run_id = $1", kind.stage_table()), &args![run_id])
+            .await?;
+    }
+    Ok(total)
+}
+
+/// Removes a run's staged rows.
+pub async fn clear(db: &Db, run_id: &str) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
+    clear_in(&mut tx, run_id).await?;
+    tx.commit().await
+}
+
+pub async fn clear_in(tx: &mut Tx, run_id: &str) -> Result<(), StoreError> {
+    for kind in RecordKind::ALL {
+        tx.execute(&format!("DELETE FROM {} WHERE run_id = $1", kind.stage_table()), &args![run_id])
+            .await?;
+    }
+    tx.execute("DELETE FROM stage_coaching WHERE run_id = $1", &args![run_id]).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_the_characters_copy_treats_specially() {
+        let mut buf = String::new();
+        copy_field(&mut buf, Some("a\tb\\c\nd\re"));
+        assert_eq!(buf, "a\\tb\\\\c\\nd\\re");
+        buf.clear();
+        copy_field(&mut buf, None);
+        assert_eq!(buf, "\\N");
+    }
+}

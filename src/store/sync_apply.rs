@@ -1,0 +1,284 @@
+//! Comparing a run's staged rows with the live tables, and applying the difference: set-based
+//! statements, so a district of any size is compared and applied without loading it.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::staging::active_predicate;
+use super::{Db, StoreError, Tx};
+use crate::args;
+use crate::domain::records::{Mode, RecordKind, COACHED_ROLE, COACHING_ROLES};
+use crate::domain::thresholds::KindCounts;
+
+#[derive(sqlx::FromRow)]
+struct DiffRow {
+    created: i64,
+    updated: i64,
+    unchanged: i64,
+    deleted: i64,
+}
+
+/// What applying the run would do to one kind.
+pub async fn diff(db: &Db, run_id: &str, district_id: i64, kind: RecordKind, mode: Mode) -> Result<KindCounts, StoreError> {
+    let live = kind.table();
+    let stage = kind.stage_table();
+    let active = active_predicate(kind, "l");
+    let row: DiffRow = db
+        .conn()
+        .fetch_optional(
+            &format!(
+                "SELECT \
+                   COUNT(*) FILTER (WHERE NOT s.deleting AND NOT (l.sourced_id IS NOT NULL AND {active})) AS created, \
+                   COUNT(*) FILTER (WHERE NOT s.deleting AND l.sourced_id IS NOT NULL AND {active} AND l.hash <> s.hash) AS updated, \
+                   COUNT(*) FILTER (WHERE NOT s.deleting AND l.sourced_id IS NOT NULL AND {active} AND l.hash = s.hash) AS unchanged, \
+                   COUNT(*) FILTER (WHERE s.deleting AND l.sourced_id IS NOT NULL AND {active}) AS deleted \
+                 FROM {stage} s LEFT JOIN {live} l ON l.district_id = $2 AND l.sourced_id = s.sourced_id \
+                 WHERE s.run_id = $1"
+            ),
+            &args![run_id, district_id],
+        )
+        .await?
+        .expect("aggregate returns a row");
+    let mut deleted = row.deleted;
+    if mode == Mode::Bulk {
+        deleted += db
+            .conn()
+            .scalar(
+                &format!(
+                    "SELECT COUNT(*) FROM {live} l WHERE l.district_id = $2 AND {active} \
+                     AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id)"
+                ),
+                &args![run_id, district_id],
+            )
+            .await?;
+    }
+    Ok(KindCounts {
+        created: row.created as u64,
+        updated: row.updated as u64,
+        deleted: deleted as u64,
+        unchanged: row.unchanged as u64,
+    })
+}
+
+/// Records of a kind in effect now (what thresholds compare against).
+pub async fn live_count(db: &Db, district_id: i64, kind: RecordKind) -> Result<u64, StoreError> {
+    let n = db
+        .conn()
+        .scalar(
+            &format!(
+                "SELECT COUNT(*) FROM {} l WHERE l.district_id = $1 AND {}",
+                kind.table(),
+                active_predicate(kind, "l")
+            ),
+            &args![district_id],
+        )
+        .await?;
+    Ok(n as u64)
+}
+
+/// The predicate selecting live rows this run removes (alias `l`).
+fn removed_predicate(kind: RecordKind, mode: Mode) -> String {
+    let stage = kind.stage_table();
+    let explicit = format!(
+        "EXISTS (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id AND s.deleting)"
+    );
+    let active = active_predicate(kind, "l");
+    match mode {
+        Mode::Delta => format!("l.district_id = $2 AND {active} AND {explicit}"),
+        Mode::Bulk => format!(
+            "l.district_id = $2 AND {active} AND ({explicit} OR NOT EXISTS \
+             (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id))"
+        ),
+    }
+}
+
+/// Applies one kind inside the run's transaction, writing an outbox event per change.
+pub async fn apply_kind(
+    tx: &mut Tx,
+    run_id: &str,
+    district_id: i64,
+    kind: RecordKind,
+    mode: Mode,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let live = kind.table();
+    let stage = kind.stage_table();
+    let active = active_predicate(kind, "l");
+    let params = args![run_id, district_id, now];
+    let event = |change: &str| format!("{}.{change}", kind.oneroster_name());
+
+    // Events first: they describe the change against the state before it.
+    let same_live = format!("SELECT 1 FROM {live} l WHERE l.district_id = $2 AND l.sourced_id = s.sourced_id AND {active}");
+    tx.execute(
+        &format!(
+            "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
+             SELECT $2, $1, '{created}', s.sourced_id, $3 FROM {stage} s \
+             WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({same_live})",
+            created = event("created"),
+        ),
+        &params,
+    )
+    .await?;
+    tx.execute(
+        &format!(
+            "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
+             SELECT $2, $1, '{updated}', s.sourced_id, $3 FROM {stage} s \
+             WHERE s.run_id = $1 AND NOT s.deleting AND EXISTS ({same_live} AND l.hash <> s.hash)",
+            updated = event("updated"),
+        ),
+        &params,
+    )
+    .await?;
+    let removed = removed_predicate(kind, mode);
+    tx.execute(
+        &format!(
+            "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
+             SELECT $2, $1, '{deleted}', l.sourced_id, $3 FROM {live} l WHERE {removed}",
+            deleted = event("deleted"),
+        ),
+        &params,
+    )
+    .await?;
+
+    // Removal is a tombstone: the row (and anything hanging off it) stays. A class that was used
+    // is detached (kept, shown archived) instead of removed.
+    let reason = "CASE WHEN EXISTS (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id AND s.deleting) \
+                  THEN 'tobedeleted' ELSE 'absent_from_bulk' END"
+        .replace("{stage}", &stage);
+    if kind == RecordKind::Classes {
+        tx.execute(
+            &format!(
+                "UPDATE {live} AS l SET detached_at = $3, last_run_id = $1 WHERE {removed} AND l.used_at IS NOT NULL"
+            ),
+            &params,
+        )
+        .await?;
+    }
+    tx.execute(
+        &format!(
+            "UPDATE {live} AS l SET deleted_at = $3, deleted_reason = {reason}, last_run_id = $1 WHERE {removed}"
+        ),
+        &params,
+    )
+    .await?;
+
+    // New, changed and returning records.
+    let cols: Vec<&str> = kind.columns().iter().map(|c| c.name).collect();
+    let col_list = cols.join(", ");
+    let select_list = cols.iter().map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
+    let mut set_list = cols.iter().map(|c| format!("{c} = excluded.{c}")).collect::<Vec<_>>();
+    set_list.extend(
+        [
+            "extra = excluded.extra",
+            "hash = excluded.hash",
+            "updated_at = excluded.updated_at",
+            "deleted_at = NULL",
+            "deleted_reason = NULL",
+            "last_run_id = excluded.last_run_id",
+        ]
+        .map(String::from),
+    );
+    if kind == RecordKind::Classes {
+        set_list.push("detached_at = NULL".into());
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO {live} (district_id, sourced_id, {col_list}, extra, hash, created_at, updated_at, last_run_id) \
+             SELECT $2, s.sourced_id, {select_list}, s.extra, s.hash, $3, $3, $1 FROM {stage} s \
+             WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({same_live} AND l.hash = s.hash) \
+             ON CONFLICT (district_id, sourced_id) DO UPDATE SET {sets}",
+            sets = set_list.join(", "),
+        ),
+        &params,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Coaching pairs that started or ended in a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CoachingCounts {
+    pub started: u64,
+    pub ended: u64,
+}
+
+/// Re-derives the coaching sources that come from district classes: a teacher or aide enrolled in
+/// a class coaches its students, while the class, both users and both enrollments are in effect
+/// (an enrollment counts while `end_date >= cutoff`). Detached classes keep what they had.
+pub async fn derive_coaching(
+    tx: &mut Tx,
+    run_id: &str,
+    district_id: i64,
+    cutoff: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<CoachingCounts, StoreError> {
+    let coaching_roles = COACHING_ROLES.iter().map(|r| format!("'{r}'")).collect::<Vec<_>>().join(", ");
+    let params = args![run_id, district_id, cutoff, now];
+    tx.execute("DELETE FROM stage_coaching WHERE run_id = $1", &args![run_id]).await?;
+    tx.execute(
+        &format!(
+            "INSERT INTO stage_coaching (run_id, teacher_sourced_id, student_sourced_id, class_sourced_id) \
+             SELECT DISTINCT $1, t.user_sourced_id, s.user_sourced_id, t.class_sourced_id \
+             FROM enrollments t \
+             JOIN enrollments s ON s.district_id = t.district_id AND s.class_sourced_id = t.class_sourced_id \
+             JOIN classes c ON c.district_id = t.district_id AND c.sourced_id = t.class_sourced_id \
+             JOIN users tu ON tu.district_id = t.district_id AND tu.sourced_id = t.user_sourced_id \
+             JOIN users su ON su.district_id = s.district_id AND su.sourced_id = s.user_sourced_id \
+             WHERE t.district_id = $2 AND t.role IN ({coaching_roles}) AND s.role = '{COACHED_ROLE}' \
+               AND t.deleted_at IS NULL AND s.deleted_at IS NULL \
+               AND c.deleted_at IS NULL AND c.detached_at IS NULL \
+               AND tu.deleted_at IS NULL AND su.deleted_at IS NULL \
+               AND (t.end_date IS NULL OR t.end_date >= $3) AND (s.end_date IS NULL OR s.end_date >= $3) \
+               AND t.user_sourced_id <> s.user_sourced_id"
+        ),
+        &params,
+    )
+    .await?;
+
+    let pair_event = "c.teacher_sourced_id || '/' || c.student_sourced_id";
+    let started = tx
+        .execute(
+            &format!(
+                "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
+                 SELECT DISTINCT $2, $1, 'coaching.started', {pair_event}, $4 FROM stage_coaching c \
+                 WHERE c.run_id = $1 AND NOT EXISTS (SELECT 1 FROM coaching_sources x WHERE x.district_id = $2 \
+                   AND x.teacher_sourced_id = c.teacher_sourced_id AND x.student_sourced_id = c.student_sourced_id)"
+            ),
+            &params,
+        )
+        .await?;
+
+    // Class sources this run no longer derives, except those of detached classes.
+    let stale = "c.district_id = $2 AND c.source_type = 'class' \
+        AND NOT EXISTS (SELECT 1 FROM stage_coaching d WHERE d.run_id = $1 AND d.teacher_sourced_id = c.teacher_sourced_id \
+            AND d.student_sourced_id = c.student_sourced_id AND d.class_sourced_id = c.source_id) \
+        AND NOT EXISTS (SELECT 1 FROM classes k WHERE k.district_id = $2 AND k.sourced_id = c.source_id \
+            AND k.deleted_at IS NULL AND k.detached_at IS NOT NULL)";
+    let ended = tx
+        .execute(
+            &format!(
+                "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
+                 SELECT DISTINCT $2, $1, 'coaching.ended', {pair_event}, $4 FROM coaching_sources c WHERE {stale} \
+                 AND NOT EXISTS (SELECT 1 FROM stage_coaching d WHERE d.run_id = $1 \
+                     AND d.teacher_sourced_id = c.teacher_sourced_id AND d.student_sourced_id = c.student_sourced_id) \
+                 AND NOT EXISTS (SELECT 1 FROM coaching_sources o WHERE o.district_id = $2 \
+                     AND o.teacher_sourced_id = c.teacher_sourced_id AND o.student_sourced_id = c.student_sourced_id \
+                     AND (o.source_type <> 'class' OR EXISTS (SELECT 1 FROM classes k WHERE k.district_id = $2 \
+                         AND k.sourced_id = o.source_id AND k.deleted_at IS NULL AND k.detached_at IS NOT NULL)))"
+            ),
+            &params,
+        )
+        .await?;
+    tx.execute(&format!("DELETE FROM coaching_sources AS c WHERE {stale}"), &params).await?;
+    tx.execute(
+        "INSERT INTO coaching_sources (district_id, teacher_sourced_id, student_sourced_id, source_type, source_id, created_at) \
+         SELECT $2, d.teacher_sourced_id, d.student_sourced_id, 'class', d.class_sourced_id, $4 FROM stage_coaching d \
+         WHERE d.run_id = $1 ON CONFLICT DO NOTHING",
+        &params,
+    )
+    .await?;
+    tx.execute("DELETE FROM stage_coaching WHERE run_id = $1", &args![run_id]).await?;
+    Ok(CoachingCounts {
+        started,
+        ended,
+    })
+}

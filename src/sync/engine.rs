@@ -1,0 +1,376 @@
+//! Runs: stage → validate → diff → guard → apply (one transaction, with outbox events).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+
+use chrono::{Duration, Utc};
+use tokio::sync::mpsc;
+
+use super::input::{Feed, Plan};
+use super::report::{RunReport, RunStatus};
+use crate::domain::district::District;
+use crate::domain::problem::{Problem, ProblemLog};
+use crate::domain::records::{enrollment_cutoff, ColumnType, RecordKind, SourceRecord};
+use crate::domain::thresholds::hold_reasons;
+use crate::store::sync_apply::{self, CoachingCounts};
+use crate::store::{districts, runs, staging, Db, StoreError};
+
+/// A run that stopped without finishing keeps the district's lock this long at most.
+const STALE_LOCK_HOURS: i64 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("another sync of district {0} is in progress")]
+    Busy(String),
+    #[error("run {0} not found")]
+    RunNotFound(String),
+    #[error("run {run} is {status}, not held")]
+    NotHeld { run: String, status: String },
+    #[error("run {0}: its staged records are gone (the database restarted?); import the bundle again")]
+    StagingLost(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    pub dry_run: bool,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    db: Db,
+    max_reported_errors: usize,
+}
+
+impl Engine {
+    pub fn new(db: Db, max_reported_errors: usize) -> Self {
+        Engine { db, max_reported_errors }
+    }
+
+    /// Runs one sync: consumes the feed, waits for the source's own problems, and applies the
+    /// result unless something is wrong, a safeguard holds it, or it is a dry run.
+    pub async fn run(
+        &self,
+        district: &District,
+        source: &str,
+        plan: Plan,
+        feed: mpsc::Receiver<Feed>,
+        source_problems: impl Future<Output = ProblemLog>,
+        options: RunOptions,
+    ) -> Result<RunReport, SyncError> {
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let started_at = Utc::now();
+        if !districts::try_lock(&self.db, district.id, &run_id, started_at - Duration::hours(STALE_LOCK_HOURS)).await? {
+            return Err(SyncError::Busy(district.slug.to_string()));
+        }
+        let result = async {
+            runs::insert(&self.db, &run_id, district.id, source, options.dry_run, &plan, started_at).await?;
+            let mut report = RunReport {
+                run_id: run_id.clone(),
+                district: district.slug.to_string(),
+                source: source.to_string(),
+                status: RunStatus::Running,
+                counts: BTreeMap::new(),
+                coaching: CoachingCounts::default(),
+                held_reasons: Vec::new(),
+                errors: Vec::new(),
+                warnings: Vec::new(),
+                started_at,
+                finished_at: None,
+            };
+            let outcome = self.stage_and_apply(district, &plan, feed, source_problems, options, &mut report).await;
+            if let Err(e) = &outcome {
+                // Whatever went wrong, nothing stays half-staged and the run says it failed.
+                tracing::error!(run_id = %run_id, error = %e, "sync run failed");
+                let _ = staging::clear(&self.db, &run_id).await;
+                report.status = RunStatus::Failed;
+                report.errors.push(Problem::file("*", format!("internal error: {e}")));
+                report.finished_at = Some(Utc::now());
+                let _ = runs::finish(&self.db, &report, 0).await;
+            }
+            outcome.map(|()| report)
+        }
+        .await;
+        districts::unlock(&self.db, district.id, &run_id).await?;
+        if let Ok(report) = &result {
+            crate::telemetry::metrics().record_run(report.status.as_str());
+        }
+        result
+    }
+
+    async fn stage_and_apply(
+        &self,
+        district: &District,
+        plan: &Plan,
+        mut feed: mpsc::Receiver<Feed>,
+        source_problems: impl Future<Output = ProblemLog>,
+        options: RunOptions,
+        report: &mut RunReport,
+    ) -> Result<(), SyncError> {
+        let run_id = report.run_id.clone();
+        let mut log = ProblemLog::new(self.max_reported_errors);
+        let mut known: HashMap<RecordKind, HashSet<String>> = HashMap::new();
+        let mut staged_rows: i64 = 0;
+        while let Some(item) = feed.recv().await {
+            let Feed::Records(kind, records) = item else { continue };
+            self.check_list_references(district.id, &run_id, plan, &records, &mut known, &mut log).await?;
+            staging::stage(&self.db, &run_id, kind, &records).await?;
+            staged_rows += records.len() as i64;
+            crate::telemetry::metrics().record_staged(records.len() as u64);
+            if log.full() {
+                break;
+            }
+        }
+        drop(feed);
+        let mut problems = source_problems.await;
+        problems.merge(log);
+        let mut log = problems;
+
+        let limit = self.max_reported_errors as i64;
+        for planned in &plan.kinds {
+            for dup in staging::duplicates(&self.db, &run_id, planned.kind, limit).await? {
+                log.error(Problem::new(
+                    &planned.label,
+                    Some(dup.line as u64),
+                    Some("sourcedId"),
+                    format!("duplicate sourcedId {:?} (first on line {})", dup.sourced_id, dup.first_line),
+                ));
+            }
+        }
+        // Reference checks after a parse error would mostly repeat it (a rejected row leaves
+        // every reference to it dangling), so they wait until the rows themselves are clean.
+        if !log.has_errors() {
+            self.check_references(district.id, &run_id, plan, &mut log).await?;
+        }
+
+        if log.has_errors() {
+            staging::clear(&self.db, &run_id).await?;
+            return self.finish(report, log, RunStatus::Failed, 0).await;
+        }
+
+        let mut planned_counts = Vec::new();
+        for planned in &plan.kinds {
+            let counts = sync_apply::diff(&self.db, &run_id, district.id, planned.kind, planned.mode).await?;
+            let live = sync_apply::live_count(&self.db, district.id, planned.kind).await?;
+            report.counts.insert(planned.kind.oneroster_name().to_string(), counts);
+            planned_counts.push((planned.kind, counts, live));
+        }
+        let mut reasons: Vec<String> = hold_reasons(&district.settings, &planned_counts).iter().map(|r| r.message()).collect();
+        if district.settings.review_every_sync {
+            reasons.push("the district reviews every sync before it is applied (preview mode)".into());
+        }
+        report.held_reasons = reasons;
+
+        if options.dry_run {
+            // Apply and roll back: the counts, coaching included, are exactly what applying would do.
+            report.coaching = self.apply(district, &run_id, plan, None).await?;
+            staging::clear(&self.db, &run_id).await?;
+            return self.finish(report, log, RunStatus::DryRun, 0).await;
+        }
+        if !report.held_reasons.is_empty() {
+            return self.finish(report, log, RunStatus::Held, staged_rows).await;
+        }
+        self.supersede_held(district.id, &run_id).await?;
+        let (errors, warnings) = log.into_parts();
+        report.errors = errors;
+        report.warnings = warnings;
+        self.apply(district, &run_id, plan, Some(report)).await?;
+        Ok(())
+    }
+
+    /// Applies a run's staged rows in one transaction that also records the run as applied.
+    /// Without a report to complete, it is a rehearsal: everything is rolled back.
+    async fn apply(
+        &self,
+        district: &District,
+        run_id: &str,
+        plan: &Plan,
+        report: Option<&mut RunReport>,
+    ) -> Result<CoachingCounts, SyncError> {
+        let now = Utc::now();
+        let mut tx = self.db.begin().await?;
+        for planned in &plan.kinds {
+            sync_apply::apply_kind(&mut tx, run_id, district.id, planned.kind, planned.mode, now).await?;
+        }
+        let cutoff = enrollment_cutoff(district.timezone.today(), district.settings.end_date_inclusive);
+        let coaching = sync_apply::derive_coaching(&mut tx, run_id, district.id, cutoff, now).await?;
+        match report {
+            Some(report) => {
+                staging::clear_in(&mut tx, run_id).await?;
+                report.status = RunStatus::Applied;
+                report.coaching = coaching;
+                report.finished_at = Some(Utc::now());
+                runs::finish_in(&mut tx, report, 0).await?;
+                tx.commit().await?;
+            }
+            None => tx.rollback().await?,
+        }
+        Ok(coaching)
+    }
+
+    async fn finish(&self, report: &mut RunReport, log: ProblemLog, status: RunStatus, staged_rows: i64) -> Result<(), SyncError> {
+        let (errors, warnings) = log.into_parts();
+        report.errors = errors;
+        report.warnings = warnings;
+        report.status = status;
+        report.finished_at = Some(Utc::now());
+        runs::finish(&self.db, report, staged_rows).await?;
+        Ok(())
+    }
+
+    /// Validates list-valued references (class terms, user orgs) against the small kinds they
+    /// point at, which are complete by the time the referring kind arrives.
+    async fn check_list_references(
+        &self,
+        district_id: i64,
+        run_id: &str,
+        plan: &Plan,
+        records: &[SourceRecord],
+        known: &mut HashMap<RecordKind, HashSet<String>>,
+        log: &mut ProblemLog,
+    ) -> Result<(), SyncError> {
+        let Some(first) = records.first() else { return Ok(()) };
+        let kind = first.kind;
+        for (index, column) in kind.columns().iter().enumerate() {
+            let (ColumnType::List, Some(target)) = (column.ty, column.references) else { continue };
+            if !known.contains_key(&target) {
+                let ids = staging::known_ids(&self.db, run_id, district_id, target, plan.mode(target)).await?;
+                known.insert(target, ids);
+            }
+            let ids = &known[&target];
+            for record in records {
+                let Some(list) = record.values[index].as_text() else { continue };
+                for id in list.split(',') {
+                    if !ids.contains(id) {
+                        log.error(Problem::new(
+                            plan.label(kind),
+                            Some(record.line),
+                            Some(&column.field_name()),
+                            format!("{id:?} is not a known {}", target.oneroster_name()),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn check_references(&self, district_id: i64, run_id: &str, plan: &Plan, log: &mut ProblemLog) -> Result<(), SyncError> {
+        let limit = self.max_reported_errors as i64;
+        for planned in &plan.kinds {
+            for column in planned.kind.columns() {
+                let (ColumnType::Text, Some(target)) = (column.ty, column.references) else { continue };
+                let dangling = staging::dangling_references(
+                    &self.db,
+                    run_id,
+                    district_id,
+                    planned.kind,
+                    column.name,
+                    target,
+                    plan.mode(target),
+                    limit,
+                )
+                .await?;
+                for d in dangling {
+                    log.error(Problem::new(
+                        &planned.label,
+                        Some(d.line as u64),
+                        Some(&column.field_name()),
+                        format!("{:?} is not a known {}", d.value, target.oneroster_name()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A newer applied run makes older held runs moot.
+    async fn supersede_held(&self, district_id: i64, run_id: &str) -> Result<(), SyncError> {
+        for id in runs::held_ids(&self.db, district_id, run_id).await? {
+            staging::clear(&self.db, &id).await?;
+            runs::set_status(&self.db, &id, RunStatus::Superseded).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies a held run after an administrator looked at it. The comparison is made again:
+    /// the store may have changed since the run was held.
+    pub async fn approve(&self, district: &District, run_id: &str) -> Result<RunReport, SyncError> {
+        let row = runs::find(&self.db, district.id, run_id)
+            .await?
+            .ok_or_else(|| SyncError::RunNotFound(run_id.to_string()))?;
+        if row.status() != Some(RunStatus::Held) {
+            return Err(SyncError::NotHeld { run: run_id.to_string(), status: row.status.clone() });
+        }
+        if !districts::try_lock(&self.db, district.id, run_id, Utc::now() - Duration::hours(STALE_LOCK_HOURS)).await? {
+            return Err(SyncError::Busy(district.slug.to_string()));
+        }
+        let result = async {
+            if staging::staged_rows(&self.db, run_id).await? != row.staged_rows {
+                staging::clear(&self.db, run_id).await?;
+                runs::set_status(&self.db, run_id, RunStatus::Failed).await?;
+                return Err(SyncError::StagingLost(run_id.to_string()));
+            }
+            let plan = row.plan()?;
+            let mut report = row.report().unwrap_or_else(|| placeholder_report(district, run_id));
+            for planned in &plan.kinds {
+                let counts = sync_apply::diff(&self.db, run_id, district.id, planned.kind, planned.mode).await?;
+                report.counts.insert(planned.kind.oneroster_name().to_string(), counts);
+            }
+            report.held_reasons.clear();
+            self.supersede_held(district.id, run_id).await?;
+            self.apply(district, run_id, &plan, Some(&mut report)).await?;
+            Ok(report)
+        }
+        .await;
+        districts::unlock(&self.db, district.id, run_id).await?;
+        result
+    }
+
+    /// Drops a held run: nothing of it is applied.
+    pub async fn discard(&self, district: &District, run_id: &str) -> Result<RunReport, SyncError> {
+        let row = runs::find(&self.db, district.id, run_id)
+            .await?
+            .ok_or_else(|| SyncError::RunNotFound(run_id.to_string()))?;
+        if row.status() != Some(RunStatus::Held) {
+            return Err(SyncError::NotHeld { run: run_id.to_string(), status: row.status.clone() });
+        }
+        staging::clear(&self.db, run_id).await?;
+        let mut report = row.report().unwrap_or_else(|| placeholder_report(district, run_id));
+        report.status = RunStatus::Discarded;
+        report.finished_at = Some(Utc::now());
+        runs::finish(&self.db, &report, 0).await?;
+        Ok(report)
+    }
+
+    /// Records a run whose input could not even be opened (no manifest, not a zip…).
+    pub async fn record_failure(&self, district: &District, source: &str, log: ProblemLog) -> Result<RunReport, SyncError> {
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let now = Utc::now();
+        runs::insert(&self.db, &run_id, district.id, source, false, &Plan::default(), now).await?;
+        let mut report = placeholder_report(district, &run_id);
+        report.source = source.to_string();
+        report.started_at = now;
+        self.finish(&mut report, log, RunStatus::Failed, 0).await?;
+        crate::telemetry::metrics().record_run(report.status.as_str());
+        Ok(report)
+    }
+}
+
+fn placeholder_report(district: &District, run_id: &str) -> RunReport {
+    RunReport {
+        run_id: run_id.to_string(),
+        district: district.slug.to_string(),
+        source: String::new(),
+        status: RunStatus::Running,
+        counts: BTreeMap::new(),
+        coaching: CoachingCounts::default(),
+        held_reasons: Vec::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        started_at: Utc::now(),
+        finished_at: None,
+    }
+}
+

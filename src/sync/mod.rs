@@ -1,0 +1,10 @@
+//! The sync engine: every roster change, whatever its source, is a run that stages records,
+//! validates them, compares them with the store, passes the safeguards and is applied in one
+//! transaction together with its outbox events.
+
+pub mod engine;
+pub mod input;
+pub mod report;
+
+pub use engine::{Engine, SyncError};
+pub use report::{RunReport, RunStatus};

@@ -1,0 +1,85 @@
+//! Logging (tracing, pretty or JSON) and the Prometheus metrics registry.
+
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, LogSettings};
+
+/// Installs the global subscriber once; later calls (tests) are no-ops. Logs go to stderr so
+/// that command output (`--json`) stays clean on stdout.
+pub fn init(settings: &LogSettings) {
+    let filter = EnvFilter::try_from_env("ROSTERGATE_LOG").unwrap_or_else(|_| EnvFilter::new(&settings.filter));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match settings.format {
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+    };
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    pub status: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    sync_runs: Family<RunLabels, Counter>,
+    records_staged: Counter,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("rostergate");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let sync_runs = Family::<RunLabels, Counter>::default();
+        let records_staged = Counter::default();
+        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
+        registry.register("sync_runs", "Sync runs finished, by outcome", sync_runs.clone());
+        registry.register("records_staged", "Roster records read into staging", records_staged.clone());
+        Metrics { registry, http_requests, sync_runs, records_staged }
+    }
+
+    pub fn record_http(&self, method: &str, status: u16) {
+        self.http_requests
+            .get_or_create(&HttpLabels { method: method.to_string(), status })
+            .inc();
+    }
+
+    pub fn record_run(&self, status: &str) {
+        self.sync_runs.get_or_create(&RunLabels { status: status.to_string() }).inc();
+    }
+
+    pub fn record_staged(&self, n: u64) {
+        self.records_staged.inc_by(n);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("encoding to a String");
+        out
+    }
+}
+
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
