@@ -140,6 +140,7 @@ impl Settings {
             .add_source(config::File::from(config_dir.join(&env_name)).required(false))
             .add_source(
                 config::Environment::with_prefix("ROSTERGATE")
+                    .prefix_separator("_")
                     .separator("__")
                     .source(Some(env_map)),
             )

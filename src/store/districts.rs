@@ -52,7 +52,7 @@ pub async fn create(
         .await
         .map_err(|e| {
             if e.is_unique_violation() {
-                StoreError::Conflict(format!("a district with slug {slug:?} already exists"))
+                StoreError::Conflict(format!("a district with slug \"{slug}\" already exists"))
             } else {
                 e
             }

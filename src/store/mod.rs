@@ -18,7 +18,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{FromRow, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, FromRow, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -256,7 +256,9 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(std::time::Duration::from_secs(30));
+                .busy_timeout(std::time::Duration::from_secs(30))
+                .log_statements(log::LevelFilter::Off)
+                .log_slow_statements(log::LevelFilter::Off, std::time::Duration::from_secs(60));
             let path = options.get_filename();
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -270,7 +272,10 @@ impl Db {
                 .await?;
             Ok(Db::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?;
+            // Statement text is logged by our own spans where useful; sqlx's copies are noise.
+            let options = PgConnectOptions::from_str(url)?
+                .log_statements(log::LevelFilter::Off)
+                .log_slow_statements(log::LevelFilter::Off, std::time::Duration::from_secs(60));
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(std::time::Duration::from_secs(10))

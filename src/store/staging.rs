@@ -75,7 +75,9 @@ async fn stage_with_values(db: &Db, run_id: &str, kind: RecordKind, records: &[S
                 if j > 0 {
                     sql.push(',');
                 }
-                write!(sql, "${}", params.len() + j + 1).expect("write to String");
+                // Plain `?`: SQLite looks `$n` names up one by one, which is quadratic here.
+                let _ = j;
+                sql.push('?');
             }
             sql.push(')');
             params.push(Arg::Text(run_id.to_string()));
