@@ -15,7 +15,7 @@ use crate::config::{LogFormat, LogSettings};
 /// Installs the global subscriber once; later calls (tests) are no-ops. Logs go to stderr so
 /// that command output (`--json`) stays clean on stdout.
 pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::try_from_env("ROSTERGATE_LOG").unwrap_or_else(|_| EnvFilter::new(&settings.filter));
+    let filter = EnvFilter::new(&settings.filter);
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match settings.format {
         LogFormat::Json => registry

@@ -340,7 +340,7 @@ impl Db {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.conn().scalar("SELECT 1", &[]).await.map(|_| ())
+        self.conn().scalar("SELECT CAST(1 AS BIGINT)", &[]).await.map(|_| ())
     }
 
     pub async fn close(&self) {

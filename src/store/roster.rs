@@ -98,13 +98,14 @@ pub async fn get(db: &Db, district_id: i64, kind: RecordKind, sourced_id: &str) 
     Ok(rows.into_iter().next().map(to_record))
 }
 
-/// The classes a user is enrolled in now, with the enrollment role.
+/// The classes the roster enrolls a user in (one row per class and role, whatever the
+/// enrollments' dates; several enrollments in one class, one per term, are one row).
 pub async fn classes_of_user(db: &Db, district_id: i64, user: &str) -> Result<Vec<(StoredRecord, String)>, StoreError> {
     let rows = db
         .conn()
         .text_rows(
             &format!(
-                "SELECT {}, e.role FROM classes c JOIN enrollments e ON e.district_id = c.district_id \
+                "SELECT DISTINCT {}, e.role FROM classes c JOIN enrollments e ON e.district_id = c.district_id \
                  AND e.class_sourced_id = c.sourced_id \
                  WHERE c.district_id = $1 AND e.user_sourced_id = $2 AND e.deleted_at IS NULL AND c.deleted_at IS NULL \
                  ORDER BY c.sourced_id, e.role",

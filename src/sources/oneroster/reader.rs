@@ -154,6 +154,16 @@ impl FileReader<'_> {
                 ok = false;
                 continue;
             }
+            if raw.contains('\0') {
+                // Nothing legitimate has NUL bytes, and PostgreSQL cannot store them in text.
+                let field = match slot {
+                    Slot::Known(c) => Some(c.header),
+                    _ => None,
+                };
+                log.error(Problem::new(file, Some(line), field, "the value contains a NUL character"));
+                ok = false;
+                continue;
+            }
             let column = match slot {
                 Slot::Ignored => continue,
                 Slot::Extra(name) => {

@@ -1,0 +1,322 @@
+//! Test harness: the real server on 127.0.0.1:0 against a fresh database per test, on SQLite
+//! and, when reachable, PostgreSQL (a new database per test).
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rostergate::config::{Overrides, Settings};
+use rostergate::startup::Application;
+use serde_json::Value;
+
+pub const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends this run tests: SQLite always; PostgreSQL when it answers (set
+/// ROSTERGATE_TEST_POSTGRES_URL to choose the server; ROSTERGATE_TEST_REQUIRE_POSTGRES=1 turns a
+/// skip into a failure, as CI does).
+pub async fn backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Sqlite];
+    let url = postgres_admin_url();
+    match sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(3))
+        .connect(&url)
+        .await
+    {
+        Ok(pool) => {
+            pool.close().await;
+            out.push(Backend::Postgres);
+        }
+        Err(e) => {
+            if std::env::var("ROSTERGATE_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("PostgreSQL is required for this run but unreachable at {url}: {e}");
+            }
+            eprintln!("skipping PostgreSQL: unreachable at {url} ({e}); set ROSTERGATE_TEST_POSTGRES_URL");
+        }
+    }
+    out
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("ROSTERGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_string())
+}
+
+/// A fresh, empty database; dropped (PostgreSQL) or deleted (SQLite) with the value.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    pg_name: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => TestDb {
+                // A file that does not exist yet, in a folder that does not exist yet.
+                url: format!("sqlite://{}", dir.path().join("db/rostergate.db").display()),
+                backend,
+                pg_name: None,
+                _dir: dir,
+            },
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("rg_test_{}", uuid::Uuid::new_v4().simple());
+                let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+                pool.close().await;
+                let url = match admin.rsplit_once('/') {
+                    Some((base, _)) => format!("{base}/{name}"),
+                    None => panic!("bad PostgreSQL URL {admin}"),
+                };
+                TestDb { url, backend, pg_name: Some(name), _dir: dir }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            // Drop needs no async context: psql is on every machine that runs PostgreSQL here,
+            // and a leftover test database is harmless if it is not.
+            let admin = postgres_admin_url();
+            let _ = std::process::Command::new("psql")
+                .arg(&admin)
+                .arg("-qc")
+                .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    pub data_dir: tempfile::TempDir,
+}
+
+pub fn settings_for(db_url: &str, data_dir: &Path) -> Settings {
+    let vars = vec![
+        ("ROSTERGATE_DATABASE_URL".to_string(), db_url.to_string()),
+        ("ROSTERGATE_BIND".to_string(), "127.0.0.1:0".to_string()),
+        ("ROSTERGATE_DATA_DIR".to_string(), data_dir.display().to_string()),
+        ("ROSTERGATE_OPERATOR_TOKEN".to_string(), OPERATOR_TOKEN.to_string()),
+        ("ROSTERGATE_SECRET_KEY".to_string(), "test-secret-key-that-is-long-enough-000".to_string()),
+    ];
+    Settings::load_from(Path::new("/nonexistent"), &vars, &Overrides::default()).unwrap()
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = Application::build(settings_for(&db.url, data_dir.path())).await.expect("the app starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp { address, client: reqwest::Client::new(), db, data_dir }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        let r = self.client.post(self.url(path)).bearer_auth(token).json(body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_bytes(&self, path: &str, token: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("Content-Type", "application/zip")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn create_district(&self, slug: &str) {
+        self.create_district_with(slug, serde_json::json!({})).await
+    }
+
+    pub async fn create_district_with(&self, slug: &str, settings: Value) {
+        let (status, body) = self
+            .post_json(
+                "/api/v1/districts",
+                OPERATOR_TOKEN,
+                &serde_json::json!({
+                    "slug": slug, "name": format!("{slug} district"), "timezone": "America/Chicago", "settings": settings
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Creates a client with these scopes and returns a token obtained through /oauth/token.
+    pub async fn token_for(&self, district: &str, scopes: &[&str]) -> String {
+        let (status, client) = self
+            .post_json(
+                &format!("/api/v1/districts/{district}/clients"),
+                OPERATOR_TOKEN,
+                &serde_json::json!({ "name": "test", "scopes": scopes }),
+            )
+            .await;
+        assert_eq!(status, 201, "{client}");
+        let r = self
+            .client
+            .post(self.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client["client_id"].as_str().unwrap()),
+                ("client_secret", client["client_secret"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn import(&self, district: &str, token: &str, bundle: &Bundle) -> (u16, Value) {
+        self.post_bytes(&format!("/api/v1/districts/{district}/imports/oneroster"), token, bundle.zip()).await
+    }
+}
+
+/// A OneRoster CSV bundle built in memory: file name → contents.
+#[derive(Clone, Default)]
+pub struct Bundle {
+    pub files: Vec<(String, String)>,
+}
+
+impl Bundle {
+    pub fn with(mut self, name: &str, contents: &str) -> Bundle {
+        self.files.retain(|(n, _)| n != name);
+        self.files.push((name.to_string(), contents.to_string()));
+        self
+    }
+
+    pub fn without(mut self, name: &str) -> Bundle {
+        self.files.retain(|(n, _)| n != name);
+        self
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        &self.files.iter().find(|(n, _)| n == name).unwrap().1
+    }
+
+    /// Reads a bundle folder (the shared sample).
+    pub fn from_dir(dir: &Path) -> Bundle {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "csv") {
+                files.push((path.file_name().unwrap().to_str().unwrap().to_string(), std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+        files.sort();
+        Bundle { files }
+    }
+
+    pub fn zip(&self) -> Vec<u8> {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, contents) in &self.files {
+            writer.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
+            writer.write_all(contents.as_bytes()).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    pub fn write_dir(&self, dir: &Path) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        for (name, contents) in &self.files {
+            std::fs::write(dir.join(name), contents).unwrap();
+        }
+        dir.to_path_buf()
+    }
+}
+
+pub fn sample_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/oneroster-1.1-sample")
+}
+
+pub const MANIFEST_BULK: &str = "propertyName,value\nmanifest.version,1.0\noneroster.version,1.1\nfile.orgs,bulk\nfile.academicSessions,bulk\nfile.courses,bulk\nfile.classes,bulk\nfile.users,bulk\nfile.enrollments,bulk\n";
+
+/// A small school: teacher tch-1 teaches cls-1 and cls-2, aide aid-1 helps in cls-1; students
+/// stu-1, stu-2 are in cls-1 and stu-2, stu-3 in cls-2. Enrollments end far in the future.
+pub fn school() -> Bundle {
+    Bundle::default()
+        .with("manifest.csv", MANIFEST_BULK)
+        .with(
+            "orgs.csv",
+            "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\n\
+             dst-1,,,Lincoln Unified,district,,\n\
+             sch-1,,,Lincoln High,school,,dst-1\n",
+        )
+        .with(
+            "academicSessions.csv",
+            "sourcedId,status,dateLastModified,title,type,startDate,endDate,parentSourcedId,schoolYear\n\
+             yr-1,,,2026-2099,schoolYear,2026-08-01,2099-06-30,,2099\n\
+             trm-1,,,Fall,term,2026-08-01,2099-06-30,yr-1,2099\n",
+        )
+        .with(
+            "courses.csv",
+            "sourcedId,status,dateLastModified,schoolYearSourcedId,title,courseCode,grades,orgSourcedId,subjects,subjectCodes\n\
+             crs-1,,,yr-1,Algebra I,ALG1,09,sch-1,Math,\n",
+        )
+        .with(
+            "classes.csv",
+            "sourcedId,status,dateLastModified,title,grades,courseSourcedId,classCode,classType,location,schoolSourcedId,termSourcedIds,subjects,subjectCodes,periods\n\
+             cls-1,,,Algebra I - P1,09,crs-1,ALG1-1,scheduled,101,sch-1,trm-1,Math,,1\n\
+             cls-2,,,Algebra I - P2,09,crs-1,ALG1-2,scheduled,102,sch-1,trm-1,Math,,2\n",
+        )
+        .with(
+            "users.csv",
+            "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password\n\
+             tch-1,,,true,sch-1,teacher,tina,{Local:1},Tina,Teach,,T1,tina@example.org,,,,,secret\n\
+             aid-1,,,true,sch-1,aide,adam,,Adam,Aide,,,adam@example.org,,,,,\n\
+             stu-1,,,true,sch-1,student,sam,,Sam,One,,S1,sam@example.org,,,,09,\n\
+             stu-2,,,true,sch-1,student,sue,,Sue,Two,,S2,sue@example.org,,,,09,\n\
+             stu-3,,,true,sch-1,student,syd,,Syd,Three,,S3,syd@example.org,,,,09,\n",
+        )
+        .with(
+            "enrollments.csv",
+            "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate\n\
+             e-1,,,cls-1,sch-1,tch-1,teacher,true,2026-08-01,2099-06-30\n\
+             e-2,,,cls-2,sch-1,tch-1,teacher,true,2026-08-01,2099-06-30\n\
+             e-3,,,cls-1,sch-1,aid-1,aide,false,2026-08-01,2099-06-30\n\
+             e-4,,,cls-1,sch-1,stu-1,student,,2026-08-01,2099-06-30\n\
+             e-5,,,cls-1,sch-1,stu-2,student,,2026-08-01,2099-06-30\n\
+             e-6,,,cls-2,sch-1,stu-2,student,,2026-08-01,2099-06-30\n\
+             e-7,,,cls-2,sch-1,stu-3,student,,2026-08-01,2099-06-30\n",
+        )
+}
+
+/// `counts.<type>.<change>` of a run report.
+pub fn count(report: &Value, kind: &str, change: &str) -> u64 {
+    report["counts"][kind][change].as_u64().unwrap_or_else(|| panic!("no counts.{kind}.{change} in {report}"))
+}
