@@ -1,7 +1,9 @@
 //! Administrative actions shared by the CLI and the HTTP API.
 
 use crate::auth::clients::{self, NewCredentials};
-use crate::domain::district::{District, DistrictError, DistrictName, DistrictSettings, Slug, Timezone};
+use crate::domain::district::{
+    District, DistrictError, DistrictName, DistrictSettings, Slug, Timezone,
+};
 use crate::domain::scope::{self, Scope, UnknownScope};
 use crate::store::{self, Db, StoreError};
 
@@ -33,7 +35,12 @@ pub async fn create_district(
 }
 
 /// Creates an API client; the returned secret is never stored or shown again.
-pub async fn create_client(db: &Db, district: &District, name: &str, scopes: &str) -> Result<(NewCredentials, Vec<Scope>), AdminError> {
+pub async fn create_client(
+    db: &Db,
+    district: &District,
+    name: &str,
+    scopes: &str,
+) -> Result<(NewCredentials, Vec<Scope>), AdminError> {
     let scopes = Scope::parse_list(scopes)?;
     if scopes.is_empty() {
         return Err(AdminError::NoScopes);

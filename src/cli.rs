@@ -53,18 +53,37 @@ pub async fn serve(settings: Settings) -> CliResult {
 pub async fn migrate(settings: Settings) -> CliResult {
     let db = db(&settings).await?;
     db.close().await;
-    println!("database is up to date: {}", crate::config::redact_url(&settings.database_url));
+    println!(
+        "database is up to date: {}",
+        crate::config::redact_url(&settings.database_url)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn district_create(settings: Settings, slug: &str, name: &str, timezone: &str, review_every_sync: bool, json_out: bool) -> CliResult {
+pub async fn district_create(
+    settings: Settings,
+    slug: &str,
+    name: &str,
+    timezone: &str,
+    review_every_sync: bool,
+    json_out: bool,
+) -> CliResult {
     let db = db(&settings).await?;
-    let district_settings = DistrictSettings { review_every_sync, ..Default::default() };
-    let district = admin::create_district(&db, slug, name, timezone, Some(district_settings)).await?;
+    let district_settings = DistrictSettings {
+        review_every_sync,
+        ..Default::default()
+    };
+    let district =
+        admin::create_district(&db, slug, name, timezone, Some(district_settings)).await?;
     if json_out {
         println!("{}", crate::http::districts::district_json(&district));
     } else {
-        println!("created district {} ({}, {})", district.slug, district.name.as_str(), district.timezone.name());
+        println!(
+            "created district {} ({}, {})",
+            district.slug,
+            district.name.as_str(),
+            district.timezone.name()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -73,7 +92,10 @@ pub async fn district_list(settings: Settings, json_out: bool) -> CliResult {
     let db = db(&settings).await?;
     let all = districts::list(&db).await?;
     if json_out {
-        let items: Vec<_> = all.iter().map(crate::http::districts::district_json).collect();
+        let items: Vec<_> = all
+            .iter()
+            .map(crate::http::districts::district_json)
+            .collect();
         println!("{}", json!({ "districts": items }));
     } else {
         for d in all {
@@ -83,7 +105,13 @@ pub async fn district_list(settings: Settings, json_out: bool) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn client_create(settings: Settings, district: &str, scopes: &str, name: &str, json_out: bool) -> CliResult {
+pub async fn client_create(
+    settings: Settings,
+    district: &str,
+    scopes: &str,
+    name: &str,
+    json_out: bool,
+) -> CliResult {
     let db = db(&settings).await?;
     let district = districts::get(&db, district).await?;
     let (credentials, scopes) = admin::create_client(&db, &district, name, scopes).await?;
@@ -107,7 +135,9 @@ fn progress_bar() -> Option<(ProgressBar, Progress)> {
         return None;
     }
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"),
+    );
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let shown = bar.clone();
     let progress: Progress = Arc::new(move |kind, rows| {
@@ -127,19 +157,36 @@ fn report_exit(report: &RunReport) -> ExitCode {
 
 fn print_report(report: &RunReport, json_out: bool) {
     if json_out {
-        println!("{}", serde_json::to_string(report).expect("report serializes"));
+        println!(
+            "{}",
+            serde_json::to_string(report).expect("report serializes")
+        );
     } else {
         print!("{}", report.summary());
     }
 }
 
-pub async fn import_oneroster(settings: Settings, district: &str, path: &Path, dry_run: bool, json_out: bool) -> CliResult {
+pub async fn import_oneroster(
+    settings: Settings,
+    district: &str,
+    path: &Path,
+    dry_run: bool,
+    json_out: bool,
+) -> CliResult {
     let db = db(&settings).await?;
     let district = districts::get(&db, district).await?;
     let engine = Engine::new(db.clone(), settings.import.max_reported_errors);
     let bar = progress_bar();
     let progress = bar.as_ref().map(|(_, p)| p.clone());
-    let report = import_oneroster_csv(&engine, &district, path, &settings.import, RunOptions { dry_run }, progress).await;
+    let report = import_oneroster_csv(
+        &engine,
+        &district,
+        path,
+        &settings.import,
+        RunOptions { dry_run },
+        progress,
+    )
+    .await;
     if let Some((bar, _)) = bar {
         bar.finish_and_clear();
     }
@@ -161,45 +208,88 @@ pub async fn sync_runs(settings: Settings, district: &str, json_out: bool) -> Cl
         println!("{}", json!({ "runs": items }));
     } else {
         for r in rows {
-            println!("{}\t{}\t{}\t{}", r.id, r.status, r.source, r.started_at.to_rfc3339());
+            println!(
+                "{}\t{}\t{}\t{}",
+                r.id,
+                r.status,
+                r.source,
+                r.started_at.to_rfc3339()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn sync_show(settings: Settings, district: &str, run_id: &str, json_out: bool) -> CliResult {
+pub async fn sync_show(
+    settings: Settings,
+    district: &str,
+    run_id: &str,
+    json_out: bool,
+) -> CliResult {
     let db = db(&settings).await?;
     let district = districts::get(&db, district).await?;
-    let row = runs::find(&db, district.id, run_id).await?.ok_or_else(|| CliError(format!("run {run_id:?} not found")))?;
-    let mut report = row.report().ok_or_else(|| CliError(format!("run {run_id} has no report yet ({})", row.status)))?;
+    let row = runs::find(&db, district.id, run_id)
+        .await?
+        .ok_or_else(|| CliError(format!("run {run_id:?} not found")))?;
+    let mut report = row
+        .report()
+        .ok_or_else(|| CliError(format!("run {run_id} has no report yet ({})", row.status)))?;
     report.status = row.status().unwrap_or(report.status);
     print_report(&report, json_out);
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn sync_decide(settings: Settings, district: &str, run_id: &str, approve: bool, json_out: bool) -> CliResult {
+pub async fn sync_decide(
+    settings: Settings,
+    district: &str,
+    run_id: &str,
+    approve: bool,
+    json_out: bool,
+) -> CliResult {
     let db = db(&settings).await?;
     let district = districts::get(&db, district).await?;
     let engine = Engine::new(db.clone(), settings.import.max_reported_errors);
-    let report = if approve { engine.approve(&district, run_id).await? } else { engine.discard(&district, run_id).await? };
+    let report = if approve {
+        engine.approve(&district, run_id).await?
+    } else {
+        engine.discard(&district, run_id).await?
+    };
     print_report(&report, json_out);
-    Ok(if approve { report_exit(&report) } else { ExitCode::SUCCESS })
+    Ok(if approve {
+        report_exit(&report)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn generate_oneroster(students: usize, seed: u64, out: &Path) -> CliResult {
-    let counts = crate::bench::generate::write_bundle(&crate::bench::generate::SyntheticDistrict { students, seed }, out)?;
+    let counts = crate::bench::generate::write_bundle(
+        &crate::bench::generate::SyntheticDistrict { students, seed },
+        out,
+    )?;
     println!("wrote {} ({counts:?})", out.display());
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn bench_import(students: Vec<usize>, postgres_url: Option<String>, work_dir: std::path::PathBuf, json_out: bool) -> CliResult {
+pub async fn bench_import(
+    students: Vec<usize>,
+    postgres_url: Option<String>,
+    work_dir: std::path::PathBuf,
+    json_out: bool,
+) -> CliResult {
     use crate::bench::{run_benchmark, Backend, BenchOptions};
     let mut backends = vec![Backend::Sqlite];
     if let Some(url) = postgres_url {
         backends.push(Backend::Postgres(url));
     }
     let exe = std::env::current_exe()?;
-    let report = run_benchmark(BenchOptions { students, backends, work_dir, exe }).await?;
+    let report = run_benchmark(BenchOptions {
+        students,
+        backends,
+        work_dir,
+        exe,
+    })
+    .await?;
     if json_out {
         println!("{}", report.to_json()?);
     } else {

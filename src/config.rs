@@ -228,7 +228,8 @@ mod tests {
             ("ROSTERGATE_DATABASE_URL", "postgres://a@b/c"),
             ("ROSTERGATE_AUTH__TOKEN_TTL_SECS", "60"),
         ]);
-        let s = Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default()).unwrap();
+        let s =
+            Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default()).unwrap();
         assert_eq!(s.bind, "0.0.0.0:9000");
         assert_eq!(s.database_url, "postgres://a@b/c");
         assert_eq!(s.auth.token_ttl_secs, 60);
@@ -249,7 +250,8 @@ mod tests {
             ("ROSTERGATE_OPERATOR_TOKEN_FILE", path.to_str().unwrap()),
             ("ROSTERGATE_DATABASE_URL", "postgres://u:pw@h/db"),
         ]);
-        let s = Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default()).unwrap();
+        let s =
+            Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default()).unwrap();
         assert_eq!(s.operator_token.as_ref().unwrap().expose(), "s3cret-token");
         let dump = format!("{s:?}");
         assert!(!dump.contains("s3cret-token"), "{dump}");
@@ -259,7 +261,8 @@ mod tests {
     #[test]
     fn empty_operator_token_counts_as_unset() {
         let env = vars(&[("ROSTERGATE_OPERATOR_TOKEN", "  ")]);
-        let s = Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default()).unwrap();
+        let s =
+            Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default()).unwrap();
         assert!(s.operator_token.is_none());
     }
 

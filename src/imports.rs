@@ -53,5 +53,7 @@ pub async fn import_oneroster_csv(
         problems
     });
     let problems = async move { producer.await.expect("the bundle reader does not panic") };
-    engine.run(district, ONEROSTER_CSV, plan, rx, problems, options).await
+    engine
+        .run(district, ONEROSTER_CSV, plan, rx, problems, options)
+        .await
 }

@@ -8,7 +8,11 @@ use rostergate::cli;
 use rostergate::config::{Overrides, Settings};
 
 #[derive(Parser)]
-#[command(name = "rostergate", version, about = "Rostering integration gateway: OneRoster in, provisioning events out")]
+#[command(
+    name = "rostergate",
+    version,
+    about = "Rostering integration gateway: OneRoster in, provisioning events out"
+)]
 struct Args {
     /// Database URL (sqlite://PATH or postgres://…); overrides ROSTERGATE_DATABASE_URL.
     #[arg(long, global = true)]
@@ -193,33 +197,82 @@ fn main() -> ExitCode {
         }
     };
     rostergate::telemetry::init(&settings.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = runtime.block_on(async move {
         match args.command {
             Command::Serve { .. } => cli::serve(settings).await,
             Command::Migrate => cli::migrate(settings).await,
             Command::District { command } => match command {
-                DistrictCommand::Create { slug, name, timezone, review_every_sync, json } => {
-                    cli::district_create(settings, &slug, &name, &timezone, review_every_sync, json).await
+                DistrictCommand::Create {
+                    slug,
+                    name,
+                    timezone,
+                    review_every_sync,
+                    json,
+                } => {
+                    cli::district_create(settings, &slug, &name, &timezone, review_every_sync, json)
+                        .await
                 }
                 DistrictCommand::List { json } => cli::district_list(settings, json).await,
             },
-            Command::Client { command: ClientCommand::Create { district, scopes, name, json } } => {
-                cli::client_create(settings, &district, &scopes, &name, json).await
-            }
-            Command::Import { command: ImportCommand::Oneroster { district, dry_run, json, path } } => {
-                cli::import_oneroster(settings, &district, &path, dry_run, json).await
-            }
+            Command::Client {
+                command:
+                    ClientCommand::Create {
+                        district,
+                        scopes,
+                        name,
+                        json,
+                    },
+            } => cli::client_create(settings, &district, &scopes, &name, json).await,
+            Command::Import {
+                command:
+                    ImportCommand::Oneroster {
+                        district,
+                        dry_run,
+                        json,
+                        path,
+                    },
+            } => cli::import_oneroster(settings, &district, &path, dry_run, json).await,
             Command::Sync { command } => match command {
-                SyncCommand::Runs { district, json } => cli::sync_runs(settings, &district, json).await,
-                SyncCommand::Show { district, run_id, json } => cli::sync_show(settings, &district, &run_id, json).await,
-                SyncCommand::Approve { district, run_id, json } => cli::sync_decide(settings, &district, &run_id, true, json).await,
-                SyncCommand::Discard { district, run_id, json } => cli::sync_decide(settings, &district, &run_id, false, json).await,
+                SyncCommand::Runs { district, json } => {
+                    cli::sync_runs(settings, &district, json).await
+                }
+                SyncCommand::Show {
+                    district,
+                    run_id,
+                    json,
+                } => cli::sync_show(settings, &district, &run_id, json).await,
+                SyncCommand::Approve {
+                    district,
+                    run_id,
+                    json,
+                } => cli::sync_decide(settings, &district, &run_id, true, json).await,
+                SyncCommand::Discard {
+                    district,
+                    run_id,
+                    json,
+                } => cli::sync_decide(settings, &district, &run_id, false, json).await,
             },
-            Command::Generate { command: GenerateCommand::Oneroster { students, seed, out } } => cli::generate_oneroster(students, seed, &out),
-            Command::Bench { command: BenchCommand::Import { students, postgres_url, work_dir, json } } => {
-                cli::bench_import(students, postgres_url, work_dir, json).await
-            }
+            Command::Generate {
+                command:
+                    GenerateCommand::Oneroster {
+                        students,
+                        seed,
+                        out,
+                    },
+            } => cli::generate_oneroster(students, seed, &out),
+            Command::Bench {
+                command:
+                    BenchCommand::Import {
+                        students,
+                        postgres_url,
+                        work_dir,
+                        json,
+                    },
+            } => cli::bench_import(students, postgres_url, work_dir, json).await,
         }
     });
     match result {

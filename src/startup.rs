@@ -20,7 +20,10 @@ pub enum StartupError {
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Opens the configured database, creating and migrating it as needed.
@@ -38,8 +41,17 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let db = open_database(&settings).await?;
         let master = MasterKey::load(&settings)?;
-        let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind { addr: settings.bind.clone(), source })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind.clone(), source })?.port();
+        let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
+            addr: settings.bind.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: settings.bind.clone(),
+                source,
+            })?
+            .port();
         let state = web::Data::new(AppState {
             engine: Engine::new(db.clone(), settings.import.max_reported_errors),
             tokens: TokenKeys::new(&master, &settings.auth),
@@ -66,7 +78,10 @@ impl Application {
                 .configure(http::configure)
         })
         .listen(listener)
-        .map_err(|source| StartupError::Bind { addr: "listener".into(), source })?
+        .map_err(|source| StartupError::Bind {
+            addr: "listener".into(),
+            source,
+        })?
         .run();
         Ok(Application { port, server })
     }

@@ -19,7 +19,11 @@ pub fn init(settings: &LogSettings) {
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match settings.format {
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Pretty => registry
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
@@ -51,20 +55,44 @@ impl Metrics {
         let http_requests = Family::<HttpLabels, Counter>::default();
         let sync_runs = Family::<RunLabels, Counter>::default();
         let records_staged = Counter::default();
-        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
-        registry.register("sync_runs", "Sync runs finished, by outcome", sync_runs.clone());
-        registry.register("records_staged", "Roster records read into staging", records_staged.clone());
-        Metrics { registry, http_requests, sync_runs, records_staged }
+        registry.register(
+            "http_requests",
+            "HTTP requests answered",
+            http_requests.clone(),
+        );
+        registry.register(
+            "sync_runs",
+            "Sync runs finished, by outcome",
+            sync_runs.clone(),
+        );
+        registry.register(
+            "records_staged",
+            "Roster records read into staging",
+            records_staged.clone(),
+        );
+        Metrics {
+            registry,
+            http_requests,
+            sync_runs,
+            records_staged,
+        }
     }
 
     pub fn record_http(&self, method: &str, status: u16) {
         self.http_requests
-            .get_or_create(&HttpLabels { method: method.to_string(), status })
+            .get_or_create(&HttpLabels {
+                method: method.to_string(),
+                status,
+            })
             .inc();
     }
 
     pub fn record_run(&self, status: &str) {
-        self.sync_runs.get_or_create(&RunLabels { status: status.to_string() }).inc();
+        self.sync_runs
+            .get_or_create(&RunLabels {
+                status: status.to_string(),
+            })
+            .inc();
     }
 
     pub fn record_staged(&self, n: u64) {
@@ -74,7 +102,8 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("encoding to a String");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("encoding to a String");
         out
     }
 }

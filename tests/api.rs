@@ -19,19 +19,45 @@ macro_rules! on_every_backend {
     };
 }
 
-on_every_backend!(health_endpoints_report_live_and_ready_with_current_migrations, |app| {
-    let live: Value = app.client.get(app.url("/health/live")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(live["status"], "ok");
-    let r = app.client.get(app.url("/health/ready")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    let ready: Value = r.json().await.unwrap();
-    assert_eq!(ready, json!({ "status": "ready", "database": "ok", "migrations": "current" }));
-});
+on_every_backend!(
+    health_endpoints_report_live_and_ready_with_current_migrations,
+    |app| {
+        let live: Value = app
+            .client
+            .get(app.url("/health/live"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(live["status"], "ok");
+        let r = app
+            .client
+            .get(app.url("/health/ready"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let ready: Value = r.json().await.unwrap();
+        assert_eq!(
+            ready,
+            json!({ "status": "ready", "database": "ok", "migrations": "current" })
+        );
+    }
+);
 
 on_every_backend!(metrics_are_exposed_in_prometheus_text_format, |app| {
-    app.client.get(app.url("/health/live")).send().await.unwrap();
+    app.client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
     let r = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = r.text().await.unwrap();
     assert!(text.contains("rostergate_http_requests_total"), "{text}");
 });
@@ -40,93 +66,233 @@ on_every_backend!(errors_share_one_json_shape_with_a_code, |app| {
     let (status, body) = app.get("/no/such/route", OPERATOR_TOKEN).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "route_not_found");
-    assert!(body["error"]["message"].as_str().unwrap().contains("/no/such/route"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/no/such/route"));
     assert!(body["error"]["details"].is_array());
-    let r = app.client.delete(app.url("/api/v1/districts")).send().await.unwrap();
+    let r = app
+        .client
+        .delete(app.url("/api/v1/districts"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed");
 });
 
 on_every_backend!(api_refuses_missing_malformed_and_forged_tokens, |app| {
-    let r = app.client.get(app.url("/api/v1/districts")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/districts"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     for token in ["nope", "a.b.c", "", "operator-token-for-tests-012345678"] {
-        let r = app.client.get(app.url("/api/v1/districts")).header("Authorization", format!("Bearer {token}")).send().await.unwrap();
+        let r = app
+            .client
+            .get(app.url("/api/v1/districts"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401, "token {token:?}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthorized");
     }
-    let r = app.client.get(app.url("/api/v1/districts")).header("Authorization", "Basic abc").send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/districts"))
+        .header("Authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 });
 
-on_every_backend!(operator_creates_districts_and_bad_fields_are_refused, |app| {
-    app.create_district("lincoln").await;
-    let (status, body) = app.get("/api/v1/districts/lincoln", OPERATOR_TOKEN).await;
-    assert_eq!(status, 200);
-    assert_eq!(body["timezone"], "America/Chicago");
-    assert_eq!(body["settings"]["delete_threshold_percent"], 10.0);
-    let table = [
-        (json!({ "slug": "lincoln", "name": "Again", "timezone": "America/Chicago" }), 409, "conflict"),
-        (json!({ "slug": "Bad Slug", "name": "X", "timezone": "America/Chicago" }), 422, "invalid_field"),
-        (json!({ "slug": "ok-slug", "name": "X", "timezone": "Mars/Olympus" }), 422, "invalid_field"),
-        (json!({ "slug": "ok-slug", "name": "  ", "timezone": "UTC" }), 422, "invalid_field"),
-        (json!({ "slug": "ok-slug", "name": "X" }), 422, "invalid_body"),
-        (json!({ "slug": "ok-slug", "name": "X", "timezone": "UTC", "evil": 1 }), 422, "invalid_body"),
-    ];
-    for (body, want_status, want_code) in table {
-        let (status, answer) = app.post_json("/api/v1/districts", OPERATOR_TOKEN, &body).await;
-        assert_eq!((status, answer["error"]["code"].as_str().unwrap()), (want_status, want_code), "{body} → {answer}");
+on_every_backend!(
+    operator_creates_districts_and_bad_fields_are_refused,
+    |app| {
+        app.create_district("lincoln").await;
+        let (status, body) = app.get("/api/v1/districts/lincoln", OPERATOR_TOKEN).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["timezone"], "America/Chicago");
+        assert_eq!(body["settings"]["delete_threshold_percent"], 10.0);
+        let table = [
+            (
+                json!({ "slug": "lincoln", "name": "Again", "timezone": "America/Chicago" }),
+                409,
+                "conflict",
+            ),
+            (
+                json!({ "slug": "Bad Slug", "name": "X", "timezone": "America/Chicago" }),
+                422,
+                "invalid_field",
+            ),
+            (
+                json!({ "slug": "ok-slug", "name": "X", "timezone": "Mars/Olympus" }),
+                422,
+                "invalid_field",
+            ),
+            (
+                json!({ "slug": "ok-slug", "name": "  ", "timezone": "UTC" }),
+                422,
+                "invalid_field",
+            ),
+            (
+                json!({ "slug": "ok-slug", "name": "X" }),
+                422,
+                "invalid_body",
+            ),
+            (
+                json!({ "slug": "ok-slug", "name": "X", "timezone": "UTC", "evil": 1 }),
+                422,
+                "invalid_body",
+            ),
+        ];
+        for (body, want_status, want_code) in table {
+            let (status, answer) = app
+                .post_json("/api/v1/districts", OPERATOR_TOKEN, &body)
+                .await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str().unwrap()),
+                (want_status, want_code),
+                "{body} → {answer}"
+            );
+        }
+        let r = app
+            .client
+            .post(app.url("/api/v1/districts"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .header("Content-Type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        // A district's own admin cannot create districts.
+        let admin = app.token_for("lincoln", &["admin"]).await;
+        let (status, _) = app
+            .post_json(
+                "/api/v1/districts",
+                &admin,
+                &json!({ "slug": "other", "name": "O", "timezone": "UTC" }),
+            )
+            .await;
+        assert_eq!(status, 403);
     }
-    let r = app.client.post(app.url("/api/v1/districts")).bearer_auth(OPERATOR_TOKEN).header("Content-Type", "application/json").body("{not json").send().await.unwrap();
-    assert_eq!(r.status(), 422);
-    // A district's own admin cannot create districts.
-    let admin = app.token_for("lincoln", &["admin"]).await;
-    let (status, _) = app.post_json("/api/v1/districts", &admin, &json!({ "slug": "other", "name": "O", "timezone": "UTC" })).await;
-    assert_eq!(status, 403);
-});
+);
 
-on_every_backend!(client_credentials_grant_issues_scoped_district_tokens_and_refuses_bad_credentials, |app| {
-    app.create_district("lincoln").await;
-    let (_, client) = app
-        .post_json("/api/v1/districts/lincoln/clients", OPERATOR_TOKEN, &json!({ "name": "sis", "scopes": ["roster:read"] }))
-        .await;
-    let id = client["client_id"].as_str().unwrap();
-    let secret = client["client_secret"].as_str().unwrap();
-    // The secret is shown once: the listing has none.
-    let (_, listing) = app.get("/api/v1/districts/lincoln/clients", OPERATOR_TOKEN).await;
-    assert!(!listing.to_string().contains(secret));
-    assert_eq!(listing["clients"][0]["client_id"], id);
+on_every_backend!(
+    client_credentials_grant_issues_scoped_district_tokens_and_refuses_bad_credentials,
+    |app| {
+        app.create_district("lincoln").await;
+        let (_, client) = app
+            .post_json(
+                "/api/v1/districts/lincoln/clients",
+                OPERATOR_TOKEN,
+                &json!({ "name": "sis", "scopes": ["roster:read"] }),
+            )
+            .await;
+        let id = client["client_id"].as_str().unwrap();
+        let secret = client["client_secret"].as_str().unwrap();
+        // The secret is shown once: the listing has none.
+        let (_, listing) = app
+            .get("/api/v1/districts/lincoln/clients", OPERATOR_TOKEN)
+            .await;
+        assert!(!listing.to_string().contains(secret));
+        assert_eq!(listing["clients"][0]["client_id"], id);
 
-    // HTTP Basic works as well as the form body.
-    let r = app.client.post(app.url("/oauth/token")).basic_auth(id, Some(secret)).form(&[("grant_type", "client_credentials")]).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["cache-control"], "no-store");
-    let token: Value = r.json().await.unwrap();
-    assert_eq!(token["token_type"], "Bearer");
-    assert_eq!(token["scope"], "roster:read");
-    assert_eq!(token["expires_in"], 3600);
-    let access = token["access_token"].as_str().unwrap();
-    let (status, _) = app.get("/api/v1/districts/lincoln/users", access).await;
-    assert_eq!(status, 200);
+        // HTTP Basic works as well as the form body.
+        let r = app
+            .client
+            .post(app.url("/oauth/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let token: Value = r.json().await.unwrap();
+        assert_eq!(token["token_type"], "Bearer");
+        assert_eq!(token["scope"], "roster:read");
+        assert_eq!(token["expires_in"], 3600);
+        let access = token["access_token"].as_str().unwrap();
+        let (status, _) = app.get("/api/v1/districts/lincoln/users", access).await;
+        assert_eq!(status, 200);
 
-    let table: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
-        (vec![("grant_type", "client_credentials"), ("client_id", id), ("client_secret", "wrong")], 401, "invalid_client"),
-        (vec![("grant_type", "client_credentials"), ("client_id", "rgc_unknown"), ("client_secret", secret)], 401, "invalid_client"),
-        (vec![("grant_type", "client_credentials"), ("client_id", id)], 401, "invalid_client"),
-        (vec![("grant_type", "password"), ("client_id", id), ("client_secret", secret)], 400, "unsupported_grant_type"),
-        (vec![("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret), ("scope", "admin")], 400, "invalid_scope"),
-        (vec![("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret), ("scope", "root")], 400, "invalid_scope"),
-    ];
-    for (form, want_status, want_error) in table {
-        let r = app.client.post(app.url("/oauth/token")).form(&form).send().await.unwrap();
-        assert_eq!(r.status().as_u16(), want_status, "{form:?}");
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(body["error"], want_error, "{form:?}");
+        let table: Vec<TokenCase> = vec![
+            (
+                vec![
+                    ("grant_type", "client_credentials"),
+                    ("client_id", id),
+                    ("client_secret", "wrong"),
+                ],
+                401,
+                "invalid_client",
+            ),
+            (
+                vec![
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "rgc_unknown"),
+                    ("client_secret", secret),
+                ],
+                401,
+                "invalid_client",
+            ),
+            (
+                vec![("grant_type", "client_credentials"), ("client_id", id)],
+                401,
+                "invalid_client",
+            ),
+            (
+                vec![
+                    ("grant_type", "password"),
+                    ("client_id", id),
+                    ("client_secret", secret),
+                ],
+                400,
+                "unsupported_grant_type",
+            ),
+            (
+                vec![
+                    ("grant_type", "client_credentials"),
+                    ("client_id", id),
+                    ("client_secret", secret),
+                    ("scope", "admin"),
+                ],
+                400,
+                "invalid_scope",
+            ),
+            (
+                vec![
+                    ("grant_type", "client_credentials"),
+                    ("client_id", id),
+                    ("client_secret", secret),
+                    ("scope", "root"),
+                ],
+                400,
+                "invalid_scope",
+            ),
+        ];
+        for (form, want_status, want_error) in table {
+            let r = app
+                .client
+                .post(app.url("/oauth/token"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), want_status, "{form:?}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"], want_error, "{form:?}");
+        }
     }
-});
+);
 
 on_every_backend!(a_token_of_one_district_cannot_see_another, |app| {
     app.create_district("lincoln").await;
@@ -166,7 +332,13 @@ on_every_backend!(scopes_limit_what_a_token_may_do, |app| {
     assert_eq!(body["error"]["code"], "insufficient_scope");
     let (status, _) = app.get("/api/v1/districts/lincoln/events", &reader).await;
     assert_eq!(status, 403);
-    let (status, _) = app.post_json("/api/v1/districts/lincoln/clients", &reader, &json!({ "name": "x", "scopes": ["admin"] })).await;
+    let (status, _) = app
+        .post_json(
+            "/api/v1/districts/lincoln/clients",
+            &reader,
+            &json!({ "name": "x", "scopes": ["admin"] }),
+        )
+        .await;
     assert_eq!(status, 403);
     let writer = app.token_for("lincoln", &["roster:write"]).await;
     let (status, _) = app.import("lincoln", &writer, &school()).await;
@@ -175,134 +347,285 @@ on_every_backend!(scopes_limit_what_a_token_may_do, |app| {
 
 on_every_backend!(the_real_oneroster_sample_imports_and_reads_back, |app| {
     app.create_district("grand-bend").await;
-    let (status, report) = app.import("grand-bend", OPERATOR_TOKEN, &Bundle::from_dir(&common::sample_dir())).await;
+    let (status, report) = app
+        .import(
+            "grand-bend",
+            OPERATOR_TOKEN,
+            &Bundle::from_dir(&common::sample_dir()),
+        )
+        .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["status"], "applied");
     assert_eq!(report["errors"], json!([]));
-    for (kind, n) in [("orgs", 2), ("academicSessions", 3), ("courses", 2), ("classes", 2), ("users", 10), ("enrollments", 24)] {
+    for (kind, n) in [
+        ("orgs", 2),
+        ("academicSessions", 3),
+        ("courses", 2),
+        ("classes", 2),
+        ("users", 10),
+        ("enrollments", 24),
+    ] {
         assert_eq!(count(&report, kind, "created"), n, "{kind}");
     }
-    let (_, users) = app.get("/api/v1/districts/grand-bend/users?limit=4&offset=0", OPERATOR_TOKEN).await;
+    let (_, users) = app
+        .get(
+            "/api/v1/districts/grand-bend/users?limit=4&offset=0",
+            OPERATOR_TOKEN,
+        )
+        .await;
     assert_eq!(users["total"], 10);
     assert_eq!(users["users"].as_array().unwrap().len(), 4);
-    let (_, page3) = app.get("/api/v1/districts/grand-bend/users?limit=4&offset=8", OPERATOR_TOKEN).await;
+    let (_, page3) = app
+        .get(
+            "/api/v1/districts/grand-bend/users?limit=4&offset=8",
+            OPERATOR_TOKEN,
+        )
+        .await;
     assert_eq!(page3["users"].as_array().unwrap().len(), 2);
-    let (status, mary) = app.get("/api/v1/districts/grand-bend/users/604863", OPERATOR_TOKEN).await;
+    let (status, mary) = app
+        .get("/api/v1/districts/grand-bend/users/604863", OPERATOR_TOKEN)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(mary["user"]["givenName"], "Mary");
     assert_eq!(mary["user"]["role"], "student");
     assert_eq!(mary["user"]["orgSourcedIds"], json!(["255901001"]));
     assert_eq!(mary["user"]["rosterStatus"], "Rostered");
     assert_eq!(mary["user"]["enabledUser"], true);
-    let (_, class) = app.get("/api/v1/districts/grand-bend/classes/25590100101Trad120ENG112011", OPERATOR_TOKEN).await;
-    assert_eq!(class["class"]["termSourcedIds"], json!(["255901001_2021_2020-2021_Fall", "255901001_2021_2020-2021_Spring"]));
-    let (_, org) = app.get("/api/v1/districts/grand-bend/orgs/255901001", OPERATOR_TOKEN).await;
+    let (_, class) = app
+        .get(
+            "/api/v1/districts/grand-bend/classes/25590100101Trad120ENG112011",
+            OPERATOR_TOKEN,
+        )
+        .await;
+    assert_eq!(
+        class["class"]["termSourcedIds"],
+        json!([
+            "255901001_2021_2020-2021_Fall",
+            "255901001_2021_2020-2021_Spring"
+        ])
+    );
+    let (_, org) = app
+        .get(
+            "/api/v1/districts/grand-bend/orgs/255901001",
+            OPERATOR_TOKEN,
+        )
+        .await;
     assert_eq!(org["org"]["type"], "school");
-    let (_, sessions) = app.get("/api/v1/districts/grand-bend/academicSessions", OPERATOR_TOKEN).await;
+    let (_, sessions) = app
+        .get(
+            "/api/v1/districts/grand-bend/academicSessions",
+            OPERATOR_TOKEN,
+        )
+        .await;
     assert_eq!(sessions["academicSessions"].as_array().unwrap().len(), 3);
-    let (_, classes) = app.get("/api/v1/districts/grand-bend/users/604863/classes", OPERATOR_TOKEN).await;
+    let (_, classes) = app
+        .get(
+            "/api/v1/districts/grand-bend/users/604863/classes",
+            OPERATOR_TOKEN,
+        )
+        .await;
     assert_eq!(classes["classes"].as_array().unwrap().len(), 2);
     assert_eq!(classes["classes"][0]["role"], "student");
     // The sample's enrollments ended on 2020-12-18: nobody coaches anybody any more.
-    let (_, coaching) = app.get("/api/v1/districts/grand-bend/users/604863/coaching", OPERATOR_TOKEN).await;
+    let (_, coaching) = app
+        .get(
+            "/api/v1/districts/grand-bend/users/604863/coaching",
+            OPERATOR_TOKEN,
+        )
+        .await;
     assert_eq!(coaching["coaches"], json!([]));
-    let (status, _) = app.get("/api/v1/districts/grand-bend/users/nobody", OPERATOR_TOKEN).await;
+    let (status, _) = app
+        .get("/api/v1/districts/grand-bend/users/nobody", OPERATOR_TOKEN)
+        .await;
     assert_eq!(status, 404);
-    let (status, _) = app.get("/api/v1/districts/grand-bend/users?limit=0", OPERATOR_TOKEN).await;
+    let (status, _) = app
+        .get("/api/v1/districts/grand-bend/users?limit=0", OPERATOR_TOKEN)
+        .await;
     assert_eq!(status, 400);
-    let (status, _) = app.get("/api/v1/districts/grand-bend/users?limit=abc", OPERATOR_TOKEN).await;
+    let (status, _) = app
+        .get(
+            "/api/v1/districts/grand-bend/users?limit=abc",
+            OPERATOR_TOKEN,
+        )
+        .await;
     assert_eq!(status, 400);
 });
 
-on_every_backend!(coaching_lists_students_and_coaches_with_the_classes_it_comes_from, |app| {
-    app.create_district("lincoln").await;
-    let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
-    assert_eq!(status, 200, "{report}");
-    // tch-1 → stu-1, stu-2, stu-3; aid-1 → stu-1, stu-2.
-    assert_eq!(report["coaching"], json!({ "started": 5, "ended": 0 }));
-    let (_, teacher) = app.get("/api/v1/districts/lincoln/users/tch-1/coaching", OPERATOR_TOKEN).await;
-    let students = teacher["students"].as_array().unwrap();
-    let ids: Vec<&str> = students.iter().map(|s| s["sourcedId"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["stu-1", "stu-2", "stu-3"]);
-    let sue = &students[1];
-    assert_eq!(sue["givenName"], "Sue");
-    let classes: Vec<&str> = sue["sources"].as_array().unwrap().iter().map(|s| s["sourcedId"].as_str().unwrap()).collect();
-    assert_eq!(classes, ["cls-1", "cls-2"]);
-    assert_eq!(sue["sources"][0]["type"], "class");
-    assert_eq!(sue["sources"][0]["title"], "Algebra I - P1");
-    assert_eq!(teacher["coaches"], json!([]));
-    let (_, student) = app.get("/api/v1/districts/lincoln/users/stu-2/coaching", OPERATOR_TOKEN).await;
-    let coaches: Vec<&str> = student["coaches"].as_array().unwrap().iter().map(|s| s["sourcedId"].as_str().unwrap()).collect();
-    assert_eq!(coaches, ["aid-1", "tch-1"]);
-    assert_eq!(student["students"], json!([]));
-});
-
-on_every_backend!(importing_the_same_bundle_twice_changes_nothing_the_second_time, |app| {
-    app.create_district("lincoln").await;
-    app.import("lincoln", OPERATOR_TOKEN, &school()).await;
-    let (_, events_before) = app.get("/api/v1/districts/lincoln/events?limit=10000", OPERATOR_TOKEN).await;
-    let (status, again) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
-    assert_eq!(status, 200);
-    for kind in ["orgs", "academicSessions", "courses", "classes", "users", "enrollments"] {
-        for change in ["created", "updated", "deleted"] {
-            assert_eq!(count(&again, kind, change), 0, "{kind} {change}");
-        }
+on_every_backend!(
+    coaching_lists_students_and_coaches_with_the_classes_it_comes_from,
+    |app| {
+        app.create_district("lincoln").await;
+        let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        assert_eq!(status, 200, "{report}");
+        // tch-1 → stu-1, stu-2, stu-3; aid-1 → stu-1, stu-2.
+        assert_eq!(report["coaching"], json!({ "started": 5, "ended": 0 }));
+        let (_, teacher) = app
+            .get(
+                "/api/v1/districts/lincoln/users/tch-1/coaching",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        let students = teacher["students"].as_array().unwrap();
+        let ids: Vec<&str> = students
+            .iter()
+            .map(|s| s["sourcedId"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["stu-1", "stu-2", "stu-3"]);
+        let sue = &students[1];
+        assert_eq!(sue["givenName"], "Sue");
+        let classes: Vec<&str> = sue["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["sourcedId"].as_str().unwrap())
+            .collect();
+        assert_eq!(classes, ["cls-1", "cls-2"]);
+        assert_eq!(sue["sources"][0]["type"], "class");
+        assert_eq!(sue["sources"][0]["title"], "Algebra I - P1");
+        assert_eq!(teacher["coaches"], json!([]));
+        let (_, student) = app
+            .get(
+                "/api/v1/districts/lincoln/users/stu-2/coaching",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        let coaches: Vec<&str> = student["coaches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["sourcedId"].as_str().unwrap())
+            .collect();
+        assert_eq!(coaches, ["aid-1", "tch-1"]);
+        assert_eq!(student["students"], json!([]));
     }
-    assert_eq!(count(&again, "enrollments", "unchanged"), 7);
-    assert_eq!(again["coaching"], json!({ "started": 0, "ended": 0 }));
-    let (_, events_after) = app.get("/api/v1/districts/lincoln/events?limit=10000", OPERATOR_TOKEN).await;
-    assert_eq!(events_before["events"], events_after["events"]);
-});
+);
+
+on_every_backend!(
+    importing_the_same_bundle_twice_changes_nothing_the_second_time,
+    |app| {
+        app.create_district("lincoln").await;
+        app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        let (_, events_before) = app
+            .get(
+                "/api/v1/districts/lincoln/events?limit=10000",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        let (status, again) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        assert_eq!(status, 200);
+        for kind in [
+            "orgs",
+            "academicSessions",
+            "courses",
+            "classes",
+            "users",
+            "enrollments",
+        ] {
+            for change in ["created", "updated", "deleted"] {
+                assert_eq!(count(&again, kind, change), 0, "{kind} {change}");
+            }
+        }
+        assert_eq!(count(&again, "enrollments", "unchanged"), 7);
+        assert_eq!(again["coaching"], json!({ "started": 0, "ended": 0 }));
+        let (_, events_after) = app
+            .get(
+                "/api/v1/districts/lincoln/events?limit=10000",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(events_before["events"], events_after["events"]);
+    }
+);
 
 on_every_backend!(every_change_is_written_once_to_the_outbox, |app| {
     app.create_district("lincoln").await;
     let (_, report) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
-    let (_, events) = app.get("/api/v1/districts/lincoln/events?limit=10000", OPERATOR_TOKEN).await;
+    let (_, events) = app
+        .get(
+            "/api/v1/districts/lincoln/events?limit=10000",
+            OPERATOR_TOKEN,
+        )
+        .await;
     let events = events["events"].as_array().unwrap();
     let of = |t: &str| events.iter().filter(|e| e["event_type"] == t).count();
     assert_eq!(of("users.created"), 5);
     assert_eq!(of("enrollments.created"), 7);
     assert_eq!(of("coaching.started"), 5);
     assert!(events.iter().all(|e| e["run_id"] == report["run_id"]));
-    assert!(events.iter().any(|e| e["event_type"] == "coaching.started" && e["subject_id"] == "tch-1/stu-2"));
+    assert!(events
+        .iter()
+        .any(|e| e["event_type"] == "coaching.started" && e["subject_id"] == "tch-1/stu-2"));
     // Paging by cursor.
     let first = events[0]["id"].as_i64().unwrap();
-    let (_, rest) = app.get(&format!("/api/v1/districts/lincoln/events?after={first}&limit=10000"), OPERATOR_TOKEN).await;
+    let (_, rest) = app
+        .get(
+            &format!("/api/v1/districts/lincoln/events?after={first}&limit=10000"),
+            OPERATOR_TOKEN,
+        )
+        .await;
     assert_eq!(rest["events"].as_array().unwrap().len(), events.len() - 1);
 });
 
-on_every_backend!(a_student_missing_from_a_bulk_file_is_no_longer_rostered_and_loses_coaching, |app| {
-    app.create_district("lincoln").await;
-    app.import("lincoln", OPERATOR_TOKEN, &school()).await;
-    let base = school();
-    let users = base.get("users.csv").lines().filter(|l| !l.starts_with("stu-3")).collect::<Vec<_>>().join("\n");
-    let enrollments = base.get("enrollments.csv").lines().filter(|l| !l.contains(",stu-3,")).collect::<Vec<_>>().join("\n");
-    let next = base.with("users.csv", &users).with("enrollments.csv", &enrollments);
-    let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &next).await;
-    assert_eq!(status, 200, "{report}");
-    assert_eq!(count(&report, "users", "deleted"), 1);
-    assert_eq!(count(&report, "enrollments", "deleted"), 1);
-    assert_eq!(report["coaching"], json!({ "started": 0, "ended": 1 }));
-    let (status, syd) = app.get("/api/v1/districts/lincoln/users/stu-3", OPERATOR_TOKEN).await;
-    assert_eq!(status, 200, "the account stays");
-    assert_eq!(syd["user"]["rosterStatus"], "No Longer Rostered");
-    assert_eq!(syd["user"]["status"], "tobedeleted");
-    let (_, coaching) = app.get("/api/v1/districts/lincoln/users/tch-1/coaching", OPERATOR_TOKEN).await;
-    assert_eq!(coaching["students"].as_array().unwrap().len(), 2);
-    let (status, _) = app.get("/api/v1/districts/lincoln/enrollments/e-7", OPERATOR_TOKEN).await;
-    assert_eq!(status, 404);
-    // Coming back restores the account and its coaching.
-    let (_, back) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
-    assert_eq!(count(&back, "users", "created"), 1);
-    assert_eq!(back["coaching"], json!({ "started": 1, "ended": 0 }));
-    let (_, syd) = app.get("/api/v1/districts/lincoln/users/stu-3", OPERATOR_TOKEN).await;
-    assert_eq!(syd["user"]["rosterStatus"], "Rostered");
-});
+on_every_backend!(
+    a_student_missing_from_a_bulk_file_is_no_longer_rostered_and_loses_coaching,
+    |app| {
+        app.create_district("lincoln").await;
+        app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        let base = school();
+        let users = base
+            .get("users.csv")
+            .lines()
+            .filter(|l| !l.starts_with("stu-3"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let enrollments = base
+            .get("enrollments.csv")
+            .lines()
+            .filter(|l| !l.contains(",stu-3,"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let next = base
+            .with("users.csv", &users)
+            .with("enrollments.csv", &enrollments);
+        let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &next).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(count(&report, "users", "deleted"), 1);
+        assert_eq!(count(&report, "enrollments", "deleted"), 1);
+        assert_eq!(report["coaching"], json!({ "started": 0, "ended": 1 }));
+        let (status, syd) = app
+            .get("/api/v1/districts/lincoln/users/stu-3", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(status, 200, "the account stays");
+        assert_eq!(syd["user"]["rosterStatus"], "No Longer Rostered");
+        assert_eq!(syd["user"]["status"], "tobedeleted");
+        let (_, coaching) = app
+            .get(
+                "/api/v1/districts/lincoln/users/tch-1/coaching",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(coaching["students"].as_array().unwrap().len(), 2);
+        let (status, _) = app
+            .get("/api/v1/districts/lincoln/enrollments/e-7", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(status, 404);
+        // Coming back restores the account and its coaching.
+        let (_, back) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        assert_eq!(count(&back, "users", "created"), 1);
+        assert_eq!(back["coaching"], json!({ "started": 1, "ended": 0 }));
+        let (_, syd) = app
+            .get("/api/v1/districts/lincoln/users/stu-3", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(syd["user"]["rosterStatus"], "Rostered");
+    }
+);
 
-on_every_backend!(a_delta_file_applies_only_its_rows_and_tobedeleted_removes, |app| {
-    app.create_district("lincoln").await;
-    app.import("lincoln", OPERATOR_TOKEN, &school()).await;
-    let delta = Bundle::default()
+on_every_backend!(
+    a_delta_file_applies_only_its_rows_and_tobedeleted_removes,
+    |app| {
+        app.create_district("lincoln").await;
+        app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        let delta = Bundle::default()
         .with("manifest.csv", "propertyName,value\noneroster.version,1.1\nfile.users,delta\nfile.enrollments,delta\n")
         .with(
             "users.csv",
@@ -316,92 +639,215 @@ on_every_backend!(a_delta_file_applies_only_its_rows_and_tobedeleted_removes, |a
              e-8,active,2026-11-20T10:00:00Z,cls-2,sch-1,stu-4,student,,2026-08-01,2099-06-30\n\
              e-5,tobedeleted,2026-11-20T10:00:00Z,cls-1,sch-1,stu-2,student,,2026-08-01,2099-06-30\n",
         );
-    let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &delta).await;
-    assert_eq!(status, 200, "{report}");
-    assert_eq!(count(&report, "users", "created"), 1);
-    assert_eq!(count(&report, "users", "updated"), 1);
-    assert_eq!(count(&report, "users", "deleted"), 0, "delta leaves unlisted users alone");
-    assert_eq!(count(&report, "enrollments", "created"), 1);
-    assert_eq!(count(&report, "enrollments", "deleted"), 1);
-    assert!(report["counts"].get("classes").is_none());
-    // stu-2 left cls-1: the aide no longer coaches her; the teacher still does through cls-2.
-    let (_, sue) = app.get("/api/v1/districts/lincoln/users/stu-2/coaching", OPERATOR_TOKEN).await;
-    let coaches: Vec<&str> = sue["coaches"].as_array().unwrap().iter().map(|c| c["sourcedId"].as_str().unwrap()).collect();
-    assert_eq!(coaches, ["tch-1"]);
-    assert_eq!(sue["coaches"][0]["sources"].as_array().unwrap().len(), 1);
-    let (_, sam) = app.get("/api/v1/districts/lincoln/users/stu-1", OPERATOR_TOKEN).await;
-    assert_eq!(sam["user"]["givenName"], "Samuel");
-    let (_, users) = app.get("/api/v1/districts/lincoln/users", OPERATOR_TOKEN).await;
-    assert_eq!(users["total"], 6);
-});
+        let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &delta).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(count(&report, "users", "created"), 1);
+        assert_eq!(count(&report, "users", "updated"), 1);
+        assert_eq!(
+            count(&report, "users", "deleted"),
+            0,
+            "delta leaves unlisted users alone"
+        );
+        assert_eq!(count(&report, "enrollments", "created"), 1);
+        assert_eq!(count(&report, "enrollments", "deleted"), 1);
+        assert!(report["counts"].get("classes").is_none());
+        // stu-2 left cls-1: the aide no longer coaches her; the teacher still does through cls-2.
+        let (_, sue) = app
+            .get(
+                "/api/v1/districts/lincoln/users/stu-2/coaching",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        let coaches: Vec<&str> = sue["coaches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["sourcedId"].as_str().unwrap())
+            .collect();
+        assert_eq!(coaches, ["tch-1"]);
+        assert_eq!(sue["coaches"][0]["sources"].as_array().unwrap().len(), 1);
+        let (_, sam) = app
+            .get("/api/v1/districts/lincoln/users/stu-1", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(sam["user"]["givenName"], "Samuel");
+        let (_, users) = app
+            .get("/api/v1/districts/lincoln/users", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(users["total"], 6);
+    }
+);
 
-on_every_backend!(a_mass_deletion_is_held_until_an_administrator_approves_it, |app| {
-    app.create_district_with("lincoln", json!({ "threshold_min_changes": 1 })).await;
-    app.import("lincoln", OPERATOR_TOKEN, &school()).await;
-    // Every enrollment gone but the teachers': 5 of 7 deletions trips the 10 % threshold.
-    let base = school();
-    let enrollments = base.get("enrollments.csv").lines().filter(|l| !l.contains(",student,")).collect::<Vec<_>>().join("\n");
-    let (status, held) = app.import("lincoln", OPERATOR_TOKEN, &base.clone().with("enrollments.csv", &enrollments)).await;
-    assert_eq!(status, 202, "{held}");
-    assert_eq!(held["status"], "held");
-    assert!(held["held_reasons"][0].as_str().unwrap().contains("enrollments: 4 of 7 records would be deleted"), "{held}");
-    let run = held["run_id"].as_str().unwrap().to_string();
-    // Nothing applied yet.
-    let (_, coaching) = app.get("/api/v1/districts/lincoln/users/tch-1/coaching", OPERATOR_TOKEN).await;
-    assert_eq!(coaching["students"].as_array().unwrap().len(), 3);
-    let (_, shown) = app.get(&format!("/api/v1/districts/lincoln/runs/{run}"), OPERATOR_TOKEN).await;
-    assert_eq!(shown["status"], "held");
-    // A reader may look but not decide.
-    let reader = app.token_for("lincoln", &["roster:read"]).await;
-    let (status, _) = app.post_json(&format!("/api/v1/districts/lincoln/runs/{run}/approve"), &reader, &json!({})).await;
-    assert_eq!(status, 403);
-    let (status, applied) = app.post_json(&format!("/api/v1/districts/lincoln/runs/{run}/approve"), OPERATOR_TOKEN, &json!({})).await;
-    assert_eq!(status, 200, "{applied}");
-    assert_eq!(applied["status"], "applied");
-    assert_eq!(applied["coaching"], json!({ "started": 0, "ended": 5 }));
-    let (_, coaching) = app.get("/api/v1/districts/lincoln/users/tch-1/coaching", OPERATOR_TOKEN).await;
-    assert_eq!(coaching["students"], json!([]));
-    let (status, again) = app.post_json(&format!("/api/v1/districts/lincoln/runs/{run}/approve"), OPERATOR_TOKEN, &json!({})).await;
-    assert_eq!(status, 409);
-    assert_eq!(again["error"]["code"], "run_not_held");
-    let (_, runs) = app.get("/api/v1/districts/lincoln/runs", OPERATOR_TOKEN).await;
-    assert_eq!(runs["runs"][0]["run_id"], run.as_str());
-    assert_eq!(runs["runs"][0]["status"], "applied");
-});
+on_every_backend!(
+    a_mass_deletion_is_held_until_an_administrator_approves_it,
+    |app| {
+        app.create_district_with("lincoln", json!({ "threshold_min_changes": 1 }))
+            .await;
+        app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        // Every enrollment gone but the teachers': 5 of 7 deletions trips the 10 % threshold.
+        let base = school();
+        let enrollments = base
+            .get("enrollments.csv")
+            .lines()
+            .filter(|l| !l.contains(",student,"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (status, held) = app
+            .import(
+                "lincoln",
+                OPERATOR_TOKEN,
+                &base.clone().with("enrollments.csv", &enrollments),
+            )
+            .await;
+        assert_eq!(status, 202, "{held}");
+        assert_eq!(held["status"], "held");
+        assert!(
+            held["held_reasons"][0]
+                .as_str()
+                .unwrap()
+                .contains("enrollments: 4 of 7 records would be deleted"),
+            "{held}"
+        );
+        let run = held["run_id"].as_str().unwrap().to_string();
+        // Nothing applied yet.
+        let (_, coaching) = app
+            .get(
+                "/api/v1/districts/lincoln/users/tch-1/coaching",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(coaching["students"].as_array().unwrap().len(), 3);
+        let (_, shown) = app
+            .get(
+                &format!("/api/v1/districts/lincoln/runs/{run}"),
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(shown["status"], "held");
+        // A reader may look but not decide.
+        let reader = app.token_for("lincoln", &["roster:read"]).await;
+        let (status, _) = app
+            .post_json(
+                &format!("/api/v1/districts/lincoln/runs/{run}/approve"),
+                &reader,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, 403);
+        let (status, applied) = app
+            .post_json(
+                &format!("/api/v1/districts/lincoln/runs/{run}/approve"),
+                OPERATOR_TOKEN,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{applied}");
+        assert_eq!(applied["status"], "applied");
+        assert_eq!(applied["coaching"], json!({ "started": 0, "ended": 5 }));
+        let (_, coaching) = app
+            .get(
+                "/api/v1/districts/lincoln/users/tch-1/coaching",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(coaching["students"], json!([]));
+        let (status, again) = app
+            .post_json(
+                &format!("/api/v1/districts/lincoln/runs/{run}/approve"),
+                OPERATOR_TOKEN,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, 409);
+        assert_eq!(again["error"]["code"], "run_not_held");
+        let (_, runs) = app
+            .get("/api/v1/districts/lincoln/runs", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(runs["runs"][0]["run_id"], run.as_str());
+        assert_eq!(runs["runs"][0]["status"], "applied");
+    }
+);
 
 on_every_backend!(a_discarded_held_run_applies_nothing, |app| {
-    app.create_district_with("lincoln", json!({ "threshold_min_changes": 1 })).await;
+    app.create_district_with("lincoln", json!({ "threshold_min_changes": 1 }))
+        .await;
     app.import("lincoln", OPERATOR_TOKEN, &school()).await;
     let base = school();
-    let enrollments = base.get("enrollments.csv").lines().take(2).collect::<Vec<_>>().join("\n");
-    let (_, held) = app.import("lincoln", OPERATOR_TOKEN, &base.with("enrollments.csv", &enrollments)).await;
+    let enrollments = base
+        .get("enrollments.csv")
+        .lines()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (_, held) = app
+        .import(
+            "lincoln",
+            OPERATOR_TOKEN,
+            &base.with("enrollments.csv", &enrollments),
+        )
+        .await;
     let run = held["run_id"].as_str().unwrap();
-    let (status, discarded) = app.post_json(&format!("/api/v1/districts/lincoln/runs/{run}/discard"), OPERATOR_TOKEN, &json!({})).await;
+    let (status, discarded) = app
+        .post_json(
+            &format!("/api/v1/districts/lincoln/runs/{run}/discard"),
+            OPERATOR_TOKEN,
+            &json!({}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(discarded["status"], "discarded");
-    let (_, enrollments) = app.get("/api/v1/districts/lincoln/enrollments", OPERATOR_TOKEN).await;
+    let (_, enrollments) = app
+        .get("/api/v1/districts/lincoln/enrollments", OPERATOR_TOKEN)
+        .await;
     assert_eq!(enrollments["total"], 7);
-    let (status, _) = app.post_json("/api/v1/districts/lincoln/runs/not-a-run/approve", OPERATOR_TOKEN, &json!({})).await;
+    let (status, _) = app
+        .post_json(
+            "/api/v1/districts/lincoln/runs/not-a-run/approve",
+            OPERATOR_TOKEN,
+            &json!({}),
+        )
+        .await;
     assert_eq!(status, 404);
 });
 
 on_every_backend!(a_dry_run_reports_every_change_and_applies_none, |app| {
     app.create_district("lincoln").await;
-    let (status, report) = app.post_bytes("/api/v1/districts/lincoln/imports/oneroster?dry_run=true", OPERATOR_TOKEN, school().zip()).await;
+    let (status, report) = app
+        .post_bytes(
+            "/api/v1/districts/lincoln/imports/oneroster?dry_run=true",
+            OPERATOR_TOKEN,
+            school().zip(),
+        )
+        .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["status"], "dry_run");
     assert_eq!(count(&report, "users", "created"), 5);
     assert_eq!(report["coaching"], json!({ "started": 5, "ended": 0 }));
-    let (_, users) = app.get("/api/v1/districts/lincoln/users", OPERATOR_TOKEN).await;
+    let (_, users) = app
+        .get("/api/v1/districts/lincoln/users", OPERATOR_TOKEN)
+        .await;
     assert_eq!(users["total"], 0);
-    let (_, events) = app.get("/api/v1/districts/lincoln/events", OPERATOR_TOKEN).await;
+    let (_, events) = app
+        .get("/api/v1/districts/lincoln/events", OPERATOR_TOKEN)
+        .await;
     assert_eq!(events["events"], json!([]));
 });
 
+/// A token request form, the status and the RFC 6749 error it must get.
+type TokenCase<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+
 /// Imports `bundle`, expects it refused with an error at `file:line` naming `field`, and checks
 /// that nothing changed.
-async fn assert_refused(app: &common::TestApp, bundle: &Bundle, file: &str, line: Option<u64>, field: Option<&str>, message_part: &str) {
-    let (_, before) = app.get("/api/v1/districts/lincoln/users?limit=1000", OPERATOR_TOKEN).await;
+async fn assert_refused(
+    app: &common::TestApp,
+    bundle: &Bundle,
+    file: &str,
+    line: Option<u64>,
+    field: Option<&str>,
+    message_part: &str,
+) {
+    let (_, before) = app
+        .get("/api/v1/districts/lincoln/users?limit=1000", OPERATOR_TOKEN)
+        .await;
     let (status, body) = app.import("lincoln", OPERATOR_TOKEN, bundle).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "invalid_bundle");
@@ -412,45 +858,218 @@ async fn assert_refused(app: &common::TestApp, bundle: &Bundle, file: &str, line
             && field.is_none_or(|f| d["field"] == f)
             && d["message"].as_str().unwrap().contains(message_part)
     });
-    assert!(found, "expected {file}:{line:?} {field:?} ~ {message_part:?} in {body}");
-    let (_, after) = app.get("/api/v1/districts/lincoln/users?limit=1000", OPERATOR_TOKEN).await;
+    assert!(
+        found,
+        "expected {file}:{line:?} {field:?} ~ {message_part:?} in {body}"
+    );
+    let (_, after) = app
+        .get("/api/v1/districts/lincoln/users?limit=1000", OPERATOR_TOKEN)
+        .await;
     assert_eq!(before, after, "a refused bundle changes nothing");
 }
 
-on_every_backend!(bad_bundles_are_refused_with_file_line_and_field_and_change_nothing, |app| {
-    app.create_district("lincoln").await;
-    app.import("lincoln", OPERATOR_TOKEN, &school()).await;
-    let s = school();
-    let replace = |file: &str, from: &str, to: &str| s.clone().with(file, &s.get(file).replacen(from, to, 1));
-    assert_refused(&app, &replace("enrollments.csv", "e-7,,,cls-2", "e-7,,,cls-9"), "enrollments.csv", Some(8), Some("classSourcedId"), "\"cls-9\" is not a known classes").await;
-    assert_refused(&app, &replace("classes.csv", "sch-1,trm-1,Math,,2", "sch-1,\"trm-1,trm-9\",Math,,2"), "classes.csv", Some(3), Some("termSourcedIds"), "\"trm-9\"").await;
-    assert_refused(&app, &replace("users.csv", "stu-1,,,true,sch-1", "stu-1,,,true,sch-7"), "users.csv", Some(4), Some("orgSourcedIds"), "sch-7").await;
-    assert_refused(&app, &replace("academicSessions.csv", "2026-08-01,2099-06-30,,2099", "2026-13-01,2099-06-30,,2099"), "academicSessions.csv", Some(2), Some("startDate"), "not a date").await;
-    assert_refused(&app, &replace("enrollments.csv", "e-6,", "e-5,"), "enrollments.csv", Some(7), Some("sourcedId"), "duplicate sourcedId \"e-5\" (first on line 6)").await;
-    assert_refused(&app, &replace("classes.csv", ",scheduled,101", ",lecture,101"), "classes.csv", Some(2), Some("classType"), "not one of homeroom, scheduled").await;
-    assert_refused(&app, &replace("users.csv", "stu-2,,,true", "stu-2,,,perhaps"), "users.csv", Some(5), Some("enabledUser"), "not a boolean").await;
-    assert_refused(&app, &replace("users.csv", "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,", "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,"), "users.csv", Some(1), Some("role"), "required column is missing").await;
-    assert_refused(&app, &replace("enrollments.csv", "e-3,,,cls-1,sch-1,aid-1,aide,false,2026-08-01,2099-06-30", "e-3,,,cls-1,sch-1"), "enrollments.csv", Some(4), None, "the row has 5 fields, the header 10").await;
-    assert_refused(&app, &replace("users.csv", "stu-3,,,true", ",,,true"), "users.csv", Some(6), Some("sourcedId"), "sourcedId is empty").await;
-    // An empty bulk file would remove everyone: refused.
-    let headers_only = s.get("users.csv").lines().next().unwrap().to_string() + "\n";
-    assert_refused(&app, &s.clone().with("users.csv", &headers_only), "users.csv", None, None, "a bulk file with no rows").await;
-    assert_refused(&app, &s.clone().with("users.csv", ""), "users.csv", Some(1), None, "the file is empty").await;
-    // The manifest and the files must agree.
-    assert_refused(&app, &s.clone().without("courses.csv"), "courses.csv", None, None, "the manifest declares this file but the bundle lacks it").await;
-    assert_refused(&app, &s.clone().without("manifest.csv"), "manifest.csv", None, None, "no manifest.csv").await;
-    assert_refused(&app, &s.clone().with("manifest.csv", &MANIFEST_WITHOUT_USERS), "users.csv", None, None, "does not declare it").await;
-    assert_refused(&app, &s.clone().with("manifest.csv", "propertyName,value\nfile.users,sometimes\n"), "manifest.csv", Some(2), Some("file.users"), "not bulk, delta or absent").await;
-});
+on_every_backend!(
+    bad_bundles_are_refused_with_file_line_and_field_and_change_nothing,
+    |app| {
+        app.create_district("lincoln").await;
+        app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        let s = school();
+        let replace = |file: &str, from: &str, to: &str| {
+            s.clone().with(file, &s.get(file).replacen(from, to, 1))
+        };
+        assert_refused(
+            &app,
+            &replace("enrollments.csv", "e-7,,,cls-2", "e-7,,,cls-9"),
+            "enrollments.csv",
+            Some(8),
+            Some("classSourcedId"),
+            "\"cls-9\" is not a known classes",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &replace(
+                "classes.csv",
+                "sch-1,trm-1,Math,,2",
+                "sch-1,\"trm-1,trm-9\",Math,,2",
+            ),
+            "classes.csv",
+            Some(3),
+            Some("termSourcedIds"),
+            "\"trm-9\"",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &replace("users.csv", "stu-1,,,true,sch-1", "stu-1,,,true,sch-7"),
+            "users.csv",
+            Some(4),
+            Some("orgSourcedIds"),
+            "sch-7",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &replace(
+                "academicSessions.csv",
+                "2026-08-01,2099-06-30,,2099",
+                "2026-13-01,2099-06-30,,2099",
+            ),
+            "academicSessions.csv",
+            Some(2),
+            Some("startDate"),
+            "not a date",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &replace("enrollments.csv", "e-6,", "e-5,"),
+            "enrollments.csv",
+            Some(7),
+            Some("sourcedId"),
+            "duplicate sourcedId \"e-5\" (first on line 6)",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &replace("classes.csv", ",scheduled,101", ",lecture,101"),
+            "classes.csv",
+            Some(2),
+            Some("classType"),
+            "not one of homeroom, scheduled",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &replace("users.csv", "stu-2,,,true", "stu-2,,,perhaps"),
+            "users.csv",
+            Some(5),
+            Some("enabledUser"),
+            "not a boolean",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &replace(
+                "users.csv",
+                "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,",
+                "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,",
+            ),
+            "users.csv",
+            Some(1),
+            Some("role"),
+            "required column is missing",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &replace(
+                "enrollments.csv",
+                "e-3,,,cls-1,sch-1,aid-1,aide,false,2026-08-01,2099-06-30",
+                "e-3,,,cls-1,sch-1",
+            ),
+            "enrollments.csv",
+            Some(4),
+            None,
+            "the row has 5 fields, the header 10",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &replace("users.csv", "stu-3,,,true", ",,,true"),
+            "users.csv",
+            Some(6),
+            Some("sourcedId"),
+            "sourcedId is empty",
+        )
+        .await;
+        // An empty bulk file would remove everyone: refused.
+        let headers_only = s.get("users.csv").lines().next().unwrap().to_string() + "\n";
+        assert_refused(
+            &app,
+            &s.clone().with("users.csv", &headers_only),
+            "users.csv",
+            None,
+            None,
+            "a bulk file with no rows",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &s.clone().with("users.csv", ""),
+            "users.csv",
+            Some(1),
+            None,
+            "the file is empty",
+        )
+        .await;
+        // The manifest and the files must agree.
+        assert_refused(
+            &app,
+            &s.clone().without("courses.csv"),
+            "courses.csv",
+            None,
+            None,
+            "the manifest declares this file but the bundle lacks it",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &s.clone().without("manifest.csv"),
+            "manifest.csv",
+            None,
+            None,
+            "no manifest.csv",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &s.clone().with("manifest.csv", MANIFEST_WITHOUT_USERS),
+            "users.csv",
+            None,
+            None,
+            "does not declare it",
+        )
+        .await;
+        assert_refused(
+            &app,
+            &s.clone()
+                .with("manifest.csv", "propertyName,value\nfile.users,sometimes\n"),
+            "manifest.csv",
+            Some(2),
+            Some("file.users"),
+            "not bulk, delta or absent",
+        )
+        .await;
+    }
+);
 
 const MANIFEST_WITHOUT_USERS: &str = "propertyName,value\noneroster.version,1.1\nfile.orgs,bulk\nfile.academicSessions,bulk\nfile.courses,bulk\nfile.classes,bulk\nfile.enrollments,bulk\n";
 
 on_every_backend!(hostile_uploads_are_refused_without_harm, |app| {
     app.create_district("lincoln").await;
-    let (status, body) = app.post_bytes("/api/v1/districts/lincoln/imports/oneroster", OPERATOR_TOKEN, b"not a zip at all".to_vec()).await;
+    let (status, body) = app
+        .post_bytes(
+            "/api/v1/districts/lincoln/imports/oneroster",
+            OPERATOR_TOKEN,
+            b"not a zip at all".to_vec(),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["details"][0]["message"].as_str().unwrap().contains("not a readable zip"), "{body}");
-    let (status, body) = app.post_bytes("/api/v1/districts/lincoln/imports/oneroster", OPERATOR_TOKEN, Vec::new()).await;
+    assert!(
+        body["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a readable zip"),
+        "{body}"
+    );
+    let (status, body) = app
+        .post_bytes(
+            "/api/v1/districts/lincoln/imports/oneroster",
+            OPERATOR_TOKEN,
+            Vec::new(),
+        )
+        .await;
     assert_eq!(status, 400, "{body}");
     // Files nested two folders deep.
     let mut nested = Bundle::default();
@@ -467,18 +1086,36 @@ on_every_backend!(hostile_uploads_are_refused_without_harm, |app| {
     // An oversized field.
     let huge = "x".repeat(70_000);
     let s = school();
-    let big = s.clone().with("users.csv", &s.get("users.csv").replacen("Sam,One", &format!("{huge},One"), 1));
+    let big = s.clone().with(
+        "users.csv",
+        &s.get("users.csv")
+            .replacen("Sam,One", &format!("{huge},One"), 1),
+    );
     let (status, body) = app.import("lincoln", OPERATOR_TOKEN, &big).await;
     assert_eq!(status, 422);
-    assert!(body.to_string().contains("bytes long (at most 65536)"), "{body}");
+    assert!(
+        body.to_string().contains("bytes long (at most 65536)"),
+        "{body}"
+    );
     // A NUL byte inside a value.
-    let nul = school().with("users.csv", &school().get("users.csv").replacen("Sam", "S\u{0}m", 1));
+    let nul = school().with(
+        "users.csv",
+        &school().get("users.csv").replacen("Sam", "S\u{0}m", 1),
+    );
     let (status, body) = app.import("lincoln", OPERATOR_TOKEN, &nul).await;
     assert_eq!(status, 422);
     assert_eq!(body["error"]["details"][0]["line"], 4);
-    assert_eq!(body["error"]["details"][0]["message"], "the value contains a NUL character");
-    let (_, users) = app.get("/api/v1/districts/lincoln/users", OPERATOR_TOKEN).await;
-    assert_eq!(users["total"], 0, "nothing of the refused bundles was applied");
+    assert_eq!(
+        body["error"]["details"][0]["message"],
+        "the value contains a NUL character"
+    );
+    let (_, users) = app
+        .get("/api/v1/districts/lincoln/users", OPERATOR_TOKEN)
+        .await;
+    assert_eq!(
+        users["total"], 0,
+        "nothing of the refused bundles was applied"
+    );
 });
 
 on_every_backend!(real_export_quirks_are_tolerated, |app| {
@@ -493,7 +1130,10 @@ on_every_backend!(real_export_quirks_are_tolerated, |app| {
                  stu-2,,,true, sch-1 ,student,sue,Sue,Two,,,\r\n\
                  stu-3,,,true,sch-1,student,syd,Syd,Three,,,\r\n";
     let courses = "sourcedId,status,dateLastModified,schoolYearId,title,courseCode,grades,orgSourcedId\ncrs-1,,,yr-1,Algebra I,ALG1,09,sch-1\n";
-    let bundle = s.clone().with("users.csv", users).with("courses.csv", courses);
+    let bundle = s
+        .clone()
+        .with("users.csv", users)
+        .with("courses.csv", courses);
     let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &bundle).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(count(&report, "users", "created"), 5);
@@ -502,49 +1142,76 @@ on_every_backend!(real_export_quirks_are_tolerated, |app| {
     assert!(warnings.contains("no time zone"), "{warnings}");
     assert!(warnings.contains("schoolYearSourcedId"), "{warnings}");
     assert!(warnings.contains("favouriteColour"), "{warnings}");
-    let (_, tina) = app.get("/api/v1/districts/lincoln/users/tch-1", OPERATOR_TOKEN).await;
+    let (_, tina) = app
+        .get("/api/v1/districts/lincoln/users/tch-1", OPERATOR_TOKEN)
+        .await;
     assert_eq!(tina["user"]["role"], "teacher");
-    assert_eq!(tina["user"]["metadata"], json!({ "metadata.homeroom": "H1", "favouriteColour": "blue" }));
-    let (_, sue) = app.get("/api/v1/districts/lincoln/users/stu-2", OPERATOR_TOKEN).await;
+    assert_eq!(
+        tina["user"]["metadata"],
+        json!({ "metadata.homeroom": "H1", "favouriteColour": "blue" })
+    );
+    let (_, sue) = app
+        .get("/api/v1/districts/lincoln/users/stu-2", OPERATOR_TOKEN)
+        .await;
     assert_eq!(sue["user"]["orgSourcedIds"], json!(["sch-1"]));
-    let (_, coaching) = app.get("/api/v1/districts/lincoln/users/tch-1/coaching", OPERATOR_TOKEN).await;
+    let (_, coaching) = app
+        .get(
+            "/api/v1/districts/lincoln/users/tch-1/coaching",
+            OPERATOR_TOKEN,
+        )
+        .await;
     assert_eq!(coaching["students"].as_array().unwrap().len(), 3);
 });
 
-on_every_backend!(a_oneroster_1_2_bundle_with_roles_and_user_profiles_imports, |app| {
-    app.create_district("lincoln").await;
-    let s = school();
-    let manifest = "propertyName,value\nmanifest.version,1.0\noneroster.version,1.2\nfile.orgs,bulk\nfile.academicSessions,bulk\nfile.courses,bulk\nfile.classes,bulk\nfile.users,bulk\nfile.roles,bulk\nfile.userProfiles,bulk\nfile.enrollments,bulk\n";
-    let users = "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password,userMasterIdentifier,preferredGivenName,preferredMiddleName,preferredFamilyName,primaryOrgSourcedId,pronouns\n\
+on_every_backend!(
+    a_oneroster_1_2_bundle_with_roles_and_user_profiles_imports,
+    |app| {
+        app.create_district("lincoln").await;
+        let s = school();
+        let manifest = "propertyName,value\nmanifest.version,1.0\noneroster.version,1.2\nfile.orgs,bulk\nfile.academicSessions,bulk\nfile.courses,bulk\nfile.classes,bulk\nfile.users,bulk\nfile.roles,bulk\nfile.userProfiles,bulk\nfile.enrollments,bulk\n";
+        let users = "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password,userMasterIdentifier,preferredGivenName,preferredMiddleName,preferredFamilyName,primaryOrgSourcedId,pronouns\n\
         tch-1,,,true,tina,,Tina,Teach,,,,,,,,,M-1,Tee,,,sch-1,she/her\n\
         aid-1,,,true,adam,,Adam,Aide,,,,,,,,,,,,,sch-1,\n\
         stu-1,,,true,sam,,Sam,One,,,,,,,09,,,,,,sch-1,\n\
         stu-2,,,true,sue,,Sue,Two,,,,,,,09,,,,,,sch-1,\n\
         stu-3,,,true,syd,,Syd,Three,,,,,,,09,,,,,,sch-1,\n";
-    let roles = "sourcedId,status,dateLastModified,userSourcedId,roleType,role,beginDate,endDate,orgSourcedId,userProfileSourcedId\n\
+        let roles = "sourcedId,status,dateLastModified,userSourcedId,roleType,role,beginDate,endDate,orgSourcedId,userProfileSourcedId\n\
         r-1,,,tch-1,primary,teacher,,,sch-1,\n\
         r-2,,,aid-1,primary,aide,,,sch-1,\n\
         r-3,,,stu-1,primary,student,,,sch-1,\n\
         r-4,,,stu-2,primary,student,,,sch-1,\n\
         r-5,,,stu-3,primary,ext:learner,,,sch-1,\n";
-    let profiles = "sourcedId,status,dateLastModified,userSourcedId,profileType,vendorId,applicationId,description,credentialType,username,password\n\
+        let profiles = "sourcedId,status,dateLastModified,userSourcedId,profileType,vendorId,applicationId,description,credentialType,username,password\n\
         p-1,,,tch-1,lms,acme,,,password,tina,hunter2\n";
-    let bundle = s.with("manifest.csv", manifest).with("users.csv", users).with("roles.csv", roles).with("userProfiles.csv", profiles);
-    let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &bundle).await;
-    assert_eq!(status, 200, "{report}");
-    assert_eq!(count(&report, "roles", "created"), 5);
-    assert_eq!(count(&report, "userProfiles", "created"), 1);
-    assert_eq!(report["coaching"]["started"], 5);
-    let (_, tina) = app.get("/api/v1/districts/lincoln/users/tch-1", OPERATOR_TOKEN).await;
-    assert_eq!(tina["user"]["preferredGivenName"], "Tee");
-    assert_eq!(tina["user"]["primaryOrgSourcedId"], "sch-1");
-    assert!(!tina.to_string().contains("hunter2"));
-    // A 1.2 role that is not in the spec's list (and not ext:) is refused.
-    let bad = bundle_with_role(&school(), "principle");
-    let (status, body) = app.import("lincoln", OPERATOR_TOKEN, &bad).await;
-    assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["details"][0]["message"].as_str().unwrap().starts_with("\"principle\" is not one of"), "{body}");
-});
+        let bundle = s
+            .with("manifest.csv", manifest)
+            .with("users.csv", users)
+            .with("roles.csv", roles)
+            .with("userProfiles.csv", profiles);
+        let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &bundle).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(count(&report, "roles", "created"), 5);
+        assert_eq!(count(&report, "userProfiles", "created"), 1);
+        assert_eq!(report["coaching"]["started"], 5);
+        let (_, tina) = app
+            .get("/api/v1/districts/lincoln/users/tch-1", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(tina["user"]["preferredGivenName"], "Tee");
+        assert_eq!(tina["user"]["primaryOrgSourcedId"], "sch-1");
+        assert!(!tina.to_string().contains("hunter2"));
+        // A 1.2 role that is not in the spec's list (and not ext:) is refused.
+        let bad = bundle_with_role(&school(), "principle");
+        let (status, body) = app.import("lincoln", OPERATOR_TOKEN, &bad).await;
+        assert_eq!(status, 422, "{body}");
+        assert!(
+            body["error"]["details"][0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("\"principle\" is not one of"),
+            "{body}"
+        );
+    }
+);
 
 fn bundle_with_role(s: &Bundle, role: &str) -> Bundle {
     let manifest = "propertyName,value\noneroster.version,1.2\nfile.orgs,bulk\nfile.users,delta\nfile.roles,delta\n";
@@ -557,13 +1224,20 @@ fn bundle_with_role(s: &Bundle, role: &str) -> Bundle {
 
 on_every_backend!(contract_lists_exactly_the_routes_the_server_has, |app| {
     let _ = &app;
-    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/openapi.yaml")).unwrap();
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contracts/openapi.yaml"
+    ))
+    .unwrap();
     let mut documented = std::collections::BTreeSet::new();
     let mut path: Option<String> = None;
     for line in spec.lines() {
         if let Some(p) = line.strip_prefix("  /").and_then(|l| l.strip_suffix(':')) {
             path = Some(format!("/{p}"));
-        } else if let (Some(p), Some(method)) = (&path, line.strip_prefix("    ").and_then(|l| l.strip_suffix(':'))) {
+        } else if let (Some(p), Some(method)) = (
+            &path,
+            line.strip_prefix("    ").and_then(|l| l.strip_suffix(':')),
+        ) {
             if ["get", "post", "put", "patch", "delete"].contains(&method) {
                 documented.insert((method.to_uppercase(), p.clone()));
             }
@@ -571,14 +1245,24 @@ on_every_backend!(contract_lists_exactly_the_routes_the_server_has, |app| {
             path = None;
         }
     }
-    let served: std::collections::BTreeSet<(String, String)> = rostergate::http::route_list().into_iter().collect();
+    let served: std::collections::BTreeSet<(String, String)> =
+        rostergate::http::route_list().into_iter().collect();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&served).collect();
     assert!(undocumented.is_empty() && unserved.is_empty(), "served but not in contracts/openapi.yaml: {undocumented:?}\nin the contract but not served: {unserved:?}");
     // Every documented route answers with something other than "no such route".
     for (method, path) in &documented {
-        let concrete = path.replace("{district}", "nowhere").replace("{sourced_id}", "x").replace("{run_id}", "x");
-        let r = app.client.request(method.parse().unwrap(), app.url(&concrete)).bearer_auth(OPERATOR_TOKEN).send().await.unwrap();
+        let concrete = path
+            .replace("{district}", "nowhere")
+            .replace("{sourced_id}", "x")
+            .replace("{run_id}", "x");
+        let r = app
+            .client
+            .request(method.parse().unwrap(), app.url(&concrete))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await
+            .unwrap();
         let body: Value = r.json().await.unwrap_or(Value::Null);
         assert_ne!(body["error"]["code"], "route_not_found", "{method} {path}");
     }

@@ -21,7 +21,10 @@ pub fn generate() -> NewCredentials {
 /// Secrets are 256 random bits, so a plain SHA-256 stores them safely (no password stretching
 /// is needed for values nobody can guess).
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes()))
+    hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        secret.as_bytes(),
+    ))
 }
 
 pub fn verify_secret(secret: &str, stored_hash: &str) -> bool {

@@ -13,7 +13,10 @@ pub enum KeyError {
     #[error("the secret key must be at least 32 characters (got {0})")]
     TooShort(usize),
     #[error("cannot read or create the key file {path}: {source}")]
-    File { path: PathBuf, source: std::io::Error },
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Clone)]
@@ -43,7 +46,10 @@ impl MasterKey {
     }
 
     fn from_file(path: &Path) -> Result<MasterKey, KeyError> {
-        let fail = |source| KeyError::File { path: path.to_path_buf(), source };
+        let fail = |source| KeyError::File {
+            path: path.to_path_buf(),
+            source,
+        };
         match std::fs::read_to_string(path) {
             Ok(text) => MasterKey::from_secret(text.trim()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -61,7 +67,9 @@ impl MasterKey {
                         MasterKey::from_secret(&secret)
                     }
                     // Another process created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => MasterKey::from_file(path),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        MasterKey::from_file(path)
+                    }
                     Err(e) => Err(fail(e)),
                 }
             }
@@ -99,7 +107,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 
@@ -107,7 +118,10 @@ mod tests {
     fn derived_keys_differ_by_purpose_and_short_secrets_are_refused() {
         let k = MasterKey::from_secret(&"k".repeat(32)).unwrap();
         assert_ne!(k.derive("jwt"), k.derive("aead"));
-        assert!(matches!(MasterKey::from_secret("short"), Err(KeyError::TooShort(5))));
+        assert!(matches!(
+            MasterKey::from_secret("short"),
+            Err(KeyError::TooShort(5))
+        ));
         assert!(!format!("{k:?}").contains("kkkk"));
     }
 }

@@ -32,7 +32,11 @@ pub struct Principal {
 
 impl Principal {
     pub fn operator() -> Principal {
-        Principal { subject: "operator".into(), district: None, scopes: vec![Scope::Admin] }
+        Principal {
+            subject: "operator".into(),
+            district: None,
+            scopes: vec![Scope::Admin],
+        }
     }
     pub fn is_operator(&self) -> bool {
         self.district.is_none()
@@ -83,7 +87,8 @@ impl TokenKeys {
             exp: now + self.settings.token_ttl_secs as i64,
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 signing cannot fail")
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing cannot fail")
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
@@ -92,13 +97,19 @@ impl TokenKeys {
         validation.set_audience(&[&self.settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid,
-        })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
+            |e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            },
+        )?;
         let claims = data.claims;
         let scopes = Scope::parse_list(&claims.scope).map_err(|_| TokenError::Invalid)?;
-        Ok(Principal { subject: claims.sub, district: Some(claims.district), scopes })
+        Ok(Principal {
+            subject: claims.sub,
+            district: Some(claims.district),
+            scopes,
+        })
     }
 }
 
@@ -107,7 +118,11 @@ mod tests {
     use super::*;
 
     fn keys(ttl: u64, secret: &str) -> TokenKeys {
-        let settings = AuthSettings { token_ttl_secs: ttl, issuer: "rostergate".into(), audience: "rostergate-api".into() };
+        let settings = AuthSettings {
+            token_ttl_secs: ttl,
+            issuer: "rostergate".into(),
+            audience: "rostergate-api".into(),
+        };
         TokenKeys::new(&MasterKey::from_secret(secret).unwrap(), &settings)
     }
 
@@ -157,7 +172,13 @@ mod tests {
         let k = keys(60, &"a".repeat(32));
         let good = k.issue("rgc_1", "lincoln", &[Scope::RosterRead]);
         let payload = good.split('.').nth(1).unwrap();
-        let header = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, br#"{"alg":"none","typ":"JWT"}"#);
-        assert_eq!(k.verify(&format!("{header}.{payload}.")), Err(TokenError::Invalid));
+        let header = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            br#"{"alg":"none","typ":"JWT"}"#,
+        );
+        assert_eq!(
+            k.verify(&format!("{header}.{payload}.")),
+            Err(TokenError::Invalid)
+        );
     }
 }

@@ -51,7 +51,10 @@ pub struct DistrictName(String);
 impl DistrictName {
     pub fn parse(raw: &str) -> Result<DistrictName, DistrictError> {
         let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.chars().count() > 200 || trimmed.chars().any(char::is_control) {
+        if trimmed.is_empty()
+            || trimmed.chars().count() > 200
+            || trimmed.chars().any(char::is_control)
+        {
             return Err(DistrictError::BadName);
         }
         Ok(DistrictName(trimmed.to_string()))
@@ -135,21 +138,36 @@ mod tests {
         for ok in ["lincoln", "grand-bend-isd", "d2"] {
             assert!(Slug::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "Lincoln", "2lincoln", "lin coln", "lincoln-", "l/../x", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "a",
+            "Lincoln",
+            "2lincoln",
+            "lin coln",
+            "lincoln-",
+            "l/../x",
+            &"a".repeat(64),
+        ] {
             assert!(Slug::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn time_zones_must_be_iana_names() {
-        assert_eq!(Timezone::parse("America/Chicago").unwrap().name(), "America/Chicago");
+        assert_eq!(
+            Timezone::parse("America/Chicago").unwrap().name(),
+            "America/Chicago"
+        );
         assert!(Timezone::parse("Central Time").is_err());
         assert!(Timezone::parse("").is_err());
     }
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(DistrictName::parse("  Lincoln Unified ").unwrap().as_str(), "Lincoln Unified");
+        assert_eq!(
+            DistrictName::parse("  Lincoln Unified ").unwrap().as_str(),
+            "Lincoln Unified"
+        );
         assert!(DistrictName::parse("   ").is_err());
         assert!(DistrictName::parse(&"x".repeat(201)).is_err());
         assert!(DistrictName::parse("a\u{0}b").is_err());
@@ -160,7 +178,8 @@ mod tests {
         let s = DistrictSettings::default();
         assert_eq!(s.delete_threshold_percent, 10.0);
         assert_eq!(s.update_threshold_percent, 75.0);
-        let parsed: DistrictSettings = serde_json::from_str(r#"{"review_every_sync":true}"#).unwrap();
+        let parsed: DistrictSettings =
+            serde_json::from_str(r#"{"review_every_sync":true}"#).unwrap();
         assert!(parsed.review_every_sync);
         assert!(serde_json::from_str::<DistrictSettings>(r#"{"nope":1}"#).is_err());
     }

@@ -15,7 +15,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(file: impl Into<String>, line: Option<u64>, field: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn new(
+        file: impl Into<String>,
+        line: Option<u64>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         Problem {
             file: file.into(),
             line,
@@ -78,12 +83,19 @@ impl ProblemLog {
     }
 
     pub fn warn(&mut self, problem: Problem) {
-        let key = (problem.file.clone(), problem.field.clone(), problem.message.clone());
+        let key = (
+            problem.file.clone(),
+            problem.field.clone(),
+            problem.message.clone(),
+        );
         match self.warning_index.get(&key) {
             Some(&i) => self.warnings[i].occurrences += 1,
             None => {
                 self.warning_index.insert(key, self.warnings.len());
-                self.warnings.push(Warning { problem, occurrences: 1 });
+                self.warnings.push(Warning {
+                    problem,
+                    occurrences: 1,
+                });
             }
         }
     }
@@ -134,7 +146,10 @@ mod tests {
     fn problems_print_as_file_line_field_message() {
         let p = Problem::new("users.csv", Some(12), Some("givenName"), "is empty");
         assert_eq!(p.to_string(), "users.csv:12: givenName: is empty");
-        assert_eq!(Problem::file("manifest.csv", "missing").to_string(), "manifest.csv: missing");
+        assert_eq!(
+            Problem::file("manifest.csv", "missing").to_string(),
+            "manifest.csv: missing"
+        );
     }
 
     #[test]
@@ -153,7 +168,12 @@ mod tests {
     fn repeated_warnings_fold_into_one_with_a_count() {
         let mut log = ProblemLog::new(10);
         for line in 2..6 {
-            log.warn(Problem::new("users.csv", Some(line), Some("role"), "case differs"));
+            log.warn(Problem::new(
+                "users.csv",
+                Some(line),
+                Some("role"),
+                "case differs",
+            ));
         }
         let (_, warnings) = log.into_parts();
         assert_eq!(warnings.len(), 1);

@@ -5,7 +5,9 @@
 use chrono::NaiveDate;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 pub enum RecordKind {
     #[serde(rename = "orgs")]
     Orgs,
@@ -79,22 +81,46 @@ impl Column {
 }
 
 const fn text(name: &'static str) -> Column {
-    Column { name, ty: ColumnType::Text, references: None }
+    Column {
+        name,
+        ty: ColumnType::Text,
+        references: None,
+    }
 }
 const fn date(name: &'static str) -> Column {
-    Column { name, ty: ColumnType::Date, references: None }
+    Column {
+        name,
+        ty: ColumnType::Date,
+        references: None,
+    }
 }
 const fn boolean(name: &'static str) -> Column {
-    Column { name, ty: ColumnType::Bool, references: None }
+    Column {
+        name,
+        ty: ColumnType::Bool,
+        references: None,
+    }
 }
 const fn list(name: &'static str) -> Column {
-    Column { name, ty: ColumnType::List, references: None }
+    Column {
+        name,
+        ty: ColumnType::List,
+        references: None,
+    }
 }
 const fn reference(name: &'static str, kind: RecordKind) -> Column {
-    Column { name, ty: ColumnType::Text, references: Some(kind) }
+    Column {
+        name,
+        ty: ColumnType::Text,
+        references: Some(kind),
+    }
 }
 const fn list_of(name: &'static str, kind: RecordKind) -> Column {
-    Column { name, ty: ColumnType::List, references: Some(kind) }
+    Column {
+        name,
+        ty: ColumnType::List,
+        references: Some(kind),
+    }
 }
 
 use RecordKind::*;
@@ -354,7 +380,11 @@ pub const COACHED_ROLE: &str = "student";
 
 /// Does an enrollment still count on `today`? OneRoster end dates are exclusive; a district can
 /// read them as the last day, inclusive.
-pub fn enrollment_in_effect(end_date: Option<NaiveDate>, today: NaiveDate, end_inclusive: bool) -> bool {
+pub fn enrollment_in_effect(
+    end_date: Option<NaiveDate>,
+    today: NaiveDate,
+    end_inclusive: bool,
+) -> bool {
     match end_date {
         None => true,
         Some(end) if end_inclusive => today <= end,
@@ -419,7 +449,8 @@ mod tests {
     #[test]
     fn enrollments_end_on_their_end_date_as_the_district_reads_it() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        let end = Some(d("2024-06-14"));
+        let end_day = d("2024-06-14");
+        let end = Some(end_day);
         assert!(enrollment_in_effect(end, d("2024-06-14"), true));
         assert!(!enrollment_in_effect(end, d("2024-06-15"), true));
         assert!(!enrollment_in_effect(end, d("2024-06-14"), false));
@@ -429,7 +460,10 @@ mod tests {
         for inclusive in [true, false] {
             for today in ["2024-06-13", "2024-06-14", "2024-06-15"] {
                 let cutoff = enrollment_cutoff(d(today), inclusive);
-                assert_eq!(end.unwrap() >= cutoff, enrollment_in_effect(end, d(today), inclusive));
+                assert_eq!(
+                    end_day >= cutoff,
+                    enrollment_in_effect(end, d(today), inclusive)
+                );
             }
         }
     }

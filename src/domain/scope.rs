@@ -61,7 +61,11 @@ impl fmt::Display for Scope {
 }
 
 pub fn join(scopes: &[Scope]) -> String {
-    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -74,7 +78,10 @@ mod tests {
             Scope::parse_list("roster:read,admin roster:read").unwrap(),
             vec![Scope::RosterRead, Scope::Admin]
         );
-        assert_eq!(Scope::parse_list("roster:delete"), Err(UnknownScope("roster:delete".into())));
+        assert_eq!(
+            Scope::parse_list("roster:delete"),
+            Err(UnknownScope("roster:delete".into()))
+        );
         assert!(Scope::parse_list("").unwrap().is_empty());
     }
 

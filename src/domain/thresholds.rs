@@ -75,7 +75,12 @@ mod tests {
     use super::*;
 
     fn counts(updated: u64, deleted: u64) -> KindCounts {
-        KindCounts { created: 0, updated, deleted, unchanged: 0 }
+        KindCounts {
+            created: 0,
+            updated,
+            deleted,
+            unchanged: 0,
+        }
     }
 
     #[test]
@@ -93,7 +98,11 @@ mod tests {
         ];
         for (updated, deleted, live, held) in table {
             let reasons = hold_reasons(&s, &[(RecordKind::Users, counts(updated, deleted), live)]);
-            assert_eq!(!reasons.is_empty(), held, "updated={updated} deleted={deleted} live={live}");
+            assert_eq!(
+                !reasons.is_empty(),
+                held,
+                "updated={updated} deleted={deleted} live={live}"
+            );
         }
     }
 
@@ -101,6 +110,9 @@ mod tests {
     fn hold_reasons_say_what_and_how_much() {
         let s = DistrictSettings::default();
         let reasons = hold_reasons(&s, &[(RecordKind::Enrollments, counts(0, 50), 100)]);
-        assert_eq!(reasons[0].message(), "enrollments: 50 of 100 records would be deleted (50.0% > 10%)");
+        assert_eq!(
+            reasons[0].message(),
+            "enrollments: 50 of 100 records would be deleted (50.0% > 10%)"
+        );
     }
 }

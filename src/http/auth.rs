@@ -25,18 +25,24 @@ impl FromRequest for Caller {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered");
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered");
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
-    let value = header.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be \"Bearer <token>\""))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be \"Bearer <token>\"")
+        })?;
     if let Some(operator) = &state.settings.operator_token {
         if secrets_equal(token.as_bytes(), operator.expose().as_bytes()) {
             return Ok(Caller(Principal::operator()));
@@ -72,12 +78,19 @@ impl Caller {
 
     /// Loads a district the caller may act on with `scope`. A district the caller is not bound
     /// to answers exactly like one that does not exist.
-    pub async fn district(&self, state: &AppState, slug: &str, scope: Scope) -> Result<District, ApiError> {
+    pub async fn district(
+        &self,
+        state: &AppState,
+        slug: &str,
+        scope: Scope,
+    ) -> Result<District, ApiError> {
         let not_found = || ApiError::not_found(format!("district {slug:?} not found"));
         if !self.0.may_see(slug) {
             return Err(not_found());
         }
-        let district = districts::find(&state.db, slug).await?.ok_or_else(not_found)?;
+        let district = districts::find(&state.db, slug)
+            .await?
+            .ok_or_else(not_found)?;
         self.require(scope)?;
         Ok(district)
     }

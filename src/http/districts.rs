@@ -26,7 +26,11 @@ pub struct CreateDistrict {
 fn admin_error(e: AdminError) -> ApiError {
     match e {
         AdminError::Store(s) => s.into(),
-        other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", other.to_string()),
+        other => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            other.to_string(),
+        ),
     }
 }
 
@@ -40,12 +44,22 @@ pub fn district_json(d: &District) -> serde_json::Value {
     })
 }
 
-pub async fn create(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateDistrict>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<CreateDistrict>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_operator()?;
     let body = body.into_inner();
-    let district = admin::create_district(&state.db, &body.slug, &body.name, &body.timezone, body.settings)
-        .await
-        .map_err(admin_error)?;
+    let district = admin::create_district(
+        &state.db,
+        &body.slug,
+        &body.name,
+        &body.timezone,
+        body.settings,
+    )
+    .await
+    .map_err(admin_error)?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/districts/{}", district.slug)))
         .json(district_json(&district)))
@@ -53,11 +67,19 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: web::Json<
 
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let all = districts::list(&state.db).await?;
-    let visible: Vec<_> = all.iter().filter(|d| caller.0.may_see(d.slug.as_str())).map(district_json).collect();
+    let visible: Vec<_> = all
+        .iter()
+        .filter(|d| caller.0.may_see(d.slug.as_str()))
+        .map(district_json)
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "districts": visible })))
 }
 
-pub async fn get(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let district = caller.district(&state, &path, Scope::RosterRead).await?;
     Ok(HttpResponse::Ok().json(district_json(&district)))
 }
@@ -76,18 +98,25 @@ pub async fn create_client(
     body: web::Json<CreateClient>,
 ) -> Result<HttpResponse, ApiError> {
     let district = caller.district(&state, &path, Scope::Admin).await?;
-    let (credentials, scopes) = admin::create_client(&state.db, &district, &body.name, &body.scopes.join(" "))
-        .await
-        .map_err(admin_error)?;
-    Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(json!({
-        "client_id": credentials.client_id,
-        "client_secret": credentials.client_secret,
-        "scopes": scopes,
-        "district": district.slug,
-    })))
+    let (credentials, scopes) =
+        admin::create_client(&state.db, &district, &body.name, &body.scopes.join(" "))
+            .await
+            .map_err(admin_error)?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret,
+            "scopes": scopes,
+            "district": district.slug,
+        })))
 }
 
-pub async fn list_clients(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn list_clients(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let district = caller.district(&state, &path, Scope::Admin).await?;
     let rows = clients::list(&state.db, district.id).await?;
     let listed: Vec<_> = rows

@@ -17,7 +17,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: Vec::new() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
     pub fn with_details(mut self, details: Vec<serde_json::Value>) -> Self {
         self.details = details;
@@ -38,7 +43,11 @@ impl ApiError {
     pub fn internal(source: &dyn std::fmt::Display) -> Self {
         // The cause goes to the log; the caller learns only that it was ours.
         tracing::error!(error = %source, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error",
+        )
     }
 }
 
@@ -76,10 +85,16 @@ impl From<StoreError> for ApiError {
 impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         match e {
-            SyncError::Busy(_) => ApiError::new(StatusCode::CONFLICT, "sync_in_progress", e.to_string()),
+            SyncError::Busy(_) => {
+                ApiError::new(StatusCode::CONFLICT, "sync_in_progress", e.to_string())
+            }
             SyncError::RunNotFound(_) => ApiError::not_found(e.to_string()),
-            SyncError::NotHeld { .. } => ApiError::new(StatusCode::CONFLICT, "run_not_held", e.to_string()),
-            SyncError::StagingLost(_) => ApiError::new(StatusCode::CONFLICT, "staging_lost", e.to_string()),
+            SyncError::NotHeld { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "run_not_held", e.to_string())
+            }
+            SyncError::StagingLost(_) => {
+                ApiError::new(StatusCode::CONFLICT, "staging_lost", e.to_string())
+            }
             SyncError::Store(s) => s.into(),
         }
     }

@@ -55,20 +55,39 @@ pub async fn oneroster(
         file.write_all(&chunk).map_err(|e| ApiError::internal(&e))?;
     }
     if size == 0 {
-        return Err(ApiError::bad_request("the body is empty: send the bundle as a zip file"));
+        return Err(ApiError::bad_request(
+            "the body is empty: send the bundle as a zip file",
+        ));
     }
     file.flush().map_err(|e| ApiError::internal(&e))?;
-    let options = RunOptions { dry_run: query.dry_run };
-    let report = import_oneroster_csv(&state.engine, &district, file.path(), &state.settings.import, options, None).await?;
+    let options = RunOptions {
+        dry_run: query.dry_run,
+    };
+    let report = import_oneroster_csv(
+        &state.engine,
+        &district,
+        file.path(),
+        &state.settings.import,
+        options,
+        None,
+    )
+    .await?;
     match report.status {
         RunStatus::Applied | RunStatus::DryRun => Ok(HttpResponse::Ok().json(report)),
         RunStatus::Held => Ok(HttpResponse::Accepted().json(report)),
         _ => {
-            let details = report.errors.iter().map(|e| serde_json::to_value(e).expect("problem serializes")).collect();
+            let details = report
+                .errors
+                .iter()
+                .map(|e| serde_json::to_value(e).expect("problem serializes"))
+                .collect();
             Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_bundle",
-                format!("the bundle was refused and nothing was applied (run {})", report.run_id),
+                format!(
+                    "the bundle was refused and nothing was applied (run {})",
+                    report.run_id
+                ),
             )
             .with_details(details))
         }

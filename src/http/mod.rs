@@ -35,19 +35,71 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
         ("/health/ready", Method::GET, web::get().to(health::ready)),
         ("/metrics", Method::GET, web::get().to(health::metrics)),
         ("/oauth/token", Method::POST, web::post().to(oauth::token)),
-        ("/api/v1/districts", Method::GET, web::get().to(districts::list)),
-        ("/api/v1/districts", Method::POST, web::post().to(districts::create)),
-        ("/api/v1/districts/{district}", Method::GET, web::get().to(districts::get)),
-        ("/api/v1/districts/{district}/clients", Method::GET, web::get().to(districts::list_clients)),
-        ("/api/v1/districts/{district}/clients", Method::POST, web::post().to(districts::create_client)),
-        ("/api/v1/districts/{district}/imports/oneroster", Method::POST, web::post().to(imports::oneroster)),
-        ("/api/v1/districts/{district}/runs", Method::GET, web::get().to(runs::list)),
-        ("/api/v1/districts/{district}/runs/{run_id}", Method::GET, web::get().to(runs::get)),
-        ("/api/v1/districts/{district}/runs/{run_id}/approve", Method::POST, web::post().to(runs::approve)),
-        ("/api/v1/districts/{district}/runs/{run_id}/discard", Method::POST, web::post().to(runs::discard)),
-        ("/api/v1/districts/{district}/events", Method::GET, web::get().to(runs::events)),
-        ("/api/v1/districts/{district}/users/{sourced_id}/classes", Method::GET, web::get().to(roster::user_classes)),
-        ("/api/v1/districts/{district}/users/{sourced_id}/coaching", Method::GET, web::get().to(roster::user_coaching)),
+        (
+            "/api/v1/districts",
+            Method::GET,
+            web::get().to(districts::list),
+        ),
+        (
+            "/api/v1/districts",
+            Method::POST,
+            web::post().to(districts::create),
+        ),
+        (
+            "/api/v1/districts/{district}",
+            Method::GET,
+            web::get().to(districts::get),
+        ),
+        (
+            "/api/v1/districts/{district}/clients",
+            Method::GET,
+            web::get().to(districts::list_clients),
+        ),
+        (
+            "/api/v1/districts/{district}/clients",
+            Method::POST,
+            web::post().to(districts::create_client),
+        ),
+        (
+            "/api/v1/districts/{district}/imports/oneroster",
+            Method::POST,
+            web::post().to(imports::oneroster),
+        ),
+        (
+            "/api/v1/districts/{district}/runs",
+            Method::GET,
+            web::get().to(runs::list),
+        ),
+        (
+            "/api/v1/districts/{district}/runs/{run_id}",
+            Method::GET,
+            web::get().to(runs::get),
+        ),
+        (
+            "/api/v1/districts/{district}/runs/{run_id}/approve",
+            Method::POST,
+            web::post().to(runs::approve),
+        ),
+        (
+            "/api/v1/districts/{district}/runs/{run_id}/discard",
+            Method::POST,
+            web::post().to(runs::discard),
+        ),
+        (
+            "/api/v1/districts/{district}/events",
+            Method::GET,
+            web::get().to(runs::events),
+        ),
+        (
+            "/api/v1/districts/{district}/users/{sourced_id}/classes",
+            Method::GET,
+            web::get().to(roster::user_classes),
+        ),
+        (
+            "/api/v1/districts/{district}/users/{sourced_id}/coaching",
+            Method::GET,
+            web::get().to(roster::user_coaching),
+        ),
     ];
     for (collection, item) in roster::PATHS {
         debug_assert!(collection.starts_with(d) && item.starts_with(d));
@@ -59,7 +111,10 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
 
 /// `(METHOD, path)` of every route, in OpenAPI's path syntax (which actix shares).
 pub fn route_list() -> Vec<(String, String)> {
-    routes().into_iter().map(|(p, m, _)| (m.to_string(), p.to_string())).collect()
+    routes()
+        .into_iter()
+        .map(|(p, m, _)| (m.to_string(), p.to_string()))
+        .collect()
 }
 
 /// Registers the routes, one resource per path.
@@ -99,18 +154,31 @@ async fn method_not_allowed(req: HttpRequest) -> Result<actix_web::HttpResponse,
 
 /// Makes actix's own extractor errors (bad JSON, bad query) speak our error shape.
 pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default().limit(1 << 20).error_handler(|err, _| {
-        let message = match &err {
-            actix_web::error::JsonPayloadError::Deserialize(e) => format!("invalid JSON body: {e}"),
-            actix_web::error::JsonPayloadError::ContentType => "the body must be JSON (Content-Type: application/json)".into(),
-            other => format!("invalid JSON body: {other}"),
-        };
-        ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", message).into()
-    })
+    web::JsonConfig::default()
+        .limit(1 << 20)
+        .error_handler(|err, _| {
+            let message = match &err {
+                actix_web::error::JsonPayloadError::Deserialize(e) => {
+                    format!("invalid JSON body: {e}")
+                }
+                actix_web::error::JsonPayloadError::ContentType => {
+                    "the body must be JSON (Content-Type: application/json)".into()
+                }
+                other => format!("invalid JSON body: {other}"),
+            };
+            ApiError::new(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                message,
+            )
+            .into()
+        })
 }
 
 pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err, _| ApiError::bad_request(format!("invalid query string: {err}")).into())
+    web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::bad_request(format!("invalid query string: {err}")).into()
+    })
 }
 
 pub fn form_config() -> web::FormConfig {

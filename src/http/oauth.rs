@@ -37,7 +37,9 @@ fn credentials(req: &HttpRequest, form: &TokenRequest) -> Option<(String, String
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
     {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(basic.trim()).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (id, secret) = text.split_once(':')?;
         return Some((form_decode(id), form_decode(secret)));
@@ -68,33 +70,67 @@ fn form_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub async fn token(state: web::Data<AppState>, req: HttpRequest, form: web::Form<TokenRequest>) -> HttpResponse {
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<TokenRequest>,
+) -> HttpResponse {
     if form.grant_type.as_deref() != Some("client_credentials") {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "only grant_type=client_credentials is supported");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only grant_type=client_credentials is supported",
+        );
     }
     let Some((client_id, secret)) = credentials(&req, &form) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client credentials are missing");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client credentials are missing",
+        );
     };
     let client = match clients::find(&state.db, &client_id).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "client lookup failed");
-            return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error");
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            );
         }
     };
     // Unknown client, wrong secret and revoked client all answer the same.
-    let Some(client) = client.filter(|c| c.revoked_at.is_none() && verify_secret(&secret, &c.secret_hash)) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+    let Some(client) =
+        client.filter(|c| c.revoked_at.is_none() && verify_secret(&secret, &c.secret_hash))
+    else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        );
     };
     let granted = match Scope::parse_list(&client.scopes) {
         Ok(s) => s,
-        Err(_) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error"),
+        Err(_) => {
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            )
+        }
     };
     let scopes = match form.scope.as_deref().filter(|s| !s.trim().is_empty()) {
         None => granted,
         Some(requested) => match Scope::parse_list(requested) {
             Ok(asked) if asked.iter().all(|s| granted.contains(s)) => asked,
-            Ok(_) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", "a requested scope was not granted to this client"),
+            Ok(_) => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    "a requested scope was not granted to this client",
+                )
+            }
             Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &e.to_string()),
         },
     };
@@ -102,19 +138,31 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, form: web::Form
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "district lookup failed");
-            return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error");
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            );
         }
     };
     let Some(district) = district else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        );
     };
-    let access_token = state.tokens.issue(&client.client_id, district.slug.as_str(), &scopes);
-    HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": state.tokens.ttl_secs(),
-        "scope": scope::join(&scopes),
-    }))
+    let access_token = state
+        .tokens
+        .issue(&client.client_id, district.slug.as_str(), &scopes);
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": state.tokens.ttl_secs(),
+            "scope": scope::join(&scopes),
+        }))
 }
 
 #[cfg(test)]

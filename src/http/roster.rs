@@ -12,12 +12,30 @@ use crate::store::roster::{self, CoachingLink, StoredRecord};
 
 /// Collection and item paths of the record types the API serves.
 pub const PATHS: [(&str, &str); 6] = [
-    ("/api/v1/districts/{district}/orgs", "/api/v1/districts/{district}/orgs/{sourced_id}"),
-    ("/api/v1/districts/{district}/academicSessions", "/api/v1/districts/{district}/academicSessions/{sourced_id}"),
-    ("/api/v1/districts/{district}/courses", "/api/v1/districts/{district}/courses/{sourced_id}"),
-    ("/api/v1/districts/{district}/classes", "/api/v1/districts/{district}/classes/{sourced_id}"),
-    ("/api/v1/districts/{district}/users", "/api/v1/districts/{district}/users/{sourced_id}"),
-    ("/api/v1/districts/{district}/enrollments", "/api/v1/districts/{district}/enrollments/{sourced_id}"),
+    (
+        "/api/v1/districts/{district}/orgs",
+        "/api/v1/districts/{district}/orgs/{sourced_id}",
+    ),
+    (
+        "/api/v1/districts/{district}/academicSessions",
+        "/api/v1/districts/{district}/academicSessions/{sourced_id}",
+    ),
+    (
+        "/api/v1/districts/{district}/courses",
+        "/api/v1/districts/{district}/courses/{sourced_id}",
+    ),
+    (
+        "/api/v1/districts/{district}/classes",
+        "/api/v1/districts/{district}/classes/{sourced_id}",
+    ),
+    (
+        "/api/v1/districts/{district}/users",
+        "/api/v1/districts/{district}/users/{sourced_id}",
+    ),
+    (
+        "/api/v1/districts/{district}/enrollments",
+        "/api/v1/districts/{district}/enrollments/{sourced_id}",
+    ),
 ];
 
 /// The record kind a matched route serves (the segment after `{district}`).
@@ -35,7 +53,14 @@ fn kind_of(req: &HttpRequest) -> RecordKind {
 pub fn record_json(kind: RecordKind, record: &StoredRecord) -> Value {
     let mut obj = Map::new();
     obj.insert("sourcedId".into(), json!(record.sourced_id));
-    obj.insert("status".into(), json!(if record.active { "active" } else { "tobedeleted" }));
+    obj.insert(
+        "status".into(),
+        json!(if record.active {
+            "active"
+        } else {
+            "tobedeleted"
+        }),
+    );
     for (column, value) in kind.columns().iter().zip(&record.values) {
         let Some(value) = value else { continue };
         let v = match column.ty {
@@ -45,14 +70,22 @@ pub fn record_json(kind: RecordKind, record: &StoredRecord) -> Value {
         };
         obj.insert(column.field_name(), v);
     }
-    if let Some(extra) = record.extra.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()) {
+    if let Some(extra) = record
+        .extra
+        .as_deref()
+        .and_then(|e| serde_json::from_str::<Value>(e).ok())
+    {
         obj.insert("metadata".into(), extra);
     }
     match kind {
         RecordKind::Users => {
             obj.insert(
                 "rosterStatus".into(),
-                json!(if record.active { "Rostered" } else { "No Longer Rostered" }),
+                json!(if record.active {
+                    "Rostered"
+                } else {
+                    "No Longer Rostered"
+                }),
             );
         }
         RecordKind::Classes => {
@@ -87,20 +120,36 @@ pub async fn get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (district, sourced_id) = path.into_inner();
-    let district = caller.district(&state, &district, Scope::RosterRead).await?;
+    let district = caller
+        .district(&state, &district, Scope::RosterRead)
+        .await?;
     let kind = kind_of(&req);
     let record = roster::get(&state.db, district.id, kind, &sourced_id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("{} {sourced_id:?} not found", kind.oneroster_name())))?;
-    let singular = kind.oneroster_name().trim_end_matches('s').replace("classe", "class");
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "{} {sourced_id:?} not found",
+                kind.oneroster_name()
+            ))
+        })?;
+    let singular = kind
+        .oneroster_name()
+        .trim_end_matches('s')
+        .replace("classe", "class");
     Ok(HttpResponse::Ok().json(json!({ singular: record_json(kind, &record) })))
 }
 
-async fn existing_user(state: &AppState, district_id: i64, sourced_id: &str) -> Result<(), ApiError> {
+async fn existing_user(
+    state: &AppState,
+    district_id: i64,
+    sourced_id: &str,
+) -> Result<(), ApiError> {
     if roster::user_exists(&state.db, district_id, sourced_id).await? {
         Ok(())
     } else {
-        Err(ApiError::not_found(format!("user {sourced_id:?} not found")))
+        Err(ApiError::not_found(format!(
+            "user {sourced_id:?} not found"
+        )))
     }
 }
 
@@ -110,7 +159,9 @@ pub async fn user_classes(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (district, user) = path.into_inner();
-    let district = caller.district(&state, &district, Scope::RosterRead).await?;
+    let district = caller
+        .district(&state, &district, Scope::RosterRead)
+        .await?;
     existing_user(&state, district.id, &user).await?;
     let classes: Vec<Value> = roster::classes_of_user(&state.db, district.id, &user)
         .await?
@@ -131,7 +182,10 @@ fn group(links: Vec<CoachingLink>) -> Vec<Value> {
         let source = json!({ "type": link.source_type, "sourcedId": link.source_id, "title": link.source_title });
         match out.last_mut() {
             Some(last) if last["sourcedId"] == json!(link.other_sourced_id) => {
-                last["sources"].as_array_mut().expect("sources is an array").push(source);
+                last["sources"]
+                    .as_array_mut()
+                    .expect("sources is an array")
+                    .push(source);
             }
             _ => out.push(json!({
                 "sourcedId": link.other_sourced_id,
@@ -150,7 +204,9 @@ pub async fn user_coaching(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (district, user) = path.into_inner();
-    let district = caller.district(&state, &district, Scope::RosterRead).await?;
+    let district = caller
+        .district(&state, &district, Scope::RosterRead)
+        .await?;
     existing_user(&state, district.id, &user).await?;
     let students = group(roster::coaching(&state.db, district.id, &user, true).await?);
     let coaches = group(roster::coaching(&state.db, district.id, &user, false).await?);

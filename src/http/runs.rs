@@ -12,7 +12,10 @@ use crate::store::runs::RunRow;
 use crate::store::{outbox, runs};
 
 fn run_json(row: &RunRow) -> Value {
-    let mut report = row.report().map(|r| serde_json::to_value(r).expect("report serializes")).unwrap_or_else(|| json!({}));
+    let mut report = row
+        .report()
+        .map(|r| serde_json::to_value(r).expect("report serializes"))
+        .unwrap_or_else(|| json!({}));
     // The row's status is the truth: a held report may since have been superseded or discarded.
     report["run_id"] = json!(row.id);
     report["status"] = json!(row.status);
@@ -47,23 +50,37 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(json!({ "runs": items, "limit": limit, "offset": offset })))
 }
 
-pub async fn get(state: web::Data<AppState>, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (district, run_id) = path.into_inner();
-    let district = caller.district(&state, &district, Scope::RosterRead).await?;
+    let district = caller
+        .district(&state, &district, Scope::RosterRead)
+        .await?;
     let row = runs::find(&state.db, district.id, &run_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("run {run_id:?} not found")))?;
     Ok(HttpResponse::Ok().json(run_json(&row)))
 }
 
-pub async fn approve(state: web::Data<AppState>, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn approve(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (district, run_id) = path.into_inner();
     let district = caller.district(&state, &district, Scope::Admin).await?;
     let report = state.engine.approve(&district, &run_id).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
-pub async fn discard(state: web::Data<AppState>, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn discard(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (district, run_id) = path.into_inner();
     let district = caller.district(&state, &district, Scope::Admin).await?;
     let report = state.engine.discard(&district, &run_id).await?;
@@ -84,7 +101,11 @@ pub async fn events(
     query: web::Query<EventQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let district = caller.district(&state, &path, Scope::Admin).await?;
-    let (limit, _) = Paging { limit: query.limit, offset: None }.resolve()?;
+    let (limit, _) = Paging {
+        limit: query.limit,
+        offset: None,
+    }
+    .resolve()?;
     let after = query.after.unwrap_or(0);
     let events = outbox::list(&state.db, district.id, after, limit).await?;
     let next = events.last().map(|e| e.id);

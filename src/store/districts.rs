@@ -18,7 +18,9 @@ struct DistrictRow {
 
 impl DistrictRow {
     fn into_district(self) -> Result<District, StoreError> {
-        let corrupt = |what: &str| StoreError::Conflict(format!("district {}: stored {what} is invalid", self.slug));
+        let corrupt = |what: &str| {
+            StoreError::Conflict(format!("district {}: stored {what} is invalid", self.slug))
+        };
         Ok(District {
             id: self.id,
             slug: Slug::parse(&self.slug).map_err(|_| corrupt("slug"))?,
@@ -47,7 +49,13 @@ pub async fn create(
                 "INSERT INTO districts (slug, name, timezone, settings, created_at) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
             ),
-            &args![slug.as_str(), name.as_str(), timezone.name(), settings_json, Utc::now()],
+            &args![
+                slug.as_str(),
+                name.as_str(),
+                timezone.name(),
+                settings_json,
+                Utc::now()
+            ],
         )
         .await
         .map_err(|e| {
@@ -64,7 +72,10 @@ pub async fn create(
 pub async fn find(db: &Db, slug: &str) -> Result<Option<District>, StoreError> {
     let row: Option<DistrictRow> = db
         .conn()
-        .fetch_optional(&format!("SELECT {COLUMNS} FROM districts WHERE slug = $1"), &args![slug])
+        .fetch_optional(
+            &format!("SELECT {COLUMNS} FROM districts WHERE slug = $1"),
+            &args![slug],
+        )
         .await?;
     row.map(DistrictRow::into_district).transpose()
 }
@@ -72,7 +83,10 @@ pub async fn find(db: &Db, slug: &str) -> Result<Option<District>, StoreError> {
 pub async fn find_by_id(db: &Db, id: i64) -> Result<Option<District>, StoreError> {
     let row: Option<DistrictRow> = db
         .conn()
-        .fetch_optional(&format!("SELECT {COLUMNS} FROM districts WHERE id = $1"), &args![id])
+        .fetch_optional(
+            &format!("SELECT {COLUMNS} FROM districts WHERE id = $1"),
+            &args![id],
+        )
         .await?;
     row.map(DistrictRow::into_district).transpose()
 }
@@ -87,15 +101,25 @@ pub async fn get(db: &Db, slug: &str) -> Result<District, StoreError> {
 pub async fn list(db: &Db) -> Result<Vec<District>, StoreError> {
     let rows: Vec<DistrictRow> = db
         .conn()
-        .fetch_all(&format!("SELECT {COLUMNS} FROM districts ORDER BY slug"), &[])
+        .fetch_all(
+            &format!("SELECT {COLUMNS} FROM districts ORDER BY slug"),
+            &[],
+        )
         .await?;
     rows.into_iter().map(DistrictRow::into_district).collect()
 }
 
-pub async fn update_settings(db: &Db, district_id: i64, settings: &DistrictSettings) -> Result<(), StoreError> {
+pub async fn update_settings(
+    db: &Db,
+    district_id: i64,
+    settings: &DistrictSettings,
+) -> Result<(), StoreError> {
     let json = serde_json::to_string(settings).expect("settings serialize");
     db.conn()
-        .execute("UPDATE districts SET settings = $1 WHERE id = $2", &args![json, district_id])
+        .execute(
+            "UPDATE districts SET settings = $1 WHERE id = $2",
+            &args![json, district_id],
+        )
         .await?;
     Ok(())
 }

@@ -17,7 +17,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{ConnectOptions, FromRow, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -122,10 +124,10 @@ impl From<NaiveDate> for Arg {
     }
 }
 
-/// `args![a, b, c]` → `Vec<Arg>`.
+/// `args![a, b, c]` → `[Arg; 3]`.
 #[macro_export]
 macro_rules! args {
-    ($($a:expr),* $(,)?) => { vec![$($crate::store::Arg::from($a)),*] };
+    ($($a:expr),* $(,)?) => { [$($crate::store::Arg::from($a)),*] };
 }
 
 macro_rules! bind_args {
@@ -148,8 +150,14 @@ macro_rules! bind_args {
 }
 
 /// Rows that decode on both backends (`#[derive(sqlx::FromRow)]` gives this).
-pub trait AnyRow: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
-impl<T> AnyRow for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+pub trait AnyRow:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+impl<T> AnyRow for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
 
 /// The same query methods on a pool and on a transaction.
 macro_rules! query_methods {
@@ -217,7 +225,7 @@ macro_rules! query_methods {
 pub struct Conn<'a>(&'a Db);
 
 impl Conn<'_> {
-    query_methods!(self, Conn(Db::Sqlite(p)) => &*p, Conn(Db::Postgres(p)) => &*p);
+    query_methods!(self, Conn(Db::Sqlite(p)) => p, Conn(Db::Postgres(p)) => p);
 }
 
 impl Tx {
@@ -340,7 +348,10 @@ impl Db {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.conn().scalar("SELECT CAST(1 AS BIGINT)", &[]).await.map(|_| ())
+        self.conn()
+            .scalar("SELECT CAST(1 AS BIGINT)", &[])
+            .await
+            .map(|_| ())
     }
 
     pub async fn close(&self) {

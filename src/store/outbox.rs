@@ -16,7 +16,12 @@ pub struct EventRow {
 }
 
 /// Events of a district after `after_id`, oldest first.
-pub async fn list(db: &Db, district_id: i64, after_id: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+pub async fn list(
+    db: &Db,
+    district_id: i64,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
     db.conn()
         .fetch_all(
             "SELECT id, run_id, event_type, subject_id, created_at FROM outbox_events \

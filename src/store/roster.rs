@@ -44,7 +44,13 @@ fn to_record(row: Vec<Option<String>>) -> StoredRecord {
     let archived = it.next().flatten().as_deref() == Some("y");
     let mut values: Vec<Option<String>> = it.collect();
     let extra = values.pop().flatten();
-    StoredRecord { sourced_id, active, archived, values, extra }
+    StoredRecord {
+        sourced_id,
+        active,
+        archived,
+        values,
+        extra,
+    }
 }
 
 /// Which records a listing shows: users stay listed after leaving the roster (as "No Longer
@@ -62,7 +68,13 @@ pub struct Page {
     pub total: i64,
 }
 
-pub async fn list(db: &Db, district_id: i64, kind: RecordKind, limit: i64, offset: i64) -> Result<Page, StoreError> {
+pub async fn list(
+    db: &Db,
+    district_id: i64,
+    kind: RecordKind,
+    limit: i64,
+    offset: i64,
+) -> Result<Page, StoreError> {
     let table = kind.table();
     let filter = listed(kind, "r");
     let rows = db
@@ -77,12 +89,23 @@ pub async fn list(db: &Db, district_id: i64, kind: RecordKind, limit: i64, offse
         .await?;
     let total = db
         .conn()
-        .scalar(&format!("SELECT COUNT(*) FROM {table} r WHERE r.district_id = $1 AND {filter}"), &args![district_id])
+        .scalar(
+            &format!("SELECT COUNT(*) FROM {table} r WHERE r.district_id = $1 AND {filter}"),
+            &args![district_id],
+        )
         .await?;
-    Ok(Page { records: rows.into_iter().map(to_record).collect(), total })
+    Ok(Page {
+        records: rows.into_iter().map(to_record).collect(),
+        total,
+    })
 }
 
-pub async fn get(db: &Db, district_id: i64, kind: RecordKind, sourced_id: &str) -> Result<Option<StoredRecord>, StoreError> {
+pub async fn get(
+    db: &Db,
+    district_id: i64,
+    kind: RecordKind,
+    sourced_id: &str,
+) -> Result<Option<StoredRecord>, StoreError> {
     let rows = db
         .conn()
         .text_rows(
@@ -100,7 +123,11 @@ pub async fn get(db: &Db, district_id: i64, kind: RecordKind, sourced_id: &str) 
 
 /// The classes the roster enrolls a user in (one row per class and role, whatever the
 /// enrollments' dates; several enrollments in one class, one per term, are one row).
-pub async fn classes_of_user(db: &Db, district_id: i64, user: &str) -> Result<Vec<(StoredRecord, String)>, StoreError> {
+pub async fn classes_of_user(
+    db: &Db,
+    district_id: i64,
+    user: &str,
+) -> Result<Vec<(StoredRecord, String)>, StoreError> {
     let rows = db
         .conn()
         .text_rows(
@@ -136,7 +163,12 @@ pub struct CoachingLink {
 }
 
 /// Who `user` coaches (`as_coach`) or who coaches `user`, one row per source.
-pub async fn coaching(db: &Db, district_id: i64, user: &str, as_coach: bool) -> Result<Vec<CoachingLink>, StoreError> {
+pub async fn coaching(
+    db: &Db,
+    district_id: i64,
+    user: &str,
+    as_coach: bool,
+) -> Result<Vec<CoachingLink>, StoreError> {
     let (me, other) = if as_coach {
         ("teacher_sourced_id", "student_sourced_id")
     } else {
@@ -162,7 +194,10 @@ pub async fn coaching(db: &Db, district_id: i64, user: &str, as_coach: bool) -> 
 pub async fn user_exists(db: &Db, district_id: i64, user: &str) -> Result<bool, StoreError> {
     Ok(db
         .conn()
-        .scalar("SELECT COUNT(*) FROM users WHERE district_id = $1 AND sourced_id = $2", &args![district_id, user])
+        .scalar(
+            "SELECT COUNT(*) FROM users WHERE district_id = $1 AND sourced_id = $2",
+            &args![district_id, user],
+        )
         .await?
         > 0)
 }

@@ -26,14 +26,19 @@ impl RunRow {
         RunStatus::parse(&self.status)
     }
     pub fn plan(&self) -> Result<Plan, StoreError> {
-        serde_json::from_str(&self.plan).map_err(|e| StoreError::Conflict(format!("run {}: stored plan unreadable: {e}", self.id)))
+        serde_json::from_str(&self.plan).map_err(|e| {
+            StoreError::Conflict(format!("run {}: stored plan unreadable: {e}", self.id))
+        })
     }
     pub fn report(&self) -> Option<RunReport> {
-        self.report.as_deref().and_then(|r| serde_json::from_str(r).ok())
+        self.report
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
     }
 }
 
-const COLUMNS: &str = "id, district_id, source, status, dry_run, plan, staged_rows, report, started_at, finished_at";
+const COLUMNS: &str =
+    "id, district_id, source, status, dry_run, plan, staged_rows, report, started_at, finished_at";
 
 pub async fn insert(
     db: &Db,
@@ -56,7 +61,11 @@ pub async fn insert(
 }
 
 /// Records a run's outcome (inside the applying transaction when there is one).
-pub async fn finish_in(tx: &mut Tx, report: &RunReport, staged_rows: i64) -> Result<(), StoreError> {
+pub async fn finish_in(
+    tx: &mut Tx,
+    report: &RunReport,
+    staged_rows: i64,
+) -> Result<(), StoreError> {
     let json = serde_json::to_string(report).expect("report serializes");
     tx.execute(
         "UPDATE sync_runs SET status = $1, report = $2, finished_at = $3, staged_rows = $4 WHERE id = $5",
@@ -81,7 +90,12 @@ pub async fn find(db: &Db, district_id: i64, id: &str) -> Result<Option<RunRow>,
         .await
 }
 
-pub async fn list(db: &Db, district_id: i64, limit: i64, offset: i64) -> Result<Vec<RunRow>, StoreError> {
+pub async fn list(
+    db: &Db,
+    district_id: i64,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<RunRow>, StoreError> {
     db.conn()
         .fetch_all(
             &format!(

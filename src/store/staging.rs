@@ -6,13 +6,16 @@ use std::fmt::Write as _;
 
 use super::{Arg, Db, StoreError, Tx};
 use crate::args;
-use crate::domain::records::{ColumnType, Mode, RecordKind, RecordStatus, SourceRecord, Value};
-
+use crate::domain::records::{
+    Column, ColumnType, Mode, RecordKind, RecordStatus, SourceRecord, Value,
+};
 
 /// The SQL predicate "this live row is in effect" for a kind (alias `l`).
 pub fn active_predicate(kind: RecordKind, alias: &str) -> String {
     match kind {
-        RecordKind::Classes => format!("{alias}.deleted_at IS NULL AND {alias}.detached_at IS NULL"),
+        RecordKind::Classes => {
+            format!("{alias}.deleted_at IS NULL AND {alias}.detached_at IS NULL")
+        }
         _ => format!("{alias}.deleted_at IS NULL"),
     }
 }
@@ -46,7 +49,12 @@ fn null_arg(ty: ColumnType) -> Arg {
 }
 
 /// Writes records of one kind to its staging table.
-pub async fn stage(db: &Db, run_id: &str, kind: RecordKind, records: &[SourceRecord]) -> Result<(), StoreError> {
+pub async fn stage(
+    db: &Db,
+    run_id: &str,
+    kind: RecordKind,
+    records: &[SourceRecord],
+) -> Result<(), StoreError> {
     if records.is_empty() {
         return Ok(());
     }
@@ -57,14 +65,23 @@ pub async fn stage(db: &Db, run_id: &str, kind: RecordKind, records: &[SourceRec
 }
 
 /// SQLite: multi-row VALUES statements in one transaction.
-async fn stage_with_values(db: &Db, run_id: &str, kind: RecordKind, records: &[SourceRecord]) -> Result<(), StoreError> {
+async fn stage_with_values(
+    db: &Db,
+    run_id: &str,
+    kind: RecordKind,
+    records: &[SourceRecord],
+) -> Result<(), StoreError> {
     let columns = kind.columns();
     let per_row = 6 + columns.len();
     // SQLite allows 32766 parameters per statement.
     let rows_per_statement = (30_000 / per_row).min(1000);
     let mut tx = db.begin().await?;
     for chunk in records.chunks(rows_per_statement) {
-        let mut sql = format!("INSERT INTO {} ({}) VALUES ", kind.stage_table(), stage_columns(kind));
+        let mut sql = format!(
+            "INSERT INTO {} ({}) VALUES ",
+            kind.stage_table(),
+            stage_columns(kind)
+        );
         let mut params: Vec<Arg> = Vec::with_capacity(chunk.len() * per_row);
         for (i, r) in chunk.iter().enumerate() {
             if i > 0 {
@@ -112,7 +129,11 @@ async fn stage_with_copy(
         write!(buf, "{}\t", r.line).expect("write to String");
         copy_field(&mut buf, Some(&r.sourced_id));
         buf.push('\t');
-        buf.push_str(if r.status == RecordStatus::ToBeDeleted { "t" } else { "f" });
+        buf.push_str(if r.status == RecordStatus::ToBeDeleted {
+            "t"
+        } else {
+            "f"
+        });
         write!(buf, "\t{}", r.content_hash()).expect("write to String");
         for value in &r.values {
             buf.push('\t');
@@ -129,7 +150,11 @@ async fn stage_with_copy(
     }
     let mut conn = pool.acquire().await?;
     let mut copy = conn
-        .copy_in_raw(&format!("COPY {} ({}) FROM STDIN", kind.stage_table(), stage_columns(kind)))
+        .copy_in_raw(&format!(
+            "COPY {} ({}) FROM STDIN",
+            kind.stage_table(),
+            stage_columns(kind)
+        ))
         .await?;
     copy.send(buf.into_bytes()).await?;
     copy.finish().await?;
@@ -161,7 +186,12 @@ pub struct Duplicate {
     pub line: i64,
 }
 
-pub async fn duplicates(db: &Db, run_id: &str, kind: RecordKind, limit: i64) -> Result<Vec<Duplicate>, StoreError> {
+pub async fn duplicates(
+    db: &Db,
+    run_id: &str,
+    kind: RecordKind,
+    limit: i64,
+) -> Result<Vec<Duplicate>, StoreError> {
     db.conn()
         .fetch_all(
             &format!(
@@ -205,12 +235,12 @@ pub async fn dangling_references(
     db: &Db,
     run_id: &str,
     district_id: i64,
-    kind: RecordKind,
-    column: &str,
-    target: RecordKind,
+    (kind, column): (RecordKind, &Column),
     target_mode: Option<Mode>,
     limit: i64,
 ) -> Result<Vec<Dangling>, StoreError> {
+    let target = column.references.expect("a reference column");
+    let column = column.name;
     let sql = format!(
         "SELECT s.line, s.{column} AS value FROM {stage} s \
          WHERE s.run_id = $1 AND NOT s.deleting AND s.{column} IS NOT NULL AND NOT ({resolves}) \
@@ -218,7 +248,9 @@ pub async fn dangling_references(
         stage = kind.stage_table(),
         resolves = resolves(target, target_mode, &format!("s.{column}")),
     );
-    db.conn().fetch_all(&sql, &args![run_id, district_id, limit]).await
+    db.conn()
+        .fetch_all(&sql, &args![run_id, district_id, limit])
+        .await
 }
 
 /// Every sourcedId of `kind` that will exist after this run. Used for list-valued references,
@@ -245,7 +277,12 @@ pub async fn known_ids(
         )
         .expect("write to String");
     }
-    Ok(db.conn().strings(&sql, &args![run_id, district_id]).await?.into_iter().collect())
+    Ok(db
+        .conn()
+        .strings(&sql, &args![run_id, district_id])
+        .await?
+        .into_iter()
+        .collect())
 }
 
 pub async fn staged_rows(db: &Db, run_id: &str) -> Result<i64, StoreError> {
@@ -253,7 +290,13 @@ pub async fn staged_rows(db: &Db, run_id: &str) -> Result<i64, StoreError> {
     for kind in RecordKind::ALL {
         total += db
             .conn()
-            .scalar(&format!("SELECT COUNT(*) FROM {} WHERE run_id = $1", kind.stage_table()), &args![run_id])
+            .scalar(
+                &format!(
+                    "SELECT COUNT(*) FROM {} WHERE run_id = $1",
+                    kind.stage_table()
+                ),
+                &args![run_id],
+            )
             .await?;
     }
     Ok(total)
@@ -268,10 +311,17 @@ pub async fn clear(db: &Db, run_id: &str) -> Result<(), StoreError> {
 
 pub async fn clear_in(tx: &mut Tx, run_id: &str) -> Result<(), StoreError> {
     for kind in RecordKind::ALL {
-        tx.execute(&format!("DELETE FROM {} WHERE run_id = $1", kind.stage_table()), &args![run_id])
-            .await?;
+        tx.execute(
+            &format!("DELETE FROM {} WHERE run_id = $1", kind.stage_table()),
+            &args![run_id],
+        )
+        .await?;
     }
-    tx.execute("DELETE FROM stage_coaching WHERE run_id = $1", &args![run_id]).await?;
+    tx.execute(
+        "DELETE FROM stage_coaching WHERE run_id = $1",
+        &args![run_id],
+    )
+    .await?;
     Ok(())
 }
 

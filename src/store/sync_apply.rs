@@ -18,7 +18,13 @@ struct DiffRow {
 }
 
 /// What applying the run would do to one kind.
-pub async fn diff(db: &Db, run_id: &str, district_id: i64, kind: RecordKind, mode: Mode) -> Result<KindCounts, StoreError> {
+pub async fn diff(
+    db: &Db,
+    run_id: &str,
+    district_id: i64,
+    kind: RecordKind,
+    mode: Mode,
+) -> Result<KindCounts, StoreError> {
     let live = kind.table();
     let stage = kind.stage_table();
     let active = active_predicate(kind, "l");
@@ -164,8 +170,15 @@ pub async fn apply_kind(
     // New, changed and returning records.
     let cols: Vec<&str> = kind.columns().iter().map(|c| c.name).collect();
     let col_list = cols.join(", ");
-    let select_list = cols.iter().map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
-    let mut set_list = cols.iter().map(|c| format!("{c} = excluded.{c}")).collect::<Vec<_>>();
+    let select_list = cols
+        .iter()
+        .map(|c| format!("s.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut set_list = cols
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect::<Vec<_>>();
     set_list.extend(
         [
             "extra = excluded.extra",
@@ -211,9 +224,17 @@ pub async fn derive_coaching(
     cutoff: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<CoachingCounts, StoreError> {
-    let coaching_roles = COACHING_ROLES.iter().map(|r| format!("'{r}'")).collect::<Vec<_>>().join(", ");
+    let coaching_roles = COACHING_ROLES
+        .iter()
+        .map(|r| format!("'{r}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let params = args![run_id, district_id, cutoff, now];
-    tx.execute("DELETE FROM stage_coaching WHERE run_id = $1", &args![run_id]).await?;
+    tx.execute(
+        "DELETE FROM stage_coaching WHERE run_id = $1",
+        &args![run_id],
+    )
+    .await?;
     tx.execute(
         &format!(
             "INSERT INTO stage_coaching (run_id, teacher_sourced_id, student_sourced_id, class_sourced_id) \
@@ -268,7 +289,11 @@ pub async fn derive_coaching(
             &params,
         )
         .await?;
-    tx.execute(&format!("DELETE FROM coaching_sources AS c WHERE {stale}"), &params).await?;
+    tx.execute(
+        &format!("DELETE FROM coaching_sources AS c WHERE {stale}"),
+        &params,
+    )
+    .await?;
     tx.execute(
         "INSERT INTO coaching_sources (district_id, teacher_sourced_id, student_sourced_id, source_type, source_id, created_at) \
          SELECT $2, d.teacher_sourced_id, d.student_sourced_id, 'class', d.class_sourced_id, $4 FROM stage_coaching d \
@@ -276,9 +301,10 @@ pub async fn derive_coaching(
         &params,
     )
     .await?;
-    tx.execute("DELETE FROM stage_coaching WHERE run_id = $1", &args![run_id]).await?;
-    Ok(CoachingCounts {
-        started,
-        ended,
-    })
+    tx.execute(
+        "DELETE FROM stage_coaching WHERE run_id = $1",
+        &args![run_id],
+    )
+    .await?;
+    Ok(CoachingCounts { started, ended })
 }

@@ -26,7 +26,9 @@ pub enum SyncError {
     RunNotFound(String),
     #[error("run {run} is {status}, not held")]
     NotHeld { run: String, status: String },
-    #[error("run {0}: its staged records are gone (the database restarted?); import the bundle again")]
+    #[error(
+        "run {0}: its staged records are gone (the database restarted?); import the bundle again"
+    )]
     StagingLost(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -45,7 +47,10 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(db: Db, max_reported_errors: usize) -> Self {
-        Engine { db, max_reported_errors }
+        Engine {
+            db,
+            max_reported_errors,
+        }
     }
 
     /// Runs one sync: consumes the feed, waits for the source's own problems, and applies the
@@ -61,11 +66,27 @@ impl Engine {
     ) -> Result<RunReport, SyncError> {
         let run_id = uuid::Uuid::new_v4().to_string();
         let started_at = Utc::now();
-        if !districts::try_lock(&self.db, district.id, &run_id, started_at - Duration::hours(STALE_LOCK_HOURS)).await? {
+        if !districts::try_lock(
+            &self.db,
+            district.id,
+            &run_id,
+            started_at - Duration::hours(STALE_LOCK_HOURS),
+        )
+        .await?
+        {
             return Err(SyncError::Busy(district.slug.to_string()));
         }
         let result = async {
-            runs::insert(&self.db, &run_id, district.id, source, options.dry_run, &plan, started_at).await?;
+            runs::insert(
+                &self.db,
+                &run_id,
+                district.id,
+                source,
+                options.dry_run,
+                &plan,
+                started_at,
+            )
+            .await?;
             let mut report = RunReport {
                 run_id: run_id.clone(),
                 district: district.slug.to_string(),
@@ -79,13 +100,17 @@ impl Engine {
                 started_at,
                 finished_at: None,
             };
-            let outcome = self.stage_and_apply(district, &plan, feed, source_problems, options, &mut report).await;
+            let outcome = self
+                .stage_and_apply(district, &plan, feed, source_problems, options, &mut report)
+                .await;
             if let Err(e) = &outcome {
                 // Whatever went wrong, nothing stays half-staged and the run says it failed.
                 tracing::error!(run_id = %run_id, error = %e, "sync run failed");
                 let _ = staging::clear(&self.db, &run_id).await;
                 report.status = RunStatus::Failed;
-                report.errors.push(Problem::file("*", format!("internal error: {e}")));
+                report
+                    .errors
+                    .push(Problem::file("*", format!("internal error: {e}")));
                 report.finished_at = Some(Utc::now());
                 let _ = runs::finish(&self.db, &report, 0).await;
             }
@@ -113,8 +138,11 @@ impl Engine {
         let mut known: HashMap<RecordKind, HashSet<String>> = HashMap::new();
         let mut staged_rows: i64 = 0;
         while let Some(item) = feed.recv().await {
-            let Feed::Records(kind, records) = item else { continue };
-            self.check_list_references(district.id, &run_id, plan, &records, &mut known, &mut log).await?;
+            let Feed::Records(kind, records) = item else {
+                continue;
+            };
+            self.check_list_references(district.id, &run_id, plan, &records, &mut known, &mut log)
+                .await?;
             staging::stage(&self.db, &run_id, kind, &records).await?;
             staged_rows += records.len() as i64;
             crate::telemetry::metrics().record_staged(records.len() as u64);
@@ -134,14 +162,18 @@ impl Engine {
                     &planned.label,
                     Some(dup.line as u64),
                     Some("sourcedId"),
-                    format!("duplicate sourcedId {:?} (first on line {})", dup.sourced_id, dup.first_line),
+                    format!(
+                        "duplicate sourcedId {:?} (first on line {})",
+                        dup.sourced_id, dup.first_line
+                    ),
                 ));
             }
         }
         // Reference checks after a parse error would mostly repeat it (a rejected row leaves
         // every reference to it dangling), so they wait until the rows themselves are clean.
         if !log.has_errors() {
-            self.check_references(district.id, &run_id, plan, &mut log).await?;
+            self.check_references(district.id, &run_id, plan, &mut log)
+                .await?;
         }
 
         if log.has_errors() {
@@ -151,14 +183,22 @@ impl Engine {
 
         let mut planned_counts = Vec::new();
         for planned in &plan.kinds {
-            let counts = sync_apply::diff(&self.db, &run_id, district.id, planned.kind, planned.mode).await?;
+            let counts =
+                sync_apply::diff(&self.db, &run_id, district.id, planned.kind, planned.mode)
+                    .await?;
             let live = sync_apply::live_count(&self.db, district.id, planned.kind).await?;
-            report.counts.insert(planned.kind.oneroster_name().to_string(), counts);
+            report
+                .counts
+                .insert(planned.kind.oneroster_name().to_string(), counts);
             planned_counts.push((planned.kind, counts, live));
         }
-        let mut reasons: Vec<String> = hold_reasons(&district.settings, &planned_counts).iter().map(|r| r.message()).collect();
+        let mut reasons: Vec<String> = hold_reasons(&district.settings, &planned_counts)
+            .iter()
+            .map(|r| r.message())
+            .collect();
         if district.settings.review_every_sync {
-            reasons.push("the district reviews every sync before it is applied (preview mode)".into());
+            reasons
+                .push("the district reviews every sync before it is applied (preview mode)".into());
         }
         report.held_reasons = reasons;
 
@@ -191,10 +231,22 @@ impl Engine {
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
         for planned in &plan.kinds {
-            sync_apply::apply_kind(&mut tx, run_id, district.id, planned.kind, planned.mode, now).await?;
+            sync_apply::apply_kind(
+                &mut tx,
+                run_id,
+                district.id,
+                planned.kind,
+                planned.mode,
+                now,
+            )
+            .await?;
         }
-        let cutoff = enrollment_cutoff(district.timezone.today(), district.settings.end_date_inclusive);
-        let coaching = sync_apply::derive_coaching(&mut tx, run_id, district.id, cutoff, now).await?;
+        let cutoff = enrollment_cutoff(
+            district.timezone.today(),
+            district.settings.end_date_inclusive,
+        );
+        let coaching =
+            sync_apply::derive_coaching(&mut tx, run_id, district.id, cutoff, now).await?;
         match report {
             Some(report) => {
                 staging::clear_in(&mut tx, run_id).await?;
@@ -209,7 +261,13 @@ impl Engine {
         Ok(coaching)
     }
 
-    async fn finish(&self, report: &mut RunReport, log: ProblemLog, status: RunStatus, staged_rows: i64) -> Result<(), SyncError> {
+    async fn finish(
+        &self,
+        report: &mut RunReport,
+        log: ProblemLog,
+        status: RunStatus,
+        staged_rows: i64,
+    ) -> Result<(), SyncError> {
         let (errors, warnings) = log.into_parts();
         report.errors = errors;
         report.warnings = warnings;
@@ -230,17 +288,23 @@ impl Engine {
         known: &mut HashMap<RecordKind, HashSet<String>>,
         log: &mut ProblemLog,
     ) -> Result<(), SyncError> {
-        let Some(first) = records.first() else { return Ok(()) };
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
         let kind = first.kind;
         for (index, column) in kind.columns().iter().enumerate() {
-            let (ColumnType::List, Some(target)) = (column.ty, column.references) else { continue };
-            if !known.contains_key(&target) {
-                let ids = staging::known_ids(&self.db, run_id, district_id, target, plan.mode(target)).await?;
-                known.insert(target, ids);
+            let (ColumnType::List, Some(target)) = (column.ty, column.references) else {
+                continue;
+            };
+            if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(target) {
+                let mode = plan.mode(target);
+                slot.insert(staging::known_ids(&self.db, run_id, district_id, target, mode).await?);
             }
             let ids = &known[&target];
             for record in records {
-                let Some(list) = record.values[index].as_text() else { continue };
+                let Some(list) = record.values[index].as_text() else {
+                    continue;
+                };
                 for id in list.split(',') {
                     if !ids.contains(id) {
                         log.error(Problem::new(
@@ -256,18 +320,24 @@ impl Engine {
         Ok(())
     }
 
-    async fn check_references(&self, district_id: i64, run_id: &str, plan: &Plan, log: &mut ProblemLog) -> Result<(), SyncError> {
+    async fn check_references(
+        &self,
+        district_id: i64,
+        run_id: &str,
+        plan: &Plan,
+        log: &mut ProblemLog,
+    ) -> Result<(), SyncError> {
         let limit = self.max_reported_errors as i64;
         for planned in &plan.kinds {
             for column in planned.kind.columns() {
-                let (ColumnType::Text, Some(target)) = (column.ty, column.references) else { continue };
+                let (ColumnType::Text, Some(target)) = (column.ty, column.references) else {
+                    continue;
+                };
                 let dangling = staging::dangling_references(
                     &self.db,
                     run_id,
                     district_id,
-                    planned.kind,
-                    column.name,
-                    target,
+                    (planned.kind, column),
                     plan.mode(target),
                     limit,
                 )
@@ -301,9 +371,19 @@ impl Engine {
             .await?
             .ok_or_else(|| SyncError::RunNotFound(run_id.to_string()))?;
         if row.status() != Some(RunStatus::Held) {
-            return Err(SyncError::NotHeld { run: run_id.to_string(), status: row.status.clone() });
+            return Err(SyncError::NotHeld {
+                run: run_id.to_string(),
+                status: row.status.clone(),
+            });
         }
-        if !districts::try_lock(&self.db, district.id, run_id, Utc::now() - Duration::hours(STALE_LOCK_HOURS)).await? {
+        if !districts::try_lock(
+            &self.db,
+            district.id,
+            run_id,
+            Utc::now() - Duration::hours(STALE_LOCK_HOURS),
+        )
+        .await?
+        {
             return Err(SyncError::Busy(district.slug.to_string()));
         }
         let result = async {
@@ -313,14 +393,21 @@ impl Engine {
                 return Err(SyncError::StagingLost(run_id.to_string()));
             }
             let plan = row.plan()?;
-            let mut report = row.report().unwrap_or_else(|| placeholder_report(district, run_id));
+            let mut report = row
+                .report()
+                .unwrap_or_else(|| placeholder_report(district, run_id));
             for planned in &plan.kinds {
-                let counts = sync_apply::diff(&self.db, run_id, district.id, planned.kind, planned.mode).await?;
-                report.counts.insert(planned.kind.oneroster_name().to_string(), counts);
+                let counts =
+                    sync_apply::diff(&self.db, run_id, district.id, planned.kind, planned.mode)
+                        .await?;
+                report
+                    .counts
+                    .insert(planned.kind.oneroster_name().to_string(), counts);
             }
             report.held_reasons.clear();
             self.supersede_held(district.id, run_id).await?;
-            self.apply(district, run_id, &plan, Some(&mut report)).await?;
+            self.apply(district, run_id, &plan, Some(&mut report))
+                .await?;
             Ok(report)
         }
         .await;
@@ -334,10 +421,15 @@ impl Engine {
             .await?
             .ok_or_else(|| SyncError::RunNotFound(run_id.to_string()))?;
         if row.status() != Some(RunStatus::Held) {
-            return Err(SyncError::NotHeld { run: run_id.to_string(), status: row.status.clone() });
+            return Err(SyncError::NotHeld {
+                run: run_id.to_string(),
+                status: row.status.clone(),
+            });
         }
         staging::clear(&self.db, run_id).await?;
-        let mut report = row.report().unwrap_or_else(|| placeholder_report(district, run_id));
+        let mut report = row
+            .report()
+            .unwrap_or_else(|| placeholder_report(district, run_id));
         report.status = RunStatus::Discarded;
         report.finished_at = Some(Utc::now());
         runs::finish(&self.db, &report, 0).await?;
@@ -345,10 +437,24 @@ impl Engine {
     }
 
     /// Records a run whose input could not even be opened (no manifest, not a zip…).
-    pub async fn record_failure(&self, district: &District, source: &str, log: ProblemLog) -> Result<RunReport, SyncError> {
+    pub async fn record_failure(
+        &self,
+        district: &District,
+        source: &str,
+        log: ProblemLog,
+    ) -> Result<RunReport, SyncError> {
         let run_id = uuid::Uuid::new_v4().to_string();
         let now = Utc::now();
-        runs::insert(&self.db, &run_id, district.id, source, false, &Plan::default(), now).await?;
+        runs::insert(
+            &self.db,
+            &run_id,
+            district.id,
+            source,
+            false,
+            &Plan::default(),
+            now,
+        )
+        .await?;
         let mut report = placeholder_report(district, &run_id);
         report.source = source.to_string();
         report.started_at = now;
@@ -373,4 +479,3 @@ fn placeholder_report(district: &District, run_id: &str) -> RunReport {
         finished_at: None,
     }
 }
-

@@ -70,7 +70,12 @@ pub struct RunReport {
 impl RunReport {
     /// The human summary printed at the end of an import.
     pub fn summary(&self) -> String {
-        let mut out = format!("run {} ({}): {}\n", self.run_id, self.district, self.status.as_str());
+        let mut out = format!(
+            "run {} ({}): {}\n",
+            self.run_id,
+            self.district,
+            self.status.as_str()
+        );
         if !self.counts.is_empty() {
             out.push_str(&format!(
                 "  {:<18} {:>9} {:>9} {:>9} {:>9}\n",
@@ -95,7 +100,10 @@ impl RunReport {
         }
         for w in &self.warnings {
             if w.occurrences > 1 {
-                out.push_str(&format!("  warning: {} ({} times)\n", w.problem, w.occurrences));
+                out.push_str(&format!(
+                    "  warning: {} ({} times)\n",
+                    w.problem, w.occurrences
+                ));
             } else {
                 out.push_str(&format!("  warning: {}\n", w.problem));
             }

@@ -39,7 +39,9 @@ pub async fn backends() -> Vec<Backend> {
             if std::env::var("ROSTERGATE_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
                 panic!("PostgreSQL is required for this run but unreachable at {url}: {e}");
             }
-            eprintln!("skipping PostgreSQL: unreachable at {url} ({e}); set ROSTERGATE_TEST_POSTGRES_URL");
+            eprintln!(
+                "skipping PostgreSQL: unreachable at {url} ({e}); set ROSTERGATE_TEST_POSTGRES_URL"
+            );
         }
     }
     out
@@ -72,13 +74,21 @@ impl TestDb {
                 let admin = postgres_admin_url();
                 let name = format!("rg_test_{}", uuid::Uuid::new_v4().simple());
                 let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
                 pool.close().await;
                 let url = match admin.rsplit_once('/') {
                     Some((base, _)) => format!("{base}/{name}"),
                     None => panic!("bad PostgreSQL URL {admin}"),
                 };
-                TestDb { url, backend, pg_name: Some(name), _dir: dir }
+                TestDb {
+                    url,
+                    backend,
+                    pg_name: Some(name),
+                    _dir: dir,
+                }
             }
         }
     }
@@ -112,9 +122,18 @@ pub fn settings_for(db_url: &str, data_dir: &Path) -> Settings {
     let vars = vec![
         ("ROSTERGATE_DATABASE_URL".to_string(), db_url.to_string()),
         ("ROSTERGATE_BIND".to_string(), "127.0.0.1:0".to_string()),
-        ("ROSTERGATE_DATA_DIR".to_string(), data_dir.display().to_string()),
-        ("ROSTERGATE_OPERATOR_TOKEN".to_string(), OPERATOR_TOKEN.to_string()),
-        ("ROSTERGATE_SECRET_KEY".to_string(), "test-secret-key-that-is-long-enough-000".to_string()),
+        (
+            "ROSTERGATE_DATA_DIR".to_string(),
+            data_dir.display().to_string(),
+        ),
+        (
+            "ROSTERGATE_OPERATOR_TOKEN".to_string(),
+            OPERATOR_TOKEN.to_string(),
+        ),
+        (
+            "ROSTERGATE_SECRET_KEY".to_string(),
+            "test-secret-key-that-is-long-enough-000".to_string(),
+        ),
     ];
     Settings::load_from(Path::new("/nonexistent"), &vars, &Overrides::default()).unwrap()
 }
@@ -122,10 +141,17 @@ pub fn settings_for(db_url: &str, data_dir: &Path) -> Settings {
 pub async fn spawn_app(backend: Backend) -> TestApp {
     let db = TestDb::new(backend).await;
     let data_dir = tempfile::tempdir().unwrap();
-    let app = Application::build(settings_for(&db.url, data_dir.path())).await.expect("the app starts");
+    let app = Application::build(settings_for(&db.url, data_dir.path()))
+        .await
+        .expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, client: reqwest::Client::new(), db, data_dir }
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        data_dir,
+    }
 }
 
 impl TestApp {
@@ -134,13 +160,26 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let r = self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
-        let r = self.client.post(self.url(path)).bearer_auth(token).json(body).send().await.unwrap();
+        let r = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -203,7 +242,12 @@ impl TestApp {
     }
 
     pub async fn import(&self, district: &str, token: &str, bundle: &Bundle) -> (u16, Value) {
-        self.post_bytes(&format!("/api/v1/districts/{district}/imports/oneroster"), token, bundle.zip()).await
+        self.post_bytes(
+            &format!("/api/v1/districts/{district}/imports/oneroster"),
+            token,
+            bundle.zip(),
+        )
+        .await
     }
 }
 
@@ -235,7 +279,10 @@ impl Bundle {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "csv") {
-                files.push((path.file_name().unwrap().to_str().unwrap().to_string(), std::fs::read_to_string(&path).unwrap()));
+                files.push((
+                    path.file_name().unwrap().to_str().unwrap().to_string(),
+                    std::fs::read_to_string(&path).unwrap(),
+                ));
             }
         }
         files.sort();
@@ -245,7 +292,9 @@ impl Bundle {
     pub fn zip(&self) -> Vec<u8> {
         let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         for (name, contents) in &self.files {
-            writer.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
+            writer
+                .start_file(name.as_str(), zip::write::SimpleFileOptions::default())
+                .unwrap();
             writer.write_all(contents.as_bytes()).unwrap();
         }
         writer.finish().unwrap().into_inner()
@@ -318,5 +367,7 @@ pub fn school() -> Bundle {
 
 /// `counts.<type>.<change>` of a run report.
 pub fn count(report: &Value, kind: &str, change: &str) -> u64 {
-    report["counts"][kind][change].as_u64().unwrap_or_else(|| panic!("no counts.{kind}.{change} in {report}"))
+    report["counts"][kind][change]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counts.{kind}.{change} in {report}"))
 }

@@ -41,7 +41,10 @@ impl Bundle {
         let container = if path.is_dir() {
             Container::Dir(path.to_path_buf())
         } else if path.is_file() {
-            Container::Zip { path: path.to_path_buf(), prefix: String::new() }
+            Container::Zip {
+                path: path.to_path_buf(),
+                prefix: String::new(),
+            }
         } else {
             log.error(Problem::file(label, "no such file or folder"));
             return None;
@@ -57,24 +60,35 @@ impl Bundle {
         for name in files {
             let key = name.to_ascii_lowercase();
             if let Some(previous) = names.insert(key, name.clone()) {
-                log.error(Problem::file(&name, format!("the bundle holds this file twice (also as {previous})")));
+                log.error(Problem::file(
+                    &name,
+                    format!("the bundle holds this file twice (also as {previous})"),
+                ));
                 return None;
             }
         }
         let mut bundle = Bundle {
             container,
             names,
-            manifest: Manifest { version: Version::V1_1, files: BTreeMap::new() },
+            manifest: Manifest {
+                version: Version::V1_1,
+                files: BTreeMap::new(),
+            },
         };
         let Some(manifest_name) = bundle.names.get(MANIFEST).cloned() else {
             log.error(Problem::file(MANIFEST, "the bundle has no manifest.csv"));
             return None;
         };
         if manifest_name != MANIFEST {
-            log.warn(Problem::file(&manifest_name, "manifest file name is not lower case"));
+            log.warn(Problem::file(
+                &manifest_name,
+                "manifest file name is not lower case",
+            ));
         }
         let manifest = bundle
-            .with_file(&manifest_name, u64::MAX, |r| Ok(parse_manifest(&manifest_name, r, log)))
+            .with_file(&manifest_name, u64::MAX, |r| {
+                Ok(parse_manifest(&manifest_name, r, log))
+            })
             .unwrap_or_else(|e| {
                 log.error(Problem::file(&manifest_name, e.to_string()));
                 None
@@ -90,7 +104,10 @@ impl Bundle {
     /// The file name of a kind as it is stored in the bundle.
     pub fn file_name(&self, kind: RecordKind) -> String {
         let wanted = format!("{}.csv", kind.oneroster_name());
-        self.names.get(&wanted.to_ascii_lowercase()).cloned().unwrap_or(wanted)
+        self.names
+            .get(&wanted.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or(wanted)
     }
 
     fn check_files_against_manifest(&self, log: &mut ProblemLog) -> bool {
@@ -100,7 +117,10 @@ impl Bundle {
             let present = self.names.contains_key(&file.to_ascii_lowercase());
             let declared = self.manifest.files.contains_key(&kind);
             if declared && !present {
-                log.error(Problem::file(&file, "the manifest declares this file but the bundle lacks it"));
+                log.error(Problem::file(
+                    &file,
+                    "the manifest declares this file but the bundle lacks it",
+                ));
                 ok = false;
             } else if present && !declared {
                 log.error(Problem::file(
@@ -109,20 +129,37 @@ impl Bundle {
                 ));
                 ok = false;
             }
-            if present && file.to_ascii_lowercase() != self.file_name(kind) && file != self.file_name(kind) {
-                log.warn(Problem::file(self.file_name(kind), format!("file name differs in letter case from {file}")));
+            if present
+                && file.to_ascii_lowercase() != self.file_name(kind)
+                && file != self.file_name(kind)
+            {
+                log.warn(Problem::file(
+                    self.file_name(kind),
+                    format!("file name differs in letter case from {file}"),
+                ));
             }
         }
         for (stem, why) in NOT_IMPORTED {
-            if self.names.contains_key(&format!("{stem}.csv").to_ascii_lowercase()) {
-                log.warn(Problem::file(format!("{stem}.csv"), format!("not imported: {why}")));
+            if self
+                .names
+                .contains_key(&format!("{stem}.csv").to_ascii_lowercase())
+            {
+                log.warn(Problem::file(
+                    format!("{stem}.csv"),
+                    format!("not imported: {why}"),
+                ));
             }
         }
         ok
     }
 
     /// Runs `f` over a reader of the named file, limited to `max_bytes` of (unzipped) content.
-    pub fn with_file<T>(&self, name: &str, max_bytes: u64, f: impl FnOnce(&mut dyn Read) -> io::Result<T>) -> io::Result<T> {
+    pub fn with_file<T>(
+        &self,
+        name: &str,
+        max_bytes: u64,
+        f: impl FnOnce(&mut dyn Read) -> io::Result<T>,
+    ) -> io::Result<T> {
         match &self.container {
             Container::Dir(dir) => {
                 let file = File::open(dir.join(name))?;
@@ -130,9 +167,13 @@ impl Bundle {
                 f(&mut reader)
             }
             Container::Zip { path, prefix } => {
-                let mut archive = zip::ZipArchive::new(BufReader::new(File::open(path)?)).map_err(zip_error)?;
-                let entry = archive.by_name(&format!("{prefix}{name}")).map_err(zip_error)?;
-                let mut reader = Guarded::new(BufReader::with_capacity(256 << 10, entry), max_bytes);
+                let mut archive =
+                    zip::ZipArchive::new(BufReader::new(File::open(path)?)).map_err(zip_error)?;
+                let entry = archive
+                    .by_name(&format!("{prefix}{name}"))
+                    .map_err(zip_error)?;
+                let mut reader =
+                    Guarded::new(BufReader::with_capacity(256 << 10, entry), max_bytes);
                 f(&mut reader)
             }
         }
@@ -145,11 +186,15 @@ fn zip_error(e: zip::result::ZipError) -> io::Error {
 
 /// Lists the bundle's files. A zip whose files all sit in one folder is accepted (zipping a
 /// folder does that); deeper nesting is not.
-fn list_files(container: Container, log: &mut ProblemLog) -> Result<(Container, Vec<String>), String> {
+fn list_files(
+    container: Container,
+    log: &mut ProblemLog,
+) -> Result<(Container, Vec<String>), String> {
     match container {
         Container::Dir(dir) => {
             let mut files = Vec::new();
-            let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read folder: {e}"))?;
+            let entries =
+                std::fs::read_dir(&dir).map_err(|e| format!("cannot read folder: {e}"))?;
             for entry in entries {
                 let entry = entry.map_err(|e| format!("cannot read folder: {e}"))?;
                 if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
@@ -162,8 +207,9 @@ fn list_files(container: Container, log: &mut ProblemLog) -> Result<(Container, 
         }
         Container::Zip { path, .. } => {
             let file = File::open(&path).map_err(|e| format!("cannot open: {e}"))?;
-            let archive = zip::ZipArchive::new(BufReader::new(file))
-                .map_err(|e| format!("not a readable zip file ({e}): a bundle is a folder or a zip of CSV files"))?;
+            let archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
+                format!("not a readable zip file ({e}): a bundle is a folder or a zip of CSV files")
+            })?;
             let names: Vec<String> = archive
                 .file_names()
                 .map(|n| n.map(|n| n.into_owned()))
@@ -171,10 +217,15 @@ fn list_files(container: Container, log: &mut ProblemLog) -> Result<(Container, 
                 .map_err(|e| format!("unreadable file name in the zip: {e}"))?
                 .into_iter()
                 .filter(|n| !n.ends_with('/'))
-                .filter(|n| !n.starts_with("__MACOSX/") && !n.rsplit('/').next().unwrap_or("").starts_with("._"))
+                .filter(|n| {
+                    !n.starts_with("__MACOSX/")
+                        && !n.rsplit('/').next().unwrap_or("").starts_with("._")
+                })
                 .collect();
-            let folders: std::collections::BTreeSet<&str> =
-                names.iter().map(|n| n.rsplit_once('/').map(|(d, _)| d).unwrap_or("")).collect();
+            let folders: std::collections::BTreeSet<&str> = names
+                .iter()
+                .map(|n| n.rsplit_once('/').map(|(d, _)| d).unwrap_or(""))
+                .collect();
             let prefix = match folders.len() {
                 0 => String::new(),
                 1 => {
@@ -190,7 +241,10 @@ fn list_files(container: Container, log: &mut ProblemLog) -> Result<(Container, 
                 }
                 _ => return Err("files are spread over several folders: a bundle's CSV files sit at the top of the zip".into()),
             };
-            let files = names.iter().map(|n| n[prefix.len()..].to_string()).collect();
+            let files = names
+                .iter()
+                .map(|n| n[prefix.len()..].to_string())
+                .collect();
             Ok((Container::Zip { path, prefix }, files))
         }
     }
@@ -215,12 +269,21 @@ fn parse_manifest(file: &str, reader: &mut dyn Read, log: &mut ProblemLog) -> Op
             }
         }
         let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let key = record.get(0).unwrap_or("").trim_start_matches('\u{feff}').to_string();
+        let key = record
+            .get(0)
+            .unwrap_or("")
+            .trim_start_matches('\u{feff}')
+            .to_string();
         let value = record.get(1).unwrap_or("").to_string();
         if first {
             first = false;
             if !key.eq_ignore_ascii_case("propertyName") || !value.eq_ignore_ascii_case("value") {
-                log.error(Problem::new(file, Some(line), None, "the header must be propertyName,value"));
+                log.error(Problem::new(
+                    file,
+                    Some(line),
+                    None,
+                    "the header must be propertyName,value",
+                ));
                 return None;
             }
             continue;
@@ -236,22 +299,40 @@ fn parse_manifest(file: &str, reader: &mut dyn Read, log: &mut ProblemLog) -> Op
                 "1.1" | "1.1.0" => Some(Version::V1_1),
                 "1.2" | "1.2.0" | "1.2.1" => Some(Version::V1_2),
                 other => {
-                    log.error(Problem::new(file, Some(line), Some("oneroster.version"), format!("{other:?} is not a supported version (1.1, 1.2, 1.2.1)")));
+                    log.error(Problem::new(
+                        file,
+                        Some(line),
+                        Some("oneroster.version"),
+                        format!("{other:?} is not a supported version (1.1, 1.2, 1.2.1)"),
+                    ));
                     ok = false;
                     None
                 }
             };
-        } else if let Some(stem) = key.strip_prefix("file.").or_else(|| key.strip_prefix("File.")) {
+        } else if let Some(stem) = key
+            .strip_prefix("file.")
+            .or_else(|| key.strip_prefix("File."))
+        {
             let mode = match value.to_ascii_lowercase().as_str() {
                 "bulk" => Some(Mode::Bulk),
                 "delta" => Some(Mode::Delta),
                 "absent" => None,
                 "" => {
-                    log.warn(Problem::new(file, Some(line), Some(&key), "empty value read as absent"));
+                    log.warn(Problem::new(
+                        file,
+                        Some(line),
+                        Some(&key),
+                        "empty value read as absent",
+                    ));
                     None
                 }
                 _ => {
-                    log.error(Problem::new(file, Some(line), Some(&key), format!("{value:?} is not bulk, delta or absent")));
+                    log.error(Problem::new(
+                        file,
+                        Some(line),
+                        Some(&key),
+                        format!("{value:?} is not bulk, delta or absent"),
+                    ));
                     ok = false;
                     None
                 }
@@ -260,8 +341,17 @@ fn parse_manifest(file: &str, reader: &mut dyn Read, log: &mut ProblemLog) -> Op
                 (Some(kind), Some(mode)) => {
                     files.insert(kind, mode);
                 }
-                (None, Some(_)) if !NOT_IMPORTED.iter().any(|(s, _)| s.eq_ignore_ascii_case(stem)) => {
-                    log.warn(Problem::new(file, Some(line), Some(&key), "unknown file type: ignored"));
+                (None, Some(_))
+                    if !NOT_IMPORTED
+                        .iter()
+                        .any(|(s, _)| s.eq_ignore_ascii_case(stem)) =>
+                {
+                    log.warn(Problem::new(
+                        file,
+                        Some(line),
+                        Some(&key),
+                        "unknown file type: ignored",
+                    ));
                 }
                 _ => {}
             }
@@ -271,14 +361,30 @@ fn parse_manifest(file: &str, reader: &mut dyn Read, log: &mut ProblemLog) -> Op
         return None;
     }
     let version = version.unwrap_or_else(|| {
-        let guess = if files.contains_key(&RecordKind::Roles) { Version::V1_2 } else { Version::V1_1 };
-        log.warn(Problem::file(file, format!("no oneroster.version: read as {}", if guess == Version::V1_2 { "1.2" } else { "1.1" })));
+        let guess = if files.contains_key(&RecordKind::Roles) {
+            Version::V1_2
+        } else {
+            Version::V1_1
+        };
+        log.warn(Problem::file(
+            file,
+            format!(
+                "no oneroster.version: read as {}",
+                if guess == Version::V1_2 { "1.2" } else { "1.1" }
+            ),
+        ));
         guess
     });
     if version == Version::V1_1 {
         for kind in [RecordKind::Roles, RecordKind::UserProfiles] {
             if files.contains_key(&kind) {
-                log.error(Problem::file(file, format!("{} is a OneRoster 1.2 file but the manifest says 1.1", kind.oneroster_name())));
+                log.error(Problem::file(
+                    file,
+                    format!(
+                        "{} is a OneRoster 1.2 file but the manifest says 1.1",
+                        kind.oneroster_name()
+                    ),
+                ));
                 return None;
             }
         }
@@ -300,7 +406,12 @@ pub const MAX_LINE_BYTES: u64 = 4 << 20;
 
 impl<R: Read> Guarded<R> {
     fn new(inner: R, max_bytes: u64) -> Self {
-        Guarded { inner, remaining: max_bytes, max_bytes, since_newline: 0 }
+        Guarded {
+            inner,
+            remaining: max_bytes,
+            max_bytes,
+            since_newline: 0,
+        }
     }
 }
 
@@ -335,13 +446,19 @@ mod tests {
     #[test]
     fn guarded_reader_stops_oversized_files_and_endless_lines() {
         let mut out = Vec::new();
-        let err = Guarded::new(&b"a,b\nc,d\n"[..], 4).read_to_end(&mut out).unwrap_err();
+        let err = Guarded::new(&b"a,b\nc,d\n"[..], 4)
+            .read_to_end(&mut out)
+            .unwrap_err();
         assert!(err.to_string().contains("larger than the limit"), "{err}");
         let long = vec![b'x'; (MAX_LINE_BYTES + 10) as usize];
-        let err = Guarded::new(&long[..], u64::MAX).read_to_end(&mut out).unwrap_err();
+        let err = Guarded::new(&long[..], u64::MAX)
+            .read_to_end(&mut out)
+            .unwrap_err();
         assert!(err.to_string().contains("longer than"), "{err}");
         let mut fine = Vec::new();
-        Guarded::new(&b"a\nb\n"[..], 100).read_to_end(&mut fine).unwrap();
+        Guarded::new(&b"a\nb\n"[..], 100)
+            .read_to_end(&mut fine)
+            .unwrap();
         assert_eq!(fine, b"a\nb\n");
     }
 }

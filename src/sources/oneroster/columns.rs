@@ -51,17 +51,41 @@ impl CsvColumn {
 }
 
 const fn col(header: &'static str, target: &'static str) -> CsvColumn {
-    CsvColumn { header, target: Target::Column(target), required: Required::No, values: None, blank_ok: false }
+    CsvColumn {
+        header,
+        target: Target::Column(target),
+        required: Required::No,
+        values: None,
+        blank_ok: false,
+    }
 }
 const fn req(header: &'static str, target: &'static str) -> CsvColumn {
-    CsvColumn { header, target: Target::Column(target), required: Required::Always, values: None, blank_ok: false }
+    CsvColumn {
+        header,
+        target: Target::Column(target),
+        required: Required::Always,
+        values: None,
+        blank_ok: false,
+    }
 }
 /// Required, but real exports leave it blank (names, titles): a warning, not an error.
 const fn req_text(header: &'static str, target: &'static str) -> CsvColumn {
-    CsvColumn { header, target: Target::Column(target), required: Required::Always, values: None, blank_ok: true }
+    CsvColumn {
+        header,
+        target: Target::Column(target),
+        required: Required::Always,
+        values: None,
+        blank_ok: true,
+    }
 }
 const fn req_in(header: &'static str, target: &'static str, required: Required) -> CsvColumn {
-    CsvColumn { header, target: Target::Column(target), required, values: None, blank_ok: false }
+    CsvColumn {
+        header,
+        target: Target::Column(target),
+        required,
+        values: None,
+        blank_ok: false,
+    }
 }
 const fn one_of(mut c: CsvColumn, values: &'static [&'static str]) -> CsvColumn {
     c.values = Some(values);
@@ -69,15 +93,49 @@ const fn one_of(mut c: CsvColumn, values: &'static [&'static str]) -> CsvColumn 
 }
 
 const BASE: [CsvColumn; 3] = [
-    CsvColumn { header: "sourcedId", target: Target::SourcedId, required: Required::Always, values: None, blank_ok: false },
-    CsvColumn { header: "status", target: Target::Status, required: Required::No, values: None, blank_ok: false },
-    CsvColumn { header: "dateLastModified", target: Target::DateLastModified, required: Required::No, values: None, blank_ok: false },
+    CsvColumn {
+        header: "sourcedId",
+        target: Target::SourcedId,
+        required: Required::Always,
+        values: None,
+        blank_ok: false,
+    },
+    CsvColumn {
+        header: "status",
+        target: Target::Status,
+        required: Required::No,
+        values: None,
+        blank_ok: false,
+    },
+    CsvColumn {
+        header: "dateLastModified",
+        target: Target::DateLastModified,
+        required: Required::No,
+        values: None,
+        blank_ok: false,
+    },
 ];
 
-pub const ORG_TYPES: &[&str] = &["department", "district", "local", "national", "school", "state"];
+pub const ORG_TYPES: &[&str] = &[
+    "department",
+    "district",
+    "local",
+    "national",
+    "school",
+    "state",
+];
 pub const SESSION_TYPES: &[&str] = &["gradingPeriod", "semester", "schoolYear", "term"];
 pub const CLASS_TYPES: &[&str] = &["homeroom", "scheduled"];
-pub const ROLES_1_1: &[&str] = &["administrator", "aide", "guardian", "parent", "proctor", "relative", "student", "teacher"];
+pub const ROLES_1_1: &[&str] = &[
+    "administrator",
+    "aide",
+    "guardian",
+    "parent",
+    "proctor",
+    "relative",
+    "student",
+    "teacher",
+];
 pub const ROLE_TYPES: &[&str] = &["primary", "secondary"];
 pub const ROLES_1_2: &[&str] = &[
     "aide",
@@ -145,14 +203,26 @@ const USERS: &[CsvColumn] = &[
     col("phone", "phone"),
     col("agentSourcedIds", "agent_sourced_ids"),
     col("grades", "grades"),
-    CsvColumn { header: "password", target: Target::Dropped, required: Required::No, values: None, blank_ok: true },
+    CsvColumn {
+        header: "password",
+        target: Target::Dropped,
+        required: Required::No,
+        values: None,
+        blank_ok: true,
+    },
     col("userMasterIdentifier", "user_master_identifier"),
     col("preferredGivenName", "preferred_given_name"),
     col("preferredMiddleName", "preferred_middle_name"),
     col("preferredFamilyName", "preferred_family_name"),
     col("primaryOrgSourcedId", "primary_org_sourced_id"),
     col("pronouns", "pronouns"),
-    CsvColumn { header: "resourceSourcedIds", target: Target::Dropped, required: Required::No, values: None, blank_ok: true },
+    CsvColumn {
+        header: "resourceSourcedIds",
+        target: Target::Dropped,
+        required: Required::No,
+        values: None,
+        blank_ok: true,
+    },
 ];
 const USER_PROFILES: &[CsvColumn] = &[
     req("userSourcedId", "user_sourced_id"),
@@ -162,7 +232,13 @@ const USER_PROFILES: &[CsvColumn] = &[
     col("description", "description"),
     req_text("credentialType", "credential_type"),
     req_text("username", "username"),
-    CsvColumn { header: "password", target: Target::Dropped, required: Required::No, values: None, blank_ok: true },
+    CsvColumn {
+        header: "password",
+        target: Target::Dropped,
+        required: Required::No,
+        values: None,
+        blank_ok: true,
+    },
 ];
 const ROLES: &[CsvColumn] = &[
     req("userSourcedId", "user_sourced_id"),
@@ -215,18 +291,48 @@ pub const ALIASES: &[(&str, &str)] = &[
 /// OneRoster files this importer reads nothing from, with the reason given in the warning.
 pub const NOT_IMPORTED: &[(&str, &str)] = &[
     ("demographics", "the gateway keeps no demographics"),
-    ("categories", "gradebook files are not part of roster imports"),
-    ("lineItems", "gradebook files are not part of roster imports"),
+    (
+        "categories",
+        "gradebook files are not part of roster imports",
+    ),
+    (
+        "lineItems",
+        "gradebook files are not part of roster imports",
+    ),
     ("results", "gradebook files are not part of roster imports"),
-    ("scoreScales", "gradebook files are not part of roster imports"),
-    ("lineItemScoreScales", "gradebook files are not part of roster imports"),
-    ("resultScoreScales", "gradebook files are not part of roster imports"),
-    ("lineItemLearningObjectiveIds", "gradebook files are not part of roster imports"),
-    ("resultLearningObjectiveIds", "gradebook files are not part of roster imports"),
+    (
+        "scoreScales",
+        "gradebook files are not part of roster imports",
+    ),
+    (
+        "lineItemScoreScales",
+        "gradebook files are not part of roster imports",
+    ),
+    (
+        "resultScoreScales",
+        "gradebook files are not part of roster imports",
+    ),
+    (
+        "lineItemLearningObjectiveIds",
+        "gradebook files are not part of roster imports",
+    ),
+    (
+        "resultLearningObjectiveIds",
+        "gradebook files are not part of roster imports",
+    ),
     ("resources", "resource files are not part of roster imports"),
-    ("classResources", "resource files are not part of roster imports"),
-    ("courseResources", "resource files are not part of roster imports"),
-    ("userResources", "resource files are not part of roster imports"),
+    (
+        "classResources",
+        "resource files are not part of roster imports",
+    ),
+    (
+        "courseResources",
+        "resource files are not part of roster imports",
+    ),
+    (
+        "userResources",
+        "resource files are not part of roster imports",
+    ),
 ];
 
 #[cfg(test)]

@@ -63,7 +63,9 @@ pub fn produce(
                         report(planned.kind, sent);
                     }
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                    hung_up = feed.blocking_send(Feed::Records(planned.kind, full)).is_err();
+                    hung_up = feed
+                        .blocking_send(Feed::Records(planned.kind, full))
+                        .is_err();
                 }
                 !hung_up
             }))
@@ -75,7 +77,10 @@ pub fn produce(
                 0
             }
         };
-        if rows == 0 && planned.mode == crate::domain::records::Mode::Bulk && log.error_count() == errors_before {
+        if rows == 0
+            && planned.mode == crate::domain::records::Mode::Bulk
+            && log.error_count() == errors_before
+        {
             log.error(Problem::file(
                 &planned.label,
                 "a bulk file with no rows: it would remove every record of this type, so it is refused",
@@ -84,7 +89,11 @@ pub fn produce(
         if hung_up {
             break;
         }
-        if !chunk.is_empty() && feed.blocking_send(Feed::Records(planned.kind, chunk)).is_err() {
+        if !chunk.is_empty()
+            && feed
+                .blocking_send(Feed::Records(planned.kind, chunk))
+                .is_err()
+        {
             break;
         }
         if feed.blocking_send(Feed::Done(planned.kind)).is_err() {

@@ -27,7 +27,12 @@ pub struct FileReader<'a> {
 impl FileReader<'_> {
     /// Reads every row, handing each good record to `emit` (which returns false to stop).
     /// Returns the number of data rows read.
-    pub fn read(&self, reader: &mut dyn Read, log: &mut ProblemLog, mut emit: impl FnMut(SourceRecord) -> bool) -> u64 {
+    pub fn read(
+        &self,
+        reader: &mut dyn Read,
+        log: &mut ProblemLog,
+        mut emit: impl FnMut(SourceRecord) -> bool,
+    ) -> u64 {
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -37,11 +42,21 @@ impl FileReader<'_> {
         match csv.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => {
-                log.error(Problem::new(self.file, Some(1), None, "the file is empty: it needs at least a header row"));
+                log.error(Problem::new(
+                    self.file,
+                    Some(1),
+                    None,
+                    "the file is empty: it needs at least a header row",
+                ));
                 return 0;
             }
             Err(e) => {
-                log.error(Problem::new(self.file, Some(1), None, format!("unreadable header: {}", csv_message(&e))));
+                log.error(Problem::new(
+                    self.file,
+                    Some(1),
+                    None,
+                    format!("unreadable header: {}", csv_message(&e)),
+                ));
                 return 0;
             }
         }
@@ -85,9 +100,18 @@ impl FileReader<'_> {
         let mut seen: Vec<&'static str> = Vec::new();
         let mut ok = true;
         for (i, raw) in header.iter().enumerate() {
-            let name = if i == 0 { raw.trim_start_matches('\u{feff}') } else { raw };
+            let name = if i == 0 {
+                raw.trim_start_matches('\u{feff}')
+            } else {
+                raw
+            };
             if name.is_empty() {
-                log.warn(Problem::new(self.file, Some(1), None, format!("column {} has no header: ignored", i + 1)));
+                log.warn(Problem::new(
+                    self.file,
+                    Some(1),
+                    None,
+                    format!("column {} has no header: ignored", i + 1),
+                ));
                 slots.push(Slot::Ignored);
                 continue;
             }
@@ -95,17 +119,35 @@ impl FileReader<'_> {
                 .iter()
                 .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
                 .map(|(alias, to)| {
-                    log.warn(Problem::new(self.file, Some(1), Some(name), format!("read as {to} ({alias} is a legacy or misspelt name)")));
+                    log.warn(Problem::new(
+                        self.file,
+                        Some(1),
+                        Some(name),
+                        format!("read as {to} ({alias} is a legacy or misspelt name)"),
+                    ));
                     *to
                 })
                 .unwrap_or(name);
-            match known.iter().find(|c| c.header.eq_ignore_ascii_case(canonical)) {
+            match known
+                .iter()
+                .find(|c| c.header.eq_ignore_ascii_case(canonical))
+            {
                 Some(c) => {
                     if c.header != canonical {
-                        log.warn(Problem::new(self.file, Some(1), Some(name), format!("header differs in letter case from {}", c.header)));
+                        log.warn(Problem::new(
+                            self.file,
+                            Some(1),
+                            Some(name),
+                            format!("header differs in letter case from {}", c.header),
+                        ));
                     }
                     if seen.contains(&c.header) {
-                        log.error(Problem::new(self.file, Some(1), Some(c.header), "the column appears twice"));
+                        log.error(Problem::new(
+                            self.file,
+                            Some(1),
+                            Some(c.header),
+                            "the column appears twice",
+                        ));
                         ok = false;
                     }
                     seen.push(c.header);
@@ -113,7 +155,12 @@ impl FileReader<'_> {
                 }
                 None => {
                     if !name.starts_with("metadata.") && !name.starts_with("ext_") {
-                        log.warn(Problem::new(self.file, Some(1), Some(name), "unknown column: kept as an extension field"));
+                        log.warn(Problem::new(
+                            self.file,
+                            Some(1),
+                            Some(name),
+                            "unknown column: kept as an extension field",
+                        ));
                     }
                     slots.push(Slot::Extra(name.to_string()));
                 }
@@ -121,21 +168,50 @@ impl FileReader<'_> {
         }
         for c in &known {
             if c.is_required(self.version) && !seen.contains(&c.header) {
-                log.error(Problem::new(self.file, Some(1), Some(c.header), "a required column is missing"));
+                log.error(Problem::new(
+                    self.file,
+                    Some(1),
+                    Some(c.header),
+                    "a required column is missing",
+                ));
                 ok = false;
             }
         }
         ok.then_some(slots)
     }
 
-    fn parse_row(&self, record: &csv::StringRecord, line: u64, slots: &[Slot], log: &mut ProblemLog) -> Option<SourceRecord> {
+    fn parse_row(
+        &self,
+        record: &csv::StringRecord,
+        line: u64,
+        slots: &[Slot],
+        log: &mut ProblemLog,
+    ) -> Option<SourceRecord> {
         let file = self.file;
         if record.len() > slots.len() && record.iter().skip(slots.len()).any(|f| !f.is_empty()) {
-            log.error(Problem::new(file, Some(line), None, format!("the row has {} fields, the header {}", record.len(), slots.len())));
+            log.error(Problem::new(
+                file,
+                Some(line),
+                None,
+                format!(
+                    "the row has {} fields, the header {}",
+                    record.len(),
+                    slots.len()
+                ),
+            ));
             return None;
         }
         if record.len() < slots.len() {
-            log.error(Problem::new(file, Some(line), None, format!("the row has {} fields, the header {}", record.len(), slots.len())));
+            log.error(Problem::new(
+                file,
+                Some(line),
+                None,
+                format!(
+                    "the row has {} fields, the header {}",
+                    record.len(),
+                    slots.len()
+                ),
+            ));
             return None;
         }
         let descriptor = self.kind.columns();
@@ -150,7 +226,16 @@ impl FileReader<'_> {
                     Slot::Known(c) => Some(c.header),
                     _ => None,
                 };
-                log.error(Problem::new(file, Some(line), field, format!("the value is {} bytes long (at most {})", raw.len(), self.limits.max_field_bytes)));
+                log.error(Problem::new(
+                    file,
+                    Some(line),
+                    field,
+                    format!(
+                        "the value is {} bytes long (at most {})",
+                        raw.len(),
+                        self.limits.max_field_bytes
+                    ),
+                ));
                 ok = false;
                 continue;
             }
@@ -160,7 +245,12 @@ impl FileReader<'_> {
                     Slot::Known(c) => Some(c.header),
                     _ => None,
                 };
-                log.error(Problem::new(file, Some(line), field, "the value contains a NUL character"));
+                log.error(Problem::new(
+                    file,
+                    Some(line),
+                    field,
+                    "the value contains a NUL character",
+                ));
                 ok = false;
                 continue;
             }
@@ -175,7 +265,9 @@ impl FileReader<'_> {
                 Slot::Known(c) => c,
             };
             let field = Some(column.header);
-            let fail = |log: &mut ProblemLog, message: String| log.error(Problem::new(file, Some(line), field, message));
+            let fail = |log: &mut ProblemLog, message: String| {
+                log.error(Problem::new(file, Some(line), field, message))
+            };
             match column.target {
                 Target::SourcedId => match values::check_sourced_id(raw) {
                     Ok(()) => sourced_id = Some(raw.to_string()),
@@ -207,11 +299,19 @@ impl FileReader<'_> {
                 }
                 Target::Dropped => {}
                 Target::Column(name) => {
-                    let index = self.kind.column_index(name).expect("columns map onto the descriptor");
+                    let index = self
+                        .kind
+                        .column_index(name)
+                        .expect("columns map onto the descriptor");
                     if raw.is_empty() {
                         if column.is_required(self.version) {
                             if column.blank_ok {
-                                log.warn(Problem::new(file, Some(line), field, "a required value is empty"));
+                                log.warn(Problem::new(
+                                    file,
+                                    Some(line),
+                                    field,
+                                    "a required value is empty",
+                                ));
                             } else {
                                 fail(log, "a required value is empty".into());
                                 ok = false;
@@ -248,19 +348,34 @@ impl FileReader<'_> {
         })
     }
 
-    fn parse_value(&self, ty: ColumnType, column: &CsvColumn, raw: &str) -> Result<(Value, Option<&'static str>), String> {
+    fn parse_value(
+        &self,
+        ty: ColumnType,
+        column: &CsvColumn,
+        raw: &str,
+    ) -> Result<(Value, Option<&'static str>), String> {
         if let Some(allowed) = column.values {
             let parsed = values::parse_enum(raw, allowed, self.version == Version::V1_2)?;
             return Ok((Value::Text(parsed.value), parsed.warning));
         }
         match ty {
             ColumnType::Text => {
-                if column.header == "schoolYear" && !(raw.len() == 4 && raw.bytes().all(|b| b.is_ascii_digit())) {
-                    return Ok((Value::Text(raw.to_string()), Some("schoolYear is not a 4-digit year")));
+                if column.header == "schoolYear"
+                    && !(raw.len() == 4 && raw.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    return Ok((
+                        Value::Text(raw.to_string()),
+                        Some("schoolYear is not a 4-digit year"),
+                    ));
                 }
                 Ok((Value::Text(raw.to_string()), None))
             }
-            ColumnType::List => Ok((values::normalize_list(raw).map(Value::Text).unwrap_or(Value::Null), None)),
+            ColumnType::List => Ok((
+                values::normalize_list(raw)
+                    .map(Value::Text)
+                    .unwrap_or(Value::Null),
+                None,
+            )),
             ColumnType::Bool => values::parse_bool(raw).map(|b| (Value::Bool(b), None)),
             ColumnType::Date => values::parse_date(raw).map(|d| (Value::Date(d.value), d.warning)),
         }

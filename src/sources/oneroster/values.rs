@@ -10,7 +10,10 @@ pub struct Lenient<T> {
 }
 
 fn clean<T>(value: T) -> Lenient<T> {
-    Lenient { value, warning: None }
+    Lenient {
+        value,
+        warning: None,
+    }
 }
 
 /// `true`/`TRUE`/`1`/`yes` and their opposites.
@@ -31,11 +34,17 @@ pub fn parse_date(raw: &str) -> Result<Lenient<NaiveDate>, String> {
     }
     if raw.len() > 10 && raw.is_char_boundary(10) && matches!(raw.as_bytes()[10], b'T' | b' ') {
         if let Ok(d) = NaiveDate::parse_from_str(&raw[..10], "%Y-%m-%d") {
-            return Ok(Lenient { value: d, warning: Some("a date-time where a date was expected: the date part was used") });
+            return Ok(Lenient {
+                value: d,
+                warning: Some("a date-time where a date was expected: the date part was used"),
+            });
         }
     }
     if let Ok(d) = NaiveDate::parse_from_str(raw, "%m/%d/%Y") {
-        return Ok(Lenient { value: d, warning: Some("US date format (M/D/YYYY): use YYYY-MM-DD") });
+        return Ok(Lenient {
+            value: d,
+            warning: Some("US date format (M/D/YYYY): use YYYY-MM-DD"),
+        });
     }
     Err(format!("{raw:?} is not a date (YYYY-MM-DD)"))
 }
@@ -58,7 +67,11 @@ pub fn check_date_time(raw: &str) -> Option<&'static str> {
 
 /// `"a, b,,c"` → `"a,b,c"`; `None` when nothing is left.
 pub fn normalize_list(raw: &str) -> Option<String> {
-    let items: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let items: Vec<&str> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     if items.is_empty() {
         None
     } else {
@@ -68,16 +81,27 @@ pub fn normalize_list(raw: &str) -> Option<String> {
 
 /// Matches an enumerated value case-insensitively, returning the canonical spelling. OneRoster
 /// 1.2 also allows `ext:` extension values, kept verbatim.
-pub fn parse_enum(raw: &str, allowed: &[&'static str], allow_ext: bool) -> Result<Lenient<String>, String> {
+pub fn parse_enum(
+    raw: &str,
+    allowed: &[&'static str],
+    allow_ext: bool,
+) -> Result<Lenient<String>, String> {
     if let Some(exact) = allowed.iter().find(|a| **a == raw) {
         return Ok(clean(exact.to_string()));
     }
     if let Some(folded) = allowed.iter().find(|a| a.eq_ignore_ascii_case(raw)) {
-        return Ok(Lenient { value: folded.to_string(), warning: Some("value in a different letter case") });
+        return Ok(Lenient {
+            value: folded.to_string(),
+            warning: Some("value in a different letter case"),
+        });
     }
     if allow_ext {
         if let Some(ext) = raw.strip_prefix("ext:") {
-            if !ext.is_empty() && ext.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
+            if !ext.is_empty()
+                && ext
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            {
                 return Ok(clean(raw.to_string()));
             }
         }
@@ -90,7 +114,10 @@ pub fn parse_status(raw: &str) -> Result<Lenient<bool>, String> {
     match raw.to_ascii_lowercase().as_str() {
         "" | "active" => Ok(clean(false)),
         "tobedeleted" => Ok(clean(true)),
-        "inactive" => Ok(Lenient { value: true, warning: Some("status \"inactive\" (OneRoster 1.0) read as tobedeleted") }),
+        "inactive" => Ok(Lenient {
+            value: true,
+            warning: Some("status \"inactive\" (OneRoster 1.0) read as tobedeleted"),
+        }),
         _ => Err(format!("{raw:?} is not a status (active or tobedeleted)")),
     }
 }
@@ -101,7 +128,10 @@ pub fn check_sourced_id(raw: &str) -> Result<(), String> {
         return Err("sourcedId is empty".into());
     }
     if raw.len() > 1024 {
-        return Err(format!("sourcedId is {} bytes long (at most 1024)", raw.len()));
+        return Err(format!(
+            "sourcedId is {} bytes long (at most 1024)",
+            raw.len()
+        ));
     }
     if raw.chars().any(char::is_control) {
         return Err("sourcedId contains control characters".into());
@@ -115,9 +145,19 @@ mod tests {
 
     #[test]
     fn booleans_accept_the_spellings_real_exports_use() {
-        let table = [("true", Ok(true)), ("TRUE", Ok(true)), ("1", Ok(true)), ("False", Ok(false)), ("0", Ok(false))];
+        let table = [
+            ("true", Ok(true)),
+            ("TRUE", Ok(true)),
+            ("1", Ok(true)),
+            ("False", Ok(false)),
+            ("0", Ok(false)),
+        ];
         for (raw, want) in table {
-            assert_eq!(parse_bool(raw).map_err(|_| ()), want.map_err(|_: ()| ()), "{raw}");
+            assert_eq!(
+                parse_bool(raw).map_err(|_| ()),
+                want.map_err(|_: ()| ()),
+                "{raw}"
+            );
         }
         assert!(parse_bool("maybe").unwrap_err().contains("maybe"));
     }
@@ -125,14 +165,26 @@ mod tests {
     #[test]
     fn dates_are_iso_with_lenient_fallbacks() {
         let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        assert_eq!(parse_date("2023-08-14").unwrap(), Lenient { value: d("2023-08-14"), warning: None });
+        assert_eq!(
+            parse_date("2023-08-14").unwrap(),
+            Lenient {
+                value: d("2023-08-14"),
+                warning: None
+            }
+        );
         let dt = parse_date("2023-08-14T00:00:00Z").unwrap();
         assert_eq!(dt.value, d("2023-08-14"));
         assert!(dt.warning.is_some());
         let us = parse_date("1/05/2023").unwrap();
         assert_eq!(us.value, d("2023-01-05"));
         assert!(us.warning.is_some());
-        for bad in ["2023-02-30", "14.08.2023", "2023-8-1x", "", "2023-08-14junk"] {
+        for bad in [
+            "2023-02-30",
+            "14.08.2023",
+            "2023-8-1x",
+            "",
+            "2023-08-14junk",
+        ] {
             assert!(parse_date(bad).is_err(), "{bad}");
         }
     }
@@ -140,12 +192,20 @@ mod tests {
     #[test]
     fn enums_match_case_insensitively_and_say_so() {
         let types = ["homeroom", "scheduled"];
-        assert_eq!(parse_enum("scheduled", &types, false).unwrap().warning, None);
+        assert_eq!(
+            parse_enum("scheduled", &types, false).unwrap().warning,
+            None
+        );
         let folded = parse_enum("Scheduled", &types, false).unwrap();
         assert_eq!(folded.value, "scheduled");
         assert!(folded.warning.is_some());
-        assert!(parse_enum("lecture", &types, false).unwrap_err().contains("homeroom, scheduled"));
-        assert_eq!(parse_enum("ext:tutor", &types, true).unwrap().value, "ext:tutor");
+        assert!(parse_enum("lecture", &types, false)
+            .unwrap_err()
+            .contains("homeroom, scheduled"));
+        assert_eq!(
+            parse_enum("ext:tutor", &types, true).unwrap().value,
+            "ext:tutor"
+        );
         assert!(parse_enum("ext:tutor", &types, false).is_err());
         assert!(parse_enum("ext:", &types, true).is_err());
     }
