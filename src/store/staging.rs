@@ -178,6 +178,20 @@ fn copy_field(buf: &mut String, value: Option<&str>) {
     }
 }
 
+/// Refreshes PostgreSQL's statistics on tables that just grew: without them the planner takes a
+/// freshly loaded table for empty and validates by nested loops. (SQLite plans by its indexes.)
+pub async fn refresh_statistics(
+    tx_or_db: &mut super::Tx,
+    tables: &[String],
+) -> Result<(), StoreError> {
+    if tx_or_db.backend() == super::Backend::Postgres {
+        for table in tables {
+            tx_or_db.execute(&format!("ANALYZE {table}"), &[]).await?;
+        }
+    }
+    Ok(())
+}
+
 /// A sourcedId given twice in one file.
 #[derive(Debug, sqlx::FromRow)]
 pub struct Duplicate {

@@ -255,6 +255,7 @@ pub async fn derive_coaching(
     )
     .await?;
 
+    super::staging::refresh_statistics(tx, &["stage_coaching".to_string()]).await?;
     let pair_event = "c.teacher_sourced_id || '/' || c.student_sourced_id";
     let started = tx
         .execute(

@@ -55,6 +55,7 @@ impl Engine {
 
     /// Runs one sync: consumes the feed, waits for the source's own problems, and applies the
     /// result unless something is wrong, a safeguard holds it, or it is a dry run.
+    #[tracing::instrument(name = "sync_run", skip_all, fields(district = %district.slug, source = source, run_id))]
     pub async fn run(
         &self,
         district: &District,
@@ -65,6 +66,7 @@ impl Engine {
         options: RunOptions,
     ) -> Result<RunReport, SyncError> {
         let run_id = uuid::Uuid::new_v4().to_string();
+        tracing::Span::current().record("run_id", run_id.as_str());
         let started_at = Utc::now();
         if !districts::try_lock(
             &self.db,
@@ -120,6 +122,11 @@ impl Engine {
         districts::unlock(&self.db, district.id, &run_id).await?;
         if let Ok(report) = &result {
             crate::telemetry::metrics().record_run(report.status.as_str());
+            tracing::info!(
+                status = report.status.as_str(),
+                errors = report.errors.len(),
+                "sync run finished"
+            );
         }
         result
     }
@@ -137,6 +144,7 @@ impl Engine {
         let mut log = ProblemLog::new(self.max_reported_errors);
         let mut known: HashMap<RecordKind, HashSet<String>> = HashMap::new();
         let mut staged_rows: i64 = 0;
+        let phase_start = std::time::Instant::now();
         while let Some(item) = feed.recv().await {
             let Feed::Records(kind, records) = item else {
                 continue;
@@ -151,6 +159,18 @@ impl Engine {
             }
         }
         drop(feed);
+        {
+            let mut tx = self.db.begin().await?;
+            let tables: Vec<String> = plan.kinds.iter().map(|p| p.kind.stage_table()).collect();
+            staging::refresh_statistics(&mut tx, &tables).await?;
+            tx.commit().await?;
+        }
+        tracing::debug!(
+            phase = "stage",
+            ms = phase_start.elapsed().as_millis() as u64,
+            rows = staged_rows
+        );
+        let phase_start = std::time::Instant::now();
         let mut problems = source_problems.await;
         problems.merge(log);
         let mut log = problems;
@@ -176,6 +196,11 @@ impl Engine {
                 .await?;
         }
 
+        tracing::debug!(
+            phase = "validate",
+            ms = phase_start.elapsed().as_millis() as u64
+        );
+        let phase_start = std::time::Instant::now();
         if log.has_errors() {
             staging::clear(&self.db, &run_id).await?;
             return self.finish(report, log, RunStatus::Failed, 0).await;
@@ -201,6 +226,10 @@ impl Engine {
                 .push("the district reviews every sync before it is applied (preview mode)".into());
         }
         report.held_reasons = reasons;
+        tracing::debug!(
+            phase = "diff",
+            ms = phase_start.elapsed().as_millis() as u64
+        );
 
         if options.dry_run {
             // Apply and roll back: the counts, coaching included, are exactly what applying would do.
@@ -230,6 +259,7 @@ impl Engine {
     ) -> Result<CoachingCounts, SyncError> {
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
+        let phase_start = std::time::Instant::now();
         for planned in &plan.kinds {
             sync_apply::apply_kind(
                 &mut tx,
@@ -241,12 +271,23 @@ impl Engine {
             )
             .await?;
         }
+        let grown = ["classes", "users", "enrollments", "coaching_sources"].map(String::from);
+        staging::refresh_statistics(&mut tx, &grown).await?;
+        tracing::debug!(
+            phase = "apply",
+            ms = phase_start.elapsed().as_millis() as u64
+        );
+        let phase_start = std::time::Instant::now();
         let cutoff = enrollment_cutoff(
             district.timezone.today(),
             district.settings.end_date_inclusive,
         );
         let coaching =
             sync_apply::derive_coaching(&mut tx, run_id, district.id, cutoff, now).await?;
+        tracing::debug!(
+            phase = "coaching",
+            ms = phase_start.elapsed().as_millis() as u64
+        );
         match report {
             Some(report) => {
                 staging::clear_in(&mut tx, run_id).await?;
