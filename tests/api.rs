@@ -1267,3 +1267,34 @@ on_every_backend!(contract_lists_exactly_the_routes_the_server_has, |app| {
         assert_ne!(body["error"]["code"], "route_not_found", "{method} {path}");
     }
 });
+
+on_every_backend!(
+    a_run_that_died_midway_is_marked_failed_by_the_next_one,
+    |app| {
+        app.create_district("lincoln").await;
+        // A run that crashed: its record says running, its lock expired long ago.
+        let db = rostergate::store::Db::connect(&app.db.url).await.unwrap();
+        let district = rostergate::store::districts::get(&db, "lincoln")
+            .await
+            .unwrap();
+        let plan = rostergate::sync::input::Plan::default();
+        rostergate::store::runs::insert(
+            &db,
+            "dead-run",
+            district.id,
+            "oneroster_csv",
+            false,
+            &plan,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        let (status, _) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        assert_eq!(status, 200);
+        let (_, dead) = app
+            .get("/api/v1/districts/lincoln/runs/dead-run", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(dead["status"], "failed");
+        db.close().await;
+    }
+);

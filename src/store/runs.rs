@@ -125,3 +125,23 @@ pub async fn set_status(db: &Db, id: &str, status: RunStatus) -> Result<(), Stor
         .await?;
     Ok(())
 }
+
+/// Runs still marked running when the district's lock is taken anew died without finishing
+/// (only the lock holder runs): they are marked failed and their ids returned for clean-up.
+pub async fn fail_abandoned(
+    db: &Db,
+    district_id: i64,
+    current: &str,
+) -> Result<Vec<String>, StoreError> {
+    let ids = db
+        .conn()
+        .strings(
+            "SELECT id FROM sync_runs WHERE district_id = $1 AND status = 'running' AND id <> $2",
+            &args![district_id, current],
+        )
+        .await?;
+    for id in &ids {
+        set_status(db, id, RunStatus::Failed).await?;
+    }
+    Ok(ids)
+}

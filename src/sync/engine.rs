@@ -79,6 +79,10 @@ impl Engine {
             return Err(SyncError::Busy(district.slug.to_string()));
         }
         let result = async {
+            for abandoned in runs::fail_abandoned(&self.db, district.id, &run_id).await? {
+                tracing::warn!(abandoned_run = %abandoned, "a run that never finished is marked failed");
+                staging::clear(&self.db, &abandoned).await?;
+            }
             runs::insert(
                 &self.db,
                 &run_id,

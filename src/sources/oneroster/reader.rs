@@ -398,7 +398,12 @@ mod tests {
 
     fn read(kind: RecordKind, version: Version, text: &str) -> (Vec<SourceRecord>, ProblemLog) {
         let limits = ImportSettings::default();
-        let reader = FileReader { kind, version, file: "f.csv", limits: &limits };
+        let reader = FileReader {
+            kind,
+            version,
+            file: "f.csv",
+            limits: &limits,
+        };
         let mut log = ProblemLog::new(100);
         let mut out = Vec::new();
         reader.read(&mut text.as_bytes(), &mut log, |r| {
@@ -409,7 +414,11 @@ mod tests {
     }
 
     fn users(rows: &str) -> (Vec<SourceRecord>, ProblemLog) {
-        read(RecordKind::Users, Version::V1_1, &format!("{USERS_1_1}\n{rows}"))
+        read(
+            RecordKind::Users,
+            Version::V1_1,
+            &format!("{USERS_1_1}\n{rows}"),
+        )
     }
 
     fn value<'a>(r: &'a SourceRecord, column: &str) -> &'a Value {
@@ -421,7 +430,10 @@ mod tests {
         let canonical = users("u1,active,,true,s1,student,un,Ann,Lee\n").0.remove(0);
         let variants = [
             format!("\u{feff}{USERS_1_1}\r\nu1,active,,true,s1,student,un,Ann,Lee\r\n"),
-            format!("{}\nu1,active,,true,s1,student,un,Ann,Lee\n", USERS_1_1.to_uppercase().replace("SOURCEDID", "SourcedId")),
+            format!(
+                "{}\nu1,active,,true,s1,student,un,Ann,Lee\n",
+                USERS_1_1.to_uppercase().replace("SOURCEDID", "SourcedId")
+            ),
             format!("{USERS_1_1}\n  u1 , active ,, TRUE , s1 ,Student, un ,Ann , Lee \n"),
             format!("{USERS_1_1}\nu1,,,1,s1,STUDENT,un,Ann,Lee\n\n"),
             format!("{USERS_1_1}\nu1,active,2024-01-01T00:00:00Z,true,s1,student,un,Ann,Lee\n"),
@@ -431,39 +443,74 @@ mod tests {
             assert!(!log.has_errors(), "{text:?}: {log:?}");
             assert_eq!(records.len(), 1, "{text:?}");
             assert_eq!(records[0].values, canonical.values, "{text:?}");
-            assert_eq!(records[0].content_hash(), canonical.content_hash(), "{text:?}");
+            assert_eq!(
+                records[0].content_hash(),
+                canonical.content_hash(),
+                "{text:?}"
+            );
         }
     }
 
     #[test]
     fn extension_columns_are_kept_and_passwords_dropped() {
-        let text = format!("{USERS_1_1},password,metadata.x,custom\nu1,,,true,s1,student,un,Ann,Lee,hunter2,1,\n");
+        let text = format!(
+            "{USERS_1_1},password,metadata.x,custom\nu1,,,true,s1,student,un,Ann,Lee,hunter2,1,\n"
+        );
         let (records, log) = read(RecordKind::Users, Version::V1_1, &text);
         assert!(!log.has_errors());
         assert_eq!(records[0].extra.as_deref(), Some(r#"{"metadata.x":"1"}"#));
         assert!(!format!("{records:?}").contains("hunter2"));
         let (_, warnings) = log.into_parts();
-        assert!(warnings.iter().any(|w| w.problem.field.as_deref() == Some("custom")));
+        assert!(warnings
+            .iter()
+            .any(|w| w.problem.field.as_deref() == Some("custom")));
     }
 
     #[test]
     fn strict_rules_name_the_line_and_field() {
         // (rows, line, field, message part)
         let table = [
-            ("u1,,,maybe,s1,student,un,A,B", 2, Some("enabledUser"), "not a boolean"),
+            (
+                "u1,,,maybe,s1,student,un,A,B",
+                2,
+                Some("enabledUser"),
+                "not a boolean",
+            ),
             ("u1,,,true,s1,wizard,un,A,B", 2, Some("role"), "not one of"),
-            ("u1,deleted,,true,s1,student,un,A,B", 2, Some("status"), "not a status"),
+            (
+                "u1,deleted,,true,s1,student,un,A,B",
+                2,
+                Some("status"),
+                "not a status",
+            ),
             ("u1,,,true,s1,student", 2, None, "the row has 6 fields"),
-            ("u1,,,true,s1,student,un,A,B,extra", 2, None, "the row has 10 fields"),
+            (
+                "u1,,,true,s1,student,un,A,B,extra",
+                2,
+                None,
+                "the row has 10 fields",
+            ),
             (",,,true,s1,student,un,A,B", 2, Some("sourcedId"), "empty"),
-            ("ok,,,true,s1,student,un,A,B\nu2,,,true,,student,un,A,B", 3, Some("orgSourcedIds"), "required value is empty"),
-            ("\"u1,,,true,s1,student,un,A,B", 2, None, "the row has 1 fields"),
+            (
+                "ok,,,true,s1,student,un,A,B\nu2,,,true,,student,un,A,B",
+                3,
+                Some("orgSourcedIds"),
+                "required value is empty",
+            ),
+            (
+                "\"u1,,,true,s1,student,un,A,B",
+                2,
+                None,
+                "the row has 1 fields",
+            ),
         ];
         for (rows, line, field, message) in table {
             let (_, log) = users(rows);
             let (errors, _) = log.into_parts();
             assert!(
-                errors.iter().any(|e| e.line == Some(line) && e.field.as_deref() == field && e.message.contains(message)),
+                errors.iter().any(|e| e.line == Some(line)
+                    && e.field.as_deref() == field
+                    && e.message.contains(message)),
                 "{rows:?}: {errors:?}"
             );
         }
@@ -471,15 +518,27 @@ mod tests {
 
     #[test]
     fn headers_missing_required_columns_or_repeating_one_are_refused() {
-        let (_, log) = read(RecordKind::Users, Version::V1_1, "sourcedId,enabledUser,username,givenName,familyName\n");
+        let (_, log) = read(
+            RecordKind::Users,
+            Version::V1_1,
+            "sourcedId,enabledUser,username,givenName,familyName\n",
+        );
         let (errors, _) = log.into_parts();
         let missing: Vec<_> = errors.iter().filter_map(|e| e.field.clone()).collect();
         assert_eq!(missing, ["orgSourcedIds", "role"]);
         assert!(errors.iter().all(|e| e.line == Some(1)));
         // The same header is fine for 1.2, where role and orgs moved to roles.csv.
-        let (_, log) = read(RecordKind::Users, Version::V1_2, "sourcedId,enabledUser,username,givenName,familyName\n");
+        let (_, log) = read(
+            RecordKind::Users,
+            Version::V1_2,
+            "sourcedId,enabledUser,username,givenName,familyName\n",
+        );
         assert!(!log.has_errors());
-        let (_, log) = read(RecordKind::Orgs, Version::V1_1, "sourcedId,name,type,Name\n");
+        let (_, log) = read(
+            RecordKind::Orgs,
+            Version::V1_1,
+            "sourcedId,name,type,Name\n",
+        );
         assert!(log.has_errors());
     }
 
@@ -488,10 +547,16 @@ mod tests {
         let text = "sourcedId,title,courseSourcedId,classType,schoolSourcedId,termSourcedIds,periods\nc1,T,k,scheduled,s,\" t1 , t2 \",\"1,2\"\n";
         let (records, log) = read(RecordKind::Classes, Version::V1_1, text);
         assert!(!log.has_errors(), "{log:?}");
-        assert_eq!(value(&records[0], "term_sourced_ids"), &Value::Text("t1,t2".into()));
+        assert_eq!(
+            value(&records[0], "term_sourced_ids"),
+            &Value::Text("t1,t2".into())
+        );
         let text = "sourcedId,classSourcedId,schoolSourcedId,userSourcedId,role,beginDate,endDate\ne1,c,s,u,student,8/1/2024,2025-06-14\n";
         let (records, log) = read(RecordKind::Enrollments, Version::V1_1, text);
         assert!(!log.has_errors());
-        assert_eq!(value(&records[0], "begin_date"), &Value::Date(chrono::NaiveDate::from_ymd_opt(2024, 8, 1).unwrap()));
+        assert_eq!(
+            value(&records[0], "begin_date"),
+            &Value::Date(chrono::NaiveDate::from_ymd_opt(2024, 8, 1).unwrap())
+        );
     }
 }
