@@ -57,7 +57,6 @@ CREATE TABLE coaching_sources (
     PRIMARY KEY (district_id, teacher_sourced_id, student_sourced_id, source_type, source_id)
 );
 CREATE INDEX coaching_sources_student_idx ON coaching_sources (district_id, student_sourced_id);
-CREATE INDEX coaching_sources_source_idx ON coaching_sources (district_id, source_type, source_id);
 
 CREATE TABLE stage_coaching (
     run_id TEXT NOT NULL,

@@ -198,6 +198,7 @@ pub async fn apply_kind(
             "INSERT INTO {live} (district_id, sourced_id, {col_list}, extra, hash, created_at, updated_at, last_run_id) \
              SELECT $2, s.sourced_id, {select_list}, s.extra, s.hash, $3, $3, $1 FROM {stage} s \
              WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({same_live} AND l.hash = s.hash) \
+             ORDER BY s.sourced_id \
              ON CONFLICT (district_id, sourced_id) DO UPDATE SET {sets}",
             sets = set_list.join(", "),
         ),
@@ -238,7 +239,7 @@ pub async fn derive_coaching(
     tx.execute(
         &format!(
             "INSERT INTO stage_coaching (run_id, teacher_sourced_id, student_sourced_id, class_sourced_id) \
-             SELECT DISTINCT $1, t.user_sourced_id, s.user_sourced_id, t.class_sourced_id \
+             SELECT $1, t.user_sourced_id, s.user_sourced_id, t.class_sourced_id \
              FROM enrollments t \
              JOIN enrollments s ON s.district_id = t.district_id AND s.class_sourced_id = t.class_sourced_id \
              JOIN classes c ON c.district_id = t.district_id AND c.sourced_id = t.class_sourced_id \
@@ -298,7 +299,7 @@ pub async fn derive_coaching(
     tx.execute(
         "INSERT INTO coaching_sources (district_id, teacher_sourced_id, student_sourced_id, source_type, source_id, created_at) \
          SELECT $2, d.teacher_sourced_id, d.student_sourced_id, 'class', d.class_sourced_id, $4 FROM stage_coaching d \
-         WHERE d.run_id = $1 ON CONFLICT DO NOTHING",
+         WHERE d.run_id = $1 ORDER BY d.teacher_sourced_id, d.student_sourced_id ON CONFLICT DO NOTHING",
         &params,
     )
     .await?;

@@ -409,9 +409,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies a held run after an administrator looked at it. The comparison is made again:
-    /// the store may have changed since the run was held.
-    pub async fn approve(&self, district: &District, run_id: &str) -> Result<RunReport, SyncError> {
+    async fn held_run(&self, district: &District, run_id: &str) -> Result<runs::RunRow, SyncError> {
         let row = runs::find(&self.db, district.id, run_id)
             .await?
             .ok_or_else(|| SyncError::RunNotFound(run_id.to_string()))?;
@@ -421,6 +419,13 @@ impl Engine {
                 status: row.status.clone(),
             });
         }
+        Ok(row)
+    }
+
+    /// Applies a held run after an administrator looked at it. The comparison is made again:
+    /// the store may have changed since the run was held.
+    pub async fn approve(&self, district: &District, run_id: &str) -> Result<RunReport, SyncError> {
+        let row = self.held_run(district, run_id).await?;
         if !districts::try_lock(
             &self.db,
             district.id,
@@ -462,15 +467,7 @@ impl Engine {
 
     /// Drops a held run: nothing of it is applied.
     pub async fn discard(&self, district: &District, run_id: &str) -> Result<RunReport, SyncError> {
-        let row = runs::find(&self.db, district.id, run_id)
-            .await?
-            .ok_or_else(|| SyncError::RunNotFound(run_id.to_string()))?;
-        if row.status() != Some(RunStatus::Held) {
-            return Err(SyncError::NotHeld {
-                run: run_id.to_string(),
-                status: row.status.clone(),
-            });
-        }
+        let row = self.held_run(district, run_id).await?;
         staging::clear(&self.db, run_id).await?;
         let mut report = row
             .report()

@@ -188,30 +188,16 @@ impl FileReader<'_> {
         log: &mut ProblemLog,
     ) -> Option<SourceRecord> {
         let file = self.file;
-        if record.len() > slots.len() && record.iter().skip(slots.len()).any(|f| !f.is_empty()) {
-            log.error(Problem::new(
-                file,
-                Some(line),
-                None,
-                format!(
-                    "the row has {} fields, the header {}",
-                    record.len(),
-                    slots.len()
-                ),
-            ));
-            return None;
-        }
-        if record.len() < slots.len() {
-            log.error(Problem::new(
-                file,
-                Some(line),
-                None,
-                format!(
-                    "the row has {} fields, the header {}",
-                    record.len(),
-                    slots.len()
-                ),
-            ));
+        // Extra trailing fields are tolerated only when empty (trailing commas).
+        let extra_fields =
+            record.len() > slots.len() && record.iter().skip(slots.len()).any(|f| !f.is_empty());
+        if extra_fields || record.len() < slots.len() {
+            let message = format!(
+                "the row has {} fields, the header {}",
+                record.len(),
+                slots.len()
+            );
+            log.error(Problem::new(file, Some(line), None, message));
             return None;
         }
         let descriptor = self.kind.columns();
