@@ -31,7 +31,8 @@ pub async fn create_district(
     let slug = Slug::parse(slug)?;
     let name = DistrictName::parse(name)?;
     let timezone = Timezone::parse(timezone)?;
-    Ok(store::districts::create(db, &slug, &name, timezone, &settings.unwrap_or_default()).await?)
+    let settings = settings.unwrap_or_default().validate()?;
+    Ok(store::districts::create(db, &slug, &name, timezone, &settings).await?)
 }
 
 /// Creates an API client; the returned secret is never stored or shown again.

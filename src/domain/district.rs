@@ -12,6 +12,8 @@ pub enum DistrictError {
     BadName,
     #[error("unknown time zone {0:?}: use an IANA name such as America/Chicago")]
     BadTimezone(String),
+    #[error("{0} must be a percentage between 0 and 100")]
+    BadPercent(&'static str),
 }
 
 /// A district's handle in URLs and on the command line.
@@ -104,6 +106,21 @@ pub struct DistrictSettings {
     /// OneRoster end dates are exclusive, but most SIS mean "last day, inclusive". True reads
     /// them as inclusive.
     pub end_date_inclusive: bool,
+}
+
+impl DistrictSettings {
+    /// Thresholds are percentages; anything else would silently hold or pass every sync.
+    pub fn validate(self) -> Result<DistrictSettings, DistrictError> {
+        for (name, value) in [
+            ("delete_threshold_percent", self.delete_threshold_percent),
+            ("update_threshold_percent", self.update_threshold_percent),
+        ] {
+            if !(0.0..=100.0).contains(&value) {
+                return Err(DistrictError::BadPercent(name));
+            }
+        }
+        Ok(self)
+    }
 }
 
 impl Default for DistrictSettings {

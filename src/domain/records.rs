@@ -238,6 +238,20 @@ impl RecordKind {
         }
     }
 
+    /// The OneRoster singleton envelope key (`users` → `user`).
+    pub fn singular_name(self) -> &'static str {
+        match self {
+            Orgs => "org",
+            AcademicSessions => "academicSession",
+            Courses => "course",
+            Classes => "class",
+            Users => "user",
+            UserProfiles => "userProfile",
+            Roles => "role",
+            Enrollments => "enrollment",
+        }
+    }
+
     pub fn from_oneroster_name(name: &str) -> Option<RecordKind> {
         RecordKind::ALL
             .into_iter()

@@ -132,11 +132,7 @@ pub async fn get(
                 kind.oneroster_name()
             ))
         })?;
-    let singular = kind
-        .oneroster_name()
-        .trim_end_matches('s')
-        .replace("classe", "class");
-    Ok(HttpResponse::Ok().json(json!({ singular: record_json(kind, &record) })))
+    Ok(HttpResponse::Ok().json(json!({ kind.singular_name(): record_json(kind, &record) })))
 }
 
 async fn existing_user(

@@ -129,10 +129,7 @@ impl Bundle {
                 ));
                 ok = false;
             }
-            if present
-                && file.to_ascii_lowercase() != self.file_name(kind)
-                && file != self.file_name(kind)
-            {
+            if present && file != self.file_name(kind) {
                 log.warn(Problem::file(
                     self.file_name(kind),
                     format!("file name differs in letter case from {file}"),
