@@ -1298,3 +1298,90 @@ on_every_backend!(
         db.close().await;
     }
 );
+
+on_every_backend!(
+    a_used_class_leaving_the_feed_is_archived_with_its_coaching_kept,
+    |app| {
+        app.create_district("lincoln").await;
+        app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        // Something was done in cls-2 (an assignment, a plan): the platform marks it used.
+        let db = rostergate::store::Db::connect(&app.db.url).await.unwrap();
+        let marked = db
+            .conn()
+            .execute(
+                "UPDATE classes SET used_at = $1 WHERE sourced_id = $2",
+                &[chrono::Utc::now().into(), "cls-2".into()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(marked, 1);
+        db.close().await;
+        let s = school();
+        let classes = s
+            .get("classes.csv")
+            .lines()
+            .filter(|l| !l.starts_with("cls-2"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let enrollments = s
+            .get("enrollments.csv")
+            .lines()
+            .filter(|l| !l.contains(",cls-2,"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (status, report) = app
+            .import(
+                "lincoln",
+                OPERATOR_TOKEN,
+                &s.clone()
+                    .with("classes.csv", &classes)
+                    .with("enrollments.csv", &enrollments),
+            )
+            .await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(count(&report, "classes", "deleted"), 1);
+        assert_eq!(count(&report, "enrollments", "deleted"), 3);
+        let (status, class) = app
+            .get("/api/v1/districts/lincoln/classes/cls-2", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(status, 200, "a used class is kept");
+        assert_eq!(class["class"]["archived"], true);
+        // Coaching through the archived class stays; nothing else coaches stu-3.
+        let (_, syd) = app
+            .get(
+                "/api/v1/districts/lincoln/users/stu-3/coaching",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(syd["coaches"][0]["sourcedId"], "tch-1");
+        assert_eq!(syd["coaches"][0]["sources"][0]["sourcedId"], "cls-2");
+        assert_eq!(report["coaching"], json!({ "started": 0, "ended": 0 }));
+        // An unused class that leaves is removed outright.
+        let with_new =
+            format!("{classes}\ncls-3,,,Geometry,09,crs-1,GEO,scheduled,103,sch-1,trm-1,Math,,3\n");
+        let (status, _) = app
+            .import(
+                "lincoln",
+                OPERATOR_TOKEN,
+                &s.clone()
+                    .with("classes.csv", &with_new)
+                    .with("enrollments.csv", &enrollments),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (status, _) = app
+            .get("/api/v1/districts/lincoln/classes/cls-3", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(status, 200);
+        let bundle = s
+            .with("classes.csv", &classes)
+            .with("enrollments.csv", &enrollments);
+        let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &bundle).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(count(&report, "classes", "deleted"), 1);
+        let (status, _) = app
+            .get("/api/v1/districts/lincoln/classes/cls-3", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(status, 404);
+    }
+);
