@@ -130,6 +130,20 @@ pub async fn client_create(
     Ok(ExitCode::SUCCESS)
 }
 
+pub async fn client_revoke(settings: Settings, district: &str, client_id: &str) -> CliResult {
+    let db = db(&settings).await?;
+    let district = districts::get(&db, district).await?;
+    if crate::store::clients::revoke(&db, district.id, client_id).await? {
+        println!("revoked {client_id}: it can get no new tokens (issued ones expire within their lifetime)");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(CliError(format!(
+            "no active client {client_id:?} in district {}",
+            district.slug
+        )))
+    }
+}
+
 fn progress_bar() -> Option<(ProgressBar, Progress)> {
     if !std::io::stderr().is_terminal() {
         return None;

@@ -101,6 +101,12 @@ enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Stop a client from getting new tokens.
+    Revoke {
+        #[arg(long)]
+        district: String,
+        client_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -218,15 +224,18 @@ fn main() -> ExitCode {
                 }
                 DistrictCommand::List { json } => cli::district_list(settings, json).await,
             },
-            Command::Client {
-                command:
-                    ClientCommand::Create {
-                        district,
-                        scopes,
-                        name,
-                        json,
-                    },
-            } => cli::client_create(settings, &district, &scopes, &name, json).await,
+            Command::Client { command } => match command {
+                ClientCommand::Create {
+                    district,
+                    scopes,
+                    name,
+                    json,
+                } => cli::client_create(settings, &district, &scopes, &name, json).await,
+                ClientCommand::Revoke {
+                    district,
+                    client_id,
+                } => cli::client_revoke(settings, &district, &client_id).await,
+            },
             Command::Import {
                 command:
                     ImportCommand::Oneroster {

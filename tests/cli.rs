@@ -450,3 +450,96 @@ fn the_generator_writes_a_bundle_the_importer_accepts() {
     assert!(report["counts"]["users"]["created"].as_u64().unwrap() > 300);
     assert!(report["coaching"]["started"].as_u64().unwrap() > 300);
 }
+
+#[tokio::test]
+async fn a_revoked_client_gets_no_new_tokens() {
+    let app = common::spawn_app(common::Backend::Sqlite).await;
+    app.create_district("lincoln").await;
+    let work = tempfile::tempdir().unwrap();
+    let out = rostergate(
+        &app.db.url,
+        work.path(),
+        &[
+            "client",
+            "create",
+            "--district",
+            "lincoln",
+            "--scopes",
+            "roster:read",
+            "--json",
+        ],
+    );
+    let client = json_of(&out);
+    let (id, secret) = (
+        client["client_id"].as_str().unwrap(),
+        client["client_secret"].as_str().unwrap(),
+    );
+    let grant = || {
+        app.client
+            .post(app.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .send()
+    };
+    assert_eq!(grant().await.unwrap().status(), 200);
+    let out = rostergate(
+        &app.db.url,
+        work.path(),
+        &["client", "revoke", "--district", "lincoln", id],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(grant().await.unwrap().status(), 401);
+    let again = rostergate(
+        &app.db.url,
+        work.path(),
+        &["client", "revoke", "--district", "lincoln", id],
+    );
+    assert_eq!(again.status.code(), Some(1));
+    // A client of another district cannot be revoked through this one.
+    rostergate(
+        &app.db.url,
+        work.path(),
+        &[
+            "district",
+            "create",
+            "--slug",
+            "other",
+            "--name",
+            "O",
+            "--timezone",
+            "UTC",
+        ],
+    );
+    let other = json_of(&rostergate(
+        &app.db.url,
+        work.path(),
+        &[
+            "client",
+            "create",
+            "--district",
+            "other",
+            "--scopes",
+            "admin",
+            "--json",
+        ],
+    ));
+    let out = rostergate(
+        &app.db.url,
+        work.path(),
+        &[
+            "client",
+            "revoke",
+            "--district",
+            "lincoln",
+            other["client_id"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+}

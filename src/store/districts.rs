@@ -109,21 +109,6 @@ pub async fn list(db: &Db) -> Result<Vec<District>, StoreError> {
     rows.into_iter().map(DistrictRow::into_district).collect()
 }
 
-pub async fn update_settings(
-    db: &Db,
-    district_id: i64,
-    settings: &DistrictSettings,
-) -> Result<(), StoreError> {
-    let json = serde_json::to_string(settings).expect("settings serialize");
-    db.conn()
-        .execute(
-            "UPDATE districts SET settings = $1 WHERE id = $2",
-            &args![json, district_id],
-        )
-        .await?;
-    Ok(())
-}
-
 /// Takes the district's sync lock for `run_id`, unless another run holds it and took it after
 /// `stale_before` (a crashed run's lock expires).
 pub async fn try_lock(

@@ -12,7 +12,6 @@ pub mod runs;
 pub mod staging;
 pub mod sync_apply;
 
-use std::path::Path;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -360,9 +359,4 @@ impl Db {
             Db::Postgres(p) => p.close().await,
         }
     }
-}
-
-/// Makes sure a SQLite path's folder exists (for URLs given as plain paths in docs and tests).
-pub fn sqlite_url_for(path: &Path) -> String {
-    format!("sqlite://{}", path.display())
 }
