@@ -8,6 +8,8 @@ CREATE TABLE districts (
     settings TEXT NOT NULL,
     sync_lock TEXT,
     sync_locked_at TIMESTAMPTZ,
+    -- The day coaching was last derived for: re-derivation is skipped when nothing changed since.
+    coaching_cutoff DATE,
     created_at TIMESTAMPTZ NOT NULL
 );
 

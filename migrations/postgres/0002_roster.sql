@@ -106,8 +106,6 @@ CREATE UNLOGGED TABLE stage_courses (
 
 CREATE INDEX stage_courses_run_idx ON stage_courses (run_id, sourced_id);
 
-CREATE INDEX stage_courses_org_sourced_id_idx ON stage_courses (run_id, org_sourced_id);
-
 CREATE TABLE classes (
     district_id BIGINT NOT NULL REFERENCES districts(id),
     sourced_id TEXT NOT NULL,
@@ -160,10 +158,6 @@ CREATE UNLOGGED TABLE stage_classes (
 );
 
 CREATE INDEX stage_classes_run_idx ON stage_classes (run_id, sourced_id);
-
-CREATE INDEX stage_classes_course_sourced_id_idx ON stage_classes (run_id, course_sourced_id);
-
-CREATE INDEX stage_classes_school_sourced_id_idx ON stage_classes (run_id, school_sourced_id);
 
 CREATE TABLE users (
     district_id BIGINT NOT NULL REFERENCES districts(id),
@@ -269,8 +263,6 @@ CREATE UNLOGGED TABLE stage_user_profiles (
 
 CREATE INDEX stage_user_profiles_run_idx ON stage_user_profiles (run_id, sourced_id);
 
-CREATE INDEX stage_user_profiles_user_sourced_id_idx ON stage_user_profiles (run_id, user_sourced_id);
-
 CREATE TABLE user_roles (
     district_id BIGINT NOT NULL REFERENCES districts(id),
     sourced_id TEXT NOT NULL,
@@ -310,8 +302,6 @@ CREATE UNLOGGED TABLE stage_user_roles (
 );
 
 CREATE INDEX stage_user_roles_run_idx ON stage_user_roles (run_id, sourced_id);
-
-CREATE INDEX stage_user_roles_user_sourced_id_idx ON stage_user_roles (run_id, user_sourced_id);
 
 CREATE TABLE enrollments (
     district_id BIGINT NOT NULL REFERENCES districts(id),
@@ -355,8 +345,3 @@ CREATE UNLOGGED TABLE stage_enrollments (
 
 CREATE INDEX stage_enrollments_run_idx ON stage_enrollments (run_id, sourced_id);
 
-CREATE INDEX stage_enrollments_class_sourced_id_idx ON stage_enrollments (run_id, class_sourced_id);
-
-CREATE INDEX stage_enrollments_user_sourced_id_idx ON stage_enrollments (run_id, user_sourced_id);
-
-CREATE INDEX stage_enrollments_school_sourced_id_idx ON stage_enrollments (run_id, school_sourced_id);

@@ -8,6 +8,8 @@ CREATE TABLE districts (
     settings TEXT NOT NULL,
     sync_lock TEXT,
     sync_locked_at TEXT,
+    -- The day coaching was last derived for: re-derivation is skipped when nothing changed since.
+    coaching_cutoff TEXT,
     created_at TEXT NOT NULL
 );
 

@@ -98,12 +98,14 @@ fn removed_predicate(kind: RecordKind, mode: Mode) -> String {
 }
 
 /// Applies one kind inside the run's transaction, writing an outbox event per change.
+/// `planned` is the run's diff for the kind, made under the district's sync lock: steps with
+/// nothing to do are skipped, which is what makes a re-import of an unchanged roster cheap.
 pub async fn apply_kind(
     tx: &mut Tx,
     run_id: &str,
     district_id: i64,
-    kind: RecordKind,
-    mode: Mode,
+    (kind, mode): (RecordKind, Mode),
+    planned: KindCounts,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let live = kind.table();
@@ -114,58 +116,67 @@ pub async fn apply_kind(
 
     // Events first: they describe the change against the state before it.
     let same_live = format!("SELECT 1 FROM {live} l WHERE l.district_id = $2 AND l.sourced_id = s.sourced_id AND {active}");
-    tx.execute(
-        &format!(
+    if planned.created > 0 {
+        tx.execute(
+            &format!(
             "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
              SELECT $2, $1, '{created}', s.sourced_id, $3 FROM {stage} s \
              WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({same_live})",
             created = event("created"),
         ),
-        &params,
-    )
-    .await?;
-    tx.execute(
-        &format!(
+            &params,
+        )
+        .await?;
+    }
+    if planned.updated > 0 {
+        tx.execute(
+            &format!(
             "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
              SELECT $2, $1, '{updated}', s.sourced_id, $3 FROM {stage} s \
              WHERE s.run_id = $1 AND NOT s.deleting AND EXISTS ({same_live} AND l.hash <> s.hash)",
             updated = event("updated"),
         ),
-        &params,
-    )
-    .await?;
+            &params,
+        )
+        .await?;
+    }
     let removed = removed_predicate(kind, mode);
-    tx.execute(
-        &format!(
+    if planned.deleted > 0 {
+        tx.execute(
+            &format!(
             "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
              SELECT $2, $1, '{deleted}', l.sourced_id, $3 FROM {live} l WHERE {removed}",
             deleted = event("deleted"),
         ),
-        &params,
-    )
-    .await?;
+            &params,
+        )
+        .await?;
 
-    // Removal is a tombstone: the row (and anything hanging off it) stays. A class that was used
-    // is detached (kept, shown archived) instead of removed.
-    let reason = "CASE WHEN EXISTS (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id AND s.deleting) \
+        // Removal is a tombstone: the row (and anything hanging off it) stays. A class that was used
+        // is detached (kept, shown archived) instead of removed.
+        let reason = "CASE WHEN EXISTS (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id AND s.deleting) \
                   THEN 'tobedeleted' ELSE 'absent_from_bulk' END"
         .replace("{stage}", &stage);
-    if kind == RecordKind::Classes {
-        tx.execute(
+        if kind == RecordKind::Classes {
+            tx.execute(
             &format!(
                 "UPDATE {live} AS l SET detached_at = $3, last_run_id = $1 WHERE {removed} AND l.used_at IS NOT NULL"
             ),
             &params,
         )
         .await?;
-    }
-    tx.execute(
+        }
+        tx.execute(
         &format!(
             "UPDATE {live} AS l SET deleted_at = $3, deleted_reason = {reason}, last_run_id = $1 WHERE {removed}"
         ),
         &params,
     )
     .await?;
+    }
+    if planned.created + planned.updated == 0 {
+        return Ok(());
+    }
 
     // New, changed and returning records.
     let cols: Vec<&str> = kind.columns().iter().map(|c| c.name).collect();
@@ -299,7 +310,10 @@ pub async fn derive_coaching(
     tx.execute(
         "INSERT INTO coaching_sources (district_id, teacher_sourced_id, student_sourced_id, source_type, source_id, created_at) \
          SELECT $2, d.teacher_sourced_id, d.student_sourced_id, 'class', d.class_sourced_id, $4 FROM stage_coaching d \
-         WHERE d.run_id = $1 ORDER BY d.teacher_sourced_id, d.student_sourced_id ON CONFLICT DO NOTHING",
+         WHERE d.run_id = $1 AND NOT EXISTS (SELECT 1 FROM coaching_sources x WHERE x.district_id = $2 \
+             AND x.teacher_sourced_id = d.teacher_sourced_id AND x.student_sourced_id = d.student_sourced_id \
+             AND x.source_type = 'class' AND x.source_id = d.class_sourced_id) \
+         ORDER BY d.teacher_sourced_id, d.student_sourced_id ON CONFLICT DO NOTHING",
         &params,
     )
     .await?;
@@ -309,4 +323,35 @@ pub async fn derive_coaching(
     )
     .await?;
     Ok(CoachingCounts { started, ended })
+}
+
+/// The cut-off date coaching was last derived with for a district, if ever.
+pub async fn coaching_cutoff(
+    tx: &mut Tx,
+    district_id: i64,
+) -> Result<Option<NaiveDate>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        coaching_cutoff: Option<NaiveDate>,
+    }
+    let row: Option<Row> = tx
+        .fetch_optional(
+            "SELECT coaching_cutoff FROM districts WHERE id = $1",
+            &args![district_id],
+        )
+        .await?;
+    Ok(row.and_then(|r| r.coaching_cutoff))
+}
+
+pub async fn set_coaching_cutoff(
+    tx: &mut Tx,
+    district_id: i64,
+    cutoff: NaiveDate,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE districts SET coaching_cutoff = $1 WHERE id = $2",
+        &args![cutoff, district_id],
+    )
+    .await?;
+    Ok(())
 }

@@ -11,7 +11,7 @@ use super::report::{RunReport, RunStatus};
 use crate::domain::district::District;
 use crate::domain::problem::{Problem, ProblemLog};
 use crate::domain::records::{enrollment_cutoff, ColumnType, RecordKind, SourceRecord};
-use crate::domain::thresholds::hold_reasons;
+use crate::domain::thresholds::{hold_reasons, KindCounts};
 use crate::store::sync_apply::{self, CoachingCounts};
 use crate::store::{districts, runs, staging, Db, StoreError};
 
@@ -237,7 +237,8 @@ impl Engine {
 
         if options.dry_run {
             // Apply and roll back: the counts, coaching included, are exactly what applying would do.
-            report.coaching = self.apply(district, &run_id, plan, None).await?;
+            let diff = report.counts.clone();
+            report.coaching = self.apply(district, &run_id, plan, &diff, None).await?;
             staging::clear(&self.db, &run_id).await?;
             return self.finish(report, log, RunStatus::DryRun, 0).await;
         }
@@ -248,7 +249,9 @@ impl Engine {
         let (errors, warnings) = log.into_parts();
         report.errors = errors;
         report.warnings = warnings;
-        self.apply(district, &run_id, plan, Some(report)).await?;
+        let diff = report.counts.clone();
+        self.apply(district, &run_id, plan, &diff, Some(report))
+            .await?;
         Ok(())
     }
 
@@ -259,18 +262,28 @@ impl Engine {
         district: &District,
         run_id: &str,
         plan: &Plan,
+        diff: &BTreeMap<String, KindCounts>,
         report: Option<&mut RunReport>,
     ) -> Result<CoachingCounts, SyncError> {
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
         let phase_start = std::time::Instant::now();
         for planned in &plan.kinds {
+            let counts = diff
+                .get(planned.kind.oneroster_name())
+                .copied()
+                .unwrap_or(KindCounts {
+                    created: 1,
+                    updated: 1,
+                    deleted: 1,
+                    unchanged: 0,
+                });
             sync_apply::apply_kind(
                 &mut tx,
                 run_id,
                 district.id,
-                planned.kind,
-                planned.mode,
+                (planned.kind, planned.mode),
+                counts,
                 now,
             )
             .await?;
@@ -286,8 +299,28 @@ impl Engine {
             district.timezone.today(),
             district.settings.end_date_inclusive,
         );
-        let coaching =
-            sync_apply::derive_coaching(&mut tx, run_id, district.id, cutoff, now).await?;
+        // Coaching depends on classes, users, enrollments and the date: when none changed since
+        // the last derivation, it cannot have changed either.
+        let roster_changed = [
+            RecordKind::Classes,
+            RecordKind::Users,
+            RecordKind::Enrollments,
+        ]
+        .iter()
+        .any(|k| {
+            diff.get(k.oneroster_name())
+                .is_some_and(|c| c.created + c.updated + c.deleted > 0)
+        });
+        let coaching = if roster_changed
+            || sync_apply::coaching_cutoff(&mut tx, district.id).await? != Some(cutoff)
+        {
+            let counts =
+                sync_apply::derive_coaching(&mut tx, run_id, district.id, cutoff, now).await?;
+            sync_apply::set_coaching_cutoff(&mut tx, district.id, cutoff).await?;
+            counts
+        } else {
+            CoachingCounts::default()
+        };
         tracing::debug!(
             phase = "coaching",
             ms = phase_start.elapsed().as_millis() as u64
@@ -456,7 +489,8 @@ impl Engine {
             }
             report.held_reasons.clear();
             self.supersede_held(district.id, run_id).await?;
-            self.apply(district, run_id, &plan, Some(&mut report))
+            let diff = report.counts.clone();
+            self.apply(district, run_id, &plan, &diff, Some(&mut report))
                 .await?;
             Ok(report)
         }
