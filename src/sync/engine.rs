@@ -94,17 +94,9 @@ impl Engine {
             )
             .await?;
             let mut report = RunReport {
-                run_id: run_id.clone(),
-                district: district.slug.to_string(),
                 source: source.to_string(),
-                status: RunStatus::Running,
-                counts: BTreeMap::new(),
-                coaching: CoachingCounts::default(),
-                held_reasons: Vec::new(),
-                errors: Vec::new(),
-                warnings: Vec::new(),
                 started_at,
-                finished_at: None,
+                ..placeholder_report(district, &run_id)
             };
             let outcome = self
                 .stage_and_apply(district, &plan, feed, source_problems, options, &mut report)
@@ -531,15 +523,18 @@ impl Engine {
             now,
         )
         .await?;
-        let mut report = placeholder_report(district, &run_id);
-        report.source = source.to_string();
-        report.started_at = now;
+        let mut report = RunReport {
+            source: source.to_string(),
+            started_at: now,
+            ..placeholder_report(district, &run_id)
+        };
         self.finish(&mut report, log, RunStatus::Failed, 0).await?;
         crate::telemetry::metrics().record_run(report.status.as_str());
         Ok(report)
     }
 }
 
+/// A report with nothing in it yet.
 fn placeholder_report(district: &District, run_id: &str) -> RunReport {
     RunReport {
         run_id: run_id.to_string(),
