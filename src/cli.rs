@@ -196,6 +196,7 @@ pub async fn import_oneroster(
         &engine,
         &district,
         path,
+        None,
         &settings.import,
         RunOptions { dry_run },
         progress,

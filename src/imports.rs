@@ -24,6 +24,7 @@ pub async fn import_oneroster_csv(
     engine: &Engine,
     district: &District,
     path: &Path,
+    label: Option<&str>,
     limits: &ImportSettings,
     options: RunOptions,
     progress: Option<Progress>,
@@ -31,9 +32,10 @@ pub async fn import_oneroster_csv(
     let mut log = ProblemLog::new(limits.max_reported_errors);
     let opened = {
         let path = path.to_path_buf();
+        let label = label.map_or_else(|| path.display().to_string(), str::to_string);
         let mut open_log = ProblemLog::new(limits.max_reported_errors);
         let bundle = tokio::task::spawn_blocking(move || {
-            let bundle = Bundle::open(&path, &mut open_log);
+            let bundle = Bundle::open_as(&path, &label, &mut open_log);
             (bundle, open_log)
         })
         .await

@@ -1385,3 +1385,22 @@ on_every_backend!(
         assert_eq!(status, 404);
     }
 );
+
+on_every_backend!(upload_problems_name_the_upload_not_a_server_path, |app| {
+    app.create_district("lincoln").await;
+    let (status, body) = app
+        .post_bytes(
+            "/api/v1/districts/lincoln/imports/oneroster",
+            OPERATOR_TOKEN,
+            b"PK\x03\x04 broken".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["file"], "upload.zip");
+    assert!(!body.to_string().contains("uploads/"), "{body}");
+    // The bundle's own files are named as they are in the zip.
+    let (_, body) = app
+        .import("lincoln", OPERATOR_TOKEN, &school().without("manifest.csv"))
+        .await;
+    assert_eq!(body["error"]["details"][0]["file"], "manifest.csv");
+});

@@ -67,6 +67,7 @@ pub async fn oneroster(
         &state.engine,
         &district,
         file.path(),
+        Some("upload.zip"),
         &state.settings.import,
         options,
         None,

@@ -11,6 +11,8 @@ use crate::domain::problem::{Problem, ProblemLog};
 use crate::domain::records::{Mode, RecordKind};
 
 const MANIFEST: &str = "manifest.csv";
+/// A manifest is a few dozen short lines; anything bigger is not one.
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 
 #[derive(Debug)]
 enum Container {
@@ -37,7 +39,13 @@ impl Bundle {
     /// Opens a bundle and checks its manifest against its files. Problems that make the bundle
     /// unusable are errors in `log`, and `None` is returned.
     pub fn open(path: &Path, log: &mut ProblemLog) -> Option<Bundle> {
-        let label = path.display().to_string();
+        Bundle::open_as(path, &path.display().to_string(), log)
+    }
+
+    /// As [`Bundle::open`], naming the bundle `label` in problems (an upload's temporary path
+    /// means nothing to the person who sent it).
+    pub fn open_as(path: &Path, label: &str, log: &mut ProblemLog) -> Option<Bundle> {
+        let label = label.to_string();
         let container = if path.is_dir() {
             Container::Dir(path.to_path_buf())
         } else if path.is_file() {
@@ -86,7 +94,7 @@ impl Bundle {
             ));
         }
         let manifest = bundle
-            .with_file(&manifest_name, u64::MAX, |r| {
+            .with_file(&manifest_name, MAX_MANIFEST_BYTES, |r| {
                 Ok(parse_manifest(&manifest_name, r, log))
             })
             .unwrap_or_else(|e| {
@@ -439,6 +447,20 @@ impl<R: Read> Read for Guarded<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oversized_manifest_is_refused_before_it_fills_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = String::from("propertyName,value\n");
+        while manifest.len() <= MAX_MANIFEST_BYTES as usize {
+            manifest.push_str("source.systemName,padding padding padding\n");
+        }
+        std::fs::write(dir.path().join("manifest.csv"), manifest).unwrap();
+        let mut log = ProblemLog::new(10);
+        assert!(Bundle::open(dir.path(), &mut log).is_none());
+        let (errors, _) = log.into_parts();
+        assert!(errors[0].message.contains("larger than the limit"), "{errors:?}");
+    }
 
     #[test]
     fn guarded_reader_stops_oversized_files_and_endless_lines() {
