@@ -835,6 +835,9 @@ on_every_backend!(a_dry_run_reports_every_change_and_applies_none, |app| {
 /// A token request form, the status and the RFC 6749 error it must get.
 type TokenCase<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
 
+/// A bundle and where its refusal must point: file, line, field, part of the message.
+type RefusedCase<'a> = (Bundle, &'a str, Option<u64>, Option<&'a str>, &'a str);
+
 /// Imports `bundle`, expects it refused with an error at `file:line` naming `field`, and checks
 /// that nothing changed.
 async fn assert_refused(
@@ -877,170 +880,144 @@ on_every_backend!(
         let replace = |file: &str, from: &str, to: &str| {
             s.clone().with(file, &s.get(file).replacen(from, to, 1))
         };
-        assert_refused(
-            &app,
-            &replace("enrollments.csv", "e-7,,,cls-2", "e-7,,,cls-9"),
-            "enrollments.csv",
-            Some(8),
-            Some("classSourcedId"),
-            "\"cls-9\" is not a known classes",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &replace(
-                "classes.csv",
-                "sch-1,trm-1,Math,,2",
-                "sch-1,\"trm-1,trm-9\",Math,,2",
-            ),
-            "classes.csv",
-            Some(3),
-            Some("termSourcedIds"),
-            "\"trm-9\"",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &replace("users.csv", "stu-1,,,true,sch-1", "stu-1,,,true,sch-7"),
-            "users.csv",
-            Some(4),
-            Some("orgSourcedIds"),
-            "sch-7",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &replace(
-                "academicSessions.csv",
-                "2026-08-01,2099-06-30,,2099",
-                "2026-13-01,2099-06-30,,2099",
-            ),
-            "academicSessions.csv",
-            Some(2),
-            Some("startDate"),
-            "not a date",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &replace("enrollments.csv", "e-6,", "e-5,"),
-            "enrollments.csv",
-            Some(7),
-            Some("sourcedId"),
-            "duplicate sourcedId \"e-5\" (first on line 6)",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &replace("classes.csv", ",scheduled,101", ",lecture,101"),
-            "classes.csv",
-            Some(2),
-            Some("classType"),
-            "not one of homeroom, scheduled",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &replace("users.csv", "stu-2,,,true", "stu-2,,,perhaps"),
-            "users.csv",
-            Some(5),
-            Some("enabledUser"),
-            "not a boolean",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &replace(
-                "users.csv",
-                "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,",
-                "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,",
-            ),
-            "users.csv",
-            Some(1),
-            Some("role"),
-            "required column is missing",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &replace(
-                "enrollments.csv",
-                "e-3,,,cls-1,sch-1,aid-1,aide,false,2026-08-01,2099-06-30",
-                "e-3,,,cls-1,sch-1",
-            ),
-            "enrollments.csv",
-            Some(4),
-            None,
-            "the row has 5 fields, the header 10",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &replace("users.csv", "stu-3,,,true", ",,,true"),
-            "users.csv",
-            Some(6),
-            Some("sourcedId"),
-            "sourcedId is empty",
-        )
-        .await;
-        // An empty bulk file would remove everyone: refused.
         let headers_only = s.get("users.csv").lines().next().unwrap().to_string() + "\n";
-        assert_refused(
-            &app,
-            &s.clone().with("users.csv", &headers_only),
-            "users.csv",
-            None,
-            None,
-            "a bulk file with no rows",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &s.clone().with("users.csv", ""),
-            "users.csv",
-            Some(1),
-            None,
-            "the file is empty",
-        )
-        .await;
-        // The manifest and the files must agree.
-        assert_refused(
-            &app,
-            &s.clone().without("courses.csv"),
-            "courses.csv",
-            None,
-            None,
-            "the manifest declares this file but the bundle lacks it",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &s.clone().without("manifest.csv"),
-            "manifest.csv",
-            None,
-            None,
-            "no manifest.csv",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &s.clone().with("manifest.csv", MANIFEST_WITHOUT_USERS),
-            "users.csv",
-            None,
-            None,
-            "does not declare it",
-        )
-        .await;
-        assert_refused(
-            &app,
-            &s.clone()
-                .with("manifest.csv", "propertyName,value\nfile.users,sometimes\n"),
-            "manifest.csv",
-            Some(2),
-            Some("file.users"),
-            "not bulk, delta or absent",
-        )
-        .await;
+        // (bundle, file, line, field, part of the message)
+        let table: Vec<RefusedCase> = vec![
+            (
+                replace("enrollments.csv", "e-7,,,cls-2", "e-7,,,cls-9"),
+                "enrollments.csv",
+                Some(8),
+                Some("classSourcedId"),
+                "\"cls-9\" is not a known classes",
+            ),
+            (
+                replace(
+                    "classes.csv",
+                    "sch-1,trm-1,Math,,2",
+                    "sch-1,\"trm-1,trm-9\",Math,,2",
+                ),
+                "classes.csv",
+                Some(3),
+                Some("termSourcedIds"),
+                "\"trm-9\"",
+            ),
+            (
+                replace("users.csv", "stu-1,,,true,sch-1", "stu-1,,,true,sch-7"),
+                "users.csv",
+                Some(4),
+                Some("orgSourcedIds"),
+                "sch-7",
+            ),
+            (
+                replace(
+                    "academicSessions.csv",
+                    "2026-08-01,2099-06-30,,2099",
+                    "2026-13-01,2099-06-30,,2099",
+                ),
+                "academicSessions.csv",
+                Some(2),
+                Some("startDate"),
+                "not a date",
+            ),
+            (
+                replace("enrollments.csv", "e-6,", "e-5,"),
+                "enrollments.csv",
+                Some(7),
+                Some("sourcedId"),
+                "duplicate sourcedId \"e-5\" (first on line 6)",
+            ),
+            (
+                replace("classes.csv", ",scheduled,101", ",lecture,101"),
+                "classes.csv",
+                Some(2),
+                Some("classType"),
+                "not one of homeroom, scheduled",
+            ),
+            (
+                replace("users.csv", "stu-2,,,true", "stu-2,,,perhaps"),
+                "users.csv",
+                Some(5),
+                Some("enabledUser"),
+                "not a boolean",
+            ),
+            (
+                replace(
+                    "users.csv",
+                    "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,",
+                    "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,",
+                ),
+                "users.csv",
+                Some(1),
+                Some("role"),
+                "required column is missing",
+            ),
+            (
+                replace(
+                    "enrollments.csv",
+                    "e-3,,,cls-1,sch-1,aid-1,aide,false,2026-08-01,2099-06-30",
+                    "e-3,,,cls-1,sch-1",
+                ),
+                "enrollments.csv",
+                Some(4),
+                None,
+                "the row has 5 fields, the header 10",
+            ),
+            (
+                replace("users.csv", "stu-3,,,true", ",,,true"),
+                "users.csv",
+                Some(6),
+                Some("sourcedId"),
+                "sourcedId is empty",
+            ),
+            // An empty bulk file would remove everyone: refused.
+            (
+                s.clone().with("users.csv", &headers_only),
+                "users.csv",
+                None,
+                None,
+                "a bulk file with no rows",
+            ),
+            (
+                s.clone().with("users.csv", ""),
+                "users.csv",
+                Some(1),
+                None,
+                "the file is empty",
+            ),
+            // The manifest and the files must agree.
+            (
+                s.clone().without("courses.csv"),
+                "courses.csv",
+                None,
+                None,
+                "the manifest declares this file but the bundle lacks it",
+            ),
+            (
+                s.clone().without("manifest.csv"),
+                "manifest.csv",
+                None,
+                None,
+                "no manifest.csv",
+            ),
+            (
+                s.clone().with("manifest.csv", MANIFEST_WITHOUT_USERS),
+                "users.csv",
+                None,
+                None,
+                "does not declare it",
+            ),
+            (
+                s.clone()
+                    .with("manifest.csv", "propertyName,value\nfile.users,sometimes\n"),
+                "manifest.csv",
+                Some(2),
+                Some("file.users"),
+                "not bulk, delta or absent",
+            ),
+        ];
+        for (bundle, file, line, field, message) in &table {
+            assert_refused(&app, bundle, file, *line, *field, message).await;
+        }
     }
 );
 

@@ -459,7 +459,10 @@ mod tests {
         let mut log = ProblemLog::new(10);
         assert!(Bundle::open(dir.path(), &mut log).is_none());
         let (errors, _) = log.into_parts();
-        assert!(errors[0].message.contains("larger than the limit"), "{errors:?}");
+        assert!(
+            errors[0].message.contains("larger than the limit"),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -207,36 +207,24 @@ impl FileReader<'_> {
         let mut status = RecordStatus::Active;
         let mut ok = true;
         for (slot, raw) in slots.iter().zip(record.iter()) {
-            if raw.len() > self.limits.max_field_bytes {
+            // Nothing legitimate has NUL bytes (and PostgreSQL cannot store them in text).
+            let refusal = if raw.len() > self.limits.max_field_bytes {
+                Some(format!(
+                    "the value is {} bytes long (at most {})",
+                    raw.len(),
+                    self.limits.max_field_bytes
+                ))
+            } else if raw.contains('\0') {
+                Some("the value contains a NUL character".to_string())
+            } else {
+                None
+            };
+            if let Some(message) = refusal {
                 let field = match slot {
                     Slot::Known(c) => Some(c.header),
                     _ => None,
                 };
-                log.error(Problem::new(
-                    file,
-                    Some(line),
-                    field,
-                    format!(
-                        "the value is {} bytes long (at most {})",
-                        raw.len(),
-                        self.limits.max_field_bytes
-                    ),
-                ));
-                ok = false;
-                continue;
-            }
-            if raw.contains('\0') {
-                // Nothing legitimate has NUL bytes, and PostgreSQL cannot store them in text.
-                let field = match slot {
-                    Slot::Known(c) => Some(c.header),
-                    _ => None,
-                };
-                log.error(Problem::new(
-                    file,
-                    Some(line),
-                    field,
-                    "the value contains a NUL character",
-                ));
+                log.error(Problem::new(file, Some(line), field, message));
                 ok = false;
                 continue;
             }
