@@ -19,6 +19,27 @@ fn rostergate(db_url: &str, dir: &Path, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// `rostergate district create --slug SLUG --name … --timezone UTC [extra…]`, which must succeed.
+fn create_district(db_url: &str, dir: &Path, slug: &str, extra: &[&str]) {
+    let mut args = vec![
+        "district",
+        "create",
+        "--slug",
+        slug,
+        "--name",
+        "District",
+        "--timezone",
+        "UTC",
+    ];
+    args.extend_from_slice(extra);
+    let out = rostergate(db_url, dir, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn json_of(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
@@ -153,20 +174,7 @@ async fn a_refused_import_exits_non_zero_and_names_file_line_and_field() {
     for backend in backends().await {
         let db = TestDb::new(backend).await;
         let work = tempfile::tempdir().unwrap();
-        rostergate(
-            &db.url,
-            work.path(),
-            &[
-                "district",
-                "create",
-                "--slug",
-                "lincoln",
-                "--name",
-                "L",
-                "--timezone",
-                "UTC",
-            ],
-        );
+        create_district(&db.url, work.path(), "lincoln", &[]);
         let s = school();
         let broken = s.clone().with(
             "enrollments.csv",
@@ -250,21 +258,7 @@ async fn a_held_import_exits_3_and_is_approved_from_the_command_line() {
     for backend in backends().await {
         let db = TestDb::new(backend).await;
         let work = tempfile::tempdir().unwrap();
-        rostergate(
-            &db.url,
-            work.path(),
-            &[
-                "district",
-                "create",
-                "--slug",
-                "lincoln",
-                "--name",
-                "L",
-                "--timezone",
-                "UTC",
-                "--review-every-sync",
-            ],
-        );
+        create_district(&db.url, work.path(), "lincoln", &["--review-every-sync"]);
         let dir = school().write_dir(&work.path().join("b"));
         let out = rostergate(
             &db.url,
@@ -338,20 +332,7 @@ fn a_sqlite_url_whose_file_does_not_exist_creates_it() {
 fn client_create_prints_the_secret_once_and_bad_scopes_are_refused() {
     let work = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", work.path().join("g.db").display());
-    rostergate(
-        &url,
-        work.path(),
-        &[
-            "district",
-            "create",
-            "--slug",
-            "lincoln",
-            "--name",
-            "L",
-            "--timezone",
-            "UTC",
-        ],
-    );
+    create_district(&url, work.path(), "lincoln", &[]);
     let out = rostergate(
         &url,
         work.path(),
@@ -419,20 +400,7 @@ fn the_generator_writes_a_bundle_the_importer_accepts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    rostergate(
-        &url,
-        work.path(),
-        &[
-            "district",
-            "create",
-            "--slug",
-            "synth",
-            "--name",
-            "S",
-            "--timezone",
-            "UTC",
-        ],
-    );
+    create_district(&url, work.path(), "synth", &[]);
     let out = rostergate(
         &url,
         work.path(),
@@ -503,20 +471,7 @@ async fn a_revoked_client_gets_no_new_tokens() {
     );
     assert_eq!(again.status.code(), Some(1));
     // A client of another district cannot be revoked through this one.
-    rostergate(
-        &app.db.url,
-        work.path(),
-        &[
-            "district",
-            "create",
-            "--slug",
-            "other",
-            "--name",
-            "O",
-            "--timezone",
-            "UTC",
-        ],
-    );
+    create_district(&app.db.url, work.path(), "other", &[]);
     let other = json_of(&rostergate(
         &app.db.url,
         work.path(),

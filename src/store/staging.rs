@@ -180,13 +180,10 @@ fn copy_field(buf: &mut String, value: Option<&str>) {
 
 /// Refreshes PostgreSQL's statistics on tables that just grew: without them the planner takes a
 /// freshly loaded table for empty and validates by nested loops. (SQLite plans by its indexes.)
-pub async fn refresh_statistics(
-    tx_or_db: &mut super::Tx,
-    tables: &[String],
-) -> Result<(), StoreError> {
-    if tx_or_db.backend() == super::Backend::Postgres {
+pub async fn refresh_statistics(tx: &mut super::Tx, tables: &[String]) -> Result<(), StoreError> {
+    if tx.backend() == super::Backend::Postgres {
         for table in tables {
-            tx_or_db.execute(&format!("ANALYZE {table}"), &[]).await?;
+            tx.execute(&format!("ANALYZE {table}"), &[]).await?;
         }
     }
     Ok(())
