@@ -5,20 +5,6 @@ mod common;
 use common::{count, school, spawn_app, Bundle, OPERATOR_TOKEN};
 use serde_json::{json, Value};
 
-/// Runs the body once per available backend, each time against a fresh app and database.
-macro_rules! on_every_backend {
-    ($name:ident, |$app:ident| $body:block) => {
-        #[tokio::test]
-        async fn $name() {
-            for backend in common::backends().await {
-                eprintln!("{} on {:?}", stringify!($name), backend);
-                let $app = spawn_app(backend).await;
-                $body
-            }
-        }
-    };
-}
-
 on_every_backend!(
     health_endpoints_report_live_and_ready_with_current_migrations,
     |app| {

@@ -10,6 +10,21 @@ use rostergate::config::{Overrides, Settings};
 use rostergate::startup::Application;
 use serde_json::Value;
 
+/// Runs the body once per available backend, each time against a fresh app and database.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($name:ident, |$app:ident| $body:block) => {
+        #[tokio::test]
+        async fn $name() {
+            for backend in common::backends().await {
+                eprintln!("{} on {:?}", stringify!($name), backend);
+                let $app = common::spawn_app(backend).await;
+                $body
+            }
+        }
+    };
+}
+
 pub const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -260,7 +275,7 @@ impl Bundle {
         &self.files.iter().find(|(n, _)| n == name).unwrap().1
     }
 
-    /// Reads a bundle folder (the shared sample).
+    /// Reads a bundle folder (the shipped sample).
     pub fn from_dir(dir: &Path) -> Bundle {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -297,7 +312,7 @@ impl Bundle {
 }
 
 pub fn sample_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/oneroster-1.1-sample")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oneroster-1.1-sample")
 }
 
 pub const MANIFEST_BULK: &str = "propertyName,value\nmanifest.version,1.0\noneroster.version,1.1\nfile.orgs,bulk\nfile.academicSessions,bulk\nfile.courses,bulk\nfile.classes,bulk\nfile.users,bulk\nfile.enrollments,bulk\n";
