@@ -198,7 +198,10 @@ pub async fn import_oneroster(
         path,
         None,
         &settings.import,
-        RunOptions { dry_run },
+        RunOptions {
+            dry_run,
+            ..Default::default()
+        },
         progress,
     )
     .await;

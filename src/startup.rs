@@ -52,8 +52,20 @@ impl Application {
                 source,
             })?
             .port();
+        let engine = Engine::new(db.clone(), settings.import.max_reported_errors);
+        // Runs that a crashed gateway left "running" are failed now rather than at the next sync.
+        match engine.recover_abandoned_runs().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                districts = n,
+                "failed the runs a stopped gateway left running"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check for runs a stopped gateway left running")
+            }
+        }
         let state = web::Data::new(AppState {
-            engine: Engine::new(db.clone(), settings.import.max_reported_errors),
+            engine,
             tokens: TokenKeys::new(&master, &settings.auth),
             db,
             settings: Arc::new(settings),

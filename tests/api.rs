@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{count, school, spawn_app, Bundle, OPERATOR_TOKEN};
+use common::{count, school, Bundle, OPERATOR_TOKEN};
 use serde_json::{json, Value};
 
 on_every_backend!(
@@ -1249,6 +1249,7 @@ on_every_backend!(
             false,
             &plan,
             chrono::Utc::now(),
+            None,
         )
         .await
         .unwrap();

@@ -3,5 +3,6 @@
 pub mod district;
 pub mod problem;
 pub mod records;
+pub mod run;
 pub mod scope;
 pub mod thresholds;

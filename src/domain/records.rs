@@ -258,24 +258,6 @@ impl RecordKind {
             .find(|k| k.oneroster_name().eq_ignore_ascii_case(name))
     }
 
-    /// The live table; its staging twin is `stage_<table>`.
-    pub fn table(self) -> &'static str {
-        match self {
-            Orgs => "orgs",
-            AcademicSessions => "academic_sessions",
-            Courses => "courses",
-            Classes => "classes",
-            Users => "users",
-            UserProfiles => "user_profiles",
-            Roles => "user_roles",
-            Enrollments => "enrollments",
-        }
-    }
-
-    pub fn stage_table(self) -> String {
-        format!("stage_{}", self.table())
-    }
-
     pub fn columns(self) -> &'static [Column] {
         match self {
             Orgs => ORG_COLUMNS,

@@ -62,6 +62,7 @@ pub async fn oneroster(
     file.flush().map_err(|e| ApiError::internal(&e))?;
     let options = RunOptions {
         dry_run: query.dry_run,
+        input_file: Some(file.path().to_path_buf()),
     };
     let report = import_oneroster_csv(
         &state.engine,

@@ -1,4 +1,4 @@
-//! Districts: create, find, settings, and the per-district sync lock.
+//! Districts: create, find, list.
 
 use chrono::{DateTime, Utc};
 
@@ -19,7 +19,7 @@ struct DistrictRow {
 impl DistrictRow {
     fn into_district(self) -> Result<District, StoreError> {
         let corrupt = |what: &str| {
-            StoreError::Conflict(format!("district {}: stored {what} is invalid", self.slug))
+            StoreError::Corrupt(format!("district {}: stored {what} is invalid", self.slug))
         };
         Ok(District {
             id: self.id,
@@ -107,33 +107,4 @@ pub async fn list(db: &Db) -> Result<Vec<District>, StoreError> {
         )
         .await?;
     rows.into_iter().map(DistrictRow::into_district).collect()
-}
-
-/// Takes the district's sync lock for `run_id`, unless another run holds it and took it after
-/// `stale_before` (a crashed run's lock expires).
-pub async fn try_lock(
-    db: &Db,
-    district_id: i64,
-    run_id: &str,
-    stale_before: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let taken = db
-        .conn()
-        .execute(
-            "UPDATE districts SET sync_lock = $1, sync_locked_at = $2 \
-             WHERE id = $3 AND (sync_lock IS NULL OR sync_locked_at < $4)",
-            &args![run_id, Utc::now(), district_id, stale_before],
-        )
-        .await?;
-    Ok(taken == 1)
-}
-
-pub async fn unlock(db: &Db, district_id: i64, run_id: &str) -> Result<(), StoreError> {
-    db.conn()
-        .execute(
-            "UPDATE districts SET sync_lock = NULL, sync_locked_at = NULL WHERE id = $1 AND sync_lock = $2",
-            &args![district_id, run_id],
-        )
-        .await?;
-    Ok(())
 }

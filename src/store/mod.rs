@@ -6,11 +6,13 @@
 
 pub mod clients;
 pub mod districts;
+pub mod locks;
 pub mod outbox;
 pub mod roster;
 pub mod runs;
 pub mod staging;
 pub mod sync_apply;
+pub mod tables;
 
 use std::str::FromStr;
 
@@ -39,6 +41,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Conflict(String),
+    /// A stored row that does not decode: the gateway's fault (or the database's), not the caller's.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
     #[error("{0}")]
     NotFound(String),
 }

@@ -1,6 +1,7 @@
 //! Reading roster records back, always scoped to one district.
 
 use super::staging::active_predicate;
+use super::tables::KindTables;
 use super::{Db, StoreError};
 use crate::args;
 use crate::domain::records::{ColumnType, RecordKind};

@@ -4,8 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, Tx};
 use crate::args;
-use crate::sync::input::Plan;
-use crate::sync::report::{RunReport, RunStatus};
+use crate::domain::run::{Plan, RunReport, RunStatus};
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct RunRow {
@@ -27,7 +26,7 @@ impl RunRow {
     }
     pub fn plan(&self) -> Result<Plan, StoreError> {
         serde_json::from_str(&self.plan).map_err(|e| {
-            StoreError::Conflict(format!("run {}: stored plan unreadable: {e}", self.id))
+            StoreError::Corrupt(format!("run {}: stored plan unreadable: {e}", self.id))
         })
     }
     pub fn report(&self) -> Option<RunReport> {
@@ -48,13 +47,14 @@ pub async fn insert(
     dry_run: bool,
     plan: &Plan,
     started_at: DateTime<Utc>,
+    input_file: Option<&str>,
 ) -> Result<(), StoreError> {
     let plan = serde_json::to_string(plan).expect("plan serializes");
     db.conn()
         .execute(
-            "INSERT INTO sync_runs (id, district_id, source, status, dry_run, plan, started_at) \
-             VALUES ($1, $2, $3, 'running', $4, $5, $6)",
-            &args![id, district_id, source, dry_run, plan, started_at],
+            "INSERT INTO sync_runs (id, district_id, source, status, dry_run, plan, started_at, input_file) \
+             VALUES ($1, $2, $3, 'running', $4, $5, $6, $7)",
+            &args![id, district_id, source, dry_run, plan, started_at, input_file.map(str::to_string)],
         )
         .await?;
     Ok(())
@@ -126,22 +126,39 @@ pub async fn set_status(db: &Db, id: &str, status: RunStatus) -> Result<(), Stor
     Ok(())
 }
 
-/// Runs still marked running when the district's lock is taken anew died without finishing
-/// (only the lock holder runs): they are marked failed and their ids returned for clean-up.
-pub async fn fail_abandoned(
+/// A run that died without finishing, and the spooled input it read (if any), for clean-up.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AbandonedRun {
+    pub id: String,
+    pub input_file: Option<String>,
+}
+
+/// Runs of a district other than `current` still marked running. Called by the holder of the
+/// district's lock, for whom they are runs that died without finishing.
+pub async fn running_except(
     db: &Db,
     district_id: i64,
     current: &str,
-) -> Result<Vec<String>, StoreError> {
-    let ids = db
-        .conn()
-        .strings(
-            "SELECT id FROM sync_runs WHERE district_id = $1 AND status = 'running' AND id <> $2",
+) -> Result<Vec<AbandonedRun>, StoreError> {
+    db.conn()
+        .fetch_all(
+            "SELECT id, input_file FROM sync_runs WHERE district_id = $1 AND status = 'running' AND id <> $2",
             &args![district_id, current],
         )
+        .await
+}
+
+/// Districts with runs marked running (at start-up: candidates for recovery).
+pub async fn districts_with_running_runs(db: &Db) -> Result<Vec<i64>, StoreError> {
+    let ids = db
+        .conn()
+        .text_rows(
+            "SELECT DISTINCT CAST(district_id AS TEXT) FROM sync_runs WHERE status = 'running'",
+            &[],
+        )
         .await?;
-    for id in &ids {
-        set_status(db, id, RunStatus::Failed).await?;
-    }
-    Ok(ids)
+    Ok(ids
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten()?.parse().ok())
+        .collect())
 }

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
+use super::tables::KindTables;
 use super::{Arg, Db, StoreError, Tx};
 use crate::args;
 use crate::domain::records::{
@@ -180,13 +181,25 @@ fn copy_field(buf: &mut String, value: Option<&str>) {
 
 /// Refreshes PostgreSQL's statistics on tables that just grew: without them the planner takes a
 /// freshly loaded table for empty and validates by nested loops. (SQLite plans by its indexes.)
-pub async fn refresh_statistics(tx: &mut super::Tx, tables: &[String]) -> Result<(), StoreError> {
+pub(super) async fn refresh_statistics<T: AsRef<str>>(
+    tx: &mut Tx,
+    tables: &[T],
+) -> Result<(), StoreError> {
     if tx.backend() == super::Backend::Postgres {
         for table in tables {
-            tx.execute(&format!("ANALYZE {table}"), &[]).await?;
+            tx.execute(&format!("ANALYZE {}", table.as_ref()), &[])
+                .await?;
         }
     }
     Ok(())
+}
+
+/// Refreshes statistics on the staging tables of these kinds, once they are loaded.
+pub async fn analyze_staged(db: &Db, kinds: &[RecordKind]) -> Result<(), StoreError> {
+    let tables: Vec<String> = kinds.iter().map(|k| k.stage_table()).collect();
+    let mut tx = db.begin().await?;
+    refresh_statistics(&mut tx, &tables).await?;
+    tx.commit().await
 }
 
 /// A sourcedId given twice in one file.

@@ -4,9 +4,11 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::staging::active_predicate;
+use super::tables::KindTables;
 use super::{Db, StoreError, Tx};
 use crate::args;
 use crate::domain::records::{Mode, RecordKind, COACHED_ROLE, COACHING_ROLES};
+use crate::domain::run::CoachingCounts;
 use crate::domain::thresholds::KindCounts;
 
 #[derive(sqlx::FromRow)]
@@ -219,11 +221,16 @@ pub async fn apply_kind(
     Ok(())
 }
 
-/// Coaching pairs that started or ended in a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CoachingCounts {
-    pub started: u64,
-    pub ended: u64,
+/// Refreshes statistics on the live tables a run grows (inside the applying transaction, so that
+/// coaching derivation is planned on the new sizes).
+pub async fn analyze_applied(tx: &mut Tx) -> Result<(), StoreError> {
+    let grown = [
+        RecordKind::Classes.table(),
+        RecordKind::Users.table(),
+        RecordKind::Enrollments.table(),
+        "coaching_sources",
+    ];
+    super::staging::refresh_statistics(tx, &grown).await
 }
 
 /// Re-derives the coaching sources that come from district classes: a teacher or aide enrolled in

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::input::{Feed, Plan};
@@ -11,12 +11,11 @@ use super::report::{RunReport, RunStatus};
 use crate::domain::district::District;
 use crate::domain::problem::{Problem, ProblemLog};
 use crate::domain::records::{enrollment_cutoff, ColumnType, RecordKind, SourceRecord};
+use crate::domain::run::CoachingCounts;
 use crate::domain::thresholds::{hold_reasons, KindCounts};
-use crate::store::sync_apply::{self, CoachingCounts};
+use crate::store::locks::{self, DistrictLock};
+use crate::store::sync_apply;
 use crate::store::{districts, runs, staging, Db, StoreError};
-
-/// A run that stopped without finishing keeps the district's lock this long at most.
-const STALE_LOCK_HOURS: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -34,9 +33,11 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub dry_run: bool,
+    /// A spooled upload the run reads: if the process dies mid-run, the next run deletes it.
+    pub input_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -68,21 +69,8 @@ impl Engine {
         let run_id = uuid::Uuid::new_v4().to_string();
         tracing::Span::current().record("run_id", run_id.as_str());
         let started_at = Utc::now();
-        if !districts::try_lock(
-            &self.db,
-            district.id,
-            &run_id,
-            started_at - Duration::hours(STALE_LOCK_HOURS),
-        )
-        .await?
-        {
-            return Err(SyncError::Busy(district.slug.to_string()));
-        }
+        let lock = self.lock(district, &run_id).await?;
         let result = async {
-            for abandoned in runs::fail_abandoned(&self.db, district.id, &run_id).await? {
-                tracing::warn!(abandoned_run = %abandoned, "a run that never finished is marked failed");
-                staging::clear(&self.db, &abandoned).await?;
-            }
             runs::insert(
                 &self.db,
                 &run_id,
@@ -91,6 +79,7 @@ impl Engine {
                 options.dry_run,
                 &plan,
                 started_at,
+                options.input_file.as_deref().and_then(|p| p.to_str()),
             )
             .await?;
             let mut report = RunReport {
@@ -115,7 +104,7 @@ impl Engine {
             outcome.map(|()| report)
         }
         .await;
-        districts::unlock(&self.db, district.id, &run_id).await?;
+        lock.release().await?;
         if let Ok(report) = &result {
             crate::telemetry::metrics().record_run(report.status.as_str());
             tracing::info!(
@@ -125,6 +114,71 @@ impl Engine {
             );
         }
         result
+    }
+
+    /// Takes the district's lock for `run_id`, then cleans up after runs that died holding it.
+    async fn lock(&self, district: &District, run_id: &str) -> Result<DistrictLock, SyncError> {
+        let lock = locks::try_lock(&self.db, district.id, run_id)
+            .await?
+            .ok_or_else(|| SyncError::Busy(district.slug.to_string()))?;
+        if let Err(e) = self.fail_abandoned(district, run_id).await {
+            let _ = lock.release().await;
+            return Err(e);
+        }
+        Ok(lock)
+    }
+
+    /// Runs still marked running while their district's lock is free died without finishing
+    /// (a crash, a kill): each is marked failed with a report saying so, and its staged rows and
+    /// spooled upload are deleted. Nothing of such a run was applied (apply is one transaction).
+    async fn fail_abandoned(&self, district: &District, current: &str) -> Result<(), SyncError> {
+        for abandoned in runs::running_except(&self.db, district.id, current).await? {
+            tracing::warn!(abandoned_run = %abandoned.id, "a run that never finished is marked failed");
+            staging::clear(&self.db, &abandoned.id).await?;
+            if let Some(file) = &abandoned.input_file {
+                match std::fs::remove_file(file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not delete an abandoned run's upload")
+                    }
+                }
+            }
+            let row = runs::find(&self.db, district.id, &abandoned.id).await?;
+            let mut report = placeholder_report(district, &abandoned.id);
+            if let Some(row) = row {
+                report.source = row.source;
+                report.started_at = row.started_at;
+            }
+            report.status = RunStatus::Failed;
+            report.errors.push(Problem::file(
+                "*",
+                "the gateway process running this sync stopped before it finished; nothing of it was applied",
+            ));
+            report.finished_at = Some(Utc::now());
+            runs::finish(&self.db, &report, 0).await?;
+            crate::telemetry::metrics().record_run(report.status.as_str());
+        }
+        Ok(())
+    }
+
+    /// At start-up: finds runs left `running` by a process that is gone and fails them, for
+    /// every district whose lock is free. Districts with a live run are left alone.
+    pub async fn recover_abandoned_runs(&self) -> Result<usize, SyncError> {
+        let mut recovered = 0;
+        for district_id in runs::districts_with_running_runs(&self.db).await? {
+            let Some(district) = districts::find_by_id(&self.db, district_id).await? else {
+                continue;
+            };
+            let probe = uuid::Uuid::new_v4().to_string();
+            if let Some(lock) = locks::try_lock(&self.db, district.id, &probe).await? {
+                let result = self.fail_abandoned(&district, &probe).await;
+                lock.release().await?;
+                result?;
+                recovered += 1;
+            }
+        }
+        Ok(recovered)
     }
 
     async fn stage_and_apply(
@@ -155,12 +209,8 @@ impl Engine {
             }
         }
         drop(feed);
-        {
-            let mut tx = self.db.begin().await?;
-            let tables: Vec<String> = plan.kinds.iter().map(|p| p.kind.stage_table()).collect();
-            staging::refresh_statistics(&mut tx, &tables).await?;
-            tx.commit().await?;
-        }
+        let kinds: Vec<RecordKind> = plan.kinds.iter().map(|p| p.kind).collect();
+        staging::analyze_staged(&self.db, &kinds).await?;
         tracing::debug!(
             phase = "stage",
             ms = phase_start.elapsed().as_millis() as u64,
@@ -280,8 +330,7 @@ impl Engine {
             )
             .await?;
         }
-        let grown = ["classes", "users", "enrollments", "coaching_sources"].map(String::from);
-        staging::refresh_statistics(&mut tx, &grown).await?;
+        sync_apply::analyze_applied(&mut tx).await?;
         tracing::debug!(
             phase = "apply",
             ms = phase_start.elapsed().as_millis() as u64
@@ -451,16 +500,7 @@ impl Engine {
     /// the store may have changed since the run was held.
     pub async fn approve(&self, district: &District, run_id: &str) -> Result<RunReport, SyncError> {
         let row = self.held_run(district, run_id).await?;
-        if !districts::try_lock(
-            &self.db,
-            district.id,
-            run_id,
-            Utc::now() - Duration::hours(STALE_LOCK_HOURS),
-        )
-        .await?
-        {
-            return Err(SyncError::Busy(district.slug.to_string()));
-        }
+        let lock = self.lock(district, run_id).await?;
         let result = async {
             if staging::staged_rows(&self.db, run_id).await? != row.staged_rows {
                 staging::clear(&self.db, run_id).await?;
@@ -487,7 +527,7 @@ impl Engine {
             Ok(report)
         }
         .await;
-        districts::unlock(&self.db, district.id, run_id).await?;
+        lock.release().await?;
         result
     }
 
@@ -521,6 +561,7 @@ impl Engine {
             false,
             &Plan::default(),
             now,
+            None,
         )
         .await?;
         let mut report = RunReport {

@@ -1,0 +1,156 @@
+//! A sync run as data: its plan (which kinds, bulk or delta) and its report (what it did or
+//! would do, and what was wrong with its input). Shared by the engine, the store and every edge.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::problem::{Problem, Warning};
+use crate::domain::records::{Mode, RecordKind};
+use crate::domain::thresholds::KindCounts;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedKind {
+    pub kind: RecordKind,
+    pub mode: Mode,
+    /// Where this kind's records come from (a file name), for messages.
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Plan {
+    pub kinds: Vec<PlannedKind>,
+}
+
+impl Plan {
+    pub fn mode(&self, kind: RecordKind) -> Option<Mode> {
+        self.kinds.iter().find(|p| p.kind == kind).map(|p| p.mode)
+    }
+    pub fn label(&self, kind: RecordKind) -> String {
+        self.kinds
+            .iter()
+            .find(|p| p.kind == kind)
+            .map(|p| p.label.clone())
+            .unwrap_or_else(|| kind.oneroster_name().to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Applied,
+    Held,
+    Failed,
+    DryRun,
+    Discarded,
+    Superseded,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Applied => "applied",
+            RunStatus::Held => "held",
+            RunStatus::Failed => "failed",
+            RunStatus::DryRun => "dry_run",
+            RunStatus::Discarded => "discarded",
+            RunStatus::Superseded => "superseded",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Running,
+            RunStatus::Applied,
+            RunStatus::Held,
+            RunStatus::Failed,
+            RunStatus::DryRun,
+            RunStatus::Discarded,
+            RunStatus::Superseded,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub district: String,
+    pub source: String,
+    pub status: RunStatus,
+    /// Per OneRoster type in the run: what was (or, for held and dry runs, would be) done.
+    pub counts: BTreeMap<String, KindCounts>,
+    pub coaching: CoachingCounts,
+    /// Why the run waits for an administrator (or would, for a dry run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_reasons: Vec<String>,
+    pub errors: Vec<Problem>,
+    pub warnings: Vec<Warning>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl RunReport {
+    /// The human summary printed at the end of an import.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "run {} ({}): {}\n",
+            self.run_id,
+            self.district,
+            self.status.as_str()
+        );
+        if !self.counts.is_empty() {
+            out.push_str(&format!(
+                "  {:<18} {:>9} {:>9} {:>9} {:>9}\n",
+                "type", "created", "updated", "deleted", "unchanged"
+            ));
+            for (kind, c) in &self.counts {
+                out.push_str(&format!(
+                    "  {:<18} {:>9} {:>9} {:>9} {:>9}\n",
+                    kind, c.created, c.updated, c.deleted, c.unchanged
+                ));
+            }
+            out.push_str(&format!(
+                "  coaching pairs: {} started, {} ended\n",
+                self.coaching.started, self.coaching.ended
+            ));
+        }
+        for reason in &self.held_reasons {
+            out.push_str(&format!("  held: {reason}\n"));
+        }
+        for e in &self.errors {
+            out.push_str(&format!("  error: {e}\n"));
+        }
+        for w in &self.warnings {
+            if w.occurrences > 1 {
+                out.push_str(&format!(
+                    "  warning: {} ({} times)\n",
+                    w.problem, w.occurrences
+                ));
+            } else {
+                out.push_str(&format!("  warning: {}\n", w.problem));
+            }
+        }
+        match self.status {
+            RunStatus::Held => out.push_str(&format!(
+                "  nothing was applied: approve with `rostergate sync approve --district {} {}` or discard it\n",
+                self.district, self.run_id
+            )),
+            RunStatus::DryRun => out.push_str("  dry run: nothing was applied\n"),
+            RunStatus::Failed => out.push_str("  nothing was applied\n"),
+            _ => {}
+        }
+        out
+    }
+}
+
+/// Coaching pairs that started or ended in a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoachingCounts {
+    pub started: u64,
+    pub ended: u64,
+}

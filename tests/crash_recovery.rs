@@ -1,0 +1,328 @@
+//! A gateway or CLI process killed in the middle of a sync: its district is free again at once,
+//! nothing of the run is applied, and the run, its staged rows and its upload are cleaned up.
+//! On SQLite and PostgreSQL, with real processes and `kill -9`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{backends, TestDb, OPERATOR_TOKEN};
+use rostergate::store::Db;
+use serde_json::Value;
+
+const SECRET_KEY: &str = "crash-test-secret-key-that-is-long-enough";
+
+fn rostergate(db_url: &str, dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rostergate"));
+    command
+        .args(["--database-url", db_url])
+        .current_dir(dir)
+        .env_remove("ROSTERGATE_DATABASE_URL")
+        .env("ROSTERGATE_LOG__FILTER", "error")
+        .env("ROSTERGATE_SECRET_KEY", SECRET_KEY)
+        .env("ROSTERGATE_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env("ROSTERGATE_DATA_DIR", dir.join("data"));
+    command
+}
+
+fn run_ok(command: &mut Command) -> Output {
+    let out = command.output().expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        command,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A district and a generated bundle big enough that an import takes a while.
+fn district_and_bundle(db_url: &str, dir: &Path) -> String {
+    run_ok(rostergate(db_url, dir).args([
+        "district",
+        "create",
+        "--slug",
+        "lincoln",
+        "--name",
+        "Lincoln",
+        "--timezone",
+        "UTC",
+    ]));
+    let bundle = dir.join("bundle");
+    run_ok(rostergate(db_url, dir).args([
+        "generate",
+        "oneroster",
+        "--students",
+        "4000",
+        bundle.to_str().unwrap(),
+    ]));
+    bundle.to_str().unwrap().to_string()
+}
+
+async fn statuses(db: &Db) -> Vec<(String, String)> {
+    db.conn()
+        .text_rows("SELECT id, status FROM sync_runs ORDER BY started_at", &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row[0].clone().unwrap(), row[1].clone().unwrap()))
+        .collect()
+}
+
+/// Waits until a run is `running` and has staged rows, then kills the process with SIGKILL.
+async fn kill_mid_run(db: &Db, mut child: Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let running: Vec<String> = statuses(db)
+            .await
+            .into_iter()
+            .filter(|(_, status)| status == "running")
+            .map(|(id, _)| id)
+            .collect();
+        if let Some(id) = running.first() {
+            let staged = db
+                .conn()
+                .scalar(
+                    "SELECT COUNT(*) FROM stage_users WHERE run_id = $1",
+                    &rostergate::args![id.as_str()],
+                )
+                .await
+                .unwrap();
+            if staged > 0 {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return id.clone();
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the process finished ({status}) before it could be killed mid-run");
+        }
+        assert!(Instant::now() < deadline, "no run started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn staged_rows_of(db: &Db, run_id: &str) -> i64 {
+    let mut total = 0;
+    for table in [
+        "stage_orgs",
+        "stage_users",
+        "stage_enrollments",
+        "stage_classes",
+    ] {
+        total += db
+            .conn()
+            .scalar(
+                &format!("SELECT COUNT(*) FROM {table} WHERE run_id = $1"),
+                &rostergate::args![run_id],
+            )
+            .await
+            .unwrap();
+    }
+    total
+}
+
+#[tokio::test]
+async fn a_killed_import_frees_its_district_at_once_and_the_next_import_cleans_up() {
+    for backend in backends().await {
+        eprintln!("on {backend:?}");
+        let test_db = TestDb::new(backend).await;
+        let work = tempfile::tempdir().unwrap();
+        let bundle = district_and_bundle(&test_db.url, work.path());
+        let db = Db::connect(&test_db.url).await.unwrap();
+
+        let import = rostergate(&test_db.url, work.path())
+            .args([
+                "import",
+                "oneroster",
+                "--district",
+                "lincoln",
+                "--json",
+                &bundle,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let killed = kill_mid_run(&db, import).await;
+        assert!(staged_rows_of(&db, &killed).await > 0);
+        let users = db
+            .conn()
+            .scalar("SELECT COUNT(*) FROM users", &[])
+            .await
+            .unwrap();
+        assert_eq!(users, 0, "nothing of a killed run is applied");
+
+        // The very next import gets the district: no lock left behind by the dead process.
+        let killed_at = Instant::now();
+        let next = rostergate(&test_db.url, work.path())
+            .args([
+                "import",
+                "oneroster",
+                "--district",
+                "lincoln",
+                "--json",
+                &bundle,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            next.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&next.stderr)
+        );
+        assert!(killed_at.elapsed() < Duration::from_secs(60));
+        let report: Value = serde_json::from_slice(&next.stdout).unwrap();
+        assert_eq!(report["status"], "applied");
+
+        let runs = statuses(&db).await;
+        assert_eq!(
+            runs.iter().find(|(id, _)| *id == killed).unwrap().1,
+            "failed",
+            "{runs:?}"
+        );
+        assert_eq!(staged_rows_of(&db, &killed).await, 0);
+        let shown = run_ok(rostergate(&test_db.url, work.path()).args([
+            "sync",
+            "show",
+            "--district",
+            "lincoln",
+            "--json",
+            &killed,
+        ]));
+        let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+        assert_eq!(shown["status"], "failed");
+        assert!(
+            shown["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("stopped before it finished"),
+            "{shown}"
+        );
+        db.close().await;
+    }
+}
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_server(db_url: &str, dir: &Path) -> Server {
+    let port = free_port();
+    let child = rostergate(db_url, dir)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client
+        .get(format!("{address}/health/ready"))
+        .send()
+        .await
+        .map_or(true, |r| !r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server { child, address }
+}
+
+fn zip_dir(dir: &Path) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        writer
+            .start_file(
+                path.file_name().unwrap().to_str().unwrap(),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+        writer.write_all(&std::fs::read(&path).unwrap()).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+fn uploads(dir: &Path) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(dir.join("data/uploads")) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_killed_mid_upload_import_leaves_no_running_run_and_no_upload_after_restart() {
+    for backend in backends().await {
+        eprintln!("on {backend:?}");
+        let test_db = TestDb::new(backend).await;
+        let work = tempfile::tempdir().unwrap();
+        let bundle = district_and_bundle(&test_db.url, work.path());
+        let body = zip_dir(Path::new(&bundle));
+        let db = Db::connect(&test_db.url).await.unwrap();
+
+        let server = start_server(&test_db.url, work.path()).await;
+        let url = format!(
+            "{}/api/v1/districts/lincoln/imports/oneroster",
+            server.address
+        );
+        let upload = tokio::spawn(async move {
+            let _ = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(OPERATOR_TOKEN)
+                .header("Content-Type", "application/zip")
+                .body(body)
+                .send()
+                .await;
+        });
+        let killed = kill_mid_run(&db, server.child).await;
+        let _ = upload.await;
+        assert_eq!(
+            uploads(work.path()).len(),
+            1,
+            "the spooled upload outlives a kill"
+        );
+
+        // A new gateway fails the dead run and deletes its upload as it starts, before any sync.
+        let mut server = start_server(&test_db.url, work.path()).await;
+        let runs = statuses(&db).await;
+        assert_eq!(runs, vec![(killed.clone(), "failed".to_string())]);
+        assert_eq!(staged_rows_of(&db, &killed).await, 0);
+        assert!(
+            uploads(work.path()).is_empty(),
+            "{:?}",
+            uploads(work.path())
+        );
+        let (status, run): (u16, Value) = {
+            let r = reqwest::Client::new()
+                .get(format!(
+                    "{}/api/v1/districts/lincoln/runs/{killed}",
+                    server.address
+                ))
+                .bearer_auth(OPERATOR_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json().await.unwrap())
+        };
+        assert_eq!(status, 200, "{run}");
+        assert_eq!(run["status"], "failed");
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        db.close().await;
+    }
+}
