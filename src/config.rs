@@ -95,7 +95,13 @@ pub struct AuthSettings {
 pub struct ImportSettings {
     pub max_file_bytes: u64,
     pub max_field_bytes: usize,
+    /// Bytes of one CSV row, checked while it is read (an unclosed quote stops here).
+    pub max_record_bytes: usize,
+    /// Fields in one CSV row, the header included.
+    pub max_columns: usize,
     pub max_reported_errors: usize,
+    /// Distinct warnings kept in a run report; the rest are only counted.
+    pub max_reported_warnings: usize,
 }
 
 impl Default for ImportSettings {
@@ -103,7 +109,10 @@ impl Default for ImportSettings {
         ImportSettings {
             max_file_bytes: 8 << 30,
             max_field_bytes: 64 << 10,
+            max_record_bytes: 1 << 20,
+            max_columns: 512,
             max_reported_errors: 1000,
+            max_reported_warnings: 100,
         }
     }
 }

@@ -7,7 +7,6 @@ use tokio::sync::mpsc;
 
 use crate::config::ImportSettings;
 use crate::domain::district::District;
-use crate::domain::problem::ProblemLog;
 use crate::domain::records::RecordKind;
 use crate::sources::oneroster::{self, bundle::Bundle};
 use crate::sync::engine::RunOptions;
@@ -29,11 +28,11 @@ pub async fn import_oneroster_csv(
     options: RunOptions,
     progress: Option<Progress>,
 ) -> Result<RunReport, SyncError> {
-    let mut log = ProblemLog::new(limits.max_reported_errors);
+    let mut log = oneroster::problem_log(limits);
     let opened = {
         let path = path.to_path_buf();
         let label = label.map_or_else(|| path.display().to_string(), str::to_string);
-        let mut open_log = ProblemLog::new(limits.max_reported_errors);
+        let mut open_log = oneroster::problem_log(limits);
         let bundle = tokio::task::spawn_blocking(move || {
             let bundle = Bundle::open_as(&path, &label, &mut open_log);
             (bundle, open_log)

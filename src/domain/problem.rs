@@ -4,6 +4,35 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+/// Longest file name, field name and message a problem keeps. File and field names and some
+/// messages echo the input, and a run report must stay small whatever the input was.
+const MAX_FILE_CHARS: usize = 200;
+const MAX_FIELD_CHARS: usize = 100;
+const MAX_MESSAGE_CHARS: usize = 500;
+/// Longest prefix of a value quoted in a message.
+const MAX_QUOTED_CHARS: usize = 40;
+/// Distinct warnings a log keeps unless told otherwise.
+pub const DEFAULT_MAX_WARNINGS: usize = 100;
+
+/// `text` cut to at most `max` characters, the cut marked with "…".
+pub fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((end, _)) if text[end..].chars().nth(1).is_some() => format!("{}…", &text[..end]),
+        _ => text.to_string(),
+    }
+}
+
+/// A value quoted for a message, as `{:?}` would, but only its first characters.
+pub fn quoted(value: &str) -> String {
+    let mut out = format!("{:?}", shorten(value, MAX_QUOTED_CHARS));
+    if out.ends_with("…\"") {
+        // Keep the cut visible outside the quotes: the value does not end with "…".
+        out.truncate(out.len() - "…\"".len());
+        out.push_str("\"…");
+    }
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     pub file: String,
@@ -22,10 +51,10 @@ impl Problem {
         message: impl Into<String>,
     ) -> Self {
         Problem {
-            file: file.into(),
+            file: shorten(&file.into(), MAX_FILE_CHARS),
             line,
-            field: field.map(str::to_string),
-            message: message.into(),
+            field: field.map(|f| shorten(f, MAX_FIELD_CHARS)),
+            message: shorten(&message.into(), MAX_MESSAGE_CHARS),
         }
     }
 
@@ -56,22 +85,33 @@ pub struct Warning {
     pub occurrences: u64,
 }
 
-/// Collects problems: errors up to a cap (then only counted), warnings folded by what they say.
+/// Collects problems: errors up to a cap (then only counted), warnings folded by what they say
+/// up to a cap of distinct ones (then only counted), so that a log's size is bounded.
 #[derive(Debug, Default)]
 pub struct ProblemLog {
     cap: usize,
+    warning_cap: usize,
     errors: Vec<Problem>,
     errors_not_listed: u64,
     warnings: Vec<Warning>,
+    warnings_not_listed: u64,
     warning_index: HashMap<(String, Option<String>, String), usize>,
 }
 
 impl ProblemLog {
+    /// A log listing at most `cap` errors and [`DEFAULT_MAX_WARNINGS`] distinct warnings.
     pub fn new(cap: usize) -> Self {
         ProblemLog {
             cap: cap.max(1),
+            warning_cap: DEFAULT_MAX_WARNINGS,
             ..Default::default()
         }
+    }
+
+    /// Lists at most `cap` distinct warnings (0 lists none; all are still counted).
+    pub fn with_warning_cap(mut self, cap: usize) -> Self {
+        self.warning_cap = cap;
+        self
     }
 
     pub fn error(&mut self, problem: Problem) {
@@ -83,20 +123,25 @@ impl ProblemLog {
     }
 
     pub fn warn(&mut self, problem: Problem) {
+        self.warn_times(problem, 1);
+    }
+
+    fn warn_times(&mut self, problem: Problem, occurrences: u64) {
         let key = (
             problem.file.clone(),
             problem.field.clone(),
             problem.message.clone(),
         );
         match self.warning_index.get(&key) {
-            Some(&i) => self.warnings[i].occurrences += 1,
-            None => {
+            Some(&i) => self.warnings[i].occurrences += occurrences,
+            None if self.warnings.len() < self.warning_cap => {
                 self.warning_index.insert(key, self.warnings.len());
                 self.warnings.push(Warning {
                     problem,
-                    occurrences: 1,
+                    occurrences,
                 });
             }
+            None => self.warnings_not_listed += occurrences,
         }
     }
 
@@ -119,13 +164,12 @@ impl ProblemLog {
         }
         self.errors_not_listed += other.errors_not_listed;
         for w in other.warnings {
-            for _ in 0..w.occurrences {
-                self.warn(w.problem.clone());
-            }
+            self.warn_times(w.problem, w.occurrences);
         }
+        self.warnings_not_listed += other.warnings_not_listed;
     }
 
-    /// Errors (with a closing line when some were not listed) and warnings.
+    /// Errors and warnings, each list closed by a line counting those not listed.
     pub fn into_parts(self) -> (Vec<Problem>, Vec<Warning>) {
         let mut errors = self.errors;
         if self.errors_not_listed > 0 {
@@ -134,7 +178,20 @@ impl ProblemLog {
                 format!("{} more errors not listed", self.errors_not_listed),
             ));
         }
-        (errors, self.warnings)
+        let mut warnings = self.warnings;
+        if self.warnings_not_listed > 0 {
+            warnings.push(Warning {
+                problem: Problem::file(
+                    "*",
+                    format!(
+                        "{} more warnings not listed (a report lists {} distinct ones)",
+                        self.warnings_not_listed, self.warning_cap
+                    ),
+                ),
+                occurrences: self.warnings_not_listed,
+            });
+        }
+        (errors, warnings)
     }
 }
 
@@ -179,5 +236,67 @@ mod tests {
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].occurrences, 4);
         assert_eq!(warnings[0].problem.line, Some(2));
+    }
+
+    #[test]
+    fn distinct_warnings_past_the_cap_are_counted_not_listed() {
+        let mut log = ProblemLog::new(10).with_warning_cap(3);
+        for column in 0..1000 {
+            log.warn(Problem::new(
+                "users.csv",
+                Some(1),
+                Some(&format!("x{column}")),
+                "unknown column",
+            ));
+        }
+        // Warnings already listed keep counting.
+        log.warn(Problem::new(
+            "users.csv",
+            Some(1),
+            Some("x0"),
+            "unknown column",
+        ));
+        let mut other = ProblemLog::new(10).with_warning_cap(1);
+        other.warn(Problem::file("a.csv", "one"));
+        other.warn(Problem::file("a.csv", "two"));
+        log.merge(other);
+        let (_, warnings) = log.into_parts();
+        assert_eq!(warnings.len(), 4);
+        assert_eq!(warnings[0].occurrences, 2);
+        let last = &warnings[3];
+        assert_eq!(last.occurrences, 997 + 1 + 1);
+        assert!(
+            last.problem
+                .message
+                .starts_with("999 more warnings not listed"),
+            "{last:?}"
+        );
+    }
+
+    #[test]
+    fn text_that_echoes_input_is_cut_short() {
+        // (text, cut to, expected)
+        let table = [
+            ("abc", 3, "abc"),
+            ("abcd", 3, "ab…"),
+            ("ééééé", 4, "ééé…"),
+            ("", 3, ""),
+        ];
+        for (text, max, expected) in table {
+            assert_eq!(shorten(text, max), expected, "{text:?}");
+        }
+        let long = "y".repeat(100_000);
+        let p = Problem::new(
+            &long,
+            Some(2),
+            Some(&long),
+            format!("{} is bad", quoted(&long)),
+        );
+        assert!(p.file.chars().count() <= MAX_FILE_CHARS);
+        assert!(p.field.as_ref().unwrap().chars().count() <= MAX_FIELD_CHARS);
+        assert!(p
+            .message
+            .starts_with(&format!("\"{}\"… is bad", "y".repeat(39))));
+        assert_eq!(quoted("short"), "\"short\"");
     }
 }

@@ -7,7 +7,8 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::columns::{Version, NOT_IMPORTED};
-use crate::domain::problem::{Problem, ProblemLog};
+use super::records::{Limits, Records};
+use crate::domain::problem::{quoted, Problem, ProblemLog};
 use crate::domain::records::{Mode, RecordKind};
 
 const MANIFEST: &str = "manifest.csv";
@@ -57,7 +58,7 @@ impl Bundle {
             log.error(Problem::file(label, "no such file or folder"));
             return None;
         };
-        let (container, files) = match list_files(container, log) {
+        let (container, files) = match list_files(container, &label, log) {
             Ok(listed) => listed,
             Err(message) => {
                 log.error(Problem::file(label, message));
@@ -189,10 +190,12 @@ fn zip_error(e: zip::result::ZipError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("zip: {e}"))
 }
 
-/// Lists the bundle's files. A zip whose files all sit in one folder is accepted (zipping a
+/// Lists the bundle's files, naming the bundle `label` in problems (never its path on this
+/// server). A zip whose files all sit in one folder is accepted (zipping a
 /// folder does that); deeper nesting is not.
 fn list_files(
     container: Container,
+    label: &str,
     log: &mut ProblemLog,
 ) -> Result<(Container, Vec<String>), String> {
     match container {
@@ -240,7 +243,7 @@ fn list_files(
                     } else if folder.contains('/') {
                         return Err(format!("files are nested in {folder}/: a bundle's CSV files sit at the top of the zip"));
                     } else {
-                        log.warn(Problem::file(path.display().to_string(), format!("files read from the folder {folder}/ inside the zip")));
+                        log.warn(Problem::file(label, format!("files read from the folder {folder}/ inside the zip")));
                         format!("{folder}/")
                     }
                 }
@@ -256,24 +259,25 @@ fn list_files(
 }
 
 fn parse_manifest(file: &str, reader: &mut dyn Read, log: &mut ProblemLog) -> Option<Manifest> {
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(reader);
+    let mut csv = Records::new(
+        BufReader::new(reader),
+        Limits {
+            max_record_bytes: MAX_MANIFEST_BYTES as usize,
+            max_columns: 64,
+        },
+    );
     let mut properties: Vec<(u64, String, String)> = Vec::new();
     let mut record = csv::StringRecord::new();
     let mut first = true;
     loop {
-        match csv.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
+        let line = match csv.read(&mut record) {
+            Ok(None) => break,
+            Ok(Some(line)) => line,
             Err(e) => {
-                log.error(Problem::file(file, format!("unreadable: {e}")));
+                log.error(Problem::new(file, Some(e.line()), None, e.to_string()));
                 return None;
             }
-        }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        };
         let key = record
             .get(0)
             .unwrap_or("")
@@ -308,7 +312,10 @@ fn parse_manifest(file: &str, reader: &mut dyn Read, log: &mut ProblemLog) -> Op
                         file,
                         Some(line),
                         Some("oneroster.version"),
-                        format!("{other:?} is not a supported version (1.1, 1.2, 1.2.1)"),
+                        format!(
+                            "{} is not a supported version (1.1, 1.2, 1.2.1)",
+                            quoted(other)
+                        ),
                     ));
                     ok = false;
                     None
@@ -336,7 +343,7 @@ fn parse_manifest(file: &str, reader: &mut dyn Read, log: &mut ProblemLog) -> Op
                         file,
                         Some(line),
                         Some(&key),
-                        format!("{value:?} is not bulk, delta or absent"),
+                        format!("{} is not bulk, delta or absent", quoted(&value)),
                     ));
                     ok = false;
                     None
@@ -397,17 +404,13 @@ fn parse_manifest(file: &str, reader: &mut dyn Read, log: &mut ProblemLog) -> Op
     Some(Manifest { version, files })
 }
 
-/// Caps a reader's total size and its line length, so that a zip bomb or a file with no line
-/// breaks fails with a clear error instead of exhausting memory.
+/// Caps a reader's total size, so that a zip bomb fails with a clear error instead of running
+/// for ever. (Rows are capped while they are parsed: see [`Records`].)
 struct Guarded<R> {
     inner: R,
     remaining: u64,
     max_bytes: u64,
-    since_newline: u64,
 }
-
-/// No CSV line (record) may be longer than this.
-pub const MAX_LINE_BYTES: u64 = 4 << 20;
 
 impl<R: Read> Guarded<R> {
     fn new(inner: R, max_bytes: u64) -> Self {
@@ -415,7 +418,6 @@ impl<R: Read> Guarded<R> {
             inner,
             remaining: max_bytes,
             max_bytes,
-            since_newline: 0,
         }
     }
 }
@@ -430,16 +432,6 @@ impl<R: Read> Read for Guarded<R> {
             ));
         }
         self.remaining -= n as u64;
-        match buf[..n].iter().rposition(|&b| b == b'\n') {
-            Some(i) => self.since_newline = (n - i - 1) as u64,
-            None => self.since_newline += n as u64,
-        }
-        if self.since_newline > MAX_LINE_BYTES {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("a line is longer than {MAX_LINE_BYTES} bytes"),
-            ));
-        }
         Ok(n)
     }
 }
@@ -466,17 +458,12 @@ mod tests {
     }
 
     #[test]
-    fn guarded_reader_stops_oversized_files_and_endless_lines() {
+    fn guarded_reader_stops_oversized_files() {
         let mut out = Vec::new();
         let err = Guarded::new(&b"a,b\nc,d\n"[..], 4)
             .read_to_end(&mut out)
             .unwrap_err();
         assert!(err.to_string().contains("larger than the limit"), "{err}");
-        let long = vec![b'x'; (MAX_LINE_BYTES + 10) as usize];
-        let err = Guarded::new(&long[..], u64::MAX)
-            .read_to_end(&mut out)
-            .unwrap_err();
-        assert!(err.to_string().contains("longer than"), "{err}");
         let mut fine = Vec::new();
         Guarded::new(&b"a\nb\n"[..], 100)
             .read_to_end(&mut fine)

@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod columns;
 pub mod reader;
+pub mod records;
 pub mod values;
 
 use tokio::sync::mpsc;
@@ -17,6 +18,12 @@ use reader::FileReader;
 
 /// Records travel to the engine in chunks of this many.
 const CHUNK: usize = 5000;
+
+/// A log with the configured caps. A run's report is built from the source's log (the engine's
+/// own problems are merged into it), so these caps bound what a run stores and serves.
+pub fn problem_log(limits: &ImportSettings) -> ProblemLog {
+    ProblemLog::new(limits.max_reported_errors).with_warning_cap(limits.max_reported_warnings)
+}
 
 /// The run plan a bundle declares: its kinds, in dependency order, with their modes.
 pub fn plan(bundle: &Bundle) -> Plan {
@@ -42,7 +49,7 @@ pub fn produce(
     feed: mpsc::Sender<Feed>,
     progress: Option<&(dyn Fn(RecordKind, u64) + Send + Sync)>,
 ) -> ProblemLog {
-    let mut log = ProblemLog::new(limits.max_reported_errors);
+    let mut log = problem_log(limits);
     for planned in plan(bundle).kinds {
         let reader = FileReader {
             kind: planned.kind,

@@ -1,9 +1,10 @@
 //! Reads one OneRoster CSV file into records, row by row: tolerant where real exports differ,
 //! strict where it matters, and never holding more than one row.
 
-use std::io::Read;
+use std::io::{BufReader, Read};
 
 use super::columns::{columns, CsvColumn, Target, Version, ALIASES};
+use super::records::{Limits, Records};
 use super::values;
 use crate::config::ImportSettings;
 use crate::domain::problem::{Problem, ProblemLog};
@@ -33,15 +34,17 @@ impl FileReader<'_> {
         log: &mut ProblemLog,
         mut emit: impl FnMut(SourceRecord) -> bool,
     ) -> u64 {
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(reader);
+        let mut csv = Records::new(
+            BufReader::with_capacity(64 << 10, reader),
+            Limits {
+                max_record_bytes: self.limits.max_record_bytes,
+                max_columns: self.limits.max_columns,
+            },
+        );
         let mut record = csv::StringRecord::new();
-        match csv.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => {
+        match csv.read(&mut record) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
                 log.error(Problem::new(
                     self.file,
                     Some(1),
@@ -51,11 +54,12 @@ impl FileReader<'_> {
                 return 0;
             }
             Err(e) => {
+                let field = e.field().map(|i| format!("column {}", i + 1));
                 log.error(Problem::new(
                     self.file,
-                    Some(1),
-                    None,
-                    format!("unreadable header: {}", csv_message(&e)),
+                    Some(e.line()),
+                    field.as_deref(),
+                    format!("unreadable header: {e}"),
                 ));
                 return 0;
             }
@@ -65,23 +69,27 @@ impl FileReader<'_> {
         };
         let mut rows = 0;
         loop {
-            match csv.read_record(&mut record) {
-                Ok(true) => {}
-                Ok(false) => break,
+            let line = match csv.read(&mut record) {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
                 Err(e) => {
-                    let line = e.position().map(|p| p.line());
-                    log.error(Problem::new(self.file, line, None, csv_message(&e)));
-                    if e.is_io_error() {
-                        break;
+                    let field = e.field().map(|i| slot_name(&slots, i));
+                    log.error(Problem::new(
+                        self.file,
+                        Some(e.line()),
+                        field.as_deref(),
+                        e.to_string(),
+                    ));
+                    if e.is_recoverable() && !log.full() {
+                        continue;
                     }
-                    continue;
+                    break;
                 }
-            }
+            };
             if record.len() == 1 && record.get(0) == Some("") {
                 continue; // a blank line
             }
             rows += 1;
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
             if let Some(parsed) = self.parse_row(&record, line, &slots, log) {
                 if !emit(parsed) {
                     break;
@@ -98,6 +106,7 @@ impl FileReader<'_> {
         let known = columns(self.kind);
         let mut slots = Vec::with_capacity(header.len());
         let mut seen: Vec<&'static str> = Vec::new();
+        let mut unnamed = Vec::new();
         let mut ok = true;
         for (i, raw) in header.iter().enumerate() {
             let name = if i == 0 {
@@ -106,12 +115,7 @@ impl FileReader<'_> {
                 raw
             };
             if name.is_empty() {
-                log.warn(Problem::new(
-                    self.file,
-                    Some(1),
-                    None,
-                    format!("column {} has no header: ignored", i + 1),
-                ));
+                unnamed.push(i + 1);
                 slots.push(Slot::Ignored);
                 continue;
             }
@@ -165,6 +169,19 @@ impl FileReader<'_> {
                     slots.push(Slot::Extra(name.to_string()));
                 }
             }
+        }
+        if !unnamed.is_empty() {
+            // One warning for them all, naming a few: one per column would repeat itself.
+            log.warn(Problem::new(
+                self.file,
+                Some(1),
+                None,
+                format!(
+                    "{} with no header ignored ({})",
+                    plural(unnamed.len(), "column"),
+                    listed(&unnamed, 5)
+                ),
+            ));
         }
         for c in &known {
             if c.is_required(self.version) && !seen.contains(&c.header) {
@@ -356,11 +373,30 @@ impl FileReader<'_> {
     }
 }
 
-fn csv_message(e: &csv::Error) -> String {
-    match e.kind() {
-        csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not valid UTF-8", err.field() + 1),
-        csv::ErrorKind::Io(io) => io.to_string(),
-        _ => e.to_string(),
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// The first `at_most` numbers, then "…" if there are more.
+fn listed(numbers: &[usize], at_most: usize) -> String {
+    let mut text: Vec<String> = numbers.iter().take(at_most).map(usize::to_string).collect();
+    if numbers.len() > at_most {
+        text.push("…".into());
+    }
+    text.join(", ")
+}
+
+/// How a field is named in problems: its header, or its position when it has none (the name is
+/// input, so [`Problem`] shortens it).
+fn slot_name(slots: &[Slot], index: usize) -> String {
+    match slots.get(index) {
+        Some(Slot::Known(c)) => c.header.to_string(),
+        Some(Slot::Extra(name)) => name.clone(),
+        _ => format!("column {}", index + 1),
     }
 }
 
@@ -531,6 +567,114 @@ mod tests {
         assert_eq!(
             value(&records[0], "begin_date"),
             &Value::Date(chrono::NaiveDate::from_ymd_opt(2024, 8, 1).unwrap())
+        );
+    }
+
+    #[test]
+    fn lines_are_numbered_as_an_editor_shows_them_whatever_the_line_ending() {
+        let enrollments =
+            "sourcedId,classSourcedId,schoolSourcedId,userSourcedId,role,beginDate,endDate";
+        // (rows joined by the line ending, file kind, line and field of the one error)
+        let table: [(&[&str], RecordKind, u64, &str); 3] = [
+            (
+                &[
+                    enrollments,
+                    "e1,c,s,u,student,2024-08-01,",
+                    "e2,c,s,u,student,2024-08-01,",
+                    "e3,c,s,u,student,2024-08-01,",
+                    "e4,c,s,u,student,2024-13-45,",
+                ],
+                RecordKind::Enrollments,
+                5,
+                "beginDate",
+            ),
+            (
+                &[
+                    USERS_1_1,
+                    "u1,,,true,s1,student,un,\"Ann",
+                    "Marie\",Lee",
+                    "",
+                    "u2,,,maybe,s1,student,un,A,B",
+                ],
+                RecordKind::Users,
+                5,
+                "enabledUser",
+            ),
+            (
+                &[
+                    USERS_1_1,
+                    "u1,,,true,s1,student,un,\"A",
+                    "",
+                    "B\",Lee",
+                    "u2,,,true,s1,student,un,\"Ann\",Lee",
+                    "u3,,,true,s1,wizard,un,A,B",
+                ],
+                RecordKind::Users,
+                6,
+                "role",
+            ),
+        ];
+        for (rows, kind, line, field) in table {
+            for ending in ["\n", "\r\n", "\r"] {
+                let text = rows.join(ending) + ending;
+                let (records, log) = read(kind, Version::V1_1, &text);
+                let (errors, _) = log.into_parts();
+                assert_eq!(errors.len(), 1, "{text:?}: {errors:?}");
+                assert_eq!(errors[0].line, Some(line), "{text:?}: {errors:?}");
+                assert_eq!(errors[0].field.as_deref(), Some(field), "{text:?}");
+                assert_eq!(records[0].line, 2, "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_rows_and_headers_are_refused_naming_line_and_field() {
+        let limits = ImportSettings {
+            max_record_bytes: 4096,
+            max_columns: 20,
+            ..ImportSettings::default()
+        };
+        let unclosed = format!(
+            "{USERS_1_1}\nu1,,,true,s1,student,un,A,B\nu2,,,true,\"s1{}",
+            "\n".repeat(10_000)
+        );
+        let wide = format!("{USERS_1_1}{}\n", ",".repeat(100));
+        // (text, line, field, message part)
+        let table = [
+            (unclosed, 3, Some("orgSourcedIds"), "longer than 4096 bytes"),
+            (wide, 1, None, "more than 20 fields"),
+        ];
+        for (text, line, field, message) in table {
+            let reader = FileReader {
+                kind: RecordKind::Users,
+                version: Version::V1_1,
+                file: "users.csv",
+                limits: &limits,
+            };
+            let mut log = ProblemLog::new(100);
+            reader.read(&mut text.as_bytes(), &mut log, |_| true);
+            let (errors, _) = log.into_parts();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].line, Some(line), "{errors:?}");
+            assert_eq!(errors[0].field.as_deref(), field, "{errors:?}");
+            assert!(errors[0].message.contains(message), "{errors:?}");
+        }
+    }
+
+    #[test]
+    fn columns_without_a_header_make_one_warning() {
+        let text = format!("{USERS_1_1},,x,,,\nu1,,,true,s1,student,un,A,B,,,,,\n");
+        let (records, log) = read(RecordKind::Users, Version::V1_1, &text);
+        assert_eq!(records.len(), 1);
+        let (_, warnings) = log.into_parts();
+        let unnamed: Vec<_> = warnings
+            .iter()
+            .filter(|w| w.problem.message.contains("no header"))
+            .collect();
+        assert_eq!(unnamed.len(), 1, "{warnings:?}");
+        assert_eq!(
+            unnamed[0].problem.message,
+            "4 columns with no header ignored (10, 12, 13, 14)"
         );
     }
 }

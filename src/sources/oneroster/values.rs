@@ -2,6 +2,8 @@
 
 use chrono::NaiveDate;
 
+use crate::domain::problem::quoted;
+
 /// A value read with a remark worth a warning.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Lenient<T> {
@@ -21,7 +23,7 @@ pub fn parse_bool(raw: &str) -> Result<bool, String> {
     match raw.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "t" => Ok(true),
         "false" | "0" | "no" | "f" => Ok(false),
-        _ => Err(format!("{raw:?} is not a boolean (true or false)")),
+        _ => Err(format!("{} is not a boolean (true or false)", quoted(raw))),
     }
 }
 
@@ -46,7 +48,7 @@ pub fn parse_date(raw: &str) -> Result<Lenient<NaiveDate>, String> {
             warning: Some("US date format (M/D/YYYY): use YYYY-MM-DD"),
         });
     }
-    Err(format!("{raw:?} is not a date (YYYY-MM-DD)"))
+    Err(format!("{} is not a date (YYYY-MM-DD)", quoted(raw)))
 }
 
 /// Checks a `dateLastModified`: the gateway does not keep it, but a malformed one is worth saying.
@@ -106,7 +108,11 @@ pub fn parse_enum(
             }
         }
     }
-    Err(format!("{raw:?} is not one of {}", allowed.join(", ")))
+    Err(format!(
+        "{} is not one of {}",
+        quoted(raw),
+        allowed.join(", ")
+    ))
 }
 
 /// `active`, `tobedeleted`, blank (bulk files leave it blank), or 1.0's `inactive`.
@@ -118,7 +124,10 @@ pub fn parse_status(raw: &str) -> Result<Lenient<bool>, String> {
             value: true,
             warning: Some("status \"inactive\" (OneRoster 1.0) read as tobedeleted"),
         }),
-        _ => Err(format!("{raw:?} is not a status (active or tobedeleted)")),
+        _ => Err(format!(
+            "{} is not a status (active or tobedeleted)",
+            quoted(raw)
+        )),
     }
 }
 
