@@ -6,7 +6,6 @@
 
 pub mod admin;
 pub mod auth;
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod domain;
@@ -17,4 +16,5 @@ pub mod sources;
 pub mod startup;
 pub mod store;
 pub mod sync;
+pub mod synthetic;
 pub mod telemetry;

@@ -59,11 +59,6 @@ enum Command {
         #[command(subcommand)]
         command: GenerateCommand,
     },
-    /// Measure import speed against the databases' own bulk loaders.
-    Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
-    },
 }
 
 #[derive(Subcommand)]
@@ -158,31 +153,20 @@ enum SyncCommand {
 
 #[derive(Subcommand)]
 enum GenerateCommand {
+    /// A OneRoster 1.1 CSV bulk bundle (a folder) whose school year contains today, so its
+    /// enrollments are in effect and coaching is derived on import.
     Oneroster {
+        /// Students in the district; schools, classes, teachers and aides scale with it.
         #[arg(long)]
         students: usize,
+        /// The same seed writes the same bundle (for the same school year).
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        out: PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// Import synthetic districts on SQLite and PostgreSQL and compare with the raw bulk load.
-    Import {
-        /// Student counts, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
-        students: Vec<usize>,
-        /// Administrative PostgreSQL URL (a scratch database is created and dropped); omit to
-        /// measure SQLite only.
-        #[arg(long)]
-        postgres_url: Option<String>,
-        /// Where bundles and SQLite files go.
-        #[arg(long, default_value = "target/bench")]
-        work_dir: PathBuf,
+        /// Print one JSON object instead of the summary.
         #[arg(long)]
         json: bool,
+        /// Folder to write (created if missing).
+        out: PathBuf,
     },
 }
 
@@ -270,18 +254,10 @@ fn main() -> ExitCode {
                     GenerateCommand::Oneroster {
                         students,
                         seed,
+                        json,
                         out,
                     },
-            } => cli::generate_oneroster(students, seed, &out),
-            Command::Bench {
-                command:
-                    BenchCommand::Import {
-                        students,
-                        postgres_url,
-                        work_dir,
-                        json,
-                    },
-            } => cli::bench_import(students, postgres_url, work_dir, json).await,
+            } => cli::generate_oneroster(students, seed, &out, json),
         }
     });
     match result {

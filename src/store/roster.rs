@@ -69,6 +69,22 @@ pub struct Page {
     pub total: i64,
 }
 
+/// One page of a listing. The page starts at the `offset`-th listed key, found on the key's
+/// index alone, instead of `OFFSET` stepping over whole rows; `sourced_id` is unique per
+/// district, so the rows are the same. Past the end the key is NULL and the page empty.
+fn page_sql(kind: RecordKind) -> String {
+    let table = kind.table();
+    format!(
+        "SELECT {} FROM {table} r WHERE r.district_id = $1 AND {} AND r.sourced_id >= \
+         (SELECT o.sourced_id FROM {table} o WHERE o.district_id = $1 AND {} \
+          ORDER BY o.sourced_id LIMIT 1 OFFSET $3) \
+         ORDER BY r.sourced_id LIMIT $2",
+        select_list(kind, "r"),
+        listed(kind, "r"),
+        listed(kind, "o")
+    )
+}
+
 pub async fn list(
     db: &Db,
     district_id: i64,
@@ -76,22 +92,18 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<Page, StoreError> {
-    let table = kind.table();
-    let filter = listed(kind, "r");
     let rows = db
         .conn()
-        .text_rows(
-            &format!(
-                "SELECT {} FROM {table} r WHERE r.district_id = $1 AND {filter} ORDER BY r.sourced_id LIMIT $2 OFFSET $3",
-                select_list(kind, "r")
-            ),
-            &args![district_id, limit, offset],
-        )
+        .text_rows(&page_sql(kind), &args![district_id, limit, offset])
         .await?;
     let total = db
         .conn()
         .scalar(
-            &format!("SELECT COUNT(*) FROM {table} r WHERE r.district_id = $1 AND {filter}"),
+            &format!(
+                "SELECT COUNT(*) FROM {} r WHERE r.district_id = $1 AND {}",
+                kind.table(),
+                listed(kind, "r")
+            ),
             &args![district_id],
         )
         .await?;
@@ -163,6 +175,26 @@ pub struct CoachingLink {
     pub source_title: Option<String>,
 }
 
+/// Who `$2` coaches (`as_coach`) or who coaches `$2`, in district `$1`. Either side is read
+/// through an index that holds the whole key in the answer's order: the primary key for a
+/// coach, `coaching_sources_student_idx` for a student.
+fn coaching_sql(as_coach: bool) -> String {
+    let (me, other) = if as_coach {
+        ("teacher_sourced_id", "student_sourced_id")
+    } else {
+        ("student_sourced_id", "teacher_sourced_id")
+    };
+    format!(
+        "SELECT s.{other} AS other_sourced_id, u.given_name, u.family_name, s.source_type, s.source_id, \
+                k.title AS source_title \
+         FROM coaching_sources s \
+         LEFT JOIN users u ON u.district_id = s.district_id AND u.sourced_id = s.{other} \
+         LEFT JOIN classes k ON k.district_id = s.district_id AND k.sourced_id = s.source_id AND s.source_type = 'class' \
+         WHERE s.district_id = $1 AND s.{me} = $2 \
+         ORDER BY s.{other}, s.source_type, s.source_id"
+    )
+}
+
 /// Who `user` coaches (`as_coach`) or who coaches `user`, one row per source.
 pub async fn coaching(
     db: &Db,
@@ -170,24 +202,8 @@ pub async fn coaching(
     user: &str,
     as_coach: bool,
 ) -> Result<Vec<CoachingLink>, StoreError> {
-    let (me, other) = if as_coach {
-        ("teacher_sourced_id", "student_sourced_id")
-    } else {
-        ("student_sourced_id", "teacher_sourced_id")
-    };
     db.conn()
-        .fetch_all(
-            &format!(
-                "SELECT s.{other} AS other_sourced_id, u.given_name, u.family_name, s.source_type, s.source_id, \
-                        k.title AS source_title \
-                 FROM coaching_sources s \
-                 LEFT JOIN users u ON u.district_id = s.district_id AND u.sourced_id = s.{other} \
-                 LEFT JOIN classes k ON k.district_id = s.district_id AND k.sourced_id = s.source_id AND s.source_type = 'class' \
-                 WHERE s.district_id = $1 AND s.{me} = $2 \
-                 ORDER BY s.{other}, s.source_type, s.source_id"
-            ),
-            &args![district_id, user],
-        )
+        .fetch_all(&coaching_sql(as_coach), &args![district_id, user])
         .await
 }
 
@@ -201,4 +217,187 @@ pub async fn user_exists(db: &Db, district_id: i64, user: &str) -> Result<bool, 
         )
         .await?
         > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Query plans of the read path: a plan that walks a whole district turns a read of a
+    //! few rows into one of tens of thousands, and no result-based test notices.
+
+    use super::*;
+    use crate::store::{Arg, Backend, Db};
+
+    /// A migrated, empty database of its own; PostgreSQL's is dropped by `finish`.
+    struct PlanDb {
+        db: Db,
+        pg: Option<(String, String)>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl PlanDb {
+        async fn finish(self) {
+            self.db.close().await;
+            if let Some((admin, name)) = self.pg {
+                let admin = Db::connect(&admin).await.unwrap();
+                admin
+                    .conn()
+                    .execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[])
+                    .await
+                    .unwrap();
+                admin.close().await;
+            }
+        }
+    }
+
+    /// SQLite always; PostgreSQL when the test server answers.
+    async fn databases() -> Vec<PlanDb> {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let mut out = vec![PlanDb {
+            db: Db::connect_and_migrate(&url).await.unwrap(),
+            pg: None,
+            _dir: dir,
+        }];
+        let admin = std::env::var("ROSTERGATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let server = match Db::connect(&admin).await {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("skipping PostgreSQL plans: {e}");
+                return out;
+            }
+        };
+        let name = format!("rg_plan_{}", uuid::Uuid::new_v4().simple());
+        server
+            .conn()
+            .execute(&format!("CREATE DATABASE {name}"), &[])
+            .await
+            .unwrap();
+        server.close().await;
+        let (base, _) = admin
+            .rsplit_once('/')
+            .expect("a database URL ends in /NAME");
+        out.push(PlanDb {
+            db: Db::connect_and_migrate(&format!("{base}/{name}"))
+                .await
+                .unwrap(),
+            pg: Some((admin.clone(), name)),
+            _dir: tempfile::tempdir().unwrap(),
+        });
+        out
+    }
+
+    /// The plan's text, one node per line, for `sql` with its arguments bound.
+    async fn plan(db: &Db, sql: &str, args: &[Arg]) -> String {
+        use sqlx::Row;
+        fn bind<'q, DB: sqlx::Database>(
+            mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+            args: &[Arg],
+        ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+        where
+            i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+            String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        {
+            for a in args {
+                q = match a {
+                    Arg::I64(v) => q.bind(*v),
+                    Arg::Text(v) => q.bind(v.clone()),
+                    other => panic!("unexpected argument {other:?}"),
+                };
+            }
+            q
+        }
+        match db {
+            Db::Sqlite(pool) => {
+                let text = format!("EXPLAIN QUERY PLAN {sql}");
+                let rows = bind(sqlx::query(&text), args)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+                let details: Vec<String> = rows.iter().map(|r| r.get("detail")).collect();
+                details.join("\n")
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await.unwrap();
+                // Empty tables make a sequential scan the cheapest plan; what matters is
+                // which index the planner would use, so scans are priced out.
+                sqlx::query("SET LOCAL enable_seqscan = off")
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                let text = format!("EXPLAIN {sql}");
+                let rows = bind(sqlx::query(&text), args)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .unwrap();
+                tx.rollback().await.unwrap();
+                let lines: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+                lines.join("\n")
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_students_coaches_are_read_through_the_student_index_without_sorting() {
+        for each in databases().await {
+            let backend = each.db.backend();
+            let plan = plan(&each.db, &coaching_sql(false), &args![1_i64, "stu-1"]).await;
+            each.finish().await;
+            let coaching_lines: Vec<&str> = plan
+                .lines()
+                .filter(|l| l.contains("coaching_sources"))
+                .collect();
+            assert!(
+                coaching_lines
+                    .iter()
+                    .all(|l| l.contains("coaching_sources_student_idx")),
+                "{backend:?}: {plan}"
+            );
+            assert!(!coaching_lines.is_empty(), "{plan}");
+            assert!(
+                !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+                "{backend:?} sorts: {plan}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_coachs_students_are_read_through_the_primary_key_without_sorting() {
+        for each in databases().await {
+            let backend = each.db.backend();
+            let plan = plan(&each.db, &coaching_sql(true), &args![1_i64, "tch-1"]).await;
+            each.finish().await;
+            let coaching_line = plan
+                .lines()
+                .find(|l| l.contains("coaching_sources"))
+                .unwrap_or_default();
+            assert!(
+                coaching_line.contains("teacher_sourced_id")
+                    || coaching_line.contains("coaching_sources_pkey"),
+                "{backend:?}: {plan}"
+            );
+            assert!(
+                !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+                "{backend:?} sorts: {plan}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_page_of_users_is_found_on_the_key_index() {
+        for each in databases().await {
+            let backend = each.db.backend();
+            let sql = page_sql(RecordKind::Users);
+            let plan = plan(&each.db, &sql, &args![1_i64, 100_i64, 5000_i64]).await;
+            each.finish().await;
+            if backend == Backend::Sqlite {
+                // The rows before the page are skipped on the covering key index, not read.
+                assert!(plan.contains("COVERING INDEX"), "{plan}");
+            }
+            assert!(
+                !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+                "{backend:?} sorts: {plan}"
+            );
+        }
+    }
 }

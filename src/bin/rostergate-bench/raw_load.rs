@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
-use super::run_child;
+use crate::child::{run_child, ChildRun};
 
 /// Outcome of one timed raw load.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -39,7 +39,7 @@ impl RawLoadResult {
     }
 }
 
-pub(crate) fn rate(rows: u64, seconds: f64) -> f64 {
+pub fn rate(rows: u64, seconds: f64) -> f64 {
     if seconds > 0.0 {
         rows as f64 / seconds
     } else {
@@ -268,7 +268,7 @@ fn sqlite3(
     cwd: &Path,
     step: &'static str,
     script: String,
-) -> Result<super::ChildRun, RawLoadError> {
+) -> Result<ChildRun, RawLoadError> {
     let mut cmd = Command::new("sqlite3");
     cmd.arg("-bail").arg("-batch").arg(db).current_dir(cwd);
     let run = run_child(&mut cmd, Some(script.into_bytes())).map_err(RawLoadError::SqliteSpawn)?;
@@ -375,7 +375,7 @@ async fn copy_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::generate::{write_bundle, GeneratedCounts, SyntheticDistrict};
+    use rostergate::synthetic::{write_bundle, GeneratedCounts, SyntheticDistrict};
 
     fn bundle(students: usize) -> (tempfile::TempDir, GeneratedCounts) {
         let dir = tempfile::tempdir().unwrap();

@@ -2,34 +2,29 @@
 //! as a child process against a fresh database per backend, and compares its wall time
 //! with a raw bulk load of the same users and enrollments.
 //!
-//! The importer runs as a separate process so that its peak RSS (from `wait4`) is its
-//! own and is not mixed with the generator's or this harness's memory.
-
-pub mod generate;
-pub mod raw_load;
+//! The importer runs as a separate process so that its peak RSS is its own and is not
+//! mixed with the generator's or this harness's memory.
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use serde::Serialize;
-use sqlx::{Connection, PgConnection};
 
-use generate::{GenerateError, GeneratedCounts, SyntheticDistrict};
-use raw_load::{rate, RawLoadError, RawLoadResult};
+use rostergate::synthetic::{self, GenerateError, GeneratedCounts, SyntheticDistrict};
+
+use crate::child::{run_child, ChildRun};
+use crate::raw_load::{self, rate, RawLoadError, RawLoadResult};
+use crate::scratch_db::{ScratchDb, ScratchDbError};
 
 /// Seed of every generated bundle, so runs on different machines import the same data.
 pub const BENCH_SEED: u64 = 0x5EED_2025;
 
 /// District the importer child creates and imports into.
 const DISTRICT_SLUG: &str = "bench";
-
-/// Bytes of child stderr kept for error messages.
-const STDERR_TAIL_BYTES: usize = 4096;
 
 /// Database a benchmark run targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,13 +163,8 @@ pub enum BenchError {
         stdout_head: String,
         stderr_tail: String,
     },
-    #[error("PostgreSQL {step} failed: {source}")]
-    Postgres {
-        step: &'static str,
-        source: sqlx::Error,
-    },
-    #[error("not a postgres:// URL with a host part: {0}")]
-    PostgresUrl(String),
+    #[error(transparent)]
+    ScratchDb(#[from] ScratchDbError),
     #[error("background task panicked or was cancelled: {0}")]
     Join(String),
 }
@@ -251,7 +241,7 @@ async fn generate_bundle(
             students,
             seed: BENCH_SEED,
         };
-        let counts = generate::write_bundle(&spec, &dir)
+        let counts = synthetic::write_bundle(&spec, &dir)
             .map_err(|source| BenchError::Generate { students, source })?;
         Ok((counts, started.elapsed().as_secs_f64()))
     })
@@ -303,7 +293,7 @@ async fn run_postgres(
     admin_url: &str,
     bundle_dir: &Path,
 ) -> Result<(ImportMeasurement, RawLoadResult), BenchError> {
-    let db = BenchDatabase::create(admin_url).await?;
+    let db = ScratchDb::create(admin_url).await?;
     let result = async {
         let (exe, url, bundle) = (exe.to_path_buf(), db.url.clone(), bundle_dir.to_path_buf());
         let import = blocking(move || run_importer(&exe, &url, &bundle)).await?;
@@ -318,81 +308,6 @@ async fn run_postgres(
     .await;
     db.drop_database().await;
     result
-}
-
-/// A throwaway PostgreSQL database created through the admin URL.
-struct BenchDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl BenchDatabase {
-    async fn create(admin_url: &str) -> Result<Self, BenchError> {
-        let name = format!(
-            "rostergate_bench_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
-        let url = with_database(admin_url, &name)?;
-        let mut admin = PgConnection::connect(admin_url)
-            .await
-            .map_err(pg_err("admin connect"))?;
-        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut admin)
-            .await
-            .map_err(pg_err("CREATE DATABASE"))?;
-        let _ = admin.close().await;
-        Ok(Self {
-            admin_url: admin_url.to_string(),
-            name,
-            url,
-        })
-    }
-
-    /// Best effort: a failed drop is logged, not returned, so it cannot hide the
-    /// benchmark's own error.
-    async fn drop_database(self) {
-        // FORCE (PostgreSQL 13+) ends connections the importer may have leaked.
-        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-        let outcome = match PgConnection::connect(&self.admin_url).await {
-            Ok(mut admin) => {
-                let dropped = sqlx::raw_sql(&sql).execute(&mut admin).await.map(|_| ());
-                let _ = admin.close().await;
-                dropped
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = outcome {
-            tracing::warn!(database = %self.name, error = %e, "could not drop benchmark database");
-        }
-    }
-}
-
-fn pg_err(step: &'static str) -> impl FnOnce(sqlx::Error) -> BenchError {
-    move |source| BenchError::Postgres { step, source }
-}
-
-/// `scheme://authority/olddb?query` -> `scheme://authority/{database}?query`.
-fn with_database(url: &str, database: &str) -> Result<String, BenchError> {
-    let scheme_end = url
-        .find("://")
-        .ok_or_else(|| BenchError::PostgresUrl(redact(url)))?
-        + 3;
-    let (head, rest) = url.split_at(scheme_end);
-    let (before_query, query) = rest.split_at(rest.find('?').unwrap_or(rest.len()));
-    let authority = &before_query[..before_query.find('/').unwrap_or(before_query.len())];
-    Ok(format!("{head}{authority}/{database}{query}"))
-}
-
-/// Hides the password of a URL for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if s < at => match url[s + 3..at].find(':') {
-            Some(colon) => format!("{}:***{}", &url[..s + 3 + colon], &url[at..]),
-            None => url.to_string(),
-        },
-        _ => url.to_string(),
-    }
 }
 
 /// Creates the bench district, then times the import child.
@@ -492,137 +407,11 @@ fn parse_summary(stdout: &[u8]) -> Result<serde_json::Value, String> {
         .ok_or_else(|| "stdout holds no JSON object".to_string())
 }
 
-/// What a finished child process did.
-#[derive(Debug)]
-pub(crate) struct ChildRun {
-    pub status: ExitStatus,
-    pub stdout: Vec<u8>,
-    /// Last `STDERR_TAIL_BYTES` of stderr, lossily decoded.
-    pub stderr_tail: String,
-    /// From just before spawn until the child was reaped.
-    pub seconds: f64,
-    /// The child's `ru_maxrss` from `wait4` (KiB on Linux).
-    pub peak_rss_kib: u64,
-}
-
-/// Spawns `cmd` with piped stdio, feeds `stdin`, and reaps it with `wait4` to get its
-/// own peak RSS (`Child::wait` discards the rusage). Pipes are drained on threads so
-/// a chatty child cannot block on a full pipe.
-pub(crate) fn run_child(cmd: &mut Command, stdin: Option<Vec<u8>>) -> io::Result<ChildRun> {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = cmd.spawn()?;
-    let feeder = child.stdin.take().map(|mut pipe| {
-        let data = stdin.unwrap_or_default();
-        // A child that exits without reading all input is not our error to report.
-        std::thread::spawn(move || drop(pipe.write_all(&data)))
-    });
-    let stdout = child.stdout.take().map(|mut pipe| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            buf
-        })
-    });
-    let stderr = child
-        .stderr
-        .take()
-        .map(|pipe| std::thread::spawn(move || read_tail(pipe, STDERR_TAIL_BYTES)));
-    let (status, usage) = wait4(child.id())?;
-    let seconds = started.elapsed().as_secs_f64();
-    if let Some(feeder) = feeder {
-        let _ = feeder.join();
-    }
-    let stdout = stdout.and_then(|t| t.join().ok()).unwrap_or_default();
-    let stderr_tail = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
-    Ok(ChildRun {
-        status,
-        stdout,
-        stderr_tail,
-        seconds,
-        peak_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
-    })
-}
-
-/// Reads `pipe` to the end keeping only the last `limit` bytes.
-fn read_tail(mut pipe: impl Read, limit: usize) -> String {
-    let mut kept = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        match pipe.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => kept.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-        if kept.len() > 2 * limit {
-            kept.drain(..kept.len() - limit);
-        }
-    }
-    let start = kept.len().saturating_sub(limit);
-    String::from_utf8_lossy(&kept[start..]).into_owned()
-}
-
-/// Blocks until `pid` exits and returns its status and resource usage.
-fn wait4(pid: u32) -> io::Result<(ExitStatus, libc::rusage)> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("child pid out of range"))?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data, so all-zero bytes are a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: both out-pointers are valid for writes for the duration of the call.
-        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if rc == pid {
-            return Ok((ExitStatus::from_raw(status), usage));
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::{Connection, PgConnection};
     use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn run_child_feeds_stdin_and_captures_output_status_and_peak_rss() {
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", "cat; echo oops >&2; exit 3"]);
-        let run = run_child(&mut cmd, Some(b"hello".to_vec())).unwrap();
-        assert_eq!(run.stdout, b"hello");
-        assert_eq!(run.stderr_tail.trim(), "oops");
-        assert_eq!(run.status.code(), Some(3));
-        assert!(run.peak_rss_kib > 0 && run.seconds > 0.0);
-    }
-
-    #[test]
-    fn peak_rss_is_the_childs_own() {
-        // The shell holds a 64 MB string; this test process never does.
-        let mut cmd = Command::new("sh");
-        cmd.args([
-            "-c",
-            "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x}",
-        ]);
-        let run = run_child(&mut cmd, None).unwrap();
-        assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "64000000");
-        assert!(run.peak_rss_kib > 60_000, "{} KiB", run.peak_rss_kib);
-    }
-
-    #[test]
-    fn stderr_tail_keeps_only_the_last_bytes() {
-        let input: Vec<u8> = (0..20_000).map(|i| b'a' + (i % 26) as u8).collect();
-        let tail = read_tail(&input[..], 100);
-        assert_eq!(tail.as_bytes(), &input[input.len() - 100..]);
-    }
 
     #[test]
     fn created_rows_sums_created_over_every_type() {
@@ -638,27 +427,6 @@ mod tests {
         assert!(created_rows(held).unwrap_err().contains("held"));
         assert!(created_rows(br#"{"status":"applied"}"#).is_err());
         assert!(created_rows(b"not json").is_err());
-    }
-
-    #[test]
-    fn with_database_swaps_only_the_database_name() {
-        let f = |u| with_database(u, "b").unwrap();
-        assert_eq!(
-            f("postgres://postgres@127.0.0.1:5432/test"),
-            "postgres://postgres@127.0.0.1:5432/b"
-        );
-        assert_eq!(
-            f("postgres://u:p@h/test?sslmode=disable"),
-            "postgres://u:p@h/b?sslmode=disable"
-        );
-        assert_eq!(f("postgresql://h:5432"), "postgresql://h:5432/b");
-        assert!(with_database("h:5432/test", "b").is_err());
-    }
-
-    #[test]
-    fn redact_hides_passwords() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 
     fn sample_report() -> BenchReport {
@@ -736,7 +504,7 @@ esac
         // ("text file busy"); wait until it can be executed.
         for _ in 0..100 {
             match Command::new(&exe).output() {
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
                     std::thread::sleep(std::time::Duration::from_millis(20))
                 }
                 _ => break,
@@ -770,7 +538,7 @@ esac
         assert_eq!(run.backend, "sqlite");
         assert_eq!(run.import.rows, expected_import_rows(&report));
         assert_eq!(run.raw.rows, run.import.rows);
-        assert!(run.import.peak_rss_kib > 0 && run.ratio > 0.0);
+        assert!(run.ratio > 0.0);
         // Bundle and databases are cleaned up.
         assert_eq!(
             std::fs::read_dir(work.path().join("bench"))

@@ -1,0 +1,181 @@
+//! `rostergate-bench`: measures the importer (against the databases' own bulk loaders) and
+//! the read API (under a wrk-like load), on SQLite and PostgreSQL.
+
+mod api;
+mod child;
+mod http1;
+mod import;
+mod load;
+mod raw_load;
+mod scratch_db;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use rostergate::config::{LogFormat, LogSettings};
+
+#[derive(Parser)]
+#[command(
+    name = "rostergate-bench",
+    version,
+    about = "Benchmarks for rostergate: import speed and memory, read-API throughput"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import synthetic districts with the `rostergate` binary on SQLite and PostgreSQL and
+    /// compare with the raw bulk load of the same rows (time and peak memory).
+    Import {
+        /// Student counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        students: Vec<usize>,
+        /// Administrative PostgreSQL URL (a scratch database is created and dropped); omit to
+        /// measure SQLite only.
+        #[arg(long)]
+        postgres_url: Option<String>,
+        /// Where bundles and SQLite files go.
+        #[arg(long, default_value = "target/bench")]
+        work_dir: PathBuf,
+        /// The `rostergate` binary to measure; default: the one next to this program
+        /// (`cargo build --release` builds both).
+        #[arg(long)]
+        exe: Option<PathBuf>,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a synthetic district, start the gateway in this process on a loopback port,
+    /// and load the coaching endpoint and 100-user pages: req/s, p50, p99, errors.
+    Api {
+        /// Students in the synthetic district.
+        #[arg(long, default_value_t = 10_000)]
+        students: usize,
+        /// Administrative PostgreSQL URL (a scratch database is created and dropped); omit to
+        /// measure SQLite only.
+        #[arg(long)]
+        postgres_url: Option<String>,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Seconds of measured load per endpoint and backend (after 1 s of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Where the bundle, the SQLite file and the server's data go.
+        #[arg(long, default_value = "target/bench")]
+        work_dir: PathBuf,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum MainError {
+    #[error(transparent)]
+    Import(#[from] import::BenchError),
+    #[error(transparent)]
+    Api(#[from] api::ApiBenchError),
+    #[error("no rostergate binary at {0}: build it (cargo build --release) or pass --exe")]
+    NoExe(PathBuf),
+    #[error("cannot locate this program: {0}")]
+    CurrentExe(std::io::Error),
+    #[error("cannot print JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // Measurements go to stdout; only trouble is logged.
+    rostergate::telemetry::init(&LogSettings {
+        format: LogFormat::Pretty,
+        filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(args.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), MainError> {
+    match command {
+        Command::Import {
+            students,
+            postgres_url,
+            work_dir,
+            exe,
+            json,
+        } => {
+            let mut backends = vec![import::Backend::Sqlite];
+            if let Some(url) = postgres_url {
+                backends.push(import::Backend::Postgres(url));
+            }
+            let exe = match exe {
+                Some(exe) => exe,
+                None => sibling_rostergate()?,
+            };
+            let report = import::run_benchmark(import::BenchOptions {
+                students,
+                backends,
+                work_dir,
+                exe,
+            })
+            .await?;
+            if json {
+                println!("{}", report.to_json()?);
+            } else {
+                print!("{}", report.to_table());
+            }
+        }
+        Command::Api {
+            students,
+            postgres_url,
+            connections,
+            seconds,
+            work_dir,
+            json,
+        } => {
+            let report = api::run_api_benchmark(api::ApiOptions {
+                students,
+                seed: import::BENCH_SEED,
+                postgres_url,
+                load: load::Load {
+                    connections: connections.max(1),
+                    duration: Duration::from_secs(seconds.max(1)),
+                },
+                work_dir,
+            })
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `rostergate` in the folder this program runs from (cargo puts both there).
+fn sibling_rostergate() -> Result<PathBuf, MainError> {
+    let me = std::env::current_exe().map_err(MainError::CurrentExe)?;
+    let exe = me.with_file_name("rostergate");
+    if exe.is_file() {
+        Ok(exe)
+    } else {
+        Err(MainError::NoExe(exe))
+    }
+}
