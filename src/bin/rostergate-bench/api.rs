@@ -325,7 +325,7 @@ async fn prepare_district(
         bundle,
         None,
         &settings.import,
-        RunOptions { dry_run: false },
+        RunOptions::default(),
         None,
     )
     .await?;
