@@ -61,8 +61,8 @@ on_every_backend!(
         // (users.csv, line, field, message part)
         let table = [
             (unclosed, 3, Some("givenName"), "longer than 1048576 bytes"),
-            (wide_header, 1, None, "more than 512 fields"),
-            (wide_row, 4, None, "more than 512 fields"),
+            (wide_header, 1, Some("column 513"), "more than 512 fields"),
+            (wide_row, 4, Some("column 513"), "more than 512 fields"),
         ];
         for (users, line, field, message) in table {
             let bundle = common::school().with("users.csv", &users);
