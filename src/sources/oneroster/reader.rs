@@ -642,7 +642,7 @@ mod tests {
         // (text, line, field, message part)
         let table = [
             (unclosed, 3, Some("orgSourcedIds"), "longer than 4096 bytes"),
-            (wide, 1, None, "more than 20 fields"),
+            (wide, 1, Some("column 21"), "more than 20 fields"),
         ];
         for (text, line, field, message) in table {
             let reader = FileReader {
