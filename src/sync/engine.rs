@@ -7,6 +7,7 @@ use chrono::{Duration, Utc};
 use tokio::sync::mpsc;
 
 use super::input::{Feed, Plan};
+use super::progress::{self, Phase, Progress, ProgressFn};
 use super::report::{RunReport, RunStatus};
 use crate::domain::district::District;
 use crate::domain::problem::{Problem, ProblemLog};
@@ -43,6 +44,7 @@ pub struct RunOptions {
 pub struct Engine {
     db: Db,
     max_reported_errors: usize,
+    progress: Option<ProgressFn>,
 }
 
 impl Engine {
@@ -50,7 +52,20 @@ impl Engine {
         Engine {
             db,
             max_reported_errors,
+            progress: None,
         }
+    }
+
+    /// The same engine, telling `listener` which phase its runs are in.
+    pub fn with_progress(self, listener: ProgressFn) -> Self {
+        Engine {
+            progress: Some(listener),
+            ..self
+        }
+    }
+
+    fn phase(&self, phase: Phase) {
+        progress::report(self.progress.as_ref(), Progress::Phase(phase));
     }
 
     /// Runs one sync: consumes the feed, waits for the source's own problems, and applies the
@@ -155,6 +170,7 @@ impl Engine {
             }
         }
         drop(feed);
+        self.phase(Phase::Validating);
         {
             let mut tx = self.db.begin().await?;
             let tables: Vec<String> = plan.kinds.iter().map(|p| p.kind.stage_table()).collect();
@@ -202,6 +218,7 @@ impl Engine {
             return self.finish(report, log, RunStatus::Failed, 0).await;
         }
 
+        self.phase(Phase::Comparing);
         let mut planned_counts = Vec::new();
         for planned in &plan.kinds {
             let counts =
@@ -257,6 +274,7 @@ impl Engine {
         diff: &BTreeMap<String, KindCounts>,
         report: Option<&mut RunReport>,
     ) -> Result<CoachingCounts, SyncError> {
+        self.phase(Phase::Applying);
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
         let phase_start = std::time::Instant::now();
@@ -287,6 +305,7 @@ impl Engine {
             ms = phase_start.elapsed().as_millis() as u64
         );
         let phase_start = std::time::Instant::now();
+        self.phase(Phase::Coaching);
         let cutoff = enrollment_cutoff(
             district.timezone.today(),
             district.settings.end_date_inclusive,
