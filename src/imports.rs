@@ -1,6 +1,7 @@
 //! Connects a source to the sync engine: here, a OneRoster CSV bundle on disk.
 
 use std::path::Path;
+
 use tokio::sync::mpsc;
 
 use crate::config::ImportSettings;
