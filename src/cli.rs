@@ -1,17 +1,20 @@
 //! What the `rostergate` commands do. `main.rs` parses arguments and calls these.
 
-use std::io::IsTerminal;
+mod error;
+mod output;
+mod spinner;
+mod view;
+
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
+pub use error::{CliError, Context};
+use spinner::Spinner;
 
 use crate::admin;
 use crate::config::Settings;
 use crate::domain::district::DistrictSettings;
-use crate::imports::{import_oneroster_csv, Progress};
+use crate::imports::import_oneroster_csv;
 use crate::startup::{open_database, Application};
 use crate::store::{districts, runs, Db};
 use crate::sync::engine::RunOptions;
@@ -25,26 +28,23 @@ pub mod exit {
     pub const DRY_RUN: u8 = 4;
 }
 
-/// An error for the person at the terminal: printed as `error: …`, exit code 1.
-#[derive(Debug)]
-pub struct CliError(pub String);
-
-impl<E: std::fmt::Display> From<E> for CliError {
-    fn from(e: E) -> Self {
-        CliError(e.to_string())
-    }
-}
-
 pub type CliResult = Result<ExitCode, CliError>;
 
 async fn db(settings: &Settings) -> Result<Db, CliError> {
-    Ok(open_database(settings).await?)
+    open_database(settings).await.context(|| {
+        format!(
+            "cannot open the database {}",
+            crate::config::redact_url(&settings.database_url)
+        )
+    })
 }
 
 pub async fn serve(settings: Settings) -> CliResult {
     let bind = settings.bind.clone();
     let url = crate::config::redact_url(&settings.database_url);
-    let app = Application::build(settings).await?;
+    let app = Application::build(settings)
+        .await
+        .context(|| "cannot start the server".to_string())?;
     tracing::info!(bind = %bind, port = app.port(), database = %url, "rostergate is listening");
     app.run_until_stopped().await?;
     Ok(ExitCode::SUCCESS)
@@ -53,10 +53,10 @@ pub async fn serve(settings: Settings) -> CliResult {
 pub async fn migrate(settings: Settings) -> CliResult {
     let db = db(&settings).await?;
     db.close().await;
-    println!(
+    output::line(format_args!(
         "database is up to date: {}",
         crate::config::redact_url(&settings.database_url)
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -76,14 +76,14 @@ pub async fn district_create(
     let district =
         admin::create_district(&db, slug, name, timezone, Some(district_settings)).await?;
     if json_out {
-        println!("{}", crate::http::districts::district_json(&district));
+        output::line(serde_json::to_string(&district)?)?;
     } else {
-        println!(
+        output::line(format_args!(
             "created district {} ({}, {})",
             district.slug,
             district.name.as_str(),
             district.timezone.name()
-        );
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -92,14 +92,10 @@ pub async fn district_list(settings: Settings, json_out: bool) -> CliResult {
     let db = db(&settings).await?;
     let all = districts::list(&db).await?;
     if json_out {
-        let items: Vec<_> = all
-            .iter()
-            .map(crate::http::districts::district_json)
-            .collect();
-        println!("{}", json!({ "districts": items }));
+        output::line(serde_json::to_string(&view::Districts { districts: &all })?)?;
     } else {
-        for d in all {
-            println!("{}\t{}\t{}", d.slug, d.name.as_str(), d.timezone.name());
+        for d in &all {
+            output::line(view::district_line(d))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -115,17 +111,17 @@ pub async fn client_create(
     let db = db(&settings).await?;
     let district = districts::get(&db, district).await?;
     let (credentials, scopes) = admin::create_client(&db, &district, name, scopes).await?;
-    let scopes = crate::domain::scope::join(&scopes);
     if json_out {
-        println!(
-            "{}",
-            json!({ "client_id": credentials.client_id, "client_secret": credentials.client_secret, "scopes": scopes, "district": district.slug })
-        );
+        let created = view::CreatedClient::new(&credentials, &scopes, &district);
+        output::line(serde_json::to_string(&created)?)?;
     } else {
-        println!("client_id:     {}", credentials.client_id);
-        println!("client_secret: {}", credentials.client_secret);
-        println!("scopes:        {scopes}");
-        println!("The secret is shown only now: store it safely.");
+        output::text(&format!(
+            "client_id:     {}\nclient_secret: {}\nscopes:        {}\n\
+             The secret is shown only now: store it safely.\n",
+            credentials.client_id,
+            credentials.client_secret,
+            crate::domain::scope::join(&scopes)
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -134,30 +130,16 @@ pub async fn client_revoke(settings: Settings, district: &str, client_id: &str) 
     let db = db(&settings).await?;
     let district = districts::get(&db, district).await?;
     if crate::store::clients::revoke(&db, district.id, client_id).await? {
-        println!("revoked {client_id}: it can get no new tokens (issued ones expire within their lifetime)");
+        output::line(format_args!(
+            "revoked {client_id}: it can get no new tokens (issued ones expire within their lifetime)"
+        ))?;
         Ok(ExitCode::SUCCESS)
     } else {
-        Err(CliError(format!(
+        Err(CliError::msg(format!(
             "no active client {client_id:?} in district {}",
             district.slug
         )))
     }
-}
-
-fn progress_bar() -> Option<(ProgressBar, Progress)> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    let shown = bar.clone();
-    let progress: Progress = Arc::new(move |kind, rows| {
-        shown.set_message(format!("{}: {rows} rows read", kind.oneroster_name()));
-    });
-    Some((bar, progress))
 }
 
 fn report_exit(report: &RunReport) -> ExitCode {
@@ -169,14 +151,11 @@ fn report_exit(report: &RunReport) -> ExitCode {
     })
 }
 
-fn print_report(report: &RunReport, json_out: bool) {
+fn print_report(report: &RunReport, json_out: bool) -> Result<(), CliError> {
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string(report).expect("report serializes")
-        );
+        output::line(serde_json::to_string(report)?)
     } else {
-        print!("{}", report.summary());
+        output::text(&report.summary())
     }
 }
 
@@ -189,9 +168,12 @@ pub async fn import_oneroster(
 ) -> CliResult {
     let db = db(&settings).await?;
     let district = districts::get(&db, district).await?;
-    let engine = Engine::new(db.clone(), settings.import.max_reported_errors);
-    let bar = progress_bar();
-    let progress = bar.as_ref().map(|(_, p)| p.clone());
+    let spinner = Spinner::start();
+    let listener = spinner.as_ref().map(Spinner::listener);
+    let mut engine = Engine::new(db.clone(), settings.import.max_reported_errors);
+    if let Some(listener) = &listener {
+        engine = engine.with_progress(listener.clone());
+    }
     let report = import_oneroster_csv(
         &engine,
         &district,
@@ -202,15 +184,15 @@ pub async fn import_oneroster(
             dry_run,
             ..Default::default()
         },
-        progress,
+        listener,
     )
     .await;
-    if let Some((bar, _)) = bar {
-        bar.finish_and_clear();
+    if let Some(spinner) = spinner {
+        spinner.finish();
     }
-    let report = report?;
-    print_report(&report, json_out);
+    let report = report.context(|| format!("cannot import into district {}", district.slug))?;
     db.close().await;
+    print_report(&report, json_out)?;
     Ok(report_exit(&report))
 }
 
@@ -219,20 +201,13 @@ pub async fn sync_runs(settings: Settings, district: &str, json_out: bool) -> Cl
     let district = districts::get(&db, district).await?;
     let rows = runs::list(&db, district.id, 50, 0).await?;
     if json_out {
-        let items: Vec<_> = rows
-            .iter()
-            .map(|r| json!({ "run_id": r.id, "status": r.status, "source": r.source, "started_at": r.started_at, "finished_at": r.finished_at }))
-            .collect();
-        println!("{}", json!({ "runs": items }));
+        let runs = view::Runs {
+            runs: rows.iter().map(view::Run::from).collect(),
+        };
+        output::line(serde_json::to_string(&runs)?)?;
     } else {
-        for r in rows {
-            println!(
-                "{}\t{}\t{}\t{}",
-                r.id,
-                r.status,
-                r.source,
-                r.started_at.to_rfc3339()
-            );
+        for r in &rows {
+            output::line(view::run_line(r))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -248,12 +223,12 @@ pub async fn sync_show(
     let district = districts::get(&db, district).await?;
     let row = runs::find(&db, district.id, run_id)
         .await?
-        .ok_or_else(|| CliError(format!("run {run_id:?} not found")))?;
+        .ok_or_else(|| CliError::msg(format!("run {run_id:?} not found")))?;
     let mut report = row
         .report()
-        .ok_or_else(|| CliError(format!("run {run_id} has no report yet ({})", row.status)))?;
+        .ok_or_else(|| CliError::msg(format!("run {run_id} has no report yet ({})", row.status)))?;
     report.status = row.status().unwrap_or(report.status);
-    print_report(&report, json_out);
+    print_report(&report, json_out)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -268,11 +243,13 @@ pub async fn sync_decide(
     let district = districts::get(&db, district).await?;
     let engine = Engine::new(db.clone(), settings.import.max_reported_errors);
     let report = if approve {
-        engine.approve(&district, run_id).await?
+        engine.approve(&district, run_id).await
     } else {
-        engine.discard(&district, run_id).await?
+        engine.discard(&district, run_id).await
     };
-    print_report(&report, json_out);
+    let verb = if approve { "approve" } else { "discard" };
+    let report = report.context(|| format!("cannot {verb} run {run_id}"))?;
+    print_report(&report, json_out)?;
     Ok(if approve {
         report_exit(&report)
     } else {
@@ -284,14 +261,14 @@ pub fn generate_oneroster(students: usize, seed: u64, out: &Path, json_out: bool
     let spec = crate::synthetic::SyntheticDistrict { students, seed };
     let counts = crate::synthetic::write_bundle(&spec, out)?;
     if json_out {
-        let summary = json!({ "path": out.display().to_string(), "students": students, "seed": seed, "rows": counts });
-        println!("{summary}");
+        let summary = serde_json::json!({ "path": out.display().to_string(), "students": students, "seed": seed, "rows": counts });
+        output::line(summary)?;
     } else {
-        println!(
+        output::line(format_args!(
             "wrote a synthetic district of {students} students (seed {seed}) to {}",
             out.display()
-        );
-        println!("{counts}");
+        ))?;
+        output::line(&counts)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -74,7 +74,9 @@ impl fmt::Debug for Settings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct LogSettings {
     pub format: LogFormat,
-    pub filter: String,
+    /// A tracing filter; unset means the command's own default (`telemetry::LogAudience`).
+    #[serde(default)]
+    pub filter: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

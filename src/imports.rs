@@ -1,7 +1,6 @@
 //! Connects a source to the sync engine: here, a OneRoster CSV bundle on disk.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
@@ -10,10 +9,11 @@ use crate::domain::district::District;
 use crate::domain::records::RecordKind;
 use crate::sources::oneroster::{self, bundle::Bundle};
 use crate::sync::engine::RunOptions;
+use crate::sync::progress::Progress::Reading;
 use crate::sync::{Engine, RunReport, SyncError};
 
-/// Called as records are read: kind, rows read so far of that kind.
-pub type Progress = Arc<dyn Fn(RecordKind, u64) + Send + Sync>;
+/// Told which file is being read and how far it got (the engine reports its phases itself).
+pub type Progress = crate::sync::progress::ProgressFn;
 
 pub const ONEROSTER_CSV: &str = "oneroster_csv";
 
@@ -49,7 +49,11 @@ pub async fn import_oneroster_csv(
     let (tx, rx) = mpsc::channel(4);
     let limits_for_reader = limits.clone();
     let producer = tokio::task::spawn_blocking(move || {
-        let mut problems = oneroster::produce(&bundle, &limits_for_reader, tx, progress.as_deref());
+        let reading = progress.map(|p| move |kind, rows| p(Reading { kind, rows }));
+        let reading = reading
+            .as_ref()
+            .map(|f| f as &(dyn Fn(RecordKind, u64) + Send + Sync));
+        let mut problems = oneroster::produce(&bundle, &limits_for_reader, tx, reading);
         problems.merge(log);
         problems
     });

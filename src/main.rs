@@ -1,11 +1,13 @@
 //! The `rostergate` command line: parses arguments and calls the library.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rostergate::cli;
 use rostergate::config::{Overrides, Settings};
+use rostergate::telemetry::{self, LogAudience};
 
 #[derive(Parser)]
 #[command(
@@ -15,6 +17,7 @@ use rostergate::config::{Overrides, Settings};
 )]
 struct Args {
     /// Database URL (sqlite://PATH or postgres://…); overrides ROSTERGATE_DATABASE_URL.
+    /// A relative SQLite path is taken from the working directory.
     #[arg(long, global = true)]
     database_url: Option<String>,
     /// Folder holding <env>.toml settings files.
@@ -26,7 +29,7 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API.
+    /// Run the HTTP API (logs at info; every other command only warns).
     Serve {
         /// Address to listen on; overrides ROSTERGATE_BIND.
         #[arg(long)]
@@ -63,21 +66,27 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DistrictCommand {
+    /// Create a district: its data, clients and runs are kept apart from every other district's.
     Create {
+        /// Short handle used in URLs and commands: lowercase letters, digits and dashes.
         #[arg(long)]
         slug: String,
+        /// Display name.
         #[arg(long)]
         name: String,
-        /// IANA time zone, e.g. America/Chicago.
+        /// IANA time zone, e.g. America/Chicago; enrollment dates are read in it.
         #[arg(long)]
         timezone: String,
         /// Hold every sync for an administrator's approval (preview mode).
         #[arg(long)]
         review_every_sync: bool,
+        /// Print the district as one JSON object.
         #[arg(long)]
         json: bool,
     },
+    /// List every district: slug, name and time zone.
     List {
+        /// Print one JSON object with a `districts` array.
         #[arg(long)]
         json: bool,
     },
@@ -85,21 +94,27 @@ enum DistrictCommand {
 
 #[derive(Subcommand)]
 enum ClientCommand {
+    /// Create an API client; its secret is printed once and stored only hashed.
     Create {
+        /// Slug of the district the client's tokens are bound to.
         #[arg(long)]
         district: String,
         /// Space- or comma-separated: roster:read, roster:write, admin.
         #[arg(long)]
         scopes: String,
+        /// A name to recognise the client by.
         #[arg(long, default_value = "api client")]
         name: String,
+        /// Print one JSON object (client_id, client_secret, scopes, district).
         #[arg(long)]
         json: bool,
     },
     /// Stop a client from getting new tokens.
     Revoke {
+        /// Slug of the district the client belongs to.
         #[arg(long)]
         district: String,
+        /// The client's id, as `client create` printed it.
         client_id: String,
     },
 }
@@ -107,7 +122,15 @@ enum ClientCommand {
 #[derive(Subcommand)]
 enum ImportCommand {
     /// A OneRoster 1.1 or 1.2 CSV bundle: a zip file or a folder.
+    #[command(after_long_help = "\
+Exit codes:
+  0  applied
+  1  failed: nothing applied (the report says what is wrong, with file, line and field)
+  2  usage error (unknown flag, missing argument)
+  3  held for review: `rostergate sync approve` or `sync discard` decides
+  4  dry run: everything computed and reported, nothing applied")]
     Oneroster {
+        /// Slug of the district to import into.
         #[arg(long)]
         district: String,
         /// Compute and report everything, apply nothing.
@@ -116,36 +139,52 @@ enum ImportCommand {
         /// Print one JSON object instead of the summary.
         #[arg(long)]
         json: bool,
+        /// The bundle: a zip file or a folder holding manifest.csv and the CSV files.
         path: PathBuf,
     },
 }
 
 #[derive(Subcommand)]
 enum SyncCommand {
+    /// List a district's latest 50 runs, newest first.
     Runs {
+        /// Slug of the district.
         #[arg(long)]
         district: String,
+        /// Print one JSON object with a `runs` array.
         #[arg(long)]
         json: bool,
     },
+    /// Show one run's report.
     Show {
+        /// Slug of the district the run belongs to.
         #[arg(long)]
         district: String,
+        /// The run's id, as `import` or `sync runs` printed it.
         run_id: String,
+        /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
     },
+    /// Apply a held run (compared with the store again first); exits as `import` does.
     Approve {
+        /// Slug of the district the run belongs to.
         #[arg(long)]
         district: String,
+        /// The held run's id.
         run_id: String,
+        /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
     },
+    /// Drop a held run: nothing of it is applied.
     Discard {
+        /// Slug of the district the run belongs to.
         #[arg(long)]
         district: String,
+        /// The held run's id.
         run_id: String,
+        /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -181,16 +220,22 @@ fn main() -> ExitCode {
     };
     let settings = match Settings::load(&args.config_dir, &overrides) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&e.into()),
     };
-    rostergate::telemetry::init(&settings.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    telemetry::init(
+        &settings.log,
+        match &args.command {
+            Command::Serve { .. } => LogAudience::Server,
+            _ => LogAudience::Terminal,
+        },
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime");
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&cli::CliError::context("cannot start the async runtime", e)),
+    };
     let result = runtime.block_on(async move {
         match args.command {
             Command::Serve { .. } => cli::serve(settings).await,
@@ -262,9 +307,15 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
-        Err(cli::CliError(message)) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
+        // The reader of our output went away (`| head -1`): nobody is left to tell.
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
     }
+}
+
+/// Prints `error: what: because: …` on stderr, as clap prints its own errors, and exits 1.
+fn fail(e: &cli::CliError) -> ExitCode {
+    // Nowhere left to report a failure to write to stderr.
+    let _ = writeln!(std::io::stderr().lock(), "error: {e}");
+    ExitCode::FAILURE
 }

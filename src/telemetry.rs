@@ -1,5 +1,6 @@
 //! Logging (tracing, pretty or JSON) and the Prometheus metrics registry.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -12,10 +13,36 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
 
+/// Who reads the log, which decides what it says when no filter is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogAudience {
+    /// `serve`: an operator or a log shipper wants to see the server's work.
+    Server,
+    /// A one-off command: its output is the result; the log only says what went wrong.
+    Terminal,
+}
+
+impl LogAudience {
+    /// The filter used unless `log.filter` is set. sqlx warns about every slow statement, which
+    /// a large import has by design, so a command shows only its errors.
+    pub fn default_filter(self) -> &'static str {
+        match self {
+            LogAudience::Server => "info,sqlx=warn",
+            LogAudience::Terminal => "warn,sqlx=error",
+        }
+    }
+}
+
 /// Installs the global subscriber once; later calls (tests) are no-ops. Logs go to stderr so
-/// that command output (`--json`) stays clean on stdout.
-pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::new(&settings.filter);
+/// that command output (`--json`) stays clean on stdout, and carry colour only when stderr is a
+/// terminal (escape codes are noise in a file or a pipe).
+pub fn init(settings: &LogSettings, audience: LogAudience) {
+    let filter = EnvFilter::new(
+        settings
+            .filter
+            .as_deref()
+            .unwrap_or(audience.default_filter()),
+    );
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match settings.format {
         LogFormat::Json => registry
@@ -26,7 +53,11 @@ pub fn init(settings: &LogSettings) {
             )
             .try_init(),
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
 }

@@ -2,10 +2,20 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use common::{backends, school, TestDb};
+use common::{backends, school, Bundle, TestDb};
+use rostergate::config::ImportSettings;
+use rostergate::domain::records::RecordKind;
+use rostergate::imports::import_oneroster_csv;
+use rostergate::store::Db;
+use rostergate::sync::engine::RunOptions;
+use rostergate::sync::progress::{Phase, Progress, ProgressFn};
+use rostergate::sync::Engine;
 use serde_json::Value;
 
 fn rostergate(db_url: &str, dir: &Path, args: &[&str]) -> Output {
@@ -352,7 +362,7 @@ fn client_create_prints_the_secret_once_and_bad_scopes_are_refused() {
         .as_str()
         .unwrap()
         .starts_with("rgs_"));
-    assert_eq!(created["scopes"], "roster:read");
+    assert_eq!(created["scopes"], serde_json::json!(["roster:read"]));
     let out = rostergate(
         &url,
         work.path(),
@@ -497,4 +507,468 @@ async fn a_revoked_client_gets_no_new_tokens() {
         ],
     );
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// The binary with only these settings from the environment (no log filter: its own default).
+fn bare_rostergate(db_url: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rostergate"));
+    command
+        .args(["--database-url", db_url])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ROSTERGATE_DATABASE_URL")
+        .env_remove("ROSTERGATE_LOG__FILTER")
+        .envs(env.iter().copied());
+    command
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn piped_stderr_has_no_colour_and_no_info_lines_unless_a_filter_asks() {
+    for backend in backends().await {
+        eprintln!("on {backend:?}");
+        let db = TestDb::new(backend).await;
+        let work = tempfile::tempdir().unwrap();
+        create_district(&db.url, work.path(), "lincoln", &[]);
+        let bundle = school().write_dir(&work.path().join("b"));
+        let import = [
+            "import",
+            "oneroster",
+            "--district",
+            "lincoln",
+            bundle.to_str().unwrap(),
+        ];
+        // (explicit filter, whether INFO lines are expected)
+        for (filter, info_expected) in [(None, false), (Some("info"), true)] {
+            let env: Vec<(&str, &str)> = filter
+                .map(|f| ("ROSTERGATE_LOG__FILTER", f))
+                .into_iter()
+                .collect();
+            let out = bare_rostergate(&db.url, work.path(), &import, &env)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+            let stderr = stderr_of(&out);
+            assert!(!stderr.contains('\x1b'), "ANSI escapes in {stderr:?}");
+            assert_eq!(
+                stderr.contains("INFO"),
+                info_expected,
+                "filter {filter:?}: {stderr:?}"
+            );
+            assert!(String::from_utf8_lossy(&out.stdout).contains("applied"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_still_logs_at_info_by_default() {
+    for backend in backends().await {
+        let db = TestDb::new(backend).await;
+        let work = tempfile::tempdir().unwrap();
+        let mut server = bare_rostergate(
+            &db.url,
+            work.path(),
+            &["serve", "--bind", "127.0.0.1:0"],
+            &[("ROSTERGATE_DATA_DIR", work.path().to_str().unwrap())],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let stderr = server.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Lines arrive as the server starts; the wait ends at the one that says it listens.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut listening = None;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("listening") => {
+                    listening = Some(line);
+                    break;
+                }
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        server.kill().unwrap();
+        server.wait().unwrap();
+        let line = listening.expect("serve logs that it listens");
+        assert!(
+            line.contains("INFO") && line.contains("rostergate is listening"),
+            "{line}"
+        );
+        assert!(!line.contains('\x1b'), "{line:?}");
+    }
+}
+
+#[tokio::test]
+async fn printing_into_a_closed_pipe_ends_quietly() {
+    for backend in backends().await {
+        let db = TestDb::new(backend).await;
+        let work = tempfile::tempdir().unwrap();
+        create_district(&db.url, work.path(), "lincoln", &[]);
+        // A run to list: an import of nothing fails, and is recorded.
+        let failed = rostergate(
+            &db.url,
+            work.path(),
+            &[
+                "import",
+                "oneroster",
+                "--district",
+                "lincoln",
+                "/no/such/bundle",
+                "--json",
+            ],
+        );
+        let run_id = json_of(&failed)["run_id"].as_str().unwrap().to_string();
+        for args in [
+            vec!["sync", "runs", "--district", "lincoln"],
+            vec!["sync", "runs", "--district", "lincoln", "--json"],
+            vec!["sync", "show", "--district", "lincoln", &run_id],
+            vec!["district", "list"],
+            vec!["district", "list", "--json"],
+        ] {
+            let mut child = bare_rostergate(&db.url, work.path(), &args, &[])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // The reader leaves before anything is written, as `| head -0` would.
+            drop(child.stdout.take());
+            let out = child.wait_with_output().unwrap();
+            let stderr = stderr_of(&out);
+            assert!(stderr.is_empty(), "{args:?}: {stderr}");
+            assert_eq!(out.status.code(), Some(0), "{args:?}");
+        }
+    }
+}
+
+on_every_backend!(
+    client_create_json_has_the_apis_shape_with_scopes_as_an_array,
+    |app| {
+        app.create_district("lincoln").await;
+        let work = tempfile::tempdir().unwrap();
+        let cli = json_of(&rostergate(
+            &app.db.url,
+            work.path(),
+            &[
+                "client",
+                "create",
+                "--district",
+                "lincoln",
+                "--scopes",
+                "roster:write,roster:read",
+                "--json",
+            ],
+        ));
+        let (status, api) = app
+            .post_json(
+                "/api/v1/districts/lincoln/clients",
+                common::OPERATOR_TOKEN,
+                &serde_json::json!({ "name": "api", "scopes": ["roster:write", "roster:read"] }),
+            )
+            .await;
+        assert_eq!(status, 201, "{api}");
+        assert_eq!(
+            cli["scopes"],
+            serde_json::json!(["roster:read", "roster:write"])
+        );
+        assert_eq!(cli["scopes"], api["scopes"]);
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&cli), keys(&api));
+    }
+);
+
+#[tokio::test]
+async fn district_json_on_the_command_line_matches_the_api() {
+    for backend in backends().await {
+        let app = common::spawn_app(backend).await;
+        let work = tempfile::tempdir().unwrap();
+        let created = json_of(&rostergate(
+            &app.db.url,
+            work.path(),
+            &[
+                "district",
+                "create",
+                "--slug",
+                "lincoln",
+                "--name",
+                "Lincoln",
+                "--timezone",
+                "UTC",
+                "--json",
+            ],
+        ));
+        let (status, api) = app
+            .get("/api/v1/districts/lincoln", common::OPERATOR_TOKEN)
+            .await;
+        assert_eq!(status, 200, "{api}");
+        assert_eq!(created, api);
+        let listed = json_of(&rostergate(
+            &app.db.url,
+            work.path(),
+            &["district", "list", "--json"],
+        ));
+        assert_eq!(listed["districts"], serde_json::json!([api]));
+    }
+}
+
+/// Every entry under `Arguments:` and `Options:` of a `--help` has a description, on its own
+/// line (long help) or after the flag.
+fn undocumented_entries(help: &str) -> Vec<String> {
+    let lines: Vec<&str> = help.lines().collect();
+    let mut in_list = false;
+    let mut missing = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !line.starts_with(' ') {
+            in_list = matches!(line.trim_end(), "Arguments:" | "Options:");
+            continue;
+        }
+        let entry = line.len() > 2 && !line[2..].starts_with(' ');
+        if !in_list || !entry {
+            continue;
+        }
+        let inline = line.trim().contains("  ");
+        let below = lines
+            .get(i + 1)
+            .is_some_and(|next| next.starts_with("      ") && !next.trim().is_empty());
+        if !inline && !below {
+            missing.push(line.trim().to_string());
+        }
+    }
+    missing
+}
+
+#[test]
+fn every_subcommand_and_flag_has_help_text() {
+    let work = tempfile::tempdir().unwrap();
+    for path in [
+        &["serve"][..],
+        &["migrate"],
+        &["district"],
+        &["district", "create"],
+        &["district", "list"],
+        &["client"],
+        &["client", "create"],
+        &["client", "revoke"],
+        &["import"],
+        &["import", "oneroster"],
+        &["sync"],
+        &["sync", "runs"],
+        &["sync", "show"],
+        &["sync", "approve"],
+        &["sync", "discard"],
+    ] {
+        let out = bare_rostergate("sqlite://unused.db", work.path(), path, &[])
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{path:?}: {}", stderr_of(&out));
+        let help = String::from_utf8(out.stdout).unwrap();
+        let about = help.lines().next().unwrap_or_default();
+        assert!(
+            !about.is_empty() && !about.starts_with("Usage:"),
+            "{path:?} says what it does first: {help}"
+        );
+        assert_eq!(
+            undocumented_entries(&help),
+            Vec::<String>::new(),
+            "{path:?}: {help}"
+        );
+    }
+}
+
+#[test]
+fn import_help_lists_the_exit_codes() {
+    let work = tempfile::tempdir().unwrap();
+    let out = bare_rostergate(
+        "sqlite://unused.db",
+        work.path(),
+        &["import", "oneroster", "--help"],
+        &[],
+    )
+    .output()
+    .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("Exit codes:"), "{help}");
+    for (code, meaning) in [
+        (0, "applied"),
+        (1, "failed"),
+        (2, "usage"),
+        (3, "held"),
+        (4, "dry run"),
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code}  {meaning}"))),
+            "exit code {code} ({meaning}) in {help}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn errors_print_error_then_what_failed_and_why() {
+    for backend in backends().await {
+        let db = TestDb::new(backend).await;
+        let work = tempfile::tempdir().unwrap();
+        create_district(&db.url, work.path(), "lincoln", &[]);
+        std::fs::write(work.path().join("a-file"), "not a folder").unwrap();
+        let under_a_file = format!("sqlite://{}/db/g.db", work.path().join("a-file").display());
+        let bad_config = work.path().join("bad-config");
+        std::fs::create_dir_all(&bad_config).unwrap();
+        std::fs::write(bad_config.join("local.toml"), "bind = [unclosed").unwrap();
+        let bad_config_arg = format!("--config-dir={}", bad_config.display());
+        // (database URL, arguments, what the line says, after "error: ")
+        let cases: [(&str, Vec<&str>, &[&str]); 4] = [
+            (
+                &under_a_file,
+                vec!["district", "list"],
+                &["cannot open the database sqlite://", "a-file"],
+            ),
+            (
+                &db.url,
+                vec!["sync", "runs", "--district", "nowhere"],
+                &["district \"nowhere\" not found"],
+            ),
+            (
+                &db.url,
+                vec!["sync", "approve", "--district", "lincoln", "no-such-run"],
+                &["cannot approve run no-such-run: run no-such-run not found"],
+            ),
+            (
+                &db.url,
+                vec![&bad_config_arg, "district", "list"],
+                &["configuration: ", "local.toml"],
+            ),
+        ];
+        for (url, args, says) in cases {
+            let out = bare_rostergate(url, work.path(), &args, &[])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            let stderr = stderr_of(&out);
+            assert!(
+                !stderr.contains("Error:"),
+                "{args:?}: one spelling: {stderr}"
+            );
+            let what = stderr
+                .strip_prefix("error: ")
+                .unwrap_or_else(|| panic!("{args:?}: {stderr}"));
+            for part in says {
+                assert!(what.contains(part), "{args:?}: {part:?} in {stderr}");
+            }
+        }
+    }
+}
+
+/// `count` users on top of the small school: enough rows for the reader to report progress
+/// while it reads them.
+fn school_with_users(count: usize) -> Bundle {
+    let s = school();
+    let mut users = s.get("users.csv").to_string();
+    for i in 0..count {
+        users.push_str(&format!(
+            "extra-{i},,,true,sch-1,student,x{i},,X,Y,,,,,,,09,\n"
+        ));
+    }
+    s.with("users.csv", &users)
+}
+
+#[tokio::test]
+async fn a_run_reports_each_file_as_it_is_read_then_each_phase() {
+    for backend in backends().await {
+        let db = TestDb::new(backend).await;
+        let store = Db::connect_and_migrate(&db.url).await.unwrap();
+        let district =
+            rostergate::admin::create_district(&store, "lincoln", "Lincoln", "UTC", None)
+                .await
+                .unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let bundle = school_with_users(1200).write_dir(&work.path().join("b"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let listener: ProgressFn = Arc::new(move |p| sink.lock().unwrap().push(p));
+        let engine = Engine::new(store.clone(), 100).with_progress(listener.clone());
+        let report = import_oneroster_csv(
+            &engine,
+            &district,
+            &bundle,
+            None,
+            &ImportSettings::default(),
+            RunOptions::default(),
+            Some(listener),
+        )
+        .await
+        .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let seen = seen.lock().unwrap().clone();
+        let users: Vec<u64> = seen
+            .iter()
+            .filter_map(|p| match p {
+                Progress::Reading {
+                    kind: RecordKind::Users,
+                    rows,
+                } => Some(*rows),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            users.first(),
+            Some(&0),
+            "a file shows as soon as it is opened"
+        );
+        assert_eq!(users.last(), Some(&1205), "and with its total at its end");
+        assert!(users.len() >= 4, "rows so far, while reading: {users:?}");
+        assert!(users.windows(2).all(|w| w[0] <= w[1]), "{users:?}");
+        let files: Vec<RecordKind> = seen
+            .iter()
+            .filter_map(|p| match p {
+                Progress::Reading { kind, rows: 0 } => Some(*kind),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [
+                RecordKind::Orgs,
+                RecordKind::AcademicSessions,
+                RecordKind::Courses,
+                RecordKind::Classes,
+                RecordKind::Users,
+                RecordKind::Enrollments
+            ]
+        );
+        let phases: Vec<Phase> = seen
+            .iter()
+            .filter_map(|p| match p {
+                Progress::Phase(phase) => Some(*phase),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                Phase::Validating,
+                Phase::Comparing,
+                Phase::Applying,
+                Phase::Coaching
+            ]
+        );
+        let first_phase = seen.iter().position(|p| matches!(p, Progress::Phase(_)));
+        let last_read = seen
+            .iter()
+            .rposition(|p| matches!(p, Progress::Reading { .. }));
+        assert!(last_read < first_phase, "phases follow reading: {seen:?}");
+        store.close().await;
+    }
 }

@@ -7,6 +7,7 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::input::{Feed, Plan};
+use super::progress::{self, Phase, Progress, ProgressFn};
 use super::report::{RunReport, RunStatus};
 use crate::domain::district::District;
 use crate::domain::problem::{Problem, ProblemLog};
@@ -44,6 +45,7 @@ pub struct RunOptions {
 pub struct Engine {
     db: Db,
     max_reported_errors: usize,
+    progress: Option<ProgressFn>,
 }
 
 impl Engine {
@@ -51,7 +53,20 @@ impl Engine {
         Engine {
             db,
             max_reported_errors,
+            progress: None,
         }
+    }
+
+    /// The same engine, telling `listener` which phase its runs are in.
+    pub fn with_progress(self, listener: ProgressFn) -> Self {
+        Engine {
+            progress: Some(listener),
+            ..self
+        }
+    }
+
+    fn phase(&self, phase: Phase) {
+        progress::report(self.progress.as_ref(), Progress::Phase(phase));
     }
 
     /// Runs one sync: consumes the feed, waits for the source's own problems, and applies the
@@ -209,6 +224,7 @@ impl Engine {
             }
         }
         drop(feed);
+        self.phase(Phase::Validating);
         let kinds: Vec<RecordKind> = plan.kinds.iter().map(|p| p.kind).collect();
         staging::analyze_staged(&self.db, &kinds).await?;
         tracing::debug!(
@@ -252,6 +268,7 @@ impl Engine {
             return self.finish(report, log, RunStatus::Failed, 0).await;
         }
 
+        self.phase(Phase::Comparing);
         let mut planned_counts = Vec::new();
         for planned in &plan.kinds {
             let counts =
@@ -307,6 +324,7 @@ impl Engine {
         diff: &BTreeMap<String, KindCounts>,
         report: Option<&mut RunReport>,
     ) -> Result<CoachingCounts, SyncError> {
+        self.phase(Phase::Applying);
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
         let phase_start = std::time::Instant::now();
@@ -336,6 +354,7 @@ impl Engine {
             ms = phase_start.elapsed().as_millis() as u64
         );
         let phase_start = std::time::Instant::now();
+        self.phase(Phase::Coaching);
         let cutoff = enrollment_cutoff(
             district.timezone.today(),
             district.settings.end_date_inclusive,

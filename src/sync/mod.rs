@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod input;
+pub mod progress;
 pub mod report;
 
 pub use engine::{Engine, SyncError};

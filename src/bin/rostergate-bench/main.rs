@@ -93,10 +93,13 @@ enum MainError {
 fn main() -> ExitCode {
     let args = Args::parse();
     // Measurements go to stdout; only trouble is logged.
-    rostergate::telemetry::init(&LogSettings {
-        format: LogFormat::Pretty,
-        filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-    });
+    rostergate::telemetry::init(
+        &LogSettings {
+            format: LogFormat::Pretty,
+            filter: std::env::var("RUST_LOG").ok(),
+        },
+        rostergate::telemetry::LogAudience::Terminal,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -25,6 +25,10 @@ pub fn problem_log(limits: &ImportSettings) -> ProblemLog {
     ProblemLog::new(limits.max_reported_errors).with_warning_cap(limits.max_reported_warnings)
 }
 
+/// Progress is reported after this many rows of a file (and at its start and end): often enough
+/// for a display that moves, rarely enough to cost nothing next to parsing the rows.
+const PROGRESS_EVERY: u64 = 500;
+
 /// The run plan a bundle declares: its kinds, in dependency order, with their modes.
 pub fn plan(bundle: &Bundle) -> Plan {
     Plan {
@@ -60,15 +64,21 @@ pub fn produce(
         let errors_before = log.error_count();
         let mut chunk = Vec::with_capacity(CHUNK);
         let mut hung_up = false;
-        let mut sent = 0u64;
+        let mut read = 0u64;
+        let report = |rows| {
+            if let Some(report) = progress {
+                report(planned.kind, rows);
+            }
+        };
+        report(0);
         let result = bundle.with_file(&planned.label, limits.max_file_bytes, |r| {
             Ok(reader.read(r, &mut log, |record| {
                 chunk.push(record);
+                read += 1;
+                if read % PROGRESS_EVERY == 0 {
+                    report(read);
+                }
                 if chunk.len() == CHUNK {
-                    sent += CHUNK as u64;
-                    if let Some(report) = progress {
-                        report(planned.kind, sent);
-                    }
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
                     hung_up = feed
                         .blocking_send(Feed::Records(planned.kind, full))
@@ -84,6 +94,7 @@ pub fn produce(
                 0
             }
         };
+        report(read);
         if rows == 0
             && planned.mode == crate::domain::records::Mode::Bulk
             && log.error_count() == errors_before
