@@ -131,7 +131,7 @@ pub async fn client_revoke(settings: Settings, district: &str, client_id: &str) 
     let district = districts::get(&db, district).await?;
     if crate::store::clients::revoke(&db, district.id, client_id).await? {
         output::line(format_args!(
-            "revoked {client_id}: it can get no new tokens (issued ones expire within their lifetime)"
+            "revoked {client_id}: it gets no new tokens, and those it has stop working within [auth] client_check_ttl_secs"
         ))?;
         Ok(ExitCode::SUCCESS)
     } else {

@@ -91,6 +91,26 @@ pub struct AuthSettings {
     pub token_ttl_secs: u64,
     pub issuer: String,
     pub audience: String,
+    /// How long a client's revocation status is trusted before it is read again; a revoked
+    /// client's tokens stop working at most this long after the revocation.
+    pub client_check_ttl_secs: u64,
+    /// Requests to `POST /oauth/token` allowed per minute from one IP address (burst included).
+    pub token_requests_per_minute_per_ip: u32,
+    /// Requests to `POST /oauth/token` allowed per minute naming one client id.
+    pub token_requests_per_minute_per_client: u32,
+    /// A bearer token that may read `/metrics` (and nothing else); the operator token may too.
+    #[serde(default)]
+    pub metrics_token: Option<Secret>,
+}
+
+#[cfg(test)]
+impl AuthSettings {
+    /// The shipped defaults, for unit tests that build keys without loading configuration.
+    pub fn for_tests() -> AuthSettings {
+        Settings::load_from(Path::new("/nonexistent"), &[], &Overrides::default())
+            .expect("the shipped defaults load")
+            .auth
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -2,11 +2,14 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::client_status::ClientStatusCache;
 use crate::auth::keys::{KeyError, MasterKey};
+use crate::auth::rate_limit::TokenRateLimits;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Settings;
 use crate::http::{self, AppState};
@@ -19,6 +22,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error("the {name} is {len} characters long: it must have at least {MIN_TOKEN_CHARS}")]
+    TokenTooShort { name: &'static str, len: usize },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -31,6 +36,25 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StoreError> {
     Db::connect_and_migrate(&settings.database_url).await
 }
 
+/// Shortest operator or metrics token accepted, as for the master key: long enough that
+/// guessing is hopeless even without rate limits.
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// Refuses bearer secrets from the settings that are too short to be safe.
+fn check_token_lengths(settings: &Settings) -> Result<(), StartupError> {
+    let tokens = [
+        ("operator token", settings.operator_token.as_ref()),
+        ("metrics token", settings.auth.metrics_token.as_ref()),
+    ];
+    for (name, token) in tokens {
+        let len = token.map_or(MIN_TOKEN_CHARS, |t| t.expose().chars().count());
+        if len < MIN_TOKEN_CHARS {
+            return Err(StartupError::TokenTooShort { name, len });
+        }
+    }
+    Ok(())
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -39,6 +63,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, and binds (port 0 picks a free port, as tests do).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        check_token_lengths(&settings)?;
         let db = open_database(&settings).await?;
         let master = MasterKey::load(&settings)?;
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
@@ -67,22 +92,48 @@ impl Application {
         let state = web::Data::new(AppState {
             engine,
             tokens: TokenKeys::new(&master, &settings.auth),
+            client_status: ClientStatusCache::new(Duration::from_secs(
+                settings.auth.client_check_ttl_secs,
+            )),
+            token_limits: TokenRateLimits::new(
+                settings.auth.token_requests_per_minute_per_ip,
+                settings.auth.token_requests_per_minute_per_client,
+            ),
             db,
             settings: Arc::new(settings),
         });
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(tracing_actix_web::TracingLogger::default())
+                // Refuses over-long request targets in the error shape, before routing (innermost, so the
+                // metrics and the request log below see them).
                 .wrap_fn(|req, srv| {
                     use actix_web::dev::Service as _;
-                    let method = req.method().to_string();
+                    use futures_util::future::{ready, Either};
+                    match http::uri_too_long(&req) {
+                        Some(refusal) => {
+                            let response = actix_web::ResponseError::error_response(&refusal);
+                            Either::Left(ready(Ok(req.into_response(response))))
+                        }
+                        None => Either::Right(srv.call(req)),
+                    }
+                })
+                // Counts every answer, including the refusals above, with closed-set labels.
+                .wrap_fn(|req, srv| {
+                    use actix_web::dev::Service as _;
+                    let method = req.method().clone();
                     let fut = srv.call(req);
                     async move {
                         let res = fut.await?;
-                        crate::telemetry::metrics().record_http(&method, res.status().as_u16());
+                        let route = http::route_label(res.request().match_pattern().as_deref());
+                        crate::telemetry::metrics().record_http(
+                            method.as_str(),
+                            route,
+                            res.status().as_u16(),
+                        );
                         Ok(res)
                     }
                 })
+                .wrap(tracing_actix_web::TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(http::json_config())
                 .app_data(http::query_config())

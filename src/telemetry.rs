@@ -62,10 +62,39 @@ pub fn init(settings: &LogSettings, audience: LogAudience) {
     };
 }
 
+/// Labels of one HTTP series. Every value comes from a closed set (see [`method_label`],
+/// [`status_class`] and the route table), so no request can add a series of its own.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    pub method: String,
-    pub status: u16,
+    pub method: &'static str,
+    /// The matched route pattern (`/api/v1/districts/{district}`), or [`UNMATCHED_ROUTE`].
+    pub route: &'static str,
+    pub status: &'static str,
+}
+
+/// The route label of requests that matched no route.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The method label: the methods HTTP defines, and `other` for any other token a client sends.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
+}
+
+/// The status label: its class (`2xx` … `5xx`), which is what alerts look at.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -109,11 +138,14 @@ impl Metrics {
         }
     }
 
-    pub fn record_http(&self, method: &str, status: u16) {
+    /// Counts one answered request. `route` must be a pattern from the route table (or
+    /// [`UNMATCHED_ROUTE`]): the caller maps what actix matched onto that closed set.
+    pub fn record_http(&self, method: &str, route: &'static str, status: u16) {
         self.http_requests
             .get_or_create(&HttpLabels {
-                method: method.to_string(),
-                status,
+                method: method_label(method),
+                route,
+                status: status_class(status),
             })
             .inc();
     }
@@ -142,4 +174,28 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_come_from_closed_sets() {
+        let cases = [
+            ("GET", 200, "GET", "2xx"),
+            ("DELETE", 405, "DELETE", "4xx"),
+            ("get", 404, "other", "4xx"),
+            ("XYZZY", 599, "other", "5xx"),
+            ("PROPFIND", 101, "other", "1xx"),
+            ("HEAD", 304, "HEAD", "3xx"),
+        ];
+        for (method, status, want_method, want_status) in cases {
+            assert_eq!(
+                (method_label(method), status_class(status)),
+                (want_method, want_status),
+                "{method} {status}"
+            );
+        }
+    }
 }

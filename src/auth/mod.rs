@@ -1,7 +1,10 @@
 //! The gateway's own credentials: the master key, API clients, and the tokens they get.
 
+pub mod client_status;
 pub mod clients;
+pub mod grant;
 pub mod keys;
+pub mod rate_limit;
 pub mod tokens;
 
 /// Compares secrets in constant time, after a length check (lengths are not secret).

@@ -1,8 +1,9 @@
 //! Bearer authentication: the operator token or a JWT from `POST /oauth/token`.
 
-use std::future::{ready, Ready};
+use std::time::Instant;
 
 use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 
 use super::error::ApiError;
 use super::AppState;
@@ -10,24 +11,28 @@ use crate::auth::secrets_equal;
 use crate::auth::tokens::{Principal, TokenError};
 use crate::domain::district::District;
 use crate::domain::scope::Scope;
-use crate::store::districts;
+use crate::store::{clients, districts};
 
 /// The authenticated caller of a request.
 pub struct Caller(pub Principal);
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Caller, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Caller, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(authenticate(req))
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await })
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .expect("AppState is registered");
+fn state(req: &HttpRequest) -> &web::Data<AppState> {
+    req.app_data::<web::Data<AppState>>()
+        .expect("AppState is registered")
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -35,28 +40,60 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let value = header
         .to_str()
         .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
-    let token = value
+    value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             ApiError::unauthorized("the Authorization header must be \"Bearer <token>\"")
-        })?;
-    if let Some(operator) = &state.settings.operator_token {
-        if secrets_equal(token.as_bytes(), operator.expose().as_bytes()) {
-            return Ok(Caller(Principal::operator()));
+        })
+}
+
+/// Whether `token` is the operator token.
+pub fn is_operator_token(state: &AppState, token: &str) -> bool {
+    state
+        .settings
+        .operator_token
+        .as_ref()
+        .is_some_and(|operator| secrets_equal(token.as_bytes(), operator.expose().as_bytes()))
+}
+
+async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let state = state(req);
+    let token = bearer_token(req)?;
+    if is_operator_token(state, token) {
+        return Ok(Caller(Principal::operator()));
+    }
+    let principal = match state.tokens.verify(token) {
+        Ok(p) => p,
+        Err(TokenError::Expired) => {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "token_expired",
+                "the token is expired: request a new one from /oauth/token",
+            ))
         }
+        Err(TokenError::Invalid) => return Err(ApiError::unauthorized("the token is not valid")),
+    };
+    if !client_is_active(state, &principal.subject).await? {
+        return Err(ApiError::unauthorized(
+            "the token is no longer valid: its client was revoked",
+        ));
     }
-    match state.tokens.verify(token) {
-        Ok(p) => Ok(Caller(p)),
-        Err(TokenError::Expired) => Err(ApiError::new(
-            actix_web::http::StatusCode::UNAUTHORIZED,
-            "token_expired",
-            "the token is expired: request a new one from /oauth/token",
-        )),
-        Err(TokenError::Invalid) => Err(ApiError::unauthorized("the token is not valid")),
+    Ok(Caller(principal))
+}
+
+/// Whether the client a token was issued to is still registered and not revoked, as of at most
+/// `[auth] client_check_ttl_secs` ago.
+async fn client_is_active(state: &AppState, client_id: &str) -> Result<bool, ApiError> {
+    let now = Instant::now();
+    if let Some(active) = state.client_status.get(client_id, now) {
+        return Ok(active);
     }
+    let active = matches!(clients::revoked_at(&state.db, client_id).await?, Some(None));
+    state.client_status.put(client_id, active, now);
+    Ok(active)
 }
 
 impl Caller {

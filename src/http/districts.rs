@@ -44,6 +44,7 @@ pub fn district_json(d: &District) -> serde_json::Value {
     })
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject))]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -65,6 +66,7 @@ pub async fn create(
         .json(district_json(&district)))
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject))]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let all = districts::list(&state.db).await?;
     let visible: Vec<_> = all
@@ -75,6 +77,7 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(json!({ "districts": visible })))
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.as_str()))]
 pub async fn get(
     state: web::Data<AppState>,
     caller: Caller,
@@ -91,6 +94,7 @@ pub struct CreateClient {
     scopes: Vec<String>,
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.as_str()))]
 pub async fn create_client(
     state: web::Data<AppState>,
     caller: Caller,
@@ -112,6 +116,7 @@ pub async fn create_client(
         })))
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.as_str()))]
 pub async fn list_clients(
     state: web::Data<AppState>,
     caller: Caller,

@@ -1,5 +1,6 @@
 //! One error shape for every HTTP answer: `{"error":{"code","message","details"}}`.
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
@@ -13,6 +14,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Vec<serde_json::Value>,
+    /// Headers the answer carries besides the body (`Allow` on a 405).
+    pub headers: Vec<(HeaderName, String)>,
 }
 
 impl ApiError {
@@ -22,7 +25,12 @@ impl ApiError {
             code,
             message: message.into(),
             details: Vec::new(),
+            headers: Vec::new(),
         }
+    }
+    pub fn with_header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
     pub fn with_details(mut self, details: Vec<serde_json::Value>) -> Self {
         self.details = details;
@@ -65,6 +73,11 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        for (name, value) in &self.headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                response.insert_header((name.clone(), value));
+            }
         }
         response.json(json!({
             "error": { "code": self.code, "message": self.message, "details": self.details }

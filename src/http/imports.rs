@@ -22,10 +22,20 @@ pub const MAX_UPLOAD_BYTES: usize = 2 << 30;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
-    #[serde(default)]
-    dry_run: bool,
+    dry_run: Option<String>,
 }
 
+impl ImportQuery {
+    fn dry_run(&self) -> Result<bool, ApiError> {
+        match self.dry_run.as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ApiError::bad_request("dry_run must be true or false")),
+        }
+    }
+}
+
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.as_str(), dry_run = query.dry_run.as_deref()))]
 pub async fn oneroster(
     state: web::Data<AppState>,
     caller: Caller,
@@ -34,6 +44,7 @@ pub async fn oneroster(
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let district = caller.district(&state, &path, Scope::RosterWrite).await?;
+    let dry_run = query.dry_run()?;
     let uploads = state.settings.data_dir.join("uploads");
     std::fs::create_dir_all(&uploads).map_err(|e| ApiError::internal(&e))?;
     let mut file = tempfile::Builder::new()
@@ -61,7 +72,7 @@ pub async fn oneroster(
     }
     file.flush().map_err(|e| ApiError::internal(&e))?;
     let options = RunOptions {
-        dry_run: query.dry_run,
+        dry_run,
         input_file: Some(file.path().to_path_buf()),
     };
     let report = import_oneroster_csv(

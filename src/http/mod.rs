@@ -9,11 +9,13 @@ pub mod oauth;
 pub mod roster;
 pub mod runs;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use actix_web::http::Method;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, Route};
 
+use crate::auth::client_status::ClientStatusCache;
+use crate::auth::rate_limit::TokenRateLimits;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Settings;
 use crate::store::Db;
@@ -25,7 +27,12 @@ pub struct AppState {
     pub engine: Engine,
     pub settings: Arc<Settings>,
     pub tokens: TokenKeys,
+    pub client_status: ClientStatusCache,
+    pub token_limits: TokenRateLimits,
 }
+
+/// Longest request target (path and query) served; longer ones get a 414 in the error shape.
+pub const MAX_URI_BYTES: usize = 8 << 10;
 
 /// Every route: the single list both the server and the contract test read.
 fn routes() -> Vec<(&'static str, Method, Route)> {
@@ -117,23 +124,69 @@ pub fn route_list() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Registers the routes, one resource per path.
+/// The distinct route patterns, in table order: the closed set of `route` metric labels.
+fn route_patterns() -> &'static [&'static str] {
+    static PATTERNS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    PATTERNS.get_or_init(|| {
+        let mut patterns: Vec<&'static str> = Vec::new();
+        for (path, _, _) in routes() {
+            if !patterns.contains(&path) {
+                patterns.push(path);
+            }
+        }
+        patterns
+    })
+}
+
+/// The metric label of what a request matched: its route pattern, or
+/// [`crate::telemetry::UNMATCHED_ROUTE`]. Only patterns from the route table pass, so no request
+/// can make up a label.
+pub fn route_label(matched: Option<&str>) -> &'static str {
+    matched
+        .and_then(|m| route_patterns().iter().find(|p| **p == m).copied())
+        .unwrap_or(crate::telemetry::UNMATCHED_ROUTE)
+}
+
+/// Registers the routes, one resource per path; other methods on a path get 405 with `Allow`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let mut by_path: Vec<(&'static str, Vec<Route>)> = Vec::new();
-    for (path, _, route) in routes() {
-        match by_path.iter_mut().find(|(p, _)| *p == path) {
-            Some((_, routes)) => routes.push(route),
-            None => by_path.push((path, vec![route])),
+    let mut by_path: Vec<(&'static str, Vec<Method>, Vec<Route>)> = Vec::new();
+    for (path, method, route) in routes() {
+        match by_path.iter_mut().find(|(p, _, _)| *p == path) {
+            Some((_, methods, routes)) => {
+                methods.push(method);
+                routes.push(route);
+            }
+            None => by_path.push((path, vec![method], vec![route])),
         }
     }
-    for (path, routes) in by_path {
-        let mut resource = web::resource(path).default_service(web::to(method_not_allowed));
+    for (path, methods, routes) in by_path {
+        let allow = methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut resource = web::resource(path).default_service(web::to(move |req: HttpRequest| {
+            let allow = allow.clone();
+            async move { method_not_allowed(req, allow) }
+        }));
         for route in routes {
             resource = resource.route(route);
         }
         cfg.service(resource);
     }
     cfg.default_service(web::to(route_not_found));
+}
+
+/// The refusal of a request target longer than [`MAX_URI_BYTES`], if this one is.
+pub fn uri_too_long(req: &actix_web::dev::ServiceRequest) -> Option<ApiError> {
+    let len = req.uri().path().len() + req.uri().query().map_or(0, |q| q.len() + 1);
+    (len > MAX_URI_BYTES).then(|| {
+        ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target is {len} bytes long; at most {MAX_URI_BYTES} are accepted"),
+        )
+    })
 }
 
 async fn route_not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
@@ -144,12 +197,20 @@ async fn route_not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, Ap
     ))
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+fn method_not_allowed(
+    req: HttpRequest,
+    allow: String,
+) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::new(
-        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} is not allowed on {}", req.method(), req.path()),
-    ))
+        format!(
+            "{} is not allowed on {}: use {allow}",
+            req.method(),
+            req.path()
+        ),
+    )
+    .with_header(actix_web::http::header::ALLOW, allow))
 }
 
 /// Makes actix's own extractor errors (bad JSON, bad query) speak our error shape.
@@ -187,24 +248,79 @@ pub fn form_config() -> web::FormConfig {
         .error_handler(|err, _| ApiError::bad_request(format!("invalid form body: {err}")).into())
 }
 
-/// Paging as OneRoster does it: `limit` (default 100, at most 10000) and `offset`.
-#[derive(Debug, serde::Deserialize)]
+/// Largest page a listing serves.
+pub const MAX_LIMIT: i64 = 10_000;
+
+/// Paging as OneRoster does it: `limit` (default 100, at most [`MAX_LIMIT`]) and `offset`.
+/// Both arrive as text so that a bad value is refused in our words, not serde's.
+#[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Paging {
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
+    pub limit: Option<String>,
+    pub offset: Option<String>,
 }
 
 impl Paging {
     pub fn resolve(&self) -> Result<(i64, i64), ApiError> {
-        let limit = self.limit.unwrap_or(100);
-        let offset = self.offset.unwrap_or(0);
-        if !(1..=10_000).contains(&limit) {
-            return Err(ApiError::bad_request("limit must be between 1 and 10000"));
-        }
-        if offset < 0 {
-            return Err(ApiError::bad_request("offset must not be negative"));
-        }
+        let limit = whole_number(self.limit.as_deref(), 100, 1..=MAX_LIMIT).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "limit must be a whole number from 1 to {MAX_LIMIT}"
+            ))
+        })?;
+        let offset = whole_number(self.offset.as_deref(), 0, 0..=i64::MAX)
+            .ok_or_else(|| ApiError::bad_request("offset must be a whole number, 0 or more"))?;
         Ok((limit, offset))
+    }
+}
+
+/// A query parameter holding a whole number in `range`; `default` when it is absent.
+pub fn whole_number(
+    raw: Option<&str>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Option<i64> {
+    match raw {
+        None => Some(default),
+        Some(raw) => raw.parse::<i64>().ok().filter(|n| range.contains(n)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_labels_are_route_patterns_or_unmatched() {
+        let cases = [
+            (
+                Some("/api/v1/districts/{district}/users"),
+                "/api/v1/districts/{district}/users",
+            ),
+            (Some("/metrics"), "/metrics"),
+            (Some("/api/v1/districts/lincoln/users"), "unmatched"),
+            (Some("/made/up/{x}"), "unmatched"),
+            (None, "unmatched"),
+        ];
+        for (matched, want) in cases {
+            assert_eq!(route_label(matched), want, "{matched:?}");
+        }
+    }
+
+    #[test]
+    fn whole_numbers_are_parsed_in_range_or_refused() {
+        let cases = [
+            (None, Some(100)),
+            (Some("1"), Some(1)),
+            (Some("10000"), Some(10000)),
+            (Some("0"), None),
+            (Some("10001"), None),
+            (Some("abc"), None),
+            (Some("1.0"), None),
+            (Some(" 5"), None),
+            (Some(""), None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(whole_number(raw, 100, 1..=MAX_LIMIT), want, "{raw:?}");
+        }
     }
 }

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::auth::clients::verify_secret;
-use crate::domain::scope::{self, Scope};
-use crate::store::{clients, districts};
+use crate::auth::grant::{self, ClientAuth, GrantError, GrantRequest, RegisteredClient};
+use crate::domain::scope;
+use crate::store::clients;
 
 #[derive(Debug, Deserialize)]
 pub struct TokenRequest {
@@ -27,6 +27,14 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> HttpRespon
         response.insert_header(("WWW-Authenticate", "Basic realm=\"rostergate\""));
     }
     response.json(json!({ "error": error, "error_description": description }))
+}
+
+fn server_error() -> HttpResponse {
+    oauth_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "internal error",
+    )
 }
 
 /// Client credentials from HTTP Basic or the form body (both are in use among OAuth clients).
@@ -70,99 +78,103 @@ fn form_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+#[tracing::instrument(skip_all, fields(client_id = tracing::field::Empty))]
 pub async fn token(
     state: web::Data<AppState>,
     req: HttpRequest,
     form: web::Form<TokenRequest>,
 ) -> HttpResponse {
-    if form.grant_type.as_deref() != Some("client_credentials") {
-        return oauth_error(
+    let auth = credentials(&req, &form).map(|(client_id, secret)| ClientAuth { client_id, secret });
+    let presented_id = auth
+        .as_ref()
+        .map(|a| a.client_id.as_str())
+        .or(form.client_id.as_deref());
+    if let Some(id) = presented_id {
+        tracing::Span::current().record("client_id", id);
+    }
+    let ip = req.peer_addr().map(|a| a.ip());
+    if let Err(retry) = state.token_limits.check(ip, presented_id) {
+        tracing::warn!(?ip, "token requests over the rate limit");
+        let mut response = oauth_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            &format!("too many token requests: retry after {} s", retry.0),
+        );
+        response.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from(retry.0),
+        );
+        return response;
+    }
+    let client = match &auth {
+        Some(a) => match clients::find_with_district(&state.db, &a.client_id).await {
+            Ok(found) => found.map(|c| RegisteredClient {
+                client_id: c.client_id,
+                district: c.district,
+                scopes: c.scopes,
+                secret_hash: c.secret_hash,
+                revoked_at: c.revoked_at,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "client lookup failed");
+                return server_error();
+            }
+        },
+        None => None,
+    };
+    let request = GrantRequest {
+        grant_type: form.grant_type.clone(),
+        scope: form.scope.clone(),
+    };
+    match grant::client_credentials(
+        &state.tokens,
+        auth.as_ref(),
+        client.as_ref(),
+        &request,
+        chrono::Utc::now(),
+    ) {
+        Ok(issued) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(json!({
+                "access_token": issued.access_token,
+                "token_type": "Bearer",
+                "expires_in": issued.expires_in,
+                "scope": scope::join(&issued.scopes),
+            })),
+        Err(e) => refusal(&e),
+    }
+}
+
+/// The RFC 6749 answer to a refused grant. Unknown client, wrong secret and revoked client
+/// answer alike, so that the answer tells an attacker nothing; the log says which it was.
+fn refusal(e: &GrantError) -> HttpResponse {
+    match e {
+        GrantError::UnsupportedGrantType(_) => oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             "only grant_type=client_credentials is supported",
-        );
-    }
-    let Some((client_id, secret)) = credentials(&req, &form) else {
-        return oauth_error(
+        ),
+        GrantError::MissingCredentials => oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "client credentials are missing",
-        );
-    };
-    let client = match clients::find(&state.db, &client_id).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "client lookup failed");
-            return oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            );
-        }
-    };
-    // Unknown client, wrong secret and revoked client all answer the same.
-    let Some(client) =
-        client.filter(|c| c.revoked_at.is_none() && verify_secret(&secret, &c.secret_hash))
-    else {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        );
-    };
-    let granted = match Scope::parse_list(&client.scopes) {
-        Ok(s) => s,
-        Err(_) => {
-            return oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
+        ),
+        e if e.is_client_authentication() => {
+            tracing::info!(reason = %e, "client authentication failed");
+            oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed",
             )
         }
-    };
-    let scopes = match form.scope.as_deref().filter(|s| !s.trim().is_empty()) {
-        None => granted,
-        Some(requested) => match Scope::parse_list(requested) {
-            Ok(asked) if asked.iter().all(|s| granted.contains(s)) => asked,
-            Ok(_) => {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_scope",
-                    "a requested scope was not granted to this client",
-                )
-            }
-            Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &e.to_string()),
-        },
-    };
-    let district = match districts::find_by_id(&state.db, client.district_id).await {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(error = %e, "district lookup failed");
-            return oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            );
+        GrantError::UnknownScope(_) | GrantError::ScopeNotGranted(_) => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &e.to_string())
         }
-    };
-    let Some(district) = district else {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        );
-    };
-    let access_token = state
-        .tokens
-        .issue(&client.client_id, district.slug.as_str(), &scopes);
-    HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(json!({
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": state.tokens.ttl_secs(),
-            "scope": scope::join(&scopes),
-        }))
+        other => {
+            tracing::error!(error = %other, "token grant failed");
+            server_error()
+        }
+    }
 }
 
 #[cfg(test)]

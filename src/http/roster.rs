@@ -96,6 +96,7 @@ pub fn record_json(kind: RecordKind, record: &StoredRecord) -> Value {
     Value::Object(obj)
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.as_str()))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -113,6 +114,7 @@ pub async fn list(
         .json(json!({ kind.oneroster_name(): items, "total": page.total, "limit": limit, "offset": offset })))
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.0))]
 pub async fn get(
     state: web::Data<AppState>,
     caller: Caller,
@@ -149,6 +151,7 @@ async fn existing_user(
     }
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.0))]
 pub async fn user_classes(
     state: web::Data<AppState>,
     caller: Caller,
@@ -194,6 +197,7 @@ fn group(links: Vec<CoachingLink>) -> Vec<Value> {
     out
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.0))]
 pub async fn user_coaching(
     state: web::Data<AppState>,
     caller: Caller,

@@ -26,6 +26,7 @@ fn run_json(row: &RunRow) -> Value {
     report
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.as_str()))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -50,6 +51,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(json!({ "runs": items, "limit": limit, "offset": offset })))
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.0, run_id = %path.1))]
 pub async fn get(
     state: web::Data<AppState>,
     caller: Caller,
@@ -65,6 +67,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(run_json(&row)))
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.0, run_id = %path.1))]
 pub async fn approve(
     state: web::Data<AppState>,
     caller: Caller,
@@ -76,6 +79,7 @@ pub async fn approve(
     Ok(HttpResponse::Ok().json(report))
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.0, run_id = %path.1))]
 pub async fn discard(
     state: web::Data<AppState>,
     caller: Caller,
@@ -90,10 +94,11 @@ pub async fn discard(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
-    after: Option<i64>,
-    limit: Option<i64>,
+    after: Option<String>,
+    limit: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.as_str()))]
 pub async fn events(
     state: web::Data<AppState>,
     caller: Caller,
@@ -102,11 +107,13 @@ pub async fn events(
 ) -> Result<HttpResponse, ApiError> {
     let district = caller.district(&state, &path, Scope::Admin).await?;
     let (limit, _) = Paging {
-        limit: query.limit,
+        limit: query.limit.clone(),
         offset: None,
     }
     .resolve()?;
-    let after = query.after.unwrap_or(0);
+    let after = super::whole_number(query.after.as_deref(), 0, 0..=i64::MAX).ok_or_else(|| {
+        ApiError::bad_request("after must be a whole number, 0 or more (an event id)")
+    })?;
     let events = outbox::list(&state.db, district.id, after, limit).await?;
     let next = events.last().map(|e| e.id);
     Ok(HttpResponse::Ok().json(json!({ "events": events, "next_after": next })))

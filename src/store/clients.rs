@@ -64,3 +64,45 @@ pub async fn revoke(db: &Db, district_id: i64, client_id: &str) -> Result<bool, 
         .await?;
     Ok(n == 1)
 }
+
+/// A client with the slug of its district: what the token endpoint needs in one read.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClientWithDistrict {
+    pub client_id: String,
+    pub district: String,
+    pub scopes: String,
+    pub secret_hash: String,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub async fn find_with_district(
+    db: &Db,
+    client_id: &str,
+) -> Result<Option<ClientWithDistrict>, StoreError> {
+    db.conn()
+        .fetch_optional(
+            "SELECT c.client_id, d.slug AS district, c.scopes, c.secret_hash, c.revoked_at \
+             FROM api_clients c JOIN districts d ON d.id = c.district_id WHERE c.client_id = $1",
+            &args![client_id],
+        )
+        .await
+}
+
+/// When the client was revoked (`Some(None)` while it is active), or `None` if it is unknown.
+pub async fn revoked_at(
+    db: &Db,
+    client_id: &str,
+) -> Result<Option<Option<DateTime<Utc>>>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        revoked_at: Option<DateTime<Utc>>,
+    }
+    let row: Option<Row> = db
+        .conn()
+        .fetch_optional(
+            "SELECT revoked_at FROM api_clients WHERE client_id = $1",
+            &args![client_id],
+        )
+        .await?;
+    Ok(row.map(|r| r.revoked_at))
+}

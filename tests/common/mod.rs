@@ -23,6 +23,16 @@ macro_rules! on_every_backend {
             }
         }
     };
+    ($name:ident, with $env:expr, |$app:ident| $body:block) => {
+        #[tokio::test]
+        async fn $name() {
+            for backend in common::backends().await {
+                eprintln!("{} on {:?}", stringify!($name), backend);
+                let $app = common::spawn_app_with(backend, $env).await;
+                $body
+            }
+        }
+    };
 }
 
 pub const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
@@ -134,7 +144,12 @@ pub struct TestApp {
 }
 
 pub fn settings_for(db_url: &str, data_dir: &Path) -> Settings {
-    let vars = vec![
+    settings_with(db_url, data_dir, &[])
+}
+
+/// As [`settings_for`], with more `ROSTERGATE_*` variables set (they win over the defaults).
+pub fn settings_with(db_url: &str, data_dir: &Path, extra: &[(&str, &str)]) -> Settings {
+    let mut vars = vec![
         ("ROSTERGATE_DATABASE_URL".to_string(), db_url.to_string()),
         ("ROSTERGATE_BIND".to_string(), "127.0.0.1:0".to_string()),
         (
@@ -150,13 +165,19 @@ pub fn settings_for(db_url: &str, data_dir: &Path) -> Settings {
             "test-secret-key-that-is-long-enough-000".to_string(),
         ),
     ];
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Settings::load_from(Path::new("/nonexistent"), &vars, &Overrides::default()).unwrap()
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// As [`spawn_app`], with more `ROSTERGATE_*` variables (e.g. tighter auth limits).
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     let db = TestDb::new(backend).await;
     let data_dir = tempfile::tempdir().unwrap();
-    let app = Application::build(settings_for(&db.url, data_dir.path()))
+    let app = Application::build(settings_with(&db.url, data_dir.path(), extra))
         .await
         .expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());

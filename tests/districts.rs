@@ -1,0 +1,79 @@
+//! Black-box tests of district creation, on SQLite and PostgreSQL.
+
+mod common;
+
+use common::OPERATOR_TOKEN;
+use serde_json::json;
+
+on_every_backend!(
+    operator_creates_districts_and_bad_fields_are_refused,
+    |app| {
+        app.create_district("lincoln").await;
+        let (status, body) = app.get("/api/v1/districts/lincoln", OPERATOR_TOKEN).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["timezone"], "America/Chicago");
+        assert_eq!(body["settings"]["delete_threshold_percent"], 10.0);
+        let table = [
+            (
+                json!({ "slug": "lincoln", "name": "Again", "timezone": "America/Chicago" }),
+                409,
+                "conflict",
+            ),
+            (
+                json!({ "slug": "Bad Slug", "name": "X", "timezone": "America/Chicago" }),
+                422,
+                "invalid_field",
+            ),
+            (
+                json!({ "slug": "ok-slug", "name": "X", "timezone": "Mars/Olympus" }),
+                422,
+                "invalid_field",
+            ),
+            (
+                json!({ "slug": "ok-slug", "name": "  ", "timezone": "UTC" }),
+                422,
+                "invalid_field",
+            ),
+            (
+                json!({ "slug": "ok-slug", "name": "X" }),
+                422,
+                "invalid_body",
+            ),
+            (
+                json!({ "slug": "ok-slug", "name": "X", "timezone": "UTC", "evil": 1 }),
+                422,
+                "invalid_body",
+            ),
+        ];
+        for (body, want_status, want_code) in table {
+            let (status, answer) = app
+                .post_json("/api/v1/districts", OPERATOR_TOKEN, &body)
+                .await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str().unwrap()),
+                (want_status, want_code),
+                "{body} → {answer}"
+            );
+        }
+        let r = app
+            .client
+            .post(app.url("/api/v1/districts"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .header("Content-Type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        // A district's own admin cannot create districts.
+        let admin = app.token_for("lincoln", &["admin"]).await;
+        let (status, _) = app
+            .post_json(
+                "/api/v1/districts",
+                &admin,
+                &json!({ "slug": "other", "name": "O", "timezone": "UTC" }),
+            )
+            .await;
+        assert_eq!(status, 403);
+    }
+);

@@ -1,0 +1,222 @@
+//! Black-box tests of sync runs: held, approved, discarded, dry and dead runs, and their events.
+
+mod common;
+
+use common::{count, school, OPERATOR_TOKEN};
+use serde_json::json;
+
+on_every_backend!(every_change_is_written_once_to_the_outbox, |app| {
+    app.create_district("lincoln").await;
+    let (_, report) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+    let (_, events) = app
+        .get(
+            "/api/v1/districts/lincoln/events?limit=10000",
+            OPERATOR_TOKEN,
+        )
+        .await;
+    let events = events["events"].as_array().unwrap();
+    let of = |t: &str| events.iter().filter(|e| e["event_type"] == t).count();
+    assert_eq!(of("users.created"), 5);
+    assert_eq!(of("enrollments.created"), 7);
+    assert_eq!(of("coaching.started"), 5);
+    assert!(events.iter().all(|e| e["run_id"] == report["run_id"]));
+    assert!(events
+        .iter()
+        .any(|e| e["event_type"] == "coaching.started" && e["subject_id"] == "tch-1/stu-2"));
+    // Paging by cursor.
+    let first = events[0]["id"].as_i64().unwrap();
+    let (_, rest) = app
+        .get(
+            &format!("/api/v1/districts/lincoln/events?after={first}&limit=10000"),
+            OPERATOR_TOKEN,
+        )
+        .await;
+    assert_eq!(rest["events"].as_array().unwrap().len(), events.len() - 1);
+});
+
+on_every_backend!(
+    a_mass_deletion_is_held_until_an_administrator_approves_it,
+    |app| {
+        app.create_district_with("lincoln", json!({ "threshold_min_changes": 1 }))
+            .await;
+        app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        // Every enrollment gone but the teachers': 5 of 7 deletions trips the 10 % threshold.
+        let base = school();
+        let enrollments = base
+            .get("enrollments.csv")
+            .lines()
+            .filter(|l| !l.contains(",student,"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (status, held) = app
+            .import(
+                "lincoln",
+                OPERATOR_TOKEN,
+                &base.clone().with("enrollments.csv", &enrollments),
+            )
+            .await;
+        assert_eq!(status, 202, "{held}");
+        assert_eq!(held["status"], "held");
+        assert!(
+            held["held_reasons"][0]
+                .as_str()
+                .unwrap()
+                .contains("enrollments: 4 of 7 records would be deleted"),
+            "{held}"
+        );
+        let run = held["run_id"].as_str().unwrap().to_string();
+        // Nothing applied yet.
+        let (_, coaching) = app
+            .get(
+                "/api/v1/districts/lincoln/users/tch-1/coaching",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(coaching["students"].as_array().unwrap().len(), 3);
+        let (_, shown) = app
+            .get(
+                &format!("/api/v1/districts/lincoln/runs/{run}"),
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(shown["status"], "held");
+        // A reader may look but not decide.
+        let reader = app.token_for("lincoln", &["roster:read"]).await;
+        let (status, _) = app
+            .post_json(
+                &format!("/api/v1/districts/lincoln/runs/{run}/approve"),
+                &reader,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, 403);
+        let (status, applied) = app
+            .post_json(
+                &format!("/api/v1/districts/lincoln/runs/{run}/approve"),
+                OPERATOR_TOKEN,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{applied}");
+        assert_eq!(applied["status"], "applied");
+        assert_eq!(applied["coaching"], json!({ "started": 0, "ended": 5 }));
+        let (_, coaching) = app
+            .get(
+                "/api/v1/districts/lincoln/users/tch-1/coaching",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(coaching["students"], json!([]));
+        let (status, again) = app
+            .post_json(
+                &format!("/api/v1/districts/lincoln/runs/{run}/approve"),
+                OPERATOR_TOKEN,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, 409);
+        assert_eq!(again["error"]["code"], "run_not_held");
+        let (_, runs) = app
+            .get("/api/v1/districts/lincoln/runs", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(runs["runs"][0]["run_id"], run.as_str());
+        assert_eq!(runs["runs"][0]["status"], "applied");
+    }
+);
+
+on_every_backend!(a_discarded_held_run_applies_nothing, |app| {
+    app.create_district_with("lincoln", json!({ "threshold_min_changes": 1 }))
+        .await;
+    app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+    let base = school();
+    let enrollments = base
+        .get("enrollments.csv")
+        .lines()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (_, held) = app
+        .import(
+            "lincoln",
+            OPERATOR_TOKEN,
+            &base.with("enrollments.csv", &enrollments),
+        )
+        .await;
+    let run = held["run_id"].as_str().unwrap();
+    let (status, discarded) = app
+        .post_json(
+            &format!("/api/v1/districts/lincoln/runs/{run}/discard"),
+            OPERATOR_TOKEN,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(discarded["status"], "discarded");
+    let (_, enrollments) = app
+        .get("/api/v1/districts/lincoln/enrollments", OPERATOR_TOKEN)
+        .await;
+    assert_eq!(enrollments["total"], 7);
+    let (status, _) = app
+        .post_json(
+            "/api/v1/districts/lincoln/runs/not-a-run/approve",
+            OPERATOR_TOKEN,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 404);
+});
+
+on_every_backend!(a_dry_run_reports_every_change_and_applies_none, |app| {
+    app.create_district("lincoln").await;
+    let (status, report) = app
+        .post_bytes(
+            "/api/v1/districts/lincoln/imports/oneroster?dry_run=true",
+            OPERATOR_TOKEN,
+            school().zip(),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["status"], "dry_run");
+    assert_eq!(count(&report, "users", "created"), 5);
+    assert_eq!(report["coaching"], json!({ "started": 5, "ended": 0 }));
+    let (_, users) = app
+        .get("/api/v1/districts/lincoln/users", OPERATOR_TOKEN)
+        .await;
+    assert_eq!(users["total"], 0);
+    let (_, events) = app
+        .get("/api/v1/districts/lincoln/events", OPERATOR_TOKEN)
+        .await;
+    assert_eq!(events["events"], json!([]));
+});
+
+on_every_backend!(
+    a_run_that_died_midway_is_marked_failed_by_the_next_one,
+    |app| {
+        app.create_district("lincoln").await;
+        // A run that crashed: its record says running, its lock expired long ago.
+        let db = rostergate::store::Db::connect(&app.db.url).await.unwrap();
+        let district = rostergate::store::districts::get(&db, "lincoln")
+            .await
+            .unwrap();
+        let plan = rostergate::sync::input::Plan::default();
+        rostergate::store::runs::insert(
+            &db,
+            "dead-run",
+            district.id,
+            "oneroster_csv",
+            false,
+            &plan,
+            chrono::Utc::now(),
+            None,
+        )
+        .await
+        .unwrap();
+        let (status, _) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        assert_eq!(status, 200);
+        let (_, dead) = app
+            .get("/api/v1/districts/lincoln/runs/dead-run", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(dead["status"], "failed");
+        db.close().await;
+    }
+);
