@@ -268,7 +268,7 @@ pub fn generate_oneroster(students: usize, seed: u64, out: &Path, json_out: bool
             "wrote a synthetic district of {students} students (seed {seed}) to {}",
             out.display()
         ))?;
-        output::line(&counts)?;
+        output::line(counts)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -199,18 +199,16 @@ on_every_backend!(
             .await
             .unwrap();
         let plan = rostergate::sync::input::Plan::default();
-        rostergate::store::runs::insert(
-            &db,
-            "dead-run",
-            district.id,
-            "oneroster_csv",
-            false,
-            &plan,
-            chrono::Utc::now(),
-            None,
-        )
-        .await
-        .unwrap();
+        let run = rostergate::store::runs::NewRun {
+            id: "dead-run",
+            district_id: district.id,
+            source: "oneroster_csv",
+            dry_run: false,
+            plan: &plan,
+            started_at: chrono::Utc::now(),
+            input_file: None,
+        };
+        rostergate::store::runs::insert(&db, run).await.unwrap();
         let (status, _) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
         assert_eq!(status, 200);
         let (_, dead) = app

@@ -39,22 +39,34 @@ impl RunRow {
 const COLUMNS: &str =
     "id, district_id, source, status, dry_run, plan, staged_rows, report, started_at, finished_at";
 
-pub async fn insert(
-    db: &Db,
-    id: &str,
-    district_id: i64,
-    source: &str,
-    dry_run: bool,
-    plan: &Plan,
-    started_at: DateTime<Utc>,
-    input_file: Option<&str>,
-) -> Result<(), StoreError> {
-    let plan = serde_json::to_string(plan).expect("plan serializes");
+/// A run as it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub district_id: i64,
+    pub source: &'a str,
+    pub dry_run: bool,
+    pub plan: &'a Plan,
+    pub started_at: DateTime<Utc>,
+    /// The spooled upload the run reads, deleted if the run dies.
+    pub input_file: Option<&'a str>,
+}
+
+pub async fn insert(db: &Db, run: NewRun<'_>) -> Result<(), StoreError> {
+    let plan = serde_json::to_string(run.plan).expect("plan serializes");
     db.conn()
         .execute(
             "INSERT INTO sync_runs (id, district_id, source, status, dry_run, plan, started_at, input_file) \
              VALUES ($1, $2, $3, 'running', $4, $5, $6, $7)",
-            &args![id, district_id, source, dry_run, plan, started_at, input_file.map(str::to_string)],
+            &args![
+                run.id,
+                run.district_id,
+                run.source,
+                run.dry_run,
+                plan,
+                run.started_at,
+                run.input_file.map(str::to_string)
+            ],
         )
         .await?;
     Ok(())

@@ -86,17 +86,16 @@ impl Engine {
         let started_at = Utc::now();
         let lock = self.lock(district, &run_id).await?;
         let result = async {
-            runs::insert(
-                &self.db,
-                &run_id,
-                district.id,
+            let run = runs::NewRun {
+                id: &run_id,
+                district_id: district.id,
                 source,
-                options.dry_run,
-                &plan,
+                dry_run: options.dry_run,
+                plan: &plan,
                 started_at,
-                options.input_file.as_deref().and_then(|p| p.to_str()),
-            )
-            .await?;
+                input_file: options.input_file.as_deref().and_then(|p| p.to_str()),
+            };
+            runs::insert(&self.db, run).await?;
             let mut report = RunReport {
                 source: source.to_string(),
                 started_at,
@@ -572,17 +571,16 @@ impl Engine {
     ) -> Result<RunReport, SyncError> {
         let run_id = uuid::Uuid::new_v4().to_string();
         let now = Utc::now();
-        runs::insert(
-            &self.db,
-            &run_id,
-            district.id,
+        let run = runs::NewRun {
+            id: &run_id,
+            district_id: district.id,
             source,
-            false,
-            &Plan::default(),
-            now,
-            None,
-        )
-        .await?;
+            dry_run: false,
+            plan: &Plan::default(),
+            started_at: now,
+            input_file: None,
+        };
+        runs::insert(&self.db, run).await?;
         let mut report = RunReport {
             source: source.to_string(),
             started_at: now,
