@@ -95,7 +95,7 @@ fn main() -> ExitCode {
     // Measurements go to stdout; only trouble is logged.
     rostergate::telemetry::init(&LogSettings {
         format: LogFormat::Pretty,
-        filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,sqlx=error".into()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
