@@ -20,7 +20,7 @@ use rostergate::sync::{Engine, RunStatus, SyncError};
 use rostergate::synthetic::{self, GenerateError, SyntheticDistrict};
 
 use crate::http1::Connection;
-use crate::load::{self, Load, LoadResult, Target};
+use crate::load::{self, Load, LoadResult, PathFn, Target};
 use crate::scratch_db::{ScratchDb, ScratchDbError};
 
 const DISTRICT: &str = "bench";
@@ -222,10 +222,7 @@ async fn measure_backend(
 
     let students = opts.students.max(1) as u64;
     let pages = users.div_ceil(PAGE).max(1);
-    let endpoints: [(
-        &'static str,
-        Arc<dyn Fn(usize, u64) -> String + Send + Sync>,
-    ); 2] = [
+    let endpoints: [(&'static str, PathFn); 2] = [
         (
             "coaching",
             Arc::new(move |c, i| {

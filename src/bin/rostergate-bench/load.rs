@@ -9,12 +9,15 @@ use serde::Serialize;
 
 use crate::http1::Connection;
 
-/// What to send: the path of request `i` on connection `c`, and the extra header lines.
+/// The path of request `i` on connection `c`.
+pub type PathFn = Arc<dyn Fn(usize, u64) -> String + Send + Sync>;
+
+/// What to send: where, the extra header lines, and which path each time.
 pub struct Target {
     pub addr: SocketAddr,
     /// Header lines each ending in `\r\n` (e.g. the bearer token).
     pub headers: String,
-    pub path: Arc<dyn Fn(usize, u64) -> String + Send + Sync>,
+    pub path: PathFn,
 }
 
 /// How hard and how long.
