@@ -19,12 +19,8 @@ use rostergate::sync::Engine;
 use serde_json::Value;
 
 fn rostergate(db_url: &str, dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rostergate"))
-        .args(["--database-url", db_url])
+    common::rostergate_command(db_url, dir)
         .args(args)
-        .current_dir(dir)
-        .env_remove("ROSTERGATE_DATABASE_URL")
-        .env("ROSTERGATE_LOG__FILTER", "error")
         .output()
         .expect("the binary runs")
 }

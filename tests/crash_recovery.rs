@@ -15,12 +15,8 @@ use serde_json::Value;
 const SECRET_KEY: &str = "crash-test-secret-key-that-is-long-enough";
 
 fn rostergate(db_url: &str, dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rostergate"));
+    let mut command = common::rostergate_command(db_url, dir);
     command
-        .args(["--database-url", db_url])
-        .current_dir(dir)
-        .env_remove("ROSTERGATE_DATABASE_URL")
-        .env("ROSTERGATE_LOG__FILTER", "error")
         .env("ROSTERGATE_SECRET_KEY", SECRET_KEY)
         .env("ROSTERGATE_OPERATOR_TOKEN", OPERATOR_TOKEN)
         .env("ROSTERGATE_DATA_DIR", dir.join("data"));

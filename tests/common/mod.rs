@@ -332,6 +332,17 @@ impl Bundle {
     }
 }
 
+/// The `rostergate` binary on one database, run from `dir`, logging only errors.
+pub fn rostergate_command(db_url: &str, dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rostergate"));
+    command
+        .args(["--database-url", db_url])
+        .current_dir(dir)
+        .env_remove("ROSTERGATE_DATABASE_URL")
+        .env("ROSTERGATE_LOG__FILTER", "error");
+    command
+}
+
 pub fn sample_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oneroster-1.1-sample")
 }
