@@ -90,6 +90,7 @@ impl Application {
             }
         }
         let state = web::Data::new(AppState {
+            listing_totals: Default::default(),
             engine,
             tokens: TokenKeys::new(&master, &settings.auth),
             client_status: ClientStatusCache::new(Duration::from_secs(

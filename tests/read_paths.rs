@@ -161,3 +161,79 @@ on_every_backend!(coaching_answers_agree_with_the_enrollments, |app| {
         assert_eq!(answered, order, "{student}: coaches in key order");
     }
 });
+
+/// `total` (and `X-Total-Count`) of a listing, read twice so that a remembered count is used.
+async fn total(app: &common::TestApp, kind: &str) -> u64 {
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let r = app
+            .client
+            .get(app.url(&format!("/api/v1/districts/lincoln/{kind}?limit=1")))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let header: u64 = r.headers()["X-Total-Count"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["total"].as_u64(), Some(header));
+        seen.push(header);
+    }
+    assert_eq!(seen[0], seen[1]);
+    seen[0]
+}
+
+on_every_backend!(
+    listing_totals_follow_every_applied_sync_and_only_those,
+    |app| {
+        app.create_district("lincoln").await;
+        app.import("lincoln", OPERATOR_TOKEN, &common::school())
+            .await;
+        assert_eq!(total(&app, "users").await, 5);
+        assert_eq!(total(&app, "enrollments").await, 7);
+
+        let school = common::school();
+        let grown = school.clone().with(
+            "users.csv",
+            &format!(
+                "{}stu-4,,,true,sch-1,student,sol,,Sol,Four,,S4,sol@example.org,,,,09,\n",
+                school.get("users.csv")
+            ),
+        );
+        // A dry run changes nothing, so the remembered totals still hold.
+        let (status, _) = app
+            .post_bytes(
+                "/api/v1/districts/lincoln/imports/oneroster?dry_run=true",
+                OPERATOR_TOKEN,
+                grown.zip(),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(total(&app, "users").await, 5);
+
+        let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &grown).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(total(&app, "users").await, 6);
+        assert_eq!(total(&app, "enrollments").await, 7);
+
+        // Removing enrollments hides them from the listing at once.
+        let enrollments: String = school
+            .get("enrollments.csv")
+            .lines()
+            .filter(|l| !l.starts_with("e-7"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (status, report) = app
+            .import(
+                "lincoln",
+                OPERATOR_TOKEN,
+                &grown.with("enrollments.csv", &enrollments),
+            )
+            .await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(total(&app, "enrollments").await, 6);
+    }
+);

@@ -144,6 +144,9 @@ pub struct District {
     pub timezone: Timezone,
     pub settings: DistrictSettings,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Bumped by every applied sync: the roster as read now is the one of this version.
+    #[serde(skip)]
+    pub roster_version: i64,
 }
 
 #[cfg(test)]

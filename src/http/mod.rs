@@ -29,6 +29,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub client_status: ClientStatusCache,
     pub token_limits: TokenRateLimits,
+    /// Listing totals, counted once per district roster version.
+    pub listing_totals: crate::store::roster::ListingTotals,
 }
 
 /// Longest request target (path and query) served; longer ones get a 414 in the error shape.

@@ -107,7 +107,15 @@ pub async fn list(
     let district = caller.district(&state, &path, Scope::RosterRead).await?;
     let kind = kind_of(&req);
     let (limit, offset) = paging.resolve()?;
-    let page = roster::list(&state.db, district.id, kind, limit, offset).await?;
+    let page = roster::list(
+        &state.db,
+        &state.listing_totals,
+        &district,
+        kind,
+        limit,
+        offset,
+    )
+    .await?;
     let items: Vec<Value> = page.records.iter().map(|r| record_json(kind, r)).collect();
     Ok(HttpResponse::Ok()
         .insert_header(("X-Total-Count", page.total.to_string()))

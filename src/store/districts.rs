@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, StoreError};
+use super::{Db, StoreError, Tx};
 use crate::args;
 use crate::domain::district::{District, DistrictName, DistrictSettings, Slug, Timezone};
 
@@ -14,6 +14,7 @@ struct DistrictRow {
     timezone: String,
     settings: String,
     created_at: DateTime<Utc>,
+    roster_version: i64,
 }
 
 impl DistrictRow {
@@ -28,11 +29,12 @@ impl DistrictRow {
             timezone: Timezone::parse(&self.timezone).map_err(|_| corrupt("time zone"))?,
             settings: serde_json::from_str(&self.settings).map_err(|_| corrupt("settings"))?,
             created_at: self.created_at,
+            roster_version: self.roster_version,
         })
     }
 }
 
-const COLUMNS: &str = "id, slug, name, timezone, settings, created_at";
+const COLUMNS: &str = "id, slug, name, timezone, settings, created_at, roster_version";
 
 pub async fn create(
     db: &Db,
@@ -107,4 +109,14 @@ pub async fn list(db: &Db) -> Result<Vec<District>, StoreError> {
         )
         .await?;
     rows.into_iter().map(DistrictRow::into_district).collect()
+}
+
+/// Marks the district's roster as changed, inside the transaction that changes it.
+pub async fn bump_roster_version(tx: &mut Tx, district_id: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE districts SET roster_version = roster_version + 1 WHERE id = $1",
+        &args![district_id],
+    )
+    .await?;
+    Ok(())
 }

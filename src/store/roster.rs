@@ -1,9 +1,13 @@
 //! Reading roster records back, always scoped to one district.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use super::staging::active_predicate;
 use super::tables::KindTables;
 use super::{Db, StoreError};
 use crate::args;
+use crate::domain::district::District;
 use crate::domain::records::{ColumnType, RecordKind};
 
 /// A stored record: its columns as text in descriptor order.
@@ -85,28 +89,66 @@ fn page_sql(kind: RecordKind) -> String {
     )
 }
 
+/// Listing totals per district and record type, each kept with the roster version it was
+/// counted at. Listings change only when a sync applies (which bumps the version), so paging
+/// through a district counts its rows once, not once per page; several gateways sharing a
+/// database stay right because every request reads the district's current version.
+#[derive(Debug, Default)]
+pub struct ListingTotals {
+    counted: Mutex<HashMap<(i64, RecordKind), (i64, i64)>>,
+}
+
+impl ListingTotals {
+    fn get(&self, district_id: i64, kind: RecordKind, version: i64) -> Option<i64> {
+        let counted = self.counted.lock().unwrap_or_else(|e| e.into_inner());
+        counted
+            .get(&(district_id, kind))
+            .filter(|(at, _)| *at == version)
+            .map(|(_, total)| *total)
+    }
+
+    fn put(&self, district_id: i64, kind: RecordKind, version: i64, total: i64) {
+        let mut counted = self.counted.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = counted
+            .entry((district_id, kind))
+            .or_insert((version, total));
+        // A request that read an older version may finish last: it must not undo a newer count.
+        if entry.0 <= version {
+            *entry = (version, total);
+        }
+    }
+}
+
 pub async fn list(
     db: &Db,
-    district_id: i64,
+    totals: &ListingTotals,
+    district: &District,
     kind: RecordKind,
     limit: i64,
     offset: i64,
 ) -> Result<Page, StoreError> {
     let rows = db
         .conn()
-        .text_rows(&page_sql(kind), &args![district_id, limit, offset])
+        .text_rows(&page_sql(kind), &args![district.id, limit, offset])
         .await?;
-    let total = db
-        .conn()
-        .scalar(
-            &format!(
-                "SELECT COUNT(*) FROM {} r WHERE r.district_id = $1 AND {}",
-                kind.table(),
-                listed(kind, "r")
-            ),
-            &args![district_id],
-        )
-        .await?;
+    let total = match totals.get(district.id, kind, district.roster_version) {
+        Some(total) => total,
+        None => {
+            let total = db
+                .conn()
+                .scalar(
+                    &format!(
+                        "SELECT COUNT(*) FROM {} r WHERE r.district_id = $1 AND {}",
+                        kind.table(),
+                        listed(kind, "r")
+                    ),
+                    &args![district.id],
+                )
+                .await?;
+            totals.put(district.id, kind, district.roster_version, total);
+            total
+        }
+    };
     Ok(Page {
         records: rows.into_iter().map(to_record).collect(),
         total,

@@ -387,6 +387,7 @@ impl Engine {
         match report {
             Some(report) => {
                 staging::clear_in(&mut tx, run_id).await?;
+                districts::bump_roster_version(&mut tx, district.id).await?;
                 report.status = RunStatus::Applied;
                 report.coaching = coaching;
                 report.finished_at = Some(Utc::now());
