@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{backends, TestDb, OPERATOR_TOKEN};
+use common::{backends, Bundle, TestDb, OPERATOR_TOKEN};
 use rostergate::store::Db;
 use serde_json::Value;
 
@@ -238,22 +238,6 @@ async fn start_server(db_url: &str, dir: &Path) -> Server {
     Server { child, address }
 }
 
-fn zip_dir(dir: &Path) -> Vec<u8> {
-    use std::io::Write;
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        writer
-            .start_file(
-                path.file_name().unwrap().to_str().unwrap(),
-                zip::write::SimpleFileOptions::default(),
-            )
-            .unwrap();
-        writer.write_all(&std::fs::read(&path).unwrap()).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
-}
-
 fn uploads(dir: &Path) -> Vec<std::path::PathBuf> {
     match std::fs::read_dir(dir.join("data/uploads")) {
         Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
@@ -268,7 +252,7 @@ async fn a_gateway_killed_mid_upload_import_leaves_no_running_run_and_no_upload_
         let test_db = TestDb::new(backend).await;
         let work = tempfile::tempdir().unwrap();
         let bundle = district_and_bundle(&test_db.url, work.path());
-        let body = zip_dir(Path::new(&bundle));
+        let body = Bundle::from_dir(Path::new(&bundle)).zip();
         let db = Db::connect(&test_db.url).await.unwrap();
 
         let server = start_server(&test_db.url, work.path()).await;

@@ -94,24 +94,7 @@ pub async fn try_lock(
     Ok(Some(lock))
 }
 
-/// Which run held the district's lock last (a run that died still shows here until the next
-/// holder replaces it).
-pub async fn last_holder(db: &Db, district_id: i64) -> Result<Option<String>, StoreError> {
-    let held: Vec<String> = db
-        .conn()
-        .strings(
-            "SELECT sync_lock FROM districts WHERE id = $1 AND sync_lock IS NOT NULL",
-            &args![district_id],
-        )
-        .await?;
-    Ok(held.into_iter().next())
-}
-
 impl DistrictLock {
-    pub fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
     /// Gives the lock back.
     pub async fn release(mut self) -> Result<(), StoreError> {
         let Some(held) = self.held.take() else {

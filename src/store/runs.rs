@@ -162,15 +162,16 @@ pub async fn running_except(
 
 /// Districts with runs marked running (at start-up: candidates for recovery).
 pub async fn districts_with_running_runs(db: &Db) -> Result<Vec<i64>, StoreError> {
-    let ids = db
+    #[derive(sqlx::FromRow)]
+    struct DistrictId {
+        district_id: i64,
+    }
+    let rows: Vec<DistrictId> = db
         .conn()
-        .text_rows(
-            "SELECT DISTINCT CAST(district_id AS TEXT) FROM sync_runs WHERE status = 'running'",
+        .fetch_all(
+            "SELECT DISTINCT district_id FROM sync_runs WHERE status = 'running'",
             &[],
         )
         .await?;
-    Ok(ids
-        .into_iter()
-        .filter_map(|row| row.into_iter().next().flatten()?.parse().ok())
-        .collect())
+    Ok(rows.into_iter().map(|r| r.district_id).collect())
 }
