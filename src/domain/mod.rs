@@ -1,8 +1,10 @@
 //! Plain types and pure rules. Nothing in here does I/O.
 
+pub mod connection;
 pub mod district;
 pub mod problem;
 pub mod records;
 pub mod run;
+pub mod schedule;
 pub mod scope;
 pub mod thresholds;
