@@ -1,4 +1,5 @@
-//! Errors and warnings about input, each saying where: file, line (1 = header), field.
+//! Errors and warnings about input, each saying where: a file and line (1 = header), or a
+//! request and record (`GET /users`, its offset in the collection, its sourcedId); and the field.
 
 use std::collections::HashMap;
 
@@ -33,11 +34,83 @@ pub fn quoted(value: &str) -> String {
     out
 }
 
+/// Where a problem is: in a file (a CSV bundle), or in what a request returned (a REST pull).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Location {
+    File {
+        /// The file, or `*` for the run as a whole.
+        file: String,
+        /// 1 = the header row.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<u64>,
+    },
+    Record {
+        /// `GET /users`: the request, its path relative to the connection's base URL.
+        endpoint: String,
+        /// The record's position in the collection (what `offset=` would fetch it first).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+        #[serde(default, rename = "sourcedId", skip_serializing_if = "Option::is_none")]
+        sourced_id: Option<String>,
+    },
+}
+
+impl Location {
+    /// A place in what a request returned.
+    pub fn record(
+        endpoint: impl Into<String>,
+        offset: Option<u64>,
+        sourced_id: Option<&str>,
+    ) -> Self {
+        Location::Record {
+            endpoint: shorten(&endpoint.into(), MAX_FILE_CHARS),
+            offset,
+            sourced_id: sourced_id.map(|id| shorten(id, MAX_FIELD_CHARS)),
+        }
+    }
+
+    /// The file or the endpoint: what warnings are folded by, with the field and message.
+    pub fn source(&self) -> &str {
+        match self {
+            Location::File { file, .. } => file,
+            Location::Record { endpoint, .. } => endpoint,
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    /// `users.csv:12`, as editors print locations; `GET /users (offset 200, sourcedId "u1")`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File { file, line } => {
+                write!(f, "{file}")?;
+                if let Some(line) = line {
+                    write!(f, ":{line}")?;
+                }
+                Ok(())
+            }
+            Location::Record {
+                endpoint,
+                offset,
+                sourced_id,
+            } => {
+                write!(f, "{endpoint}")?;
+                match (offset, sourced_id) {
+                    (Some(o), Some(id)) => write!(f, " (offset {o}, sourcedId {})", quoted(id)),
+                    (Some(o), None) => write!(f, " (offset {o})"),
+                    (None, Some(id)) => write!(f, " (sourcedId {})", quoted(id)),
+                    (None, None) => Ok(()),
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
-    pub file: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line: Option<u64>,
+    #[serde(flatten)]
+    pub at: Location,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     pub message: String,
@@ -50,26 +123,42 @@ impl Problem {
         field: Option<&str>,
         message: impl Into<String>,
     ) -> Self {
+        Problem::at(
+            Location::File {
+                file: shorten(&file.into(), MAX_FILE_CHARS),
+                line,
+            },
+            field,
+            message,
+        )
+    }
+
+    pub fn file(file: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem::new(file, None, None, message)
+    }
+
+    /// A problem at any location.
+    pub fn at(at: Location, field: Option<&str>, message: impl Into<String>) -> Self {
         Problem {
-            file: shorten(&file.into(), MAX_FILE_CHARS),
-            line,
+            at,
             field: field.map(|f| shorten(f, MAX_FIELD_CHARS)),
             message: shorten(&message.into(), MAX_MESSAGE_CHARS),
         }
     }
 
-    pub fn file(file: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem::new(file, None, None, message)
+    /// The CSV line, when the problem is about one.
+    pub fn line(&self) -> Option<u64> {
+        match self.at {
+            Location::File { line, .. } => line,
+            Location::Record { .. } => None,
+        }
     }
 }
 
 impl std::fmt::Display for Problem {
     /// `users.csv:12: givenName: …`, as editors and compilers print locations.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
+        write!(f, "{}", self.at)?;
         if let Some(field) = &self.field {
             write!(f, ": {field}")?;
         }
@@ -128,7 +217,7 @@ impl ProblemLog {
 
     fn warn_times(&mut self, problem: Problem, occurrences: u64) {
         let key = (
-            problem.file.clone(),
+            problem.at.source().to_string(),
             problem.field.clone(),
             problem.message.clone(),
         );
@@ -210,6 +299,33 @@ mod tests {
     }
 
     #[test]
+    fn problems_in_fetched_records_name_the_request_offset_and_sourced_id() {
+        let p = Problem::at(
+            Location::record("GET /users", Some(200), Some("u1")),
+            Some("givenName"),
+            "is empty",
+        );
+        assert_eq!(
+            p.to_string(),
+            "GET /users (offset 200, sourcedId \"u1\"): givenName: is empty"
+        );
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"endpoint": "GET /users", "offset": 200, "sourcedId": "u1",
+                "field": "givenName", "message": "is empty"})
+        );
+        assert_eq!(serde_json::from_value::<Problem>(json).unwrap(), p);
+        let file = Problem::new("users.csv", Some(3), None, "bad");
+        let json = serde_json::to_value(&file).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"file": "users.csv", "line": 3, "message": "bad"})
+        );
+        assert_eq!(serde_json::from_value::<Problem>(json).unwrap(), file);
+    }
+
+    #[test]
     fn errors_past_the_cap_are_counted_not_listed() {
         let mut log = ProblemLog::new(2);
         for i in 0..5 {
@@ -235,7 +351,7 @@ mod tests {
         let (_, warnings) = log.into_parts();
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].occurrences, 4);
-        assert_eq!(warnings[0].problem.line, Some(2));
+        assert_eq!(warnings[0].problem.line(), Some(2));
     }
 
     #[test]
@@ -292,7 +408,7 @@ mod tests {
             Some(&long),
             format!("{} is bad", quoted(&long)),
         );
-        assert!(p.file.chars().count() <= MAX_FILE_CHARS);
+        assert!(p.at.source().chars().count() <= MAX_FILE_CHARS);
         assert!(p.field.as_ref().unwrap().chars().count() <= MAX_FIELD_CHARS);
         assert!(p
             .message

@@ -6,16 +6,42 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::problem::{Problem, Warning};
+use crate::domain::problem::{Location, Problem, Warning};
 use crate::domain::records::{Mode, RecordKind};
 use crate::domain::thresholds::KindCounts;
+
+/// What a source's records are read from: a file (each record has a line) or a collection
+/// endpoint (each record has an offset in the collection).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    #[default]
+    File,
+    Endpoint,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedKind {
     pub kind: RecordKind,
     pub mode: Mode,
-    /// Where this kind's records come from (a file name), for messages.
+    /// Where this kind's records come from (a file name, or `GET /users`), for messages.
     pub label: String,
+    #[serde(default)]
+    pub origin: Origin,
+}
+
+impl PlannedKind {
+    /// Where a record of this kind is, from what the engine keeps of it: its line in a file,
+    /// or its offset in a collection (a source from endpoints numbers its records that way).
+    pub fn locate(&self, line: u64, sourced_id: Option<&str>) -> Location {
+        match self.origin {
+            Origin::File => Location::File {
+                file: self.label.clone(),
+                line: Some(line),
+            },
+            Origin::Endpoint => Location::record(&self.label, Some(line), sourced_id),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -26,6 +52,9 @@ pub struct Plan {
 impl Plan {
     pub fn mode(&self, kind: RecordKind) -> Option<Mode> {
         self.kinds.iter().find(|p| p.kind == kind).map(|p| p.mode)
+    }
+    pub fn planned(&self, kind: RecordKind) -> Option<&PlannedKind> {
+        self.kinds.iter().find(|p| p.kind == kind)
     }
     pub fn label(&self, kind: RecordKind) -> String {
         self.kinds

@@ -229,6 +229,27 @@ pub async fn duplicates(
 }
 
 /// A reference to a record that is neither in the run nor (where the run allows) live.
+/// Drops every staged copy of a record but the last (the highest line or offset), returning how
+/// many were dropped: a source paging by offset over a collection that changes under it can
+/// return a record twice, and the later copy is the newer one.
+pub async fn drop_earlier_duplicates(
+    db: &Db,
+    run_id: &str,
+    kind: RecordKind,
+) -> Result<u64, StoreError> {
+    let stage = kind.stage_table();
+    db.conn()
+        .execute(
+            &format!(
+                "DELETE FROM {stage} WHERE run_id = $1 AND EXISTS (SELECT 1 FROM {stage} later \
+                 WHERE later.run_id = {stage}.run_id AND later.sourced_id = {stage}.sourced_id \
+                 AND later.line > {stage}.line)"
+            ),
+            &args![run_id],
+        )
+        .await
+}
+
 #[derive(Debug, sqlx::FromRow)]
 pub struct Dangling {
     pub line: i64,

@@ -10,9 +10,9 @@ use super::input::{Feed, Plan};
 use super::progress::{self, Phase, Progress, ProgressFn};
 use super::report::{RunReport, RunStatus};
 use crate::domain::district::District;
-use crate::domain::problem::{Problem, ProblemLog};
+use crate::domain::problem::{Location, Problem, ProblemLog};
 use crate::domain::records::{enrollment_cutoff, ColumnType, RecordKind, SourceRecord};
-use crate::domain::run::CoachingCounts;
+use crate::domain::run::{CoachingCounts, Origin};
 use crate::domain::thresholds::{hold_reasons, KindCounts};
 use crate::store::locks::{self, DistrictLock};
 use crate::store::sync_apply;
@@ -238,10 +238,23 @@ impl Engine {
 
         let limit = self.max_reported_errors as i64;
         for planned in &plan.kinds {
+            if planned.origin == Origin::Endpoint {
+                let dropped =
+                    staging::drop_earlier_duplicates(&self.db, &run_id, planned.kind).await?;
+                if dropped > 0 {
+                    log.warn(Problem::at(
+                        Location::record(&planned.label, None, None),
+                        Some("sourcedId"),
+                        format!(
+                            "{dropped} records came twice (paging over a collection that changed meanwhile): the later copy of each was kept"
+                        ),
+                    ));
+                }
+                continue;
+            }
             for dup in staging::duplicates(&self.db, &run_id, planned.kind, limit).await? {
-                log.error(Problem::new(
-                    &planned.label,
-                    Some(dup.line as u64),
+                log.error(Problem::at(
+                    planned.locate(dup.line as u64, Some(&dup.sourced_id)),
                     Some("sourcedId"),
                     format!(
                         "duplicate sourcedId {:?} (first on line {})",
@@ -439,15 +452,22 @@ impl Engine {
                 slot.insert(staging::known_ids(&self.db, run_id, district_id, target, mode).await?);
             }
             let ids = &known[&target];
+            let planned = plan.planned(kind);
             for record in records {
                 let Some(list) = record.values[index].as_text() else {
                     continue;
                 };
                 for id in list.split(',') {
                     if !ids.contains(id) {
-                        log.error(Problem::new(
-                            plan.label(kind),
-                            Some(record.line),
+                        let at = match planned {
+                            Some(p) => p.locate(record.line, Some(&record.sourced_id)),
+                            None => Location::File {
+                                file: kind.oneroster_name().to_string(),
+                                line: Some(record.line),
+                            },
+                        };
+                        log.error(Problem::at(
+                            at,
                             Some(&column.field_name()),
                             format!("{id:?} is not a known {}", target.oneroster_name()),
                         ));
@@ -481,9 +501,8 @@ impl Engine {
                 )
                 .await?;
                 for d in dangling {
-                    log.error(Problem::new(
-                        &planned.label,
-                        Some(d.line as u64),
+                    log.error(Problem::at(
+                        planned.locate(d.line as u64, None),
                         Some(&column.field_name()),
                         format!("{:?} is not a known {}", d.value, target.oneroster_name()),
                     ));

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::config::ImportSettings;
 use crate::domain::problem::{Problem, ProblemLog};
 use crate::domain::records::RecordKind;
+use crate::domain::run::Origin;
 use crate::sync::input::{Feed, Plan, PlannedKind};
 use bundle::Bundle;
 use reader::FileReader;
@@ -39,6 +40,7 @@ pub fn plan(bundle: &Bundle) -> Plan {
                     kind,
                     mode,
                     label: bundle.file_name(kind),
+                    origin: Origin::File,
                 })
             })
             .collect(),

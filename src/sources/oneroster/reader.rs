@@ -518,7 +518,7 @@ mod tests {
             let (_, log) = users(rows);
             let (errors, _) = log.into_parts();
             assert!(
-                errors.iter().any(|e| e.line == Some(line)
+                errors.iter().any(|e| e.line() == Some(line)
                     && e.field.as_deref() == field
                     && e.message.contains(message)),
                 "{rows:?}: {errors:?}"
@@ -536,7 +536,7 @@ mod tests {
         let (errors, _) = log.into_parts();
         let missing: Vec<_> = errors.iter().filter_map(|e| e.field.clone()).collect();
         assert_eq!(missing, ["orgSourcedIds", "role"]);
-        assert!(errors.iter().all(|e| e.line == Some(1)));
+        assert!(errors.iter().all(|e| e.line() == Some(1)));
         // The same header is fine for 1.2, where role and orgs moved to roles.csv.
         let (_, log) = read(
             RecordKind::Users,
@@ -620,7 +620,7 @@ mod tests {
                 let (records, log) = read(kind, Version::V1_1, &text);
                 let (errors, _) = log.into_parts();
                 assert_eq!(errors.len(), 1, "{text:?}: {errors:?}");
-                assert_eq!(errors[0].line, Some(line), "{text:?}: {errors:?}");
+                assert_eq!(errors[0].line(), Some(line), "{text:?}: {errors:?}");
                 assert_eq!(errors[0].field.as_deref(), Some(field), "{text:?}");
                 assert_eq!(records[0].line, 2, "{text:?}");
             }
@@ -655,7 +655,7 @@ mod tests {
             reader.read(&mut text.as_bytes(), &mut log, |_| true);
             let (errors, _) = log.into_parts();
             assert_eq!(errors.len(), 1, "{errors:?}");
-            assert_eq!(errors[0].line, Some(line), "{errors:?}");
+            assert_eq!(errors[0].line(), Some(line), "{errors:?}");
             assert_eq!(errors[0].field.as_deref(), field, "{errors:?}");
             assert!(errors[0].message.contains(message), "{errors:?}");
         }
