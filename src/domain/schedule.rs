@@ -16,7 +16,9 @@ pub enum Schedule {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a schedule: write \"every 30m\", \"every 6h\", \"every 7d\" or \"daily 02:30\"")]
+#[error(
+    "{0:?} is not a schedule: write \"every 30m\", \"every 6h\", \"every 7d\" or \"daily 02:30\""
+)]
 pub struct ScheduleError(pub String);
 
 /// Shortest interval accepted: a source is not polled more than once a minute.
@@ -33,9 +35,7 @@ impl FromStr for Schedule {
         };
         match word.to_ascii_lowercase().as_str() {
             "every" => {
-                let split = value
-                    .find(|c: char| !c.is_ascii_digit())
-                    .ok_or_else(fail)?;
+                let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(fail)?;
                 let (number, unit) = value.split_at(split);
                 let number: u64 = number.parse().map_err(|_| fail())?;
                 let unit_secs = match unit {
@@ -105,7 +105,15 @@ mod tests {
             assert_eq!(schedule.to_string(), printed, "{text}");
             assert_eq!(printed.parse::<Schedule>().unwrap(), schedule);
         }
-        for bad in ["", "every", "every 10s", "every 5x", "daily 25:00", "hourly", "every 1h now"] {
+        for bad in [
+            "",
+            "every",
+            "every 10s",
+            "every 5x",
+            "daily 25:00",
+            "hourly",
+            "every 1h now",
+        ] {
             assert!(bad.parse::<Schedule>().is_err(), "{bad:?}");
         }
     }
