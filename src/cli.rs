@@ -1,5 +1,6 @@
 //! What the `rostergate` commands do. `main.rs` parses arguments and calls these.
 
+pub mod connection;
 mod error;
 mod output;
 mod spinner;

@@ -62,6 +62,35 @@ enum Command {
         #[command(subcommand)]
         command: GenerateCommand,
     },
+    /// Manage a district's connections to its source systems (OneRoster REST).
+    Connection {
+        #[command(subcommand)]
+        command: ConnectionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectionCommand {
+    /// Add a connection; its secret is stored encrypted and never printed.
+    Add(Box<cli::connection::AddArgs>),
+    /// List a district's connections (never their secrets).
+    List {
+        /// Slug of the district.
+        #[arg(long)]
+        district: String,
+        /// Print one JSON object with a `connections` array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a connection.
+    Remove {
+        /// Slug of the district.
+        #[arg(long)]
+        district: String,
+        /// The connection's name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -303,6 +332,15 @@ fn main() -> ExitCode {
                         out,
                     },
             } => cli::generate_oneroster(students, seed, &out, json),
+            Command::Connection { command } => match command {
+                ConnectionCommand::Add(args) => cli::connection::add(settings, *args).await,
+                ConnectionCommand::List { district, json } => {
+                    cli::connection::list(settings, &district, json).await
+                }
+                ConnectionCommand::Remove { district, name } => {
+                    cli::connection::remove(settings, &district, &name).await
+                }
+            },
         }
     });
     match result {

@@ -93,6 +93,7 @@ impl Application {
             listing_totals: Default::default(),
             engine,
             tokens: TokenKeys::new(&master, &settings.auth),
+            secrets: crate::auth::secrets::SecretBox::new(&master),
             client_status: ClientStatusCache::new(Duration::from_secs(
                 settings.auth.client_check_ttl_secs,
             )),

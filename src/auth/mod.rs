@@ -5,6 +5,7 @@ pub mod clients;
 pub mod grant;
 pub mod keys;
 pub mod rate_limit;
+pub mod secrets;
 pub mod tokens;
 
 /// Compares secrets in constant time, after a length check (lengths are not secret).

@@ -1,6 +1,7 @@
 //! Plain types and pure rules. Nothing in here does I/O.
 
 pub mod connection;
+pub mod connection_input;
 pub mod district;
 pub mod problem;
 pub mod records;

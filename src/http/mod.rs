@@ -1,6 +1,7 @@
 //! The HTTP API (actix-web). Handlers parse, authorize and call the library; no business rules.
 
 pub mod auth;
+pub mod connections;
 pub mod districts;
 pub mod error;
 pub mod health;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub token_limits: TokenRateLimits,
     /// Listing totals, counted once per district roster version.
     pub listing_totals: crate::store::roster::ListingTotals,
+    /// Seals connection secrets before they are stored.
+    pub secrets: crate::auth::secrets::SecretBox,
 }
 
 /// Longest request target (path and query) served; longer ones get a 414 in the error shape.
@@ -108,6 +111,26 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
             "/api/v1/districts/{district}/users/{sourced_id}/coaching",
             Method::GET,
             web::get().to(roster::user_coaching),
+        ),
+        (
+            "/api/v1/districts/{district}/connections",
+            Method::GET,
+            web::get().to(connections::list),
+        ),
+        (
+            "/api/v1/districts/{district}/connections",
+            Method::POST,
+            web::post().to(connections::create),
+        ),
+        (
+            "/api/v1/districts/{district}/connections/{name}",
+            Method::GET,
+            web::get().to(connections::get),
+        ),
+        (
+            "/api/v1/districts/{district}/connections/{name}",
+            Method::DELETE,
+            web::delete().to(connections::delete),
         ),
     ];
     for (collection, item) in roster::PATHS {

@@ -1,0 +1,869 @@
+//! A connection as a person writes it (CLI flags or an API body), checked into a
+//! [`ConnectionConfig`] and its secret. The one place the rules live: every refusal names the
+//! field, and the CLI and the API translate the field into a flag or a JSON pointer.
+
+use std::fmt;
+
+use crate::config::Secret;
+use crate::domain::connection::{
+    AuthConfig, ClientAuthStyle, ConnectionConfig, ConnectionKind, ConnectionSecret,
+    OneRosterVersion, PullSchedule, RequestLimits, SignatureMethod, DEFAULT_PAGE_SIZE,
+    DEFAULT_SCOPES_1_1, DEFAULT_SCOPES_1_2,
+};
+use crate::domain::problem::quoted;
+use crate::domain::schedule::Schedule;
+
+/// Largest page asked of a source.
+pub const MAX_PAGE_SIZE: i64 = 50_000;
+/// OneRoster providers cap concurrency at 5 (oneroster.md §1).
+pub const MAX_IN_FLIGHT: i64 = 5;
+pub const MAX_REQUESTS_PER_SECOND: i64 = 1000;
+pub const MAX_TIMEOUT_SECS: i64 = 600;
+pub const MAX_URL_CHARS: usize = 2048;
+/// Client ids, consumer keys and scopes.
+pub const MAX_TOKEN_CHARS: usize = 256;
+pub const MAX_SCOPES: usize = 20;
+pub const MAX_SECRET_CHARS: usize = 1024;
+/// Default pull schedules: deltas hourly, a full reconciliation weekly (oneroster.md §6).
+pub const DEFAULT_DELTA_SCHEDULE: Schedule = Schedule::Every(3600);
+pub const DEFAULT_FULL_SCHEDULE: Schedule = Schedule::Every(7 * 86_400);
+
+/// A field of a connection's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Name,
+    Kind,
+    Version,
+    BaseUrl,
+    PageSize,
+    /// `oauth2` or `oauth1`.
+    AuthMethod,
+    TokenUrl,
+    ClientId,
+    ClientAuth,
+    Scopes,
+    /// One scope of the list, by position.
+    Scope(usize),
+    ConsumerKey,
+    SignatureMethod,
+    /// The client secret (OAuth 2) or consumer secret (OAuth 1.0a).
+    Secret,
+    RequestsPerSecond,
+    MaxInFlight,
+    TimeoutSecs,
+    DeltaSchedule,
+    FullSchedule,
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Field::Name => "name",
+            Field::Kind => "kind",
+            Field::Version => "version",
+            Field::BaseUrl => "base_url",
+            Field::PageSize => "page_size",
+            Field::AuthMethod => "auth",
+            Field::TokenUrl => "token_url",
+            Field::ClientId => "client_id",
+            Field::ClientAuth => "client_auth",
+            Field::Scopes => "scopes",
+            Field::Scope(i) => return write!(f, "scopes[{i}]"),
+            Field::ConsumerKey => "consumer_key",
+            Field::SignatureMethod => "signature_method",
+            Field::Secret => "secret",
+            Field::RequestsPerSecond => "requests_per_second",
+            Field::MaxInFlight => "max_in_flight",
+            Field::TimeoutSecs => "timeout_secs",
+            Field::DeltaSchedule => "delta_schedule",
+            Field::FullSchedule => "full_schedule",
+        };
+        f.write_str(name)
+    }
+}
+
+/// What is wrong with one field. The message never quotes a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: Field,
+    pub message: String,
+}
+
+/// Every problem found in one input (at least one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct InputErrors(pub Vec<FieldError>);
+
+/// A schedule as written: left out (the default), turned off, or a schedule's text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ScheduleInput {
+    #[default]
+    Default,
+    Off,
+    Text(String),
+}
+
+impl ScheduleInput {
+    /// `off` (any case) turns a schedule off; anything else is a schedule's text.
+    pub fn from_text(text: &str) -> ScheduleInput {
+        if text.trim().eq_ignore_ascii_case("off") {
+            ScheduleInput::Off
+        } else {
+            ScheduleInput::Text(text.to_string())
+        }
+    }
+}
+
+/// Authentication as written. Fields that do not belong to the chosen method must be absent.
+#[derive(Debug, Clone, Default)]
+pub struct AuthInput {
+    pub method: String,
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_auth: Option<String>,
+    /// Empty: the version's default scopes.
+    pub scopes: Vec<String>,
+    pub consumer_key: Option<String>,
+    pub signature_method: Option<String>,
+}
+
+/// A connection as written, before any check.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionInput {
+    pub name: String,
+    pub kind: String,
+    pub version: String,
+    pub base_url: String,
+    pub page_size: Option<i64>,
+    pub auth: AuthInput,
+    pub secret: Option<Secret>,
+    pub requests_per_second: Option<i64>,
+    pub max_in_flight: Option<i64>,
+    pub timeout_secs: Option<i64>,
+    pub delta_schedule: ScheduleInput,
+    pub full_schedule: ScheduleInput,
+}
+
+/// Collects refusals so that one answer names every bad field.
+#[derive(Default)]
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn add(&mut self, field: Field, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field,
+            message: message.into(),
+        });
+    }
+
+    /// The value, or `None` after noting why not.
+    fn check<T>(&mut self, field: Field, result: Result<T, String>) -> Option<T> {
+        result.map_err(|m| self.add(field, m)).ok()
+    }
+}
+
+impl ConnectionInput {
+    /// The checked configuration and secret, or every problem found.
+    pub fn validate(&self) -> Result<(ConnectionConfig, ConnectionSecret), InputErrors> {
+        let mut p = Problems::default();
+        let name = p.check(Field::Name, check_name(&self.name).map(str::to_string));
+        let kind = p.check(Field::Kind, parse_kind(&self.kind));
+        let version = p.check(Field::Version, parse_version(&self.version));
+        let base_url = p.check(Field::BaseUrl, check_url(&self.base_url));
+        let page_size = p.check(
+            Field::PageSize,
+            in_range(self.page_size, DEFAULT_PAGE_SIZE.into(), 1, MAX_PAGE_SIZE),
+        );
+        let auth = self.auth.validate(version, &mut p);
+        let secret = p.check(Field::Secret, check_secret(self.secret.as_ref()));
+        let defaults = RequestLimits::default();
+        let requests_per_second = p.check(
+            Field::RequestsPerSecond,
+            in_range(
+                self.requests_per_second,
+                defaults.requests_per_second.into(),
+                1,
+                MAX_REQUESTS_PER_SECOND,
+            ),
+        );
+        let max_in_flight = p.check(
+            Field::MaxInFlight,
+            in_range(
+                self.max_in_flight,
+                defaults.max_in_flight.into(),
+                1,
+                MAX_IN_FLIGHT,
+            ),
+        );
+        let timeout_secs = p.check(
+            Field::TimeoutSecs,
+            in_range(
+                self.timeout_secs,
+                defaults.timeout_secs.into(),
+                1,
+                MAX_TIMEOUT_SECS,
+            ),
+        );
+        let delta = p.check(
+            Field::DeltaSchedule,
+            parse_schedule(&self.delta_schedule, DEFAULT_DELTA_SCHEDULE),
+        );
+        let full = p.check(
+            Field::FullSchedule,
+            parse_schedule(&self.full_schedule, DEFAULT_FULL_SCHEDULE),
+        );
+        match (
+            name,
+            kind,
+            version,
+            base_url,
+            page_size,
+            auth,
+            secret,
+            requests_per_second,
+            max_in_flight,
+            timeout_secs,
+            delta,
+            full,
+        ) {
+            (
+                Some(name),
+                Some(kind),
+                Some(version),
+                Some(base_url),
+                Some(page_size),
+                Some(auth),
+                Some(secret),
+                Some(requests_per_second),
+                Some(max_in_flight),
+                Some(timeout_secs),
+                Some(delta),
+                Some(full),
+            ) if p.0.is_empty() => Ok((
+                ConnectionConfig {
+                    name,
+                    kind,
+                    version,
+                    base_url,
+                    page_size,
+                    auth,
+                    limits: RequestLimits {
+                        requests_per_second,
+                        max_in_flight,
+                        timeout_secs,
+                    },
+                    schedule: PullSchedule { delta, full },
+                },
+                secret,
+            )),
+            _ => Err(InputErrors(p.0)),
+        }
+    }
+}
+
+impl AuthInput {
+    fn validate(&self, version: Option<OneRosterVersion>, p: &mut Problems) -> Option<AuthConfig> {
+        let before = p.0.len();
+        let refuse_foreign = |p: &mut Problems, field: Field, present: bool, method: &str| {
+            if present {
+                p.add(field, format!("does not apply to {method} authentication"));
+            }
+        };
+        match self.method.as_str() {
+            "oauth2" => {
+                refuse_foreign(p, Field::ConsumerKey, self.consumer_key.is_some(), "oauth2");
+                refuse_foreign(
+                    p,
+                    Field::SignatureMethod,
+                    self.signature_method.is_some(),
+                    "oauth2",
+                );
+                let token_url = p.check(
+                    Field::TokenUrl,
+                    required(&self.token_url).and_then(|url| check_url(&url)),
+                );
+                let client_id = p.check(
+                    Field::ClientId,
+                    required(&self.client_id).and_then(|id| check_token(&id).map(|_| id)),
+                );
+                let client_auth = p.check(
+                    Field::ClientAuth,
+                    match self.client_auth.as_deref() {
+                        None => Ok(ClientAuthStyle::default()),
+                        Some("basic") => Ok(ClientAuthStyle::Basic),
+                        Some("body") => Ok(ClientAuthStyle::Body),
+                        Some(other) => Err(format!("{} is not basic or body", quoted(other))),
+                    },
+                );
+                let scopes = self.checked_scopes(version, p);
+                if p.0.len() > before {
+                    return None;
+                }
+                Some(AuthConfig::Oauth2 {
+                    token_url: token_url?,
+                    client_id: client_id?,
+                    client_auth: client_auth?,
+                    scopes: scopes?,
+                })
+            }
+            "oauth1" => {
+                refuse_foreign(p, Field::TokenUrl, self.token_url.is_some(), "oauth1");
+                refuse_foreign(p, Field::ClientId, self.client_id.is_some(), "oauth1");
+                refuse_foreign(p, Field::ClientAuth, self.client_auth.is_some(), "oauth1");
+                refuse_foreign(p, Field::Scopes, !self.scopes.is_empty(), "oauth1");
+                if version == Some(OneRosterVersion::V1_2) {
+                    p.add(
+                        Field::AuthMethod,
+                        "OneRoster 1.2 allows only oauth2 (OAuth 1.0a is a 1.1 method)",
+                    );
+                }
+                let consumer_key = p.check(
+                    Field::ConsumerKey,
+                    required(&self.consumer_key).and_then(|key| check_token(&key).map(|_| key)),
+                );
+                let signature_method = p.check(
+                    Field::SignatureMethod,
+                    match self.signature_method.as_deref() {
+                        None => Ok(SignatureMethod::default()),
+                        Some("HMAC-SHA256") => Ok(SignatureMethod::HmacSha256),
+                        Some("HMAC-SHA1") => Ok(SignatureMethod::HmacSha1),
+                        Some(other) => {
+                            Err(format!("{} is not HMAC-SHA256 or HMAC-SHA1", quoted(other)))
+                        }
+                    },
+                );
+                if p.0.len() > before {
+                    return None;
+                }
+                Some(AuthConfig::Oauth1 {
+                    consumer_key: consumer_key?,
+                    signature_method: signature_method?,
+                })
+            }
+            other => {
+                p.add(
+                    Field::AuthMethod,
+                    format!("{} is not oauth2 or oauth1", quoted(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// The scopes asked for, or the version's defaults when none are given.
+    fn checked_scopes(
+        &self,
+        version: Option<OneRosterVersion>,
+        p: &mut Problems,
+    ) -> Option<Vec<String>> {
+        if self.scopes.len() > MAX_SCOPES {
+            p.add(Field::Scopes, format!("at most {MAX_SCOPES} scopes"));
+            return None;
+        }
+        let before = p.0.len();
+        for (i, scope) in self.scopes.iter().enumerate() {
+            if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                p.add(Field::Scope(i), "a scope is one word, without spaces");
+            } else if let Err(m) = check_token(scope) {
+                p.add(Field::Scope(i), m);
+            }
+        }
+        if p.0.len() > before {
+            return None;
+        }
+        if !self.scopes.is_empty() {
+            return Some(self.scopes.clone());
+        }
+        let defaults = match version? {
+            OneRosterVersion::V1_1 => DEFAULT_SCOPES_1_1,
+            OneRosterVersion::V1_2 => DEFAULT_SCOPES_1_2,
+        };
+        Some(defaults.iter().map(|s| s.to_string()).collect())
+    }
+}
+
+/// A connection's name: `[a-z0-9][a-z0-9-]{0,62}`.
+pub fn check_name(raw: &str) -> Result<&str, String> {
+    let ok = (1..=63).contains(&raw.len())
+        && raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(raw)
+    } else {
+        Err(format!(
+            "{} is not a name: 1-63 characters of a-z, 0-9 and '-', not starting with '-'",
+            quoted(raw)
+        ))
+    }
+}
+
+fn parse_kind(raw: &str) -> Result<ConnectionKind, String> {
+    match raw {
+        "oneroster-rest" => Ok(ConnectionKind::OneRosterRest),
+        other => Err(format!(
+            "{} is not a known kind: use oneroster-rest",
+            quoted(other)
+        )),
+    }
+}
+
+fn parse_version(raw: &str) -> Result<OneRosterVersion, String> {
+    match raw {
+        "1.1" => Ok(OneRosterVersion::V1_1),
+        "1.2" => Ok(OneRosterVersion::V1_2),
+        other => Err(format!(
+            "{} is not a OneRoster version: use 1.1 or 1.2",
+            quoted(other)
+        )),
+    }
+}
+
+/// An absolute http(s) URL with a host, no credentials, query or fragment; returned in its
+/// normal form without a trailing `/`, so that paths append to it cleanly.
+pub fn check_url(raw: &str) -> Result<String, String> {
+    if raw.chars().count() > MAX_URL_CHARS {
+        return Err(format!("at most {MAX_URL_CHARS} characters"));
+    }
+    let url = reqwest::Url::parse(raw.trim())
+        .map_err(|e| format!("{} is not a URL: {e}", quoted(raw)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{} must be an http or https URL", quoted(raw)));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{} has no host", quoted(raw)));
+    }
+    // Credentials in a URL would be stored and shown in the clear.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry a user name or password: use the auth fields".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{} must not have a query (?…) or fragment (#…)",
+            quoted(raw)
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// A client id, consumer key or scope: printable, at most [`MAX_TOKEN_CHARS`].
+fn check_token(raw: &str) -> Result<(), String> {
+    if raw.trim().is_empty() {
+        Err("must not be empty".into())
+    } else if raw.chars().count() > MAX_TOKEN_CHARS {
+        Err(format!("at most {MAX_TOKEN_CHARS} characters"))
+    } else if raw.chars().any(char::is_control) {
+        Err("must not contain control characters".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn check_secret(secret: Option<&Secret>) -> Result<Secret, String> {
+    let secret = secret.ok_or("is required")?;
+    let text = secret.expose();
+    if text.is_empty() {
+        Err("must not be empty".into())
+    } else if text.chars().count() > MAX_SECRET_CHARS {
+        Err(format!("at most {MAX_SECRET_CHARS} characters"))
+    } else if text.chars().any(char::is_control) {
+        Err("must not contain control characters".into())
+    } else {
+        Ok(secret.clone())
+    }
+}
+
+fn required(value: &Option<String>) -> Result<String, String> {
+    value.clone().ok_or_else(|| "is required".to_string())
+}
+
+fn in_range(value: Option<i64>, default: i64, min: i64, max: i64) -> Result<u32, String> {
+    let value = value.unwrap_or(default);
+    if (min..=max).contains(&value) {
+        Ok(u32::try_from(value).expect("the range fits in u32"))
+    } else {
+        Err(format!("{value} is out of range: use {min} to {max}"))
+    }
+}
+
+fn parse_schedule(input: &ScheduleInput, default: Schedule) -> Result<Option<Schedule>, String> {
+    match input {
+        ScheduleInput::Default => Ok(Some(default)),
+        ScheduleInput::Off => Ok(None),
+        ScheduleInput::Text(text) => text
+            .parse::<Schedule>()
+            .map(Some)
+            .map_err(|e| format!("{e}, or \"off\"")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oauth2() -> ConnectionInput {
+        ConnectionInput {
+            name: "sis".into(),
+            kind: "oneroster-rest".into(),
+            version: "1.2".into(),
+            base_url: "https://sis.example.org/ims/oneroster/rostering/v1p2/".into(),
+            auth: AuthInput {
+                method: "oauth2".into(),
+                token_url: Some("https://sis.example.org/oauth/token".into()),
+                client_id: Some("gateway".into()),
+                ..Default::default()
+            },
+            secret: Some(Secret::new("s3cret")),
+            ..Default::default()
+        }
+    }
+
+    fn oauth1() -> ConnectionInput {
+        ConnectionInput {
+            version: "1.1".into(),
+            base_url: "https://sis.example.org/ims/oneroster/v1p1".into(),
+            auth: AuthInput {
+                method: "oauth1".into(),
+                consumer_key: Some("key".into()),
+                ..Default::default()
+            },
+            ..oauth2()
+        }
+    }
+
+    fn fields(input: &ConnectionInput) -> Vec<Field> {
+        input
+            .validate()
+            .expect_err("refused")
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let (config, secret) = oauth2().validate().unwrap();
+        assert_eq!(secret.expose(), "s3cret");
+        assert_eq!(
+            config.base_url,
+            "https://sis.example.org/ims/oneroster/rostering/v1p2"
+        );
+        assert_eq!(config.page_size, DEFAULT_PAGE_SIZE);
+        assert_eq!(config.limits, RequestLimits::default());
+        assert_eq!(
+            config.schedule,
+            PullSchedule {
+                delta: Some(Schedule::Every(3600)),
+                full: Some(Schedule::Every(7 * 86_400)),
+            }
+        );
+        assert_eq!(
+            config.auth,
+            AuthConfig::Oauth2 {
+                token_url: "https://sis.example.org/oauth/token".into(),
+                client_id: "gateway".into(),
+                client_auth: ClientAuthStyle::Basic,
+                scopes: vec![DEFAULT_SCOPES_1_2[0].into()],
+            }
+        );
+        let (config, _) = oauth1().validate().unwrap();
+        assert_eq!(
+            config.auth,
+            AuthConfig::Oauth1 {
+                consumer_key: "key".into(),
+                signature_method: SignatureMethod::HmacSha256,
+            }
+        );
+        let eleven = ConnectionInput {
+            version: "1.1".into(),
+            ..oauth2()
+        };
+        let (config, _) = eleven.validate().unwrap();
+        assert!(
+            matches!(&config.auth, AuthConfig::Oauth2 { scopes, .. } if scopes == &[DEFAULT_SCOPES_1_1[0]])
+        );
+    }
+
+    #[test]
+    fn schedules_can_be_set_or_turned_off() {
+        let input = ConnectionInput {
+            delta_schedule: ScheduleInput::from_text("OFF"),
+            full_schedule: ScheduleInput::from_text("daily 02:30"),
+            ..oauth2()
+        };
+        let (config, _) = input.validate().unwrap();
+        assert_eq!(config.schedule.delta, None);
+        assert_eq!(config.schedule.full, Some("daily 02:30".parse().unwrap()));
+    }
+
+    #[test]
+    fn names_follow_the_pattern() {
+        for good in ["a", "0", "sis-1", &"a".repeat(63)] {
+            assert!(check_name(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "-a", "A", "a_b", "a b", "é", &"a".repeat(64)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn urls_are_http_with_a_host_and_no_query_or_fragment() {
+        let cases: [(&str, Option<&str>); 12] = [
+            ("https://sis.example.org", Some("https://sis.example.org")),
+            ("https://sis.example.org/", Some("https://sis.example.org")),
+            (
+                "http://SIS.example.org:8080/a/b/",
+                Some("http://sis.example.org:8080/a/b"),
+            ),
+            (
+                "https://sis.example.org/ims/oneroster/v1p1",
+                Some("https://sis.example.org/ims/oneroster/v1p1"),
+            ),
+            ("ftp://sis.example.org", None),
+            ("sis.example.org/api", None),
+            ("https://", None),
+            ("https://sis.example.org/?a=1", None),
+            ("https://sis.example.org/?", None),
+            ("https://sis.example.org/#x", None),
+            ("https://user:pw@sis.example.org", None),
+            ("file:///etc/passwd", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(check_url(raw).ok().as_deref(), want, "{raw}");
+        }
+        assert!(check_url(&format!("https://x.org/{}", "a".repeat(MAX_URL_CHARS))).is_err());
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(ConnectionInput, Vec<Field>)> = vec![
+            (
+                ConnectionInput {
+                    name: "Bad Name".into(),
+                    ..oauth2()
+                },
+                vec![Field::Name],
+            ),
+            (
+                ConnectionInput {
+                    kind: "csv".into(),
+                    ..oauth2()
+                },
+                vec![Field::Kind],
+            ),
+            (
+                ConnectionInput {
+                    version: "1.0".into(),
+                    ..oauth2()
+                },
+                vec![Field::Version],
+            ),
+            (
+                ConnectionInput {
+                    base_url: "nope".into(),
+                    ..oauth2()
+                },
+                vec![Field::BaseUrl],
+            ),
+            (
+                ConnectionInput {
+                    page_size: Some(0),
+                    ..oauth2()
+                },
+                vec![Field::PageSize],
+            ),
+            (
+                ConnectionInput {
+                    page_size: Some(50_001),
+                    ..oauth2()
+                },
+                vec![Field::PageSize],
+            ),
+            (
+                ConnectionInput {
+                    secret: None,
+                    ..oauth2()
+                },
+                vec![Field::Secret],
+            ),
+            (
+                ConnectionInput {
+                    secret: Some(Secret::new("")),
+                    ..oauth2()
+                },
+                vec![Field::Secret],
+            ),
+            (
+                ConnectionInput {
+                    secret: Some(Secret::new("x".repeat(MAX_SECRET_CHARS + 1))),
+                    ..oauth2()
+                },
+                vec![Field::Secret],
+            ),
+            (
+                ConnectionInput {
+                    requests_per_second: Some(0),
+                    ..oauth2()
+                },
+                vec![Field::RequestsPerSecond],
+            ),
+            (
+                ConnectionInput {
+                    requests_per_second: Some(1001),
+                    ..oauth2()
+                },
+                vec![Field::RequestsPerSecond],
+            ),
+            (
+                ConnectionInput {
+                    max_in_flight: Some(6),
+                    ..oauth2()
+                },
+                vec![Field::MaxInFlight],
+            ),
+            (
+                ConnectionInput {
+                    timeout_secs: Some(601),
+                    ..oauth2()
+                },
+                vec![Field::TimeoutSecs],
+            ),
+            (
+                ConnectionInput {
+                    delta_schedule: ScheduleInput::Text("hourly".into()),
+                    ..oauth2()
+                },
+                vec![Field::DeltaSchedule],
+            ),
+            (
+                ConnectionInput {
+                    full_schedule: ScheduleInput::Text("every 10s".into()),
+                    ..oauth2()
+                },
+                vec![Field::FullSchedule],
+            ),
+            (
+                ConnectionInput {
+                    version: "1.2".into(),
+                    ..oauth1()
+                },
+                vec![Field::AuthMethod],
+            ),
+            (
+                ConnectionInput {
+                    auth: AuthInput {
+                        method: "basic".into(),
+                        ..oauth2().auth
+                    },
+                    ..oauth2()
+                },
+                vec![Field::AuthMethod],
+            ),
+            (
+                ConnectionInput {
+                    auth: AuthInput {
+                        token_url: None,
+                        ..oauth2().auth
+                    },
+                    ..oauth2()
+                },
+                vec![Field::TokenUrl],
+            ),
+            (
+                ConnectionInput {
+                    auth: AuthInput {
+                        token_url: Some("https://t.org/token?x=1".into()),
+                        ..oauth2().auth
+                    },
+                    ..oauth2()
+                },
+                vec![Field::TokenUrl],
+            ),
+            (
+                ConnectionInput {
+                    auth: AuthInput {
+                        client_id: Some("x".repeat(257)),
+                        ..oauth2().auth
+                    },
+                    ..oauth2()
+                },
+                vec![Field::ClientId],
+            ),
+            (
+                ConnectionInput {
+                    auth: AuthInput {
+                        client_auth: Some("header".into()),
+                        ..oauth2().auth
+                    },
+                    ..oauth2()
+                },
+                vec![Field::ClientAuth],
+            ),
+            (
+                ConnectionInput {
+                    auth: AuthInput {
+                        scopes: vec!["ok".into(), "two words".into()],
+                        ..oauth2().auth
+                    },
+                    ..oauth2()
+                },
+                vec![Field::Scope(1)],
+            ),
+            (
+                ConnectionInput {
+                    auth: AuthInput {
+                        consumer_key: Some("k".into()),
+                        ..oauth2().auth
+                    },
+                    ..oauth2()
+                },
+                vec![Field::ConsumerKey],
+            ),
+            (
+                ConnectionInput {
+                    auth: AuthInput {
+                        token_url: Some("https://t.org".into()),
+                        ..oauth1().auth
+                    },
+                    ..oauth1()
+                },
+                vec![Field::TokenUrl],
+            ),
+            (
+                ConnectionInput {
+                    auth: AuthInput {
+                        signature_method: Some("PLAINTEXT".into()),
+                        ..oauth1().auth
+                    },
+                    ..oauth1()
+                },
+                vec![Field::SignatureMethod],
+            ),
+            (
+                ConnectionInput {
+                    name: "".into(),
+                    page_size: Some(-1),
+                    secret: None,
+                    ..oauth2()
+                },
+                vec![Field::Name, Field::PageSize, Field::Secret],
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(fields(&input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_never_quote_the_secret() {
+        let input = ConnectionInput {
+            secret: Some(Secret::new(format!("s3cret\u{7}{}", "x".repeat(2000)))),
+            ..oauth2()
+        };
+        let errors = input.validate().unwrap_err();
+        assert!(!errors.to_string().contains("s3cret"));
+    }
+}

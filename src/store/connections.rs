@@ -1,0 +1,312 @@
+//! Connections to source systems: their configuration, sealed secret, delta cursor and the time
+//! of the last full pull. The secret is stored and returned sealed; opening it is the caller's
+//! business (`auth::secrets`), so nothing here ever holds it in clear.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::{Db, StoreError, Tx};
+use crate::args;
+use crate::domain::connection::{
+    AuthConfig, ConnectionConfig, ConnectionKind, OneRosterVersion, PullSchedule, RequestLimits,
+};
+use crate::domain::district::Timezone;
+use crate::domain::schedule::Schedule;
+
+/// A connection as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConnection {
+    pub district_id: i64,
+    pub config: ConnectionConfig,
+    /// `auth::secrets` text, bound to (district_id, name).
+    pub sealed_secret: String,
+    /// Where the next delta pull starts: the source's latest `dateLastModified` applied so far.
+    pub delta_cursor: Option<DateTime<Utc>>,
+    pub last_full_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// When the configuration last changed (moving the cursor does not count).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A connection that pulls by itself, with what the scheduler needs of its district.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledConnection {
+    pub district_slug: String,
+    pub timezone: Timezone,
+    pub connection: StoredConnection,
+}
+
+#[derive(sqlx::FromRow)]
+struct ConnectionRow {
+    district_id: i64,
+    name: String,
+    kind: String,
+    version: String,
+    base_url: String,
+    page_size: i64,
+    auth: String,
+    secret: String,
+    limits: String,
+    delta_schedule: Option<String>,
+    full_schedule: Option<String>,
+    delta_cursor: Option<String>,
+    last_full_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ScheduledRow {
+    #[sqlx(flatten)]
+    row: ConnectionRow,
+    district_slug: String,
+    district_timezone: String,
+}
+
+const COLUMNS: &str = "district_id, name, kind, version, base_url, page_size, auth, secret, \
+     limits, delta_schedule, full_schedule, delta_cursor, last_full_at, created_at, updated_at";
+
+/// [`COLUMNS`] of `connections c`, for queries that join another table.
+const C_COLUMNS: &str = "c.district_id, c.name, c.kind, c.version, c.base_url, c.page_size, \
+     c.auth, c.secret, c.limits, c.delta_schedule, c.full_schedule, c.delta_cursor, \
+     c.last_full_at, c.created_at, c.updated_at";
+
+/// An enum's serde name (`oneroster-rest`, `1.2`): what is stored, and what the API shows.
+fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => unreachable!("unit enum variants serialize as strings"),
+    }
+}
+
+fn enum_from_text<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+}
+
+/// A cursor as stored: fixed precision, so the text sorts as the times do.
+fn cursor_text(cursor: DateTime<Utc>) -> String {
+    cursor.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+impl ConnectionRow {
+    fn into_stored(self) -> Result<StoredConnection, StoreError> {
+        let name = self.name;
+        let corrupt = |what: &str| {
+            StoreError::Corrupt(format!(
+                "connection {name:?} of district {}: stored {what} is invalid",
+                self.district_id
+            ))
+        };
+        let schedule = |text: Option<String>, what: &str| {
+            text.map(|t| t.parse::<Schedule>().map_err(|_| corrupt(what)))
+                .transpose()
+        };
+        let config = ConnectionConfig {
+            kind: enum_from_text::<ConnectionKind>(&self.kind).ok_or_else(|| corrupt("kind"))?,
+            version: enum_from_text::<OneRosterVersion>(&self.version)
+                .ok_or_else(|| corrupt("version"))?,
+            base_url: self.base_url,
+            page_size: u32::try_from(self.page_size).map_err(|_| corrupt("page size"))?,
+            auth: serde_json::from_str::<AuthConfig>(&self.auth).map_err(|_| corrupt("auth"))?,
+            limits: serde_json::from_str::<RequestLimits>(&self.limits)
+                .map_err(|_| corrupt("limits"))?,
+            schedule: PullSchedule {
+                delta: schedule(self.delta_schedule, "delta schedule")?,
+                full: schedule(self.full_schedule, "full schedule")?,
+            },
+            name: name.clone(),
+        };
+        let delta_cursor = self
+            .delta_cursor
+            .map(|t| {
+                DateTime::parse_from_rfc3339(&t)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| corrupt("delta cursor"))
+            })
+            .transpose()?;
+        Ok(StoredConnection {
+            district_id: self.district_id,
+            config,
+            sealed_secret: self.secret,
+            delta_cursor,
+            last_full_at: self.last_full_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// Stores a new connection; a name the district already uses is a `Conflict`.
+pub async fn insert(
+    db: &Db,
+    district_id: i64,
+    config: &ConnectionConfig,
+    sealed_secret: &str,
+) -> Result<StoredConnection, StoreError> {
+    let now = Utc::now();
+    let row: ConnectionRow = db
+        .conn()
+        .fetch_optional(
+            &format!(
+                "INSERT INTO connections (district_id, name, kind, version, base_url, \
+                 page_size, auth, secret, limits, delta_schedule, full_schedule, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
+                 RETURNING {COLUMNS}"
+            ),
+            &args![
+                district_id,
+                config.name.as_str(),
+                enum_text(&config.kind),
+                enum_text(&config.version),
+                config.base_url.as_str(),
+                i64::from(config.page_size),
+                serde_json::to_string(&config.auth).expect("auth serializes"),
+                sealed_secret,
+                serde_json::to_string(&config.limits).expect("limits serialize"),
+                config.schedule.delta.map(|s| s.to_string()),
+                config.schedule.full.map(|s| s.to_string()),
+                now,
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                StoreError::Conflict(format!(
+                    "a connection named {:?} already exists in this district",
+                    config.name
+                ))
+            } else {
+                e
+            }
+        })?
+        .expect("INSERT … RETURNING returns a row");
+    row.into_stored()
+}
+
+/// A district's connections, by name.
+pub async fn list(db: &Db, district_id: i64) -> Result<Vec<StoredConnection>, StoreError> {
+    let rows: Vec<ConnectionRow> = db
+        .conn()
+        .fetch_all(
+            &format!("SELECT {COLUMNS} FROM connections WHERE district_id = $1 ORDER BY name"),
+            &args![district_id],
+        )
+        .await?;
+    rows.into_iter().map(ConnectionRow::into_stored).collect()
+}
+
+pub async fn find(
+    db: &Db,
+    district_id: i64,
+    name: &str,
+) -> Result<Option<StoredConnection>, StoreError> {
+    let row: Option<ConnectionRow> = db
+        .conn()
+        .fetch_optional(
+            &format!("SELECT {COLUMNS} FROM connections WHERE district_id = $1 AND name = $2"),
+            &args![district_id, name],
+        )
+        .await?;
+    row.map(ConnectionRow::into_stored).transpose()
+}
+
+/// Removes a connection; `false` when there was none of that name.
+pub async fn delete(db: &Db, district_id: i64, name: &str) -> Result<bool, StoreError> {
+    let n = db
+        .conn()
+        .execute(
+            "DELETE FROM connections WHERE district_id = $1 AND name = $2",
+            &args![district_id, name],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Moves the delta cursor, inside the transaction that applies the pull it came from;
+/// `false` when the connection is gone.
+pub async fn set_cursor_in(
+    tx: &mut Tx,
+    district_id: i64,
+    name: &str,
+    cursor: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let n = tx
+        .execute(
+            "UPDATE connections SET delta_cursor = $1 WHERE district_id = $2 AND name = $3",
+            &args![cursor_text(cursor), district_id, name],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Records a full pull applied at `at`, inside the transaction that applies it; `false` when
+/// the connection is gone.
+pub async fn mark_full_in(
+    tx: &mut Tx,
+    district_id: i64,
+    name: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let n = tx
+        .execute(
+            "UPDATE connections SET last_full_at = $1 WHERE district_id = $2 AND name = $3",
+            &args![at, district_id, name],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Every connection with a delta or full schedule, in every district, with its district's
+/// slug and time zone (daily schedules are wall-clock times there).
+pub async fn scheduled(db: &Db) -> Result<Vec<ScheduledConnection>, StoreError> {
+    let rows: Vec<ScheduledRow> = db
+        .conn()
+        .fetch_all(
+            &format!(
+                "SELECT {C_COLUMNS}, d.slug AS district_slug, d.timezone AS district_timezone \
+                 FROM connections c JOIN districts d ON d.id = c.district_id \
+                 WHERE c.delta_schedule IS NOT NULL OR c.full_schedule IS NOT NULL \
+                 ORDER BY c.district_id, c.name"
+            ),
+            &[],
+        )
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let timezone = Timezone::parse(&r.district_timezone).map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "district {}: stored time zone is invalid",
+                    r.district_slug
+                ))
+            })?;
+            Ok(ScheduledConnection {
+                district_slug: r.district_slug,
+                timezone,
+                connection: r.row.into_stored()?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_stored_with_fixed_precision_in_utc() {
+        let t = DateTime::parse_from_rfc3339("2026-03-01T10:00:00+02:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(cursor_text(t), "2026-03-01T08:00:00.000000Z");
+    }
+
+    #[test]
+    fn enums_are_stored_by_their_wire_names() {
+        assert_eq!(enum_text(&ConnectionKind::OneRosterRest), "oneroster-rest");
+        assert_eq!(enum_text(&OneRosterVersion::V1_1), "1.1");
+        assert_eq!(
+            enum_from_text::<OneRosterVersion>("1.2"),
+            Some(OneRosterVersion::V1_2)
+        );
+        assert_eq!(enum_from_text::<OneRosterVersion>("2.0"), None);
+    }
+}
