@@ -197,6 +197,48 @@ pub async fn import_oneroster(
     Ok(report_exit(&report))
 }
 
+#[cfg(any())]
+pub async fn sync_pull(
+    settings: Settings,
+    district: &str,
+    connection: &str,
+    full: bool,
+    dry_run: bool,
+    json_out: bool,
+) -> CliResult {
+    let db = db(&settings).await?;
+    let district = districts::get(&db, district).await?;
+    let master = crate::auth::keys::MasterKey::load(&settings)?;
+    let secrets = crate::auth::secrets::SecretBox::new(&master);
+    let spinner = Spinner::start();
+    let listener = spinner.as_ref().map(Spinner::listener);
+    let mut engine = Engine::new(db.clone(), settings.import.max_reported_errors);
+    if let Some(listener) = &listener {
+        engine = engine.with_progress(listener.clone());
+    }
+    let request = crate::pulls::PullRequest {
+        connection: connection.to_string(),
+        full,
+        dry_run,
+    };
+    let report = crate::pulls::pull(
+        &engine, &db, &secrets, &settings, &district, &request, listener,
+    )
+    .await;
+    if let Some(spinner) = spinner {
+        spinner.finish();
+    }
+    let report = report.context(|| {
+        format!(
+            "cannot pull from connection {connection:?} into district {}",
+            district.slug
+        )
+    })?;
+    db.close().await;
+    print_report(&report, json_out)?;
+    Ok(report_exit(&report))
+}
+
 pub async fn sync_runs(settings: Settings, district: &str, json_out: bool) -> CliResult {
     let db = db(&settings).await?;
     let district = districts::get(&db, district).await?;

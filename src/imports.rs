@@ -9,6 +9,7 @@ use crate::domain::district::District;
 use crate::domain::records::RecordKind;
 use crate::sources::oneroster::{self, bundle::Bundle};
 use crate::sync::engine::RunOptions;
+use crate::sync::input::SourceEnd;
 use crate::sync::progress::Progress::Reading;
 use crate::sync::{Engine, RunReport, SyncError};
 
@@ -57,7 +58,8 @@ pub async fn import_oneroster_csv(
         problems.merge(log);
         problems
     });
-    let problems = async move { producer.await.expect("the bundle reader does not panic") };
+    let problems =
+        async move { SourceEnd::from(producer.await.expect("the bundle reader does not panic")) };
     engine
         .run(district, ONEROSTER_CSV, plan, rx, problems, options)
         .await

@@ -175,6 +175,35 @@ Exit codes:
 
 #[derive(Subcommand)]
 enum SyncCommand {
+    /// Pull a district's roster from one of its connections (a OneRoster REST API).
+    #[command(after_long_help = "\
+The first pull of a connection, and every --full pull, fetches everything and reconciles:
+records the source no longer returns are removed, as a bulk CSV import removes them (and the
+safeguards hold mass changes). Other pulls fetch what changed since the last applied pull.
+
+Exit codes (as `import oneroster`):
+  0  applied
+  1  failed: nothing applied (the report says what is wrong: request, offset, record, field)
+  2  usage error (unknown flag, missing argument)
+  3  held for review: `rostergate sync approve` or `sync discard` decides
+  4  dry run: everything computed and reported, nothing applied")]
+    Pull {
+        /// Slug of the district to pull into.
+        #[arg(long)]
+        district: String,
+        /// Name of the district's connection to pull from.
+        #[arg(long)]
+        connection: String,
+        /// Fetch everything and reconcile, even when a delta pull would do.
+        #[arg(long)]
+        full: bool,
+        /// Compute and report everything, apply nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// List a district's latest 50 runs, newest first.
     Runs {
         /// Slug of the district.
@@ -304,6 +333,16 @@ fn main() -> ExitCode {
                     },
             } => cli::import_oneroster(settings, &district, &path, dry_run, json).await,
             Command::Sync { command } => match command {
+                SyncCommand::Pull {
+                    district,
+                    connection,
+                    full,
+                    dry_run,
+                    json,
+                } => {
+                    let _ = (district, connection, full, dry_run, json, settings);
+                    todo!()
+                }
                 SyncCommand::Runs { district, json } => {
                     cli::sync_runs(settings, &district, json).await
                 }

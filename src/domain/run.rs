@@ -65,6 +65,19 @@ impl Plan {
     }
 }
 
+/// Where a pull leaves its connection: moved when, and only when, the run is applied (at once
+/// or after approval), in the transaction that applies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorMove {
+    /// The connection's name in the run's district.
+    pub connection: String,
+    /// The next delta pull asks for records modified after this (less an overlap): the newest
+    /// `dateLastModified` the source returned. `None` leaves the cursor where it was.
+    pub cursor: Option<DateTime<Utc>>,
+    /// A full pull: it also records when the connection was last reconciled.
+    pub full: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {

@@ -10,6 +10,7 @@ use crate::domain::connection::{
     AuthConfig, ConnectionConfig, ConnectionKind, OneRosterVersion, PullSchedule, RequestLimits,
 };
 use crate::domain::district::Timezone;
+use crate::domain::run::CursorMove;
 use crate::domain::schedule::Schedule;
 
 /// A connection as stored.
@@ -231,7 +232,9 @@ pub async fn set_cursor_in(
 ) -> Result<bool, StoreError> {
     let n = tx
         .execute(
-            "UPDATE connections SET delta_cursor = $1 WHERE district_id = $2 AND name = $3",
+            // Never backwards: the text form sorts in time order.
+            "UPDATE connections SET delta_cursor = CASE WHEN delta_cursor IS NULL OR delta_cursor < $1 \
+             THEN $1 ELSE delta_cursor END WHERE district_id = $2 AND name = $3",
             &args![cursor_text(cursor), district_id, name],
         )
         .await?;
@@ -309,4 +312,21 @@ mod tests {
         );
         assert_eq!(enum_from_text::<OneRosterVersion>("2.0"), None);
     }
+}
+
+/// Moves a connection as its pull's run is applied, in the applying transaction. A connection
+/// removed meanwhile is simply not there to move.
+pub async fn advance_in(
+    tx: &mut Tx,
+    district_id: i64,
+    cursor: &CursorMove,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if let Some(at) = cursor.cursor {
+        set_cursor_in(tx, district_id, &cursor.connection, at).await?;
+    }
+    if cursor.full {
+        mark_full_in(tx, district_id, &cursor.connection, now).await?;
+    }
+    Ok(())
 }

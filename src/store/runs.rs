@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, Tx};
 use crate::args;
-use crate::domain::run::{Plan, RunReport, RunStatus};
+use crate::domain::run::{CursorMove, Plan, RunReport, RunStatus};
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct RunRow {
@@ -85,6 +85,36 @@ pub async fn finish_in(
     )
     .await?;
     Ok(())
+}
+
+/// Remembers where a pull moves its connection when the run is applied (now or on approval).
+pub async fn set_cursor_move(db: &Db, id: &str, cursor: &CursorMove) -> Result<(), StoreError> {
+    let json = serde_json::to_string(cursor).expect("a cursor move serializes");
+    db.conn()
+        .execute(
+            "UPDATE sync_runs SET connection = $1, cursor_after = $2 WHERE id = $3",
+            &args![cursor.connection.as_str(), json, id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The cursor move of a run being applied, if it is a pull.
+pub async fn cursor_move_in(tx: &mut Tx, id: &str) -> Result<Option<CursorMove>, StoreError> {
+    let stored = tx
+        .strings(
+            "SELECT cursor_after FROM sync_runs WHERE id = $1 AND cursor_after IS NOT NULL",
+            &args![id],
+        )
+        .await?;
+    stored
+        .first()
+        .map(|json| {
+            serde_json::from_str(json).map_err(|e| {
+                StoreError::Corrupt(format!("run {id}: stored cursor unreadable: {e}"))
+            })
+        })
+        .transpose()
 }
 
 pub async fn finish(db: &Db, report: &RunReport, staged_rows: i64) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use std::future::Future;
 use chrono::Utc;
 use tokio::sync::mpsc;
 
-use super::input::{Feed, Plan};
+use super::input::{Feed, Plan, SourceEnd};
 use super::progress::{self, Phase, Progress, ProgressFn};
 use super::report::{RunReport, RunStatus};
 use crate::domain::district::District;
@@ -16,7 +16,7 @@ use crate::domain::run::{CoachingCounts, Origin};
 use crate::domain::thresholds::{hold_reasons, KindCounts};
 use crate::store::locks::{self, DistrictLock};
 use crate::store::sync_apply;
-use crate::store::{districts, runs, staging, Db, StoreError};
+use crate::store::{connections, districts, runs, staging, Db, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -69,8 +69,9 @@ impl Engine {
         progress::report(self.progress.as_ref(), Progress::Phase(phase));
     }
 
-    /// Runs one sync: consumes the feed, waits for the source's own problems, and applies the
-    /// result unless something is wrong, a safeguard holds it, or it is a dry run.
+    /// Runs one sync: consumes the feed, waits for the source's end (its own problems, and where
+    /// its connection moves), and applies the result unless something is wrong, a safeguard
+    /// holds it, or it is a dry run.
     #[tracing::instrument(name = "sync_run", skip_all, fields(district = %district.slug, source = source, run_id))]
     pub async fn run(
         &self,
@@ -78,7 +79,7 @@ impl Engine {
         source: &str,
         plan: Plan,
         feed: mpsc::Receiver<Feed>,
-        source_problems: impl Future<Output = ProblemLog>,
+        source_end: impl Future<Output = SourceEnd>,
         options: RunOptions,
     ) -> Result<RunReport, SyncError> {
         let run_id = uuid::Uuid::new_v4().to_string();
@@ -102,7 +103,7 @@ impl Engine {
                 ..placeholder_report(district, &run_id)
             };
             let outcome = self
-                .stage_and_apply(district, &plan, feed, source_problems, options, &mut report)
+                .stage_and_apply(district, &plan, feed, source_end, options, &mut report)
                 .await;
             if let Err(e) = &outcome {
                 // Whatever went wrong, nothing stays half-staged and the run says it failed.
@@ -200,7 +201,7 @@ impl Engine {
         district: &District,
         plan: &Plan,
         mut feed: mpsc::Receiver<Feed>,
-        source_problems: impl Future<Output = ProblemLog>,
+        source_end: impl Future<Output = SourceEnd>,
         options: RunOptions,
         report: &mut RunReport,
     ) -> Result<(), SyncError> {
@@ -232,7 +233,13 @@ impl Engine {
             rows = staged_rows
         );
         let phase_start = std::time::Instant::now();
-        let mut problems = source_problems.await;
+        let SourceEnd {
+            mut problems,
+            cursor,
+        } = source_end.await;
+        if let Some(cursor) = &cursor {
+            runs::set_cursor_move(&self.db, &run_id, cursor).await?;
+        }
         problems.merge(log);
         let mut log = problems;
 
@@ -400,6 +407,9 @@ impl Engine {
         match report {
             Some(report) => {
                 staging::clear_in(&mut tx, run_id).await?;
+                if let Some(cursor) = runs::cursor_move_in(&mut tx, run_id).await? {
+                    connections::advance_in(&mut tx, district.id, &cursor, now).await?;
+                }
                 districts::bump_roster_version(&mut tx, district.id).await?;
                 report.status = RunStatus::Applied;
                 report.coaching = coaching;

@@ -1,0 +1,137 @@
+//! Connects a source to the sync engine: a OneRoster REST pull over a district's stored
+//! connection. The first pull of a connection, and every `--full` or scheduled full pull,
+//! fetches everything and reconciles (records missing are removed, as a bulk CSV removes them);
+//! the others fetch what changed since the cursor, less an overlap.
+
+use chrono::Duration;
+use reqwest::Url;
+use tokio::sync::mpsc;
+
+use crate::auth::secrets::{SecretBox, SecretError};
+use crate::config::Settings;
+use crate::domain::connection::DELTA_OVERLAP_SECS;
+use crate::domain::district::District;
+use crate::domain::records::RecordKind;
+use crate::outbound::client::SourceClient;
+use crate::outbound::FetchError;
+use crate::sources::oneroster::rest::{self, PullMode, PullSpec};
+use crate::store::{connections, Db, StoreError};
+use crate::sync::engine::RunOptions;
+use crate::sync::input::{CursorMove, SourceEnd};
+use crate::sync::progress::Progress::Reading;
+use crate::sync::progress::ProgressFn;
+use crate::sync::{Engine, RunReport, SyncError};
+
+/// The `source` of a pull's run.
+pub const ONEROSTER_REST: &str = "oneroster_rest";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("district {district} has no connection {name:?}")]
+    NoSuchConnection { district: String, name: String },
+    #[error("connection {name:?}: its secret cannot be read (was the master key changed?): {source}")]
+    Secret { name: String, source: SecretError },
+    #[error("connection {name:?}: {source}")]
+    Client { name: String, source: FetchError },
+    #[error("connection {name:?}: the base URL {url:?} is not a URL")]
+    BaseUrl { name: String, url: String },
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What to pull.
+#[derive(Debug, Clone, Default)]
+pub struct PullRequest {
+    pub connection: String,
+    /// Fetch everything and reconcile, even when the connection has a delta cursor.
+    pub full: bool,
+    pub dry_run: bool,
+}
+
+/// Pulls from a connection into its district. Problems with what the source returned make a
+/// failed run (with a report), not an `Err`; `Err` is for the gateway's own trouble and for a
+/// connection that cannot be used at all.
+pub async fn pull(
+    engine: &Engine,
+    db: &Db,
+    secrets: &SecretBox,
+    settings: &Settings,
+    district: &District,
+    request: &PullRequest,
+    progress: Option<ProgressFn>,
+) -> Result<RunReport, PullError> {
+    let name = request.connection.clone();
+    let stored = connections::find(db, district.id, &name)
+        .await?
+        .ok_or_else(|| PullError::NoSuchConnection {
+            district: district.slug.to_string(),
+            name: name.clone(),
+        })?;
+    let secret = secrets
+        .open_connection_secret(district.id, &name, &stored.sealed_secret)
+        .map_err(|source| PullError::Secret {
+            name: name.clone(),
+            source,
+        })?;
+    let client = SourceClient::new(&stored.config, secret, &settings.outbound).map_err(|source| {
+        PullError::Client {
+            name: name.clone(),
+            source,
+        }
+    })?;
+    let base_url = Url::parse(&stored.config.base_url).map_err(|_| PullError::BaseUrl {
+        name: name.clone(),
+        url: stored.config.base_url.clone(),
+    })?;
+    // A connection's first pull has nothing to be a delta of.
+    let full = request.full || stored.delta_cursor.is_none();
+    let mode = match stored.delta_cursor {
+        Some(cursor) if !full => PullMode::Delta {
+            since: cursor - Duration::seconds(DELTA_OVERLAP_SECS),
+        },
+        _ => PullMode::Full,
+    };
+    let spec = PullSpec {
+        version: stored.config.version,
+        base_url,
+        page_size: stored.config.page_size,
+        mode,
+    };
+    let plan = rest::plan(&spec);
+    let (tx, rx) = mpsc::channel(4);
+    let limits = settings.import.clone();
+    let previous = stored.delta_cursor;
+    let producer = tokio::spawn(async move {
+        let reading = progress.map(|p| move |kind: RecordKind, rows| p(Reading { kind, rows }));
+        let reading = reading
+            .as_ref()
+            .map(|f| f as &(dyn Fn(RecordKind, u64) + Send + Sync));
+        rest::produce(&client, &spec, &limits, tx, reading).await
+    });
+    let end = async move {
+        let outcome = producer.await.expect("the pull does not panic");
+        tracing::info!(
+            requests = outcome.requests,
+            records = outcome.records,
+            full,
+            "pull fetched"
+        );
+        SourceEnd {
+            problems: outcome.problems,
+            cursor: Some(CursorMove {
+                connection: name,
+                cursor: outcome.newest_modified.max(previous),
+                full,
+            }),
+        }
+    };
+    let options = RunOptions {
+        dry_run: request.dry_run,
+        ..Default::default()
+    };
+    Ok(engine
+        .run(district, ONEROSTER_REST, plan, rx, end, options)
+        .await?)
+}
