@@ -1,0 +1,302 @@
+//! Bearer tokens the gateway gets from a source's token endpoint (OAuth 2 client credentials,
+//! oneroster.md §8.2–8.3), cached until shortly before they expire and renewed when the source
+//! refuses one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AsyncHttpClient, AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, HttpRequest,
+    HttpResponse, RequestTokenError, Scope, TokenResponse, TokenUrl,
+};
+
+use crate::config::Secret;
+use crate::domain::connection::ClientAuthStyle;
+use crate::outbound::diagnostics::{describe_transport_error, error_excerpt};
+use crate::outbound::FetchError;
+
+/// A token is renewed this long before its `expires_in` runs out, or a tenth of its lifetime
+/// when that is shorter.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+type TokenClient =
+    BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// Where and how a connection asks for tokens.
+#[derive(Debug, Clone)]
+pub struct TokenEndpoint {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_auth: ClientAuthStyle,
+    pub scopes: Vec<String>,
+}
+
+/// A bearer token, and which issue of the cache it came from.
+#[derive(Clone)]
+pub struct BearerToken {
+    value: Secret,
+    issue: u64,
+}
+
+impl BearerToken {
+    /// `Bearer <token>`, for the `Authorization` header.
+    pub fn authorization(&self) -> String {
+        format!("Bearer {}", self.value.expose())
+    }
+
+    pub fn secret(&self) -> &Secret {
+        &self.value
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BearerToken(issue {})", self.issue)
+    }
+}
+
+/// A token could not be had. `transient` failures (no answer, 5xx, 429) may be retried.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct TokenError {
+    pub message: String,
+    pub transient: bool,
+}
+
+/// One connection's token source; shared by all its requests.
+pub struct SourceTokens {
+    client: TokenClient,
+    scopes: Vec<Scope>,
+    http: TokenHttp,
+    /// For messages: the token URL without its query.
+    display_url: String,
+    secret: Secret,
+    cache: tokio::sync::Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    current: Option<(BearerToken, Option<Instant>)>,
+    issued: u64,
+}
+
+impl SourceTokens {
+    /// `timeout` bounds each token request; `connect_timeout` its connection.
+    pub fn new(
+        endpoint: &TokenEndpoint,
+        secret: Secret,
+        timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<SourceTokens, FetchError> {
+        let url = TokenUrl::new(endpoint.token_url.clone()).map_err(|e| {
+            FetchError::Config(format!(
+                "token URL {:?} is not a URL: {e}",
+                endpoint.token_url
+            ))
+        })?;
+        let display_url = {
+            let mut u = url.url().clone();
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_password(None);
+            u.to_string()
+        };
+        let auth_type = match endpoint.client_auth {
+            ClientAuthStyle::Basic => AuthType::BasicAuth,
+            ClientAuthStyle::Body => AuthType::RequestBody,
+        };
+        let client = BasicClient::new(ClientId::new(endpoint.client_id.clone()))
+            .set_client_secret(ClientSecret::new(secret.expose().to_string()))
+            .set_auth_type(auth_type)
+            .set_token_uri(url);
+        crate::outbound::tls::install_crypto_provider();
+        // Never follow redirects from a token endpoint: the client secret would travel with
+        // the request to wherever it points (oauth2's upgrade guide).
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(connect_timeout)
+            .user_agent(crate::outbound::USER_AGENT)
+            .build()
+            .map_err(|e| {
+                FetchError::Config(format!(
+                    "cannot build the token client: {}",
+                    describe_transport_error(&e)
+                ))
+            })?;
+        Ok(SourceTokens {
+            client,
+            scopes: endpoint.scopes.iter().cloned().map(Scope::new).collect(),
+            http: TokenHttp(http),
+            display_url,
+            secret,
+            cache: tokio::sync::Mutex::new(Cache::default()),
+        })
+    }
+
+    /// The token URL as shown in messages (no query).
+    pub fn token_url(&self) -> &str {
+        &self.display_url
+    }
+
+    /// The cached token while it is fresh, else a new one. Concurrent callers wait for one
+    /// token request rather than each making their own.
+    pub async fn token(&self) -> Result<BearerToken, TokenError> {
+        let mut cache = self.cache.lock().await;
+        if let Some((token, fresh_until)) = &cache.current {
+            if fresh_until.is_none_or(|until| Instant::now() < until) {
+                return Ok(token.clone());
+            }
+        }
+        let requested = Instant::now();
+        let response = self.request().await?;
+        cache.issued += 1;
+        let token = BearerToken {
+            value: Secret::new(response.access_token().secret().clone()),
+            issue: cache.issued,
+        };
+        let fresh_until = fresh_until(requested, response.expires_in());
+        tracing::debug!(
+            token_url = %self.display_url,
+            expires_in_secs = response.expires_in().map(|d| d.as_secs()),
+            "got a source token"
+        );
+        cache.current = Some((token.clone(), fresh_until));
+        Ok(token)
+    }
+
+    /// Forgets `token` after the source refused it, unless a newer one replaced it already.
+    pub async fn discard(&self, token: BearerToken) {
+        let issue = token.issue;
+        let mut cache = self.cache.lock().await;
+        if matches!(&cache.current, Some((current, _)) if current.issue == issue) {
+            cache.current = None;
+        }
+    }
+
+    async fn request(&self) -> Result<oauth2::basic::BasicTokenResponse, TokenError> {
+        let result = self
+            .client
+            .exchange_client_credentials()
+            .add_scopes(self.scopes.iter().cloned())
+            .request_async(&self.http)
+            .await;
+        result.map_err(|e| {
+            let (message, transient) = match e {
+                RequestTokenError::ServerResponse(error) => {
+                    let mut message = error.error().as_ref().to_string();
+                    if let Some(description) = error.error_description() {
+                        message.push_str(": ");
+                        message.push_str(description);
+                    }
+                    (message, false)
+                }
+                RequestTokenError::Request(transport) => (transport.to_string(), true),
+                RequestTokenError::Parse(error, body) => (
+                    format!(
+                        "the answer is not a token response ({}){}",
+                        error.path(),
+                        error_excerpt(&body, &[])
+                    ),
+                    false,
+                ),
+                RequestTokenError::Other(message) => (message, false),
+            };
+            TokenError {
+                message: scrub(&message, self.secret.expose()),
+                transient,
+            }
+        })
+    }
+}
+
+/// When a token received at `received` stops being used: `expires_in` minus the smaller of
+/// [`REFRESH_MARGIN`] and a tenth of it; never, without an `expires_in`, until refused.
+pub fn fresh_until(received: Instant, expires_in: Option<Duration>) -> Option<Instant> {
+    let lifetime = expires_in?;
+    let margin = REFRESH_MARGIN.min(lifetime / 10);
+    Some(received + lifetime.saturating_sub(margin))
+}
+
+fn scrub(message: &str, secret: &str) -> String {
+    if secret.len() >= 4 {
+        message.replace(secret, "[redacted]")
+    } else {
+        message.to_string()
+    }
+}
+
+fn describe_oauth_http_error(error: &oauth2::HttpClientError<reqwest::Error>) -> String {
+    match error {
+        oauth2::HttpClientError::Reqwest(e) => describe_transport_error(e),
+        other => other.to_string(),
+    }
+}
+
+/// reqwest, with 5xx and 429 answers from the token endpoint turned into transport errors:
+/// they are worth retrying, and oauth2 would report them as unreadable error bodies.
+struct TokenHttp(reqwest::Client);
+
+impl<'c> AsyncHttpClient<'c> for TokenHttp {
+    type Error = Transport;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, Transport>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = self
+                .0
+                .call(request)
+                .await
+                .map_err(|e| Transport::Send(describe_oauth_http_error(&e)))?;
+            let status = response.status();
+            if status.is_server_error() || status.as_u16() == 429 {
+                return Err(Transport::Unavailable(
+                    status.as_u16(),
+                    error_excerpt(response.body(), &[]),
+                ));
+            }
+            Ok(response)
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Transport {
+    #[error("{0}")]
+    Send(String),
+    #[error("HTTP {0}{1}")]
+    Unavailable(u16, String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_renewed_a_margin_before_they_expire() {
+        let now = Instant::now();
+        let cases = [
+            (Some(3600), Some(3540)),   // 60 s margin
+            (Some(21600), Some(21540)), // Aeries' six hours
+            (Some(300), Some(270)),     // a tenth is shorter than a minute
+            (Some(10), Some(9)),
+            (Some(0), Some(0)),
+            (None, None),
+        ];
+        for (expires_in, expected) in cases {
+            assert_eq!(
+                fresh_until(now, expires_in.map(Duration::from_secs)),
+                expected.map(|s| now + Duration::from_secs(s)),
+                "{expires_in:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_from_messages() {
+        assert_eq!(scrub("bad s3cret!", "s3cret"), "bad [redacted]!");
+        assert_eq!(scrub("abc", "ab"), "abc");
+    }
+}
