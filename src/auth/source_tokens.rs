@@ -6,11 +6,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use oauth2::basic::BasicClient;
-use oauth2::{
-    AsyncHttpClient, AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, HttpRequest,
-    HttpResponse, RequestTokenError, Scope, TokenResponse, TokenUrl,
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
 };
+use oauth2::{
+    AccessToken, AsyncHttpClient, AuthType, Client, ClientId, ClientSecret, EndpointNotSet,
+    EndpointSet, HttpRequest, HttpResponse, RefreshToken, RequestTokenError, Scope,
+    StandardRevocableToken, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::Secret;
 use crate::domain::connection::ClientAuthStyle;
@@ -21,8 +26,18 @@ use crate::outbound::FetchError;
 /// when that is shorter.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
-type TokenClient =
-    BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+type TokenClient = Client<
+    BasicErrorResponse,
+    SourceTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
 
 /// Where and how a connection asks for tokens.
 #[derive(Debug, Clone)]
@@ -107,7 +122,7 @@ impl SourceTokens {
             ClientAuthStyle::Basic => AuthType::BasicAuth,
             ClientAuthStyle::Body => AuthType::RequestBody,
         };
-        let client = BasicClient::new(ClientId::new(endpoint.client_id.clone()))
+        let client: TokenClient = Client::new(ClientId::new(endpoint.client_id.clone()))
             .set_client_secret(ClientSecret::new(secret.expose().to_string()))
             .set_auth_type(auth_type)
             .set_token_uri(url);
@@ -176,7 +191,7 @@ impl SourceTokens {
         }
     }
 
-    async fn request(&self) -> Result<oauth2::basic::BasicTokenResponse, TokenError> {
+    async fn request(&self) -> Result<SourceTokenResponse, TokenError> {
         let result = self
             .client
             .exchange_client_credentials()
@@ -210,6 +225,61 @@ impl SourceTokens {
             }
         })
     }
+}
+
+/// A token endpoint's answer, read leniently: SIS token endpoints differ on `token_type`
+/// (absent, any case) and `expires_in` (a number, sometimes a numeric string).
+#[derive(Debug, Deserialize, Serialize)]
+pub struct SourceTokenResponse {
+    access_token: AccessToken,
+    #[serde(default = "bearer", deserialize_with = "lenient_token_type")]
+    token_type: BasicTokenType,
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    expires_in: Option<u64>,
+}
+
+impl TokenResponse for SourceTokenResponse {
+    type TokenType = BasicTokenType;
+
+    fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+    fn token_type(&self) -> &BasicTokenType {
+        &self.token_type
+    }
+    fn expires_in(&self) -> Option<Duration> {
+        self.expires_in.map(Duration::from_secs)
+    }
+    fn refresh_token(&self) -> Option<&RefreshToken> {
+        None
+    }
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        None
+    }
+}
+
+fn bearer() -> BasicTokenType {
+    BasicTokenType::Bearer
+}
+
+fn lenient_token_type<'de, D: Deserializer<'de>>(d: D) -> Result<BasicTokenType, D::Error> {
+    Ok(match Option::<String>::deserialize(d)? {
+        None => BasicTokenType::Bearer,
+        Some(t) if t.eq_ignore_ascii_case("bearer") => BasicTokenType::Bearer,
+        Some(t) if t.eq_ignore_ascii_case("mac") => BasicTokenType::Mac,
+        Some(t) => BasicTokenType::Extension(t),
+    })
+}
+
+/// Seconds as a number or a numeric string; anything else counts as not given.
+fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
 }
 
 /// When a token received at `received` stops being used: `expires_in` minus the smaller of
@@ -292,6 +362,41 @@ mod tests {
                 "{expires_in:?}"
             );
         }
+    }
+
+    #[test]
+    fn token_responses_are_read_leniently() {
+        let cases = [
+            (
+                r#"{"access_token":"a","token_type":"Bearer","expires_in":3600}"#,
+                Some(3600),
+            ),
+            (
+                r#"{"access_token":"a","token_type":"bearer","expires_in":"21600"}"#,
+                Some(21600),
+            ),
+            (r#"{"access_token":"a","expires_in":3600.0}"#, Some(3600)),
+            (
+                r#"{"access_token":"a","token_type":"BEARER","expires_in":null}"#,
+                None,
+            ),
+            (r#"{"access_token":"a","expires_in":"soon"}"#, None),
+            (
+                r#"{"access_token":"a","scope":"x y","refresh_token":"r"}"#,
+                None,
+            ),
+        ];
+        for (json, expires_in) in cases {
+            let response: SourceTokenResponse = serde_json::from_str(json).unwrap();
+            assert_eq!(response.access_token().secret(), "a");
+            assert_eq!(response.token_type(), &BasicTokenType::Bearer, "{json}");
+            assert_eq!(
+                response.expires_in(),
+                expires_in.map(Duration::from_secs),
+                "{json}"
+            );
+        }
+        assert!(serde_json::from_str::<SourceTokenResponse>(r#"{"token_type":"Bearer"}"#).is_err());
     }
 
     #[test]

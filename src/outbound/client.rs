@@ -31,6 +31,8 @@ pub struct SourceClient {
 
 struct Inner {
     connection: String,
+    /// Scheme, host and port of the base URL: the only place credentials are sent.
+    origin: Origin,
     http: reqwest::Client,
     auth: SourceAuth,
     secret: Secret,
@@ -39,6 +41,16 @@ struct Inner {
     retry: RetryPolicy,
     timeout_secs: u64,
     max_response_bytes: u64,
+}
+
+type Origin = (String, String, Option<u16>);
+
+fn origin_of(url: &Url) -> Origin {
+    (
+        url.scheme().to_string(),
+        url.host_str().unwrap_or_default().to_string(),
+        url.port_or_known_default(),
+    )
 }
 
 enum SourceAuth {
@@ -70,6 +82,15 @@ impl SourceClient {
         tls::install_crypto_provider();
         let limits = &config.limits;
         let name = &config.name;
+        let base = Url::parse(&config.base_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .ok_or_else(|| {
+                FetchError::Config(format!(
+                    "connection {name}: base URL {:?} is not an http(s) URL",
+                    config.base_url
+                ))
+            })?;
         let rate = NonZeroU32::new(limits.requests_per_second).ok_or_else(|| {
             FetchError::Config(format!(
                 "connection {name}: requests_per_second must be at least 1"
@@ -130,6 +151,7 @@ impl SourceClient {
         Ok(SourceClient {
             inner: Arc::new(Inner {
                 connection: name.clone(),
+                origin: origin_of(&base),
                 http,
                 auth,
                 secret,
@@ -153,6 +175,15 @@ impl Fetch for SourceClient {
 impl Inner {
     async fn get(&self, url: Url) -> Result<Fetched, FetchError> {
         let path = url.path().to_string();
+        if origin_of(&url) != self.origin {
+            return Err(FetchError::Config(format!(
+                "GET {path}: {} is not the host of connection {} ({}); its credentials go \
+                 nowhere else",
+                url.host_str().unwrap_or_default(),
+                self.connection,
+                self.origin.1
+            )));
+        }
         let mut retries = self.retry.start();
         let mut renewed_token = false;
         loop {
@@ -195,16 +226,20 @@ impl Inner {
                     })
                 }
                 Err(Stop::RetryAfterTooLong { asked, max }) => {
+                    let status = match error {
+                        FetchError::Status { status, .. } => status,
+                        _ => 429,
+                    };
                     return Err(FetchError::Status {
                         path,
-                        status: 429,
+                        status,
                         detail: format!(
                             ": the source asks to wait {} s before retrying, more than the {} s \
                              allowed (outbound.max_retry_after_secs)",
                             asked.as_secs(),
                             max.as_secs()
                         ),
-                    })
+                    });
                 }
             }
         }

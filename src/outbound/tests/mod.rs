@@ -62,11 +62,19 @@ pub fn connection(
     auth: AuthConfig,
     limits: RequestLimits,
 ) -> ConnectionConfig {
+    connection_at(
+        server.url("/ims/oneroster/rostering/v1p2").as_str(),
+        auth,
+        limits,
+    )
+}
+
+pub fn connection_at(base_url: &str, auth: AuthConfig, limits: RequestLimits) -> ConnectionConfig {
     ConnectionConfig {
         name: "test-sis".into(),
         kind: ConnectionKind::OneRosterRest,
         version: OneRosterVersion::V1_2,
-        base_url: server.url("/ims/oneroster/rostering/v1p2").to_string(),
+        base_url: base_url.to_string(),
         page_size: 100,
         auth,
         limits,

@@ -2,9 +2,18 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::Url;
+
 use super::server::{Reply, TestServer};
-use super::{client, client_with, fast_settings, limits, SECRET};
-use crate::outbound::{Fetch, FetchError};
+use super::{client, client_with, connection_at, fast_settings, limits, oauth1, SECRET};
+use crate::config::Secret;
+use crate::domain::connection::{ConnectionConfig, SignatureMethod};
+use crate::outbound::{Fetch, FetchError, SourceClient};
+
+/// An OAuth 1 connection to `base_url`, where no test server listens.
+fn connection_to(base_url: &str) -> ConnectionConfig {
+    connection_at(base_url, oauth1(SignatureMethod::HmacSha256), limits())
+}
 
 const USERS: &str = "/ims/oneroster/rostering/v1p2/users?limit=2&offset=0";
 
@@ -108,9 +117,9 @@ async fn a_refused_connection_fails_after_bounded_attempts() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     drop(listener);
-    let server = TestServer::scripted(vec![Reply::status(200)]).await;
-    let client = client(&server, &fast_settings());
-    let url = reqwest::Url::parse(&format!("http://{address}/ims/oneroster/v1p1/users")).unwrap();
+    let config = connection_to(&format!("http://{address}/ims/oneroster/v1p1"));
+    let client = SourceClient::new(&config, Secret::new(SECRET), &fast_settings()).unwrap();
+    let url = Url::parse(&format!("http://{address}/ims/oneroster/v1p1/users")).unwrap();
     let error = client.get(url).await.unwrap_err();
     let message = error.to_string();
     assert!(
@@ -125,6 +134,43 @@ async fn a_refused_connection_fails_after_bounded_attempts() {
     );
     assert!(message.to_lowercase().contains("refused"), "{message}");
     assert!(!message.contains("127.0.0.1"), "{message}");
+}
+
+#[tokio::test]
+async fn https_goes_through_the_installed_tls_provider() {
+    // A server that hangs up at once: the handshake fails, as an error and not a panic.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    let config = connection_to(&format!("https://{address}/ims/oneroster/v1p1"));
+    let mut settings = fast_settings();
+    settings.max_attempts = 1;
+    let client = SourceClient::new(&config, Secret::new(SECRET), &settings).unwrap();
+    let url = Url::parse(&format!("https://{address}/ims/oneroster/v1p1/users")).unwrap();
+    let error = client.get(url).await.unwrap_err();
+    assert!(matches!(error, FetchError::Connect { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn urls_off_the_connection_host_are_refused() {
+    let server = TestServer::scripted(vec![Reply::status(200)]).await;
+    let other = TestServer::scripted(vec![Reply::status(200)]).await;
+    let error = client(&server, &fast_settings())
+        .get(other.url(USERS))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FetchError::Config(_)), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("is not the host of connection test-sis"),
+        "{error}"
+    );
+    assert!(other.requests().is_empty());
 }
 
 #[tokio::test]
