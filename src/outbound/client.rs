@@ -198,7 +198,11 @@ impl Inner {
                     else {
                         return Err(explain_unauthorized(error, &self.auth));
                     };
-                    tracing::debug!(connection = %self.connection, path, "source refused the token; getting a new one");
+                    tracing::debug!(
+                        connection = %self.connection,
+                        path,
+                        "the source refused the token; getting a new one"
+                    );
                     tokens.discard(token).await;
                     renewed_token = true;
                     continue;

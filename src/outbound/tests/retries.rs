@@ -113,6 +113,33 @@ async fn a_timeout_is_retried() {
 }
 
 #[tokio::test]
+async fn a_body_that_stalls_times_out_and_is_retried() {
+    let server = TestServer::scripted(vec![
+        Reply::json(200, "[1,")
+            .without_length()
+            .header("content-length", "100")
+            .hold(Duration::from_millis(2500)),
+        Reply::json(200, "[1,2]"),
+    ])
+    .await;
+    let mut limits = limits();
+    limits.timeout_secs = 1;
+    let started = Instant::now();
+    let fetched = client_with(&server, limits, &fast_settings())
+        .get(server.url(USERS))
+        .await
+        .unwrap();
+    assert_eq!(fetched.body, b"[1,2]");
+    assert_eq!(server.requests().len(), 2);
+    // Given up after the 1 s timeout, not when the server hung up.
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_refused_connection_fails_after_bounded_attempts() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();

@@ -39,6 +39,7 @@ pub struct Reply {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     delay: Duration,
+    hold: Duration,
     content_length: bool,
 }
 
@@ -49,6 +50,7 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             delay: Duration::ZERO,
+            hold: Duration::ZERO,
             content_length: true,
         }
     }
@@ -71,6 +73,12 @@ impl Reply {
 
     pub fn delay(mut self, delay: Duration) -> Reply {
         self.delay = delay;
+        self
+    }
+
+    /// Keeps the connection open this long after the body, before closing it.
+    pub fn hold(mut self, hold: Duration) -> Reply {
+        self.hold = hold;
         self
     }
 
@@ -165,6 +173,8 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
     // The client may have given up already (timeouts, oversized bodies).
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(&reply.body).await;
+    let _ = stream.flush().await;
+    tokio::time::sleep(reply.hold).await;
     let _ = stream.shutdown().await;
 }
 
