@@ -208,15 +208,22 @@ impl SourceTokens {
                     }
                     (message, false)
                 }
-                RequestTokenError::Request(transport) => (transport.to_string(), true),
-                RequestTokenError::Parse(error, body) => (
-                    format!(
-                        "the answer is not a token response ({}){}",
-                        error.path(),
-                        error_excerpt(&body, &[])
-                    ),
-                    false,
-                ),
+                RequestTokenError::Request(transport) => {
+                    (transport.to_string(), transport.is_transient())
+                }
+                RequestTokenError::Parse(error, _) => {
+                    // The body may hold a token under another name: it is never quoted, nor
+                    // are the values serde would quote.
+                    let inner = error.inner();
+                    let missing = inner.to_string().starts_with("missing field");
+                    let what = match inner.classify() {
+                        serde_json::error::Category::Data if !missing => {
+                            format!("unexpected value at {}", error.path())
+                        }
+                        _ => inner.to_string(),
+                    };
+                    (format!("the answer is not a token response: {what}"), false)
+                }
                 RequestTokenError::Other(message) => (message, false),
             };
             TokenError {
@@ -327,6 +334,19 @@ impl<'c> AsyncHttpClient<'c> for TokenHttp {
                     error_excerpt(response.body(), &[]),
                 ));
             }
+            // Error answers that are not OAuth error objects (an HTML 404, a proxy's 403):
+            // oauth2 would only say they are not JSON.
+            let json = response
+                .headers()
+                .get(oauth2::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+            if status.as_u16() != 200 && !json {
+                return Err(Transport::Rejected(
+                    status.as_u16(),
+                    error_excerpt(response.body(), &[]),
+                ));
+            }
             Ok(response)
         })
     }
@@ -338,6 +358,14 @@ enum Transport {
     Send(String),
     #[error("HTTP {0}{1}")]
     Unavailable(u16, String),
+    #[error("HTTP {0}{1}")]
+    Rejected(u16, String),
+}
+
+impl Transport {
+    fn is_transient(&self) -> bool {
+        !matches!(self, Transport::Rejected(..))
+    }
 }
 
 #[cfg(test)]

@@ -179,6 +179,40 @@ async fn a_token_endpoint_refusal_names_the_oauth_error_not_the_secret() {
 }
 
 #[tokio::test]
+async fn token_endpoint_answers_that_are_not_oauth_are_reported_without_their_content() {
+    let cases = [
+        (
+            Reply::status(404).body(b"<html><title>Not Found</title></html>".to_vec()),
+            ": HTTP 404: Not Found",
+        ),
+        (
+            // A token under an unexpected name must not be quoted back.
+            Reply::json(200, r#"{"accessToken":"leaked-token","expires_in":60}"#),
+            ": the answer is not a token response: missing field `access_token`",
+        ),
+    ];
+    for (reply, expected_end) in cases {
+        let server = TestServer::start(move |request: &Request| {
+            if request.path() == "/token" {
+                reply.clone()
+            } else {
+                Reply::json(200, "{}")
+            }
+        })
+        .await;
+        let error = bearer_client(&server, ClientAuthStyle::Basic)
+            .get(server.url(USERS))
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, FetchError::Token { .. }), "{message}");
+        assert!(message.contains(expected_end), "{message}");
+        assert!(!message.contains("leaked-token"), "{message}");
+        assert_eq!(server.requests_to("/token"), 1, "not retried");
+    }
+}
+
+#[tokio::test]
 async fn a_token_endpoint_outage_is_retried() {
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&calls);
