@@ -67,6 +67,32 @@ async fn a_bearer_token_is_fetched_once_and_reused() {
 }
 
 #[tokio::test]
+async fn a_token_near_its_expiry_is_replaced_before_use() {
+    let issued = AtomicUsize::new(0);
+    let server = TestServer::start(move |request: &Request| {
+        if request.path() == "/token" {
+            let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+            // One second, so renewed after 0.9 s (a tenth of the lifetime as the margin).
+            return Reply::json(
+                200,
+                &format!(r#"{{"access_token":"tok-{n}","token_type":"bearer","expires_in":1}}"#),
+            );
+        }
+        Reply::json(200, "{}")
+    })
+    .await;
+    let client = bearer_client(&server, ClientAuthStyle::Basic);
+    client.get(server.url(USERS)).await.unwrap();
+    client.get(server.url(USERS)).await.unwrap();
+    assert_eq!(server.requests_to("/token"), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(950)).await;
+    client.get(server.url(USERS)).await.unwrap();
+    assert_eq!(server.requests_to("/token"), 2);
+    let last = server.requests().into_iter().last().unwrap();
+    assert_eq!(last.header("authorization"), Some("Bearer tok-2"));
+}
+
+#[tokio::test]
 async fn a_refused_token_is_replaced_once_and_the_request_retried() {
     // tok-1 works for the first request only, as if revoked at the source.
     let server = source(|token, n| token == "tok-2" || (token == "tok-1" && n == 0)).await;
