@@ -54,6 +54,9 @@ pub struct Settings {
     /// file under `data_dir` is created on first use.
     #[serde(default)]
     pub secret_key: Option<Secret>,
+    /// Calls the gateway makes to other systems (SIS APIs, token endpoints).
+    #[serde(default)]
+    pub outbound: OutboundSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -67,6 +70,7 @@ impl fmt::Debug for Settings {
             .field("import", &self.import)
             .field("operator_token", &self.operator_token)
             .field("secret_key", &self.secret_key)
+            .field("outbound", &self.outbound)
             .finish()
     }
 }
@@ -135,6 +139,41 @@ impl Default for ImportSettings {
             max_columns: 512,
             max_reported_errors: 1000,
             max_reported_warnings: 100,
+        }
+    }
+}
+
+/// Retries and limits of outbound HTTP calls (`outbound::retry`, `outbound::client`). A
+/// connection's own rate, concurrency and timeout live in its `RequestLimits`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct OutboundSettings {
+    /// Tries of one request, the first included.
+    pub max_attempts: u32,
+    /// The first pause before a retry; each later pause doubles, with jitter.
+    pub initial_backoff_ms: u64,
+    /// The longest pause between two tries.
+    pub max_backoff_secs: u64,
+    /// The longest `Retry-After` honoured; a source asking for more fails the request at once.
+    pub max_retry_after_secs: u64,
+    /// No retry starts once this long has passed since the first try.
+    pub max_retry_elapsed_secs: u64,
+    /// Time allowed to open a connection (TCP and TLS).
+    pub connect_timeout_secs: u64,
+    /// The largest response body read; a larger one fails the request.
+    pub max_response_bytes: u64,
+}
+
+impl Default for OutboundSettings {
+    fn default() -> Self {
+        OutboundSettings {
+            max_attempts: 6,
+            initial_backoff_ms: 500,
+            max_backoff_secs: 30,
+            max_retry_after_secs: 300,
+            max_retry_elapsed_secs: 900,
+            connect_timeout_secs: 10,
+            max_response_bytes: 256 << 20,
         }
     }
 }
@@ -287,6 +326,12 @@ mod tests {
         let dump = format!("{s:?}");
         assert!(!dump.contains("s3cret-token"), "{dump}");
         assert!(!dump.contains("pw"), "{dump}");
+    }
+
+    #[test]
+    fn outbound_defaults_match_the_shipped_file() {
+        let s = Settings::load_from(Path::new("/nonexistent"), &[], &Overrides::default()).unwrap();
+        assert_eq!(s.outbound, OutboundSettings::default());
     }
 
     #[test]

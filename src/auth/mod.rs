@@ -4,8 +4,10 @@ pub mod client_status;
 pub mod clients;
 pub mod grant;
 pub mod keys;
+pub mod oauth1;
 pub mod rate_limit;
 pub mod secrets;
+pub mod source_tokens;
 pub mod tokens;
 
 /// Compares secrets in constant time, after a length check (lengths are not secret).

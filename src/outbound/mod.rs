@@ -3,9 +3,22 @@
 //! errors (honouring `Retry-After`), a per-connection request rate and a bound on requests in
 //! flight, and the connection's authentication (OAuth 2 bearer tokens, OAuth 1.0a signatures).
 
+pub mod client;
+pub mod diagnostics;
+pub mod response;
+pub mod retry;
+#[cfg(test)]
+mod tests;
+pub mod tls;
+
 use std::future::Future;
 
 use reqwest::Url;
+
+pub use client::SourceClient;
+
+/// How the gateway names itself to the systems it calls.
+pub const USER_AGENT: &str = concat!("rostergate/", env!("CARGO_PKG_VERSION"));
 
 /// A successful (2xx) answer to a GET.
 #[derive(Debug, Clone)]

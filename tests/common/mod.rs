@@ -175,9 +175,8 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// As [`spawn_app`], with more `ROSTERGATE_*` variables (e.g. tighter auth limits).
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-    // reqwest is built without a TLS crypto provider: the process installs one (a second
-    // install fails harmlessly).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // reqwest is built without a TLS crypto provider: the gateway's one is installed.
+    rostergate::outbound::tls::install_crypto_provider();
     let db = TestDb::new(backend).await;
     let data_dir = tempfile::tempdir().unwrap();
     let app = Application::build(settings_with(&db.url, data_dir.path(), extra))
