@@ -1,0 +1,987 @@
+use std::time::Duration;
+
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use chrono::{NaiveDate, Utc};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::Value;
+
+use super::auth::{base_string, hmac_algorithm, percent_encode, query_pairs, signing_key};
+use super::*;
+
+const CLIENT_ID: &str = "district-client";
+const CLIENT_SECRET: &str = "s3cret/with+odd=chars";
+const CONSUMER_KEY: &str = "consumer-key";
+const CONSUMER_SECRET: &str = "consumer&secret";
+
+/// reqwest builds its TLS configuration even for plain HTTP, so a crypto provider must be set.
+fn client() -> Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    Client::new()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn hmac_b64(method: SignatureMethod, key: &str, text: &str) -> String {
+    let key = hmac::Key::new(hmac_algorithm(method), key.as_bytes());
+    b64(hmac::sign(&key, text.as_bytes()).as_ref())
+}
+
+// ---- OAuth 1 primitives against published vectors ----
+
+#[test]
+fn oauth1_base_strings_and_signatures_match_the_published_examples() {
+    struct Vector {
+        name: &'static str,
+        method: &'static str,
+        uri: &'static str,
+        query: &'static str,
+        body: &'static str,
+        oauth: &'static [(&'static str, &'static str)],
+        consumer_secret: &'static str,
+        token_secret: &'static str,
+        base: &'static str,
+        signature: &'static str,
+    }
+    let vectors = [
+        Vector {
+            name: "RFC 5849 §3.4.1.1 (with erratum 2550)",
+            method: "POST",
+            uri: "http://EXAMPLE.COM:80/request",
+            query: "b5=%3D%253D&a3=a&c%40=&a2=r%20b",
+            body: "c2&a3=2+q",
+            oauth: &[
+                ("oauth_consumer_key", "9djdj82h48djs9d2"),
+                ("oauth_token", "kkk9d7dh3k39sjv7"),
+                ("oauth_signature_method", "HMAC-SHA1"),
+                ("oauth_timestamp", "137131201"),
+                ("oauth_nonce", "7d8f3e4a"),
+            ],
+            consumer_secret: "j49sk3j29djd",
+            token_secret: "dh893hdasih9",
+            base: "POST&http%3A%2F%2Fexample.com%2Frequest&a2%3Dr%2520b%26a3%3D2%2520q%26a3%3Da%26b5%3D%253D%25253D%26c%2540%3D%26c2%3D%26oauth_consumer_key%3D9djdj82h48djs9d2%26oauth_nonce%3D7d8f3e4a%26oauth_signature_method%3DHMAC-SHA1%26oauth_timestamp%3D137131201%26oauth_token%3Dkkk9d7dh3k39sjv7",
+            signature: "r6/TJjbCOr97/+UU0NsvSne7s5g=",
+        },
+        Vector {
+            name: "OAuth Core 1.0 appendix A.5.1",
+            method: "GET",
+            uri: "http://photos.example.net/photos",
+            query: "file=vacation.jpg&size=original",
+            body: "",
+            oauth: &[
+                ("oauth_consumer_key", "dpf43f3p2l4k3l03"),
+                ("oauth_token", "nnch734d00sl2jdk"),
+                ("oauth_signature_method", "HMAC-SHA1"),
+                ("oauth_timestamp", "1191242096"),
+                ("oauth_nonce", "kllo9940pd9333jh"),
+                ("oauth_version", "1.0"),
+            ],
+            consumer_secret: "kd94hf93k423kf44",
+            token_secret: "pfkkdhi9sl3r4s00",
+            base: "GET&http%3A%2F%2Fphotos.example.net%2Fphotos&file%3Dvacation.jpg%26oauth_consumer_key%3Ddpf43f3p2l4k3l03%26oauth_nonce%3Dkllo9940pd9333jh%26oauth_signature_method%3DHMAC-SHA1%26oauth_timestamp%3D1191242096%26oauth_token%3Dnnch734d00sl2jdk%26oauth_version%3D1.0%26size%3Doriginal",
+            signature: "tR3+Ty81lMeYAr/Fid0kMTYa/WM=",
+        },
+    ];
+    for v in vectors {
+        let mut params = query_pairs(v.query).unwrap();
+        params.extend(query_pairs(v.body).unwrap());
+        params.extend(v.oauth.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let base = base_string(v.method, v.uri, &params);
+        assert_eq!(base, v.base, "{}", v.name);
+        let key = signing_key(v.consumer_secret, v.token_secret);
+        assert_eq!(
+            hmac_b64(SignatureMethod::HmacSha1, &key, &base),
+            v.signature,
+            "{}",
+            v.name
+        );
+    }
+}
+
+#[test]
+fn percent_encoding_keeps_only_unreserved_characters() {
+    for (raw, encoded) in [
+        ("A-Za-z0-9-._~", "A-Za-z0-9-._~"),
+        ("!*'()", "%21%2A%27%28%29"),
+        ("a b+c", "a%20b%2Bc"),
+        (
+            "dateLastModified>'2026-01-01T00:00:00Z'",
+            "dateLastModified%3E%272026-01-01T00%3A00%3A00Z%27",
+        ),
+        ("é", "%C3%A9"),
+    ] {
+        assert_eq!(percent_encode(raw), encoded, "{raw}");
+    }
+}
+
+// ---- filters and paging, pure ----
+
+#[test]
+fn filters_parse_the_documented_forms_and_refuse_the_rest() {
+    let at = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let record = filter::Fields {
+        sourced_id: "stu-2",
+        status: "active",
+        modified: at("2026-09-01T10:00:00Z"),
+    };
+    for (text, expected) in [
+        ("dateLastModified>'2026-08-31T00:00:00Z'", true),
+        ("dateLastModified>'2026-09-01T10:00:00Z'", false),
+        ("dateLastModified>='2026-09-01T10:00:00Z'", true),
+        ("dateLastModified<'2026-09-01T10:00:00.001Z'", true),
+        ("status='active'", true),
+        ("status='tobedeleted'", false),
+        ("status!='tobedeleted'", true),
+        (
+            "status='active' AND dateLastModified>'2026-08-31T00:00:00Z'",
+            true,
+        ),
+        (
+            "status='tobedeleted' AND dateLastModified>'2026-08-31T00:00:00Z'",
+            false,
+        ),
+        ("status='tobedeleted' OR sourcedId='stu-2'", true),
+        ("sourcedId~'stu'", true),
+    ] {
+        let filter = Filter::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(filter.matches(&record), expected, "{text}");
+    }
+    for (text, code) in [
+        ("email='a@b.org'", "invalid_filter_field"),
+        (
+            "givenName='Ada' AND status='active'",
+            "invalid_filter_field",
+        ),
+        ("status=active", "invaliddata"),
+        ("status", "invaliddata"),
+        ("dateLastModified>'yesterday'", "invaliddata"),
+        ("='x'", "invaliddata"),
+    ] {
+        let err = Filter::parse(text).unwrap_err();
+        assert_eq!(err.code_minor(), code, "{text}: {err}");
+    }
+}
+
+#[test]
+fn link_headers_keep_the_other_parameters_and_use_the_clamped_limit() {
+    let pairs = |q: &str| query_pairs(q).unwrap();
+    let url = "http://h/ims/oneroster/v1p1/users";
+    let q = "filter=status%3D%27active%27&limit=10&offset=10";
+    let paging = paging::Paging::from_query(&pairs(q), Some(4)).unwrap();
+    assert_eq!((paging.limit, paging.offset), (4, 10));
+    assert_eq!(
+        paging.link_header(url, q, 22),
+        "<http://h/ims/oneroster/v1p1/users?filter=status%3D%27active%27&limit=4&offset=0>; rel=\"first\", \
+         <http://h/ims/oneroster/v1p1/users?filter=status%3D%27active%27&limit=4&offset=6>; rel=\"prev\", \
+         <http://h/ims/oneroster/v1p1/users?filter=status%3D%27active%27&limit=4&offset=14>; rel=\"next\", \
+         <http://h/ims/oneroster/v1p1/users?filter=status%3D%27active%27&limit=4&offset=20>; rel=\"last\""
+    );
+    let first = paging::Paging::from_query(&[], None).unwrap();
+    assert_eq!((first.limit, first.offset), (DEFAULT_LIMIT, 0));
+    assert_eq!(
+        first.link_header(url, "", 0),
+        format!(
+            "<{url}?limit=100&offset=0>; rel=\"first\", <{url}?limit=100&offset=0>; rel=\"last\""
+        )
+    );
+    for q in ["limit=0", "limit=-1", "limit=ten", "offset=-5"] {
+        assert!(paging::Paging::from_query(&pairs(q), None).is_err(), "{q}");
+    }
+}
+
+#[test]
+fn faults_are_consumed_in_the_order_scripted() {
+    let faults = FaultHandle::default();
+    faults.on_path("users", FaultAction::Status(500), 2);
+    faults.next(FaultAction::TooManyRequests {
+        retry_after_secs: 3,
+    });
+    faults.on_request(7, FaultAction::MalformedJson);
+    let probe = |path: &'static str, number| faults::FaultProbe {
+        path,
+        offset: 0,
+        number,
+    };
+    assert_eq!(faults.pending(), 4);
+    assert_eq!(faults.take(&probe("token", None)), None);
+    assert_eq!(
+        faults.take(&probe("orgs", Some(1))),
+        Some(FaultAction::TooManyRequests {
+            retry_after_secs: 3
+        })
+    );
+    assert_eq!(
+        faults.take(&probe("users", Some(2))),
+        Some(FaultAction::Status(500))
+    );
+    assert_eq!(faults.take(&probe("orgs", Some(3))), None);
+    assert_eq!(
+        faults.take(&probe("users", Some(4))),
+        Some(FaultAction::Status(500))
+    );
+    assert_eq!(faults.take(&probe("users", Some(5))), None);
+    assert_eq!(
+        faults.take(&probe("users", Some(7))),
+        Some(FaultAction::MalformedJson)
+    );
+    assert_eq!(faults.pending(), 0);
+}
+
+// ---- the running provider ----
+
+fn oauth2() -> ProviderAuth {
+    ProviderAuth::Oauth2(Oauth2Settings::new(CLIENT_ID, CLIENT_SECRET))
+}
+
+fn oauth1(method: SignatureMethod) -> ProviderAuth {
+    ProviderAuth::Oauth1(Oauth1Settings {
+        consumer_key: CONSUMER_KEY.into(),
+        consumer_secret: CONSUMER_SECRET.into(),
+        method,
+    })
+}
+
+async fn start(config: ProviderConfig) -> Provider {
+    Provider::start(config, Roster::small_school())
+        .await
+        .unwrap()
+}
+
+async fn token(provider: &Provider, client: &Client) -> String {
+    let response = client
+        .post(provider.token_url())
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+async fn json(response: Response) -> Value {
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+fn ids(body: &Value, key: &str) -> Vec<String> {
+    body[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["sourcedId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn oauth2_pages_follow_links_in_sourced_id_order_with_exact_totals() {
+    let provider = start(ProviderConfig::new(OneRosterVersion::V1_1, oauth2())).await;
+    let client = client();
+    let token = token(&provider, &client).await;
+    let mut url = format!("{}/users?limit=4", provider.base_url());
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let response = client.get(&url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "x-total-count"), Some("6"));
+        let link = header(&response, "link").unwrap().to_string();
+        let body = json(response).await;
+        seen.extend(ids(&body, "users"));
+        pages += 1;
+        let next = link
+            .split(", ")
+            .find(|l| l.ends_with("rel=\"next\""))
+            .map(|l| l[1..l.find('>').unwrap()].to_string());
+        match next {
+            Some(next) => url = next,
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2);
+    assert_eq!(seen, ["stu-1", "stu-2", "stu-3", "stu-4", "tch-1", "tch-2"]);
+    let log = provider.requests();
+    assert_eq!(log[0].path, "/token");
+    assert_eq!(log[0].auth, AuthKind::Basic);
+    assert_eq!(log[2].query, "limit=4&offset=4");
+    assert!(log[1..]
+        .iter()
+        .all(|r| r.auth == AuthKind::Bearer && r.status == 200));
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_and_token_requests_with_wrong_credentials_are_refused() {
+    let provider = start(ProviderConfig::new(OneRosterVersion::V1_2, oauth2())).await;
+    let client = client();
+    let users = format!("{}/users", provider.base_url());
+    let anonymous = client.get(&users).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        json(anonymous).await["imsx_CodeMinor"]["imsx_codeMinorField"][0]
+            ["imsx_codeMinorFieldValue"],
+        "unauthorisedrequest"
+    );
+    let forged = client
+        .get(&users)
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+
+    let attempts = [
+        (
+            "wrong secret",
+            Some((CLIENT_ID, "wrong")),
+            vec![("grant_type", "client_credentials")],
+        ),
+        (
+            "no credentials",
+            None,
+            vec![("grant_type", "client_credentials")],
+        ),
+        (
+            "credentials in the body when Basic is configured",
+            None,
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+            ],
+        ),
+    ];
+    for (name, basic, form) in attempts {
+        let mut request = client.post(provider.token_url()).form(&form);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+        assert_eq!(json(response).await["error"], "invalid_client", "{name}");
+    }
+    let encoded = client
+        .post(provider.token_url())
+        .basic_auth(CLIENT_ID, Some(percent_encode(CLIENT_SECRET)))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        encoded.status(),
+        StatusCode::OK,
+        "form-encoded Basic credentials"
+    );
+    let wrong_grant = client
+        .post(provider.token_url())
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_grant.status(), StatusCode::BAD_REQUEST);
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn body_client_auth_required_scope_and_revocation_after_n_requests() {
+    let scope = "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly";
+    let mut settings = Oauth2Settings::new(CLIENT_ID, CLIENT_SECRET);
+    settings.client_auth = ClientAuthStyle::Body;
+    settings.required_scope = Some(scope.into());
+    settings.revoke_after_requests = Some(2);
+    let mut config = ProviderConfig::new(OneRosterVersion::V1_2, ProviderAuth::Oauth2(settings));
+    config.bodiless_401 = true;
+    let provider = start(config).await;
+    let client = client();
+    let ask = |scope: &'static str| {
+        client.post(provider.token_url()).form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("scope", scope),
+        ])
+    };
+    let missing_scope = ask("other").send().await.unwrap();
+    assert_eq!(missing_scope.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(missing_scope).await["error"], "invalid_scope");
+    let body = json(ask(scope).send().await.unwrap()).await;
+    assert_eq!(body["scope"], scope);
+    let token = body["access_token"].as_str().unwrap();
+    let orgs = format!("{}/orgs", provider.base_url());
+    for expected in [200, 200, 401] {
+        let response = client.get(&orgs).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), expected);
+        if expected == 401 {
+            assert_eq!(header(&response, "www-authenticate"), Some("Bearer"));
+            assert!(response.bytes().await.unwrap().is_empty(), "bodiless 401");
+        }
+    }
+    let fresh = json(ask(scope).send().await.unwrap()).await;
+    let fresh = fresh["access_token"].as_str().unwrap();
+    let response = client.get(&orgs).bearer_auth(fresh).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    provider.revoke_tokens();
+    let response = client.get(&orgs).bearer_auth(fresh).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn expired_tokens_are_refused() {
+    let mut settings = Oauth2Settings::new(CLIENT_ID, CLIENT_SECRET);
+    settings.token_ttl_secs = 0;
+    let provider = start(ProviderConfig::new(
+        OneRosterVersion::V1_1,
+        ProviderAuth::Oauth2(settings),
+    ))
+    .await;
+    let client = client();
+    let response = client
+        .post(provider.token_url())
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let token = json(response).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let response = client
+        .get(format!("{}/orgs", provider.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    provider.stop().await;
+}
+
+/// A two-legged OAuth 1.0a signer, written here independently of the provider's verifier.
+struct TestSigner {
+    method: SignatureMethod,
+    key: &'static str,
+    secret: &'static str,
+}
+
+impl TestSigner {
+    fn header(&self, url: &str, timestamp: i64, nonce: &str) -> String {
+        fn enc(s: &str) -> String {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        }
+        let parsed = reqwest::Url::parse(url).unwrap();
+        let method_name = match self.method {
+            SignatureMethod::HmacSha256 => "HMAC-SHA256",
+            SignatureMethod::HmacSha1 => "HMAC-SHA1",
+        };
+        let timestamp = timestamp.to_string();
+        let oauth = [
+            ("oauth_consumer_key", self.key),
+            ("oauth_nonce", nonce),
+            ("oauth_signature_method", method_name),
+            ("oauth_timestamp", timestamp.as_str()),
+        ];
+        let mut params: Vec<String> = parsed
+            .query_pairs()
+            .map(|(k, v)| format!("{}={}", enc(&k), enc(&v)))
+            .chain(oauth.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))))
+            .collect();
+        params.sort();
+        let base_uri = format!(
+            "{}://{}:{}{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap(),
+            parsed.port().unwrap(),
+            parsed.path()
+        );
+        let base = format!("GET&{}&{}", enc(&base_uri), enc(&params.join("&")));
+        let signature = hmac_b64(self.method, &format!("{}&", enc(self.secret)), &base);
+        let mut header = String::from("OAuth ");
+        for (k, v) in oauth
+            .iter()
+            .chain([("oauth_signature", signature.as_str())].iter())
+        {
+            header.push_str(&format!("{k}=\"{}\", ", enc(v)));
+        }
+        header.trim_end_matches(", ").to_string()
+    }
+}
+
+#[tokio::test]
+async fn oauth1_signed_requests_pass_and_tampered_stale_future_or_replayed_ones_do_not() {
+    for method in [SignatureMethod::HmacSha256, SignatureMethod::HmacSha1] {
+        let provider = start(ProviderConfig::new(OneRosterVersion::V1_1, oauth1(method))).await;
+        let client = client();
+        let signer = TestSigner {
+            method,
+            key: CONSUMER_KEY,
+            secret: CONSUMER_SECRET,
+        };
+        let url = format!(
+            "{}/users?limit=2&offset=0&filter={}",
+            provider.base_url(),
+            percent_encode("status='active' AND dateLastModified>'2026-01-01T00:00:00Z'")
+        );
+        let now = Utc::now().timestamp();
+        let get = |url: String, auth: String| client.get(url).header("Authorization", auth).send();
+
+        let ok = get(url.clone(), signer.header(&url, now, "n-1"))
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::OK, "{method:?}");
+        assert_eq!(ids(&json(ok).await, "users"), ["stu-1", "stu-2"]);
+
+        let replay = get(url.clone(), signer.header(&url, now, "n-1"))
+            .await
+            .unwrap();
+        let tampered_url = url.replace("limit=2", "limit=3");
+        let tampered = get(tampered_url, signer.header(&url, now, "n-2"))
+            .await
+            .unwrap();
+        let stale = get(url.clone(), signer.header(&url, now - 601, "n-3"))
+            .await
+            .unwrap();
+        let future = get(url.clone(), signer.header(&url, now + 301, "n-4"))
+            .await
+            .unwrap();
+        let wrong_secret = TestSigner {
+            secret: "other",
+            ..signer
+        };
+        let forged = get(url.clone(), wrong_secret.header(&url, now, "n-5"))
+            .await
+            .unwrap();
+        for (name, response, reason) in [
+            ("replayed nonce", replay, "already used"),
+            ("tampered query", tampered, "does not match"),
+            ("stale timestamp", stale, "old"),
+            ("future timestamp", future, "future"),
+            ("wrong secret", forged, "does not match"),
+        ] {
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method:?} {name}"
+            );
+            let body = json(response).await;
+            let text = body["imsx_description"].as_str().unwrap();
+            assert!(text.contains(reason), "{method:?} {name}: {text}");
+        }
+        let other_method = TestSigner {
+            method: match method {
+                SignatureMethod::HmacSha256 => SignatureMethod::HmacSha1,
+                SignatureMethod::HmacSha1 => SignatureMethod::HmacSha256,
+            },
+            ..signer
+        };
+        let response = get(url.clone(), other_method.header(&url, now, "n-6"))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method:?} other method"
+        );
+        let timely = get(url.clone(), signer.header(&url, now - 590, "n-7"))
+            .await
+            .unwrap();
+        assert_eq!(
+            timely.status(),
+            StatusCode::OK,
+            "{method:?} within ten minutes"
+        );
+        assert!(provider
+            .requests()
+            .iter()
+            .all(|r| r.auth == AuthKind::Oauth1));
+        provider.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn filters_see_changes_made_between_pulls_and_unknown_fields_are_refused() {
+    let provider = start(ProviderConfig::new(
+        OneRosterVersion::V1_1,
+        ProviderAuth::None,
+    ))
+    .await;
+    let client = client();
+    let base = provider.base_url();
+    let get = |path: String| client.get(format!("{base}/{path}")).send();
+    let since = "2026-08-01T12:00:00Z";
+    let delta = |op: &str| {
+        format!(
+            "users?filter={}",
+            percent_encode(&format!("dateLastModified{op}'{since}'"))
+        )
+    };
+    assert_eq!(
+        ids(&json(get(delta(">")).await.unwrap()).await, "users").len(),
+        0
+    );
+    assert_eq!(
+        ids(&json(get(delta(">=")).await.unwrap()).await, "users").len(),
+        6
+    );
+
+    let data = provider.data();
+    assert!(data.mark_tobedeleted(Collection::Users, "stu-3"));
+    let mut user = Roster::small_school().users.remove(0);
+    user.base.sourced_id = "stu-5".into();
+    data.upsert(user);
+    assert!(data.remove(Collection::Users, "stu-4"));
+    assert!(!data.remove(Collection::Users, "stu-404"));
+
+    let changed = json(get(delta(">")).await.unwrap()).await;
+    assert_eq!(ids(&changed, "users"), ["stu-3", "stu-5"]);
+    assert_eq!(changed["users"][0]["status"], "tobedeleted");
+    let stamped = changed["users"][0]["dateLastModified"].as_str().unwrap();
+    assert!(stamped.ends_with('Z') && stamped > since, "{stamped}");
+
+    let active = format!("users?filter={}", percent_encode("status='active'"));
+    assert_eq!(
+        ids(&json(get(active).await.unwrap()).await, "users"),
+        ["stu-1", "stu-2", "stu-5", "tch-1", "tch-2"]
+    );
+    let both = format!(
+        "users?filter={}",
+        percent_encode(&format!(
+            "status='tobedeleted' AND dateLastModified>'{since}'"
+        ))
+    );
+    assert_eq!(
+        ids(&json(get(both).await.unwrap()).await, "users"),
+        ["stu-3"]
+    );
+
+    let unknown = get(format!(
+        "users?filter={}",
+        percent_encode("email='x@y.org'")
+    ))
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        json(unknown).await["imsx_CodeMinor"]["imsx_codeMinorField"][0]["imsx_codeMinorFieldValue"],
+        "invalid_filter_field"
+    );
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn clamped_pages_wrong_or_absent_totals_and_no_links() {
+    let mut config = ProviderConfig::new(OneRosterVersion::V1_1, ProviderAuth::None);
+    config.max_page_size = Some(2);
+    config.total_count = TotalCount::Wrong(5);
+    let provider = start(config).await;
+    let client = client();
+    let response = client
+        .get(format!(
+            "{}/enrollments?limit=1000&offset=6",
+            provider.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&response, "x-total-count"), Some("12"));
+    let link = header(&response, "link").unwrap().to_string();
+    assert!(link.contains("limit=2&offset=4>; rel=\"prev\""), "{link}");
+    assert!(!link.contains("rel=\"next\""), "{link}");
+    assert_eq!(ids(&json(response).await, "enrollments"), ["enr-07"]);
+    provider.stop().await;
+
+    let mut config = ProviderConfig::new(OneRosterVersion::V1_1, ProviderAuth::None);
+    config.total_count = TotalCount::Absent;
+    config.link_header = false;
+    let provider = start(config).await;
+    let response = client
+        .get(format!("{}/enrollments", provider.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&response, "x-total-count"), None);
+    assert_eq!(header(&response, "link"), None);
+    assert_eq!(ids(&json(response).await, "enrollments").len(), 7);
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn records_are_shaped_per_version_and_views_reuse_the_parent_envelope() {
+    let client = client();
+    let v11 = start(ProviderConfig::new(
+        OneRosterVersion::V1_1,
+        ProviderAuth::None,
+    ))
+    .await;
+    let get = |base: String, path: &str| client.get(format!("{base}/{path}")).send();
+    let teachers = json(get(v11.base_url(), "teachers").await.unwrap()).await;
+    assert_eq!(ids(&teachers, "users"), ["tch-1", "tch-2"]);
+    let user = &teachers["users"][0];
+    assert_eq!(user["role"], "teacher");
+    assert_eq!(user["enabledUser"], true);
+    assert_eq!(user["orgs"][0]["sourcedId"], "org-school");
+    assert_eq!(user["orgs"][0]["type"], "org");
+    assert_eq!(
+        user["orgs"][0]["href"],
+        format!("{}/orgs/org-school", v11.base_url())
+    );
+    assert_eq!(user["dateLastModified"], "2026-08-01T12:00:00.000Z");
+    let enrollment = json(get(v11.base_url(), "enrollments/enr-01").await.unwrap()).await;
+    assert_eq!(enrollment["enrollment"]["primary"], true);
+    let schools = json(get(v11.base_url(), "schools").await.unwrap()).await;
+    assert_eq!(ids(&schools, "orgs"), ["org-school"]);
+    assert_eq!(schools["orgs"][0]["parent"]["sourcedId"], "org-district");
+    let terms = json(get(v11.base_url(), "terms").await.unwrap()).await;
+    assert_eq!(ids(&terms, "academicSessions"), ["as-term"]);
+    assert_eq!(terms["academicSessions"][0]["schoolYear"], "2027");
+    let class = json(get(v11.base_url(), "classes/cls-math-1").await.unwrap()).await;
+    assert_eq!(class["class"]["terms"][0]["sourcedId"], "as-term");
+    assert_eq!(class["class"]["periods"], serde_json::json!(["1"]));
+    let missing = get(v11.base_url(), "users/nobody").await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let not_a_student = get(v11.base_url(), "students/tch-1").await.unwrap();
+    assert_eq!(not_a_student.status(), StatusCode::NOT_FOUND);
+    v11.stop().await;
+
+    let v12 = start(ProviderConfig::new(
+        OneRosterVersion::V1_2,
+        ProviderAuth::None,
+    ))
+    .await;
+    assert!(v12.base_url().ends_with("/ims/oneroster/rostering/v1p2"));
+    let students = json(get(v12.base_url(), "students").await.unwrap()).await;
+    let user = &students["users"][0];
+    assert!(user.get("role").is_none() && user.get("orgs").is_none());
+    assert_eq!(user["roles"][0]["roleType"], "primary");
+    assert_eq!(user["roles"][0]["role"], "student");
+    assert_eq!(user["roles"][0]["org"]["sourcedId"], "org-school");
+    assert_eq!(user["primaryOrg"]["sourcedId"], "org-school");
+    assert_eq!(user["enabledUser"], "true");
+    let enrollment = json(get(v12.base_url(), "enrollments/enr-02").await.unwrap()).await;
+    assert_eq!(enrollment["enrollment"]["primary"], "false");
+    let old_path = client
+        .get(format!("{}/ims/oneroster/v1p1/users", v12.origin()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old_path.status(), StatusCode::NOT_FOUND);
+    v12.stop().await;
+
+    let mut drifting = ProviderConfig::new(OneRosterVersion::V1_2, ProviderAuth::None);
+    drifting.type_drift = true;
+    let drifting = start(drifting).await;
+    let user = json(get(drifting.base_url(), "users/stu-1").await.unwrap()).await;
+    assert_eq!(user["user"]["enabledUser"], "TRUE");
+    assert_eq!(user["user"]["grades"], "09");
+    let session = json(
+        get(drifting.base_url(), "academicSessions/as-sy")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(session["academicSession"]["schoolYear"], 2027);
+    let course = json(get(drifting.base_url(), "courses/crs-math").await.unwrap()).await;
+    assert_eq!(course["course"]["grades"], "09,10");
+    drifting.stop().await;
+}
+
+#[tokio::test]
+async fn a_scripted_429_and_500s_are_served_in_order_then_the_page() {
+    let provider = start(ProviderConfig::new(
+        OneRosterVersion::V1_1,
+        ProviderAuth::None,
+    ))
+    .await;
+    let faults = provider.faults();
+    faults.on_path(
+        "users",
+        FaultAction::TooManyRequests {
+            retry_after_secs: 2,
+        },
+        1,
+    );
+    faults.on_path("users", FaultAction::Status(500), 2);
+    faults.on_path("users", FaultAction::Status(503), 1);
+    let client = client();
+    let users = format!("{}/users", provider.base_url());
+    let first = client.get(&users).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&first, "retry-after"), Some("2"));
+    let orgs = client
+        .get(format!("{}/orgs", provider.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(orgs.status(), StatusCode::OK, "other paths are untouched");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(client.get(&users).send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [500, 500, 503, 200]);
+    assert_eq!(faults.pending(), 0);
+    let log = provider.requests();
+    assert_eq!(
+        log.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [429, 200, 500, 500, 503, 200]
+    );
+    assert_eq!(log[2].fault, Some(FaultAction::Status(500)));
+    assert_eq!(log[5].fault, None);
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn content_faults_break_the_page_as_scripted() {
+    let provider = start(ProviderConfig::new(
+        OneRosterVersion::V1_1,
+        ProviderAuth::None,
+    ))
+    .await;
+    let faults = provider.faults();
+    faults.push(
+        FaultTrigger::Page {
+            path: "users".into(),
+            offset: 2,
+        },
+        FaultAction::MalformedJson,
+        1,
+    );
+    faults.on_request(2, FaultAction::MissingField("sourcedId".into()));
+    faults.on_request(3, FaultAction::DropConnection);
+    faults.on_request(4, FaultAction::Delay(Duration::from_millis(1500)));
+    let client = client();
+    let base = provider.base_url();
+
+    let page = client
+        .get(format!("{base}/users?limit=2&offset=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let bytes = page.bytes().await.unwrap();
+    assert!(serde_json::from_slice::<Value>(&bytes).is_err());
+
+    let missing = json(client.get(format!("{base}/orgs")).send().await.unwrap()).await;
+    assert!(missing["orgs"][0].get("sourcedId").is_none());
+    assert!(missing["orgs"][1].get("sourcedId").is_some());
+
+    let dropped = match client.get(format!("{base}/orgs")).send().await {
+        Ok(response) => response.bytes().await.is_err(),
+        Err(_) => true,
+    };
+    assert!(dropped, "the connection is dropped mid-answer");
+
+    let slow = client
+        .get(format!("{base}/orgs"))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(slow.is_err_and(|e| e.is_timeout()));
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn token_requests_can_be_refused_by_a_fault() {
+    let provider = start(ProviderConfig::new(OneRosterVersion::V1_2, oauth2())).await;
+    provider
+        .faults()
+        .on_path("token", FaultAction::Status(503), 1);
+    let client = client();
+    let refused = client
+        .post(provider.token_url())
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    token(&provider, &client).await;
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn a_generated_district_is_served_whole_and_agrees_with_its_csv_bundle() {
+    let today = NaiveDate::from_ymd_opt(2026, 10, 15).unwrap();
+    let roster = Roster::generated_as_of(600, 9, today).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let counts = crate::synthetic::write_bundle_as_of(
+        &crate::synthetic::SyntheticDistrict {
+            students: 600,
+            seed: 9,
+        },
+        dir.path(),
+        today,
+    )
+    .unwrap();
+    let expected = [
+        (Collection::Orgs, counts.orgs),
+        (Collection::AcademicSessions, counts.academic_sessions),
+        (Collection::Courses, counts.courses),
+        (Collection::Classes, counts.classes),
+        (Collection::Users, counts.users),
+        (Collection::Enrollments, counts.enrollments),
+    ];
+    for (collection, rows) in expected {
+        assert_eq!(roster.len(collection) as u64, rows, "{collection:?}");
+    }
+    let mut config = ProviderConfig::new(OneRosterVersion::V1_2, ProviderAuth::None);
+    config.max_page_size = Some(1000);
+    let provider = Provider::start(config, roster).await.unwrap();
+    let client = client();
+    let mut seen = 0;
+    let mut offset = 0;
+    loop {
+        let url = format!(
+            "{}/enrollments?limit=5000&offset={offset}",
+            provider.base_url()
+        );
+        let response = client.get(url).send().await.unwrap();
+        assert_eq!(
+            header(&response, "x-total-count"),
+            Some(counts.enrollments.to_string().as_str())
+        );
+        let page = ids(&json(response).await, "enrollments");
+        assert!(page.windows(2).all(|w| w[0] < w[1]), "sorted by sourcedId");
+        seen += page.len();
+        if page.len() < 1000 {
+            break;
+        }
+        offset += page.len();
+    }
+    assert_eq!(seen as u64, counts.enrollments);
+    let students = client
+        .get(format!("{}/students?limit=1", provider.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&students, "x-total-count"), Some("600"));
+    let student = json(students).await;
+    assert_eq!(
+        student["users"][0]["roles"][0]["org"]["sourcedId"],
+        "sch-0001"
+    );
+    assert_eq!(
+        student["users"][0]["dateLastModified"],
+        "2026-07-01T00:00:00.000Z"
+    );
+    provider.stop().await;
+}
