@@ -16,7 +16,7 @@ pub const MAX_TIMESTAMP_AGE_SECS: i64 = 600;
 pub const MAX_TIMESTAMP_LEAD_SECS: i64 = 300;
 
 /// OAuth 2 client credentials the token endpoint accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Oauth2Settings {
     pub client_id: String,
     pub client_secret: String,
@@ -43,11 +43,35 @@ impl Oauth2Settings {
 }
 
 /// OAuth 1.0a consumer credentials requests must be signed with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Oauth1Settings {
     pub consumer_key: String,
     pub consumer_secret: String,
     pub method: SignatureMethod,
+}
+
+// Secrets stay out of Debug output, as everywhere in the gateway.
+impl std::fmt::Debug for Oauth2Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oauth2Settings")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("client_auth", &self.client_auth)
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("required_scope", &self.required_scope)
+            .field("revoke_after_requests", &self.revoke_after_requests)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Oauth1Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oauth1Settings")
+            .field("consumer_key", &self.consumer_key)
+            .field("consumer_secret", &"[redacted]")
+            .field("method", &self.method)
+            .finish()
+    }
 }
 
 /// Why a token request was refused; `error` is the RFC 6749 §5.2 code.

@@ -333,7 +333,12 @@ impl Roster {
                 parent: None,
             },
             Org {
-                base: base("org-school"),
+                base: Base {
+                    metadata: serde_json::json!({"address": "1 Main Street", "city": "Small Town"})
+                        .as_object()
+                        .cloned(),
+                    ..base("org-school")
+                },
                 name: "Small Town High School".into(),
                 org_type: "school".into(),
                 identifier: "990010000001".into(),

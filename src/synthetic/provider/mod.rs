@@ -107,6 +107,7 @@ impl ProviderConfig {
 /// Which credentials a request carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthKind {
+    /// No `Authorization` header (token requests with credentials in the body too).
     None,
     /// `Authorization: Basic` (token requests).
     Basic,
@@ -134,6 +135,8 @@ pub struct RequestLog {
 pub enum ProviderError {
     #[error("cannot listen on 127.0.0.1: {0}")]
     Bind(std::io::Error),
+    #[error("rendering the roster failed: {0}")]
+    Render(String),
 }
 
 /// What request handlers share.
@@ -157,7 +160,8 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// Renders the roster and starts serving it on a free port of 127.0.0.1.
+    /// Renders the roster and starts serving it on a free port of 127.0.0.1; call it within a
+    /// Tokio runtime (the server runs as a task of it, its workers on threads of their own).
     pub async fn start(config: ProviderConfig, data: Roster) -> Result<Provider, ProviderError> {
         let listener = TcpListener::bind("127.0.0.1:0").map_err(ProviderError::Bind)?;
         let port = listener.local_addr().map_err(ProviderError::Bind)?.port();
@@ -170,7 +174,7 @@ impl Provider {
         // Rendering a large district takes a while: off the async threads.
         let data = tokio::task::spawn_blocking(move || RosterHandle::new(render, data))
             .await
-            .map_err(|e| ProviderError::Bind(std::io::Error::other(e.to_string())))?;
+            .map_err(|e| ProviderError::Render(e.to_string()))?;
         let workers = config.workers.max(1);
         let state = web::Data::new(State {
             config,
@@ -222,7 +226,7 @@ impl Provider {
         &self.state.config
     }
 
-    /// Every request answered so far, in order.
+    /// Every request answered so far, in the order the answers were ready.
     pub fn requests(&self) -> Vec<RequestLog> {
         self.state
             .log

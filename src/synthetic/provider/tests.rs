@@ -751,6 +751,7 @@ async fn records_are_shaped_per_version_and_views_reuse_the_parent_envelope() {
     let schools = json(get(v11.base_url(), "schools").await.unwrap()).await;
     assert_eq!(ids(&schools, "orgs"), ["org-school"]);
     assert_eq!(schools["orgs"][0]["parent"]["sourcedId"], "org-district");
+    assert_eq!(schools["orgs"][0]["metadata"]["city"], "Small Town");
     let terms = json(get(v11.base_url(), "terms").await.unwrap()).await;
     assert_eq!(ids(&terms, "academicSessions"), ["as-term"]);
     assert_eq!(terms["academicSessions"][0]["schoolYear"], "2027");
@@ -983,5 +984,47 @@ async fn a_generated_district_is_served_whole_and_agrees_with_its_csv_bundle() {
         student["users"][0]["dateLastModified"],
         "2026-07-01T00:00:00.000Z"
     );
+    provider.stop().await;
+}
+
+/// Timings for a large district; run with `--ignored --nocapture` (best in release).
+#[tokio::test]
+#[ignore = "slow: builds and serves a 100k-student district"]
+async fn a_100k_student_district_is_served_fast() {
+    let started = std::time::Instant::now();
+    let roster = Roster::generated(100_000, 1).unwrap();
+    let generated = started.elapsed();
+    let started = std::time::Instant::now();
+    let provider = Provider::start(
+        ProviderConfig::new(OneRosterVersion::V1_2, ProviderAuth::None),
+        roster,
+    )
+    .await
+    .unwrap();
+    let rendered = started.elapsed();
+    let client = client();
+    for filter in ["", "&filter=status%3D%27active%27"] {
+        let started = std::time::Instant::now();
+        let (mut offset, mut bytes) = (0, 0);
+        let total = loop {
+            let url = format!(
+                "{}/enrollments?limit=10000&offset={offset}{filter}",
+                provider.base_url()
+            );
+            let response = client.get(url).send().await.unwrap();
+            let total: usize = header(&response, "x-total-count").unwrap().parse().unwrap();
+            bytes += response.bytes().await.unwrap().len();
+            offset += 10_000;
+            if offset >= total {
+                break total;
+            }
+        };
+        eprintln!(
+            "enrollments{filter}: {total} records, {} MB in {:?}",
+            bytes / 1_000_000,
+            started.elapsed()
+        );
+    }
+    eprintln!("generated in {generated:?}, rendered in {rendered:?}");
     provider.stop().await;
 }
