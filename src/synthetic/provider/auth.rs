@@ -247,7 +247,7 @@ fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)> {
 /// Why an OAuth 1 request was refused (said in the 401 body: none of it is secret).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Oauth1Error {
-    #[error("no `Authorization: OAuth …` header")]
+    #[error("no `Authorization: OAuth …` header and no oauth_ query parameters")]
     NoHeader,
     #[error("the Authorization header is not a list of name=\"value\" parameters")]
     Malformed,
@@ -297,11 +297,26 @@ pub(super) fn verify_oauth1(
     nonces: &mut Nonces,
     request: &SignedRequest<'_>,
 ) -> Result<(), Oauth1Error> {
-    let header = request
+    let query = query_pairs(request.query).ok_or(Oauth1Error::Malformed)?;
+    // The protocol parameters come in the Authorization header, or else in the query string
+    // (RFC 5849 §3.5.3), where they are part of the signed parameters already.
+    let (oauth, in_query) = match request
         .authorization
         .and_then(|h| strip_scheme(h.trim(), "OAuth"))
-        .ok_or(Oauth1Error::NoHeader)?;
-    let oauth = parse_oauth_header(header)?;
+    {
+        Some(header) => (parse_oauth_header(header)?, false),
+        None => {
+            let oauth: Vec<(String, String)> = query
+                .iter()
+                .filter(|(k, _)| k.starts_with("oauth_"))
+                .cloned()
+                .collect();
+            if oauth.is_empty() {
+                return Err(Oauth1Error::NoHeader);
+            }
+            (oauth, true)
+        }
+    };
     let get = |name: &'static str| {
         oauth
             .iter()
@@ -332,13 +347,18 @@ pub(super) fn verify_oauth1(
     if timestamp - request.now > MAX_TIMESTAMP_LEAD_SECS {
         return Err(Oauth1Error::Future);
     }
-    let mut params = query_pairs(request.query).ok_or(Oauth1Error::Malformed)?;
-    params.extend(
-        oauth
-            .iter()
-            .filter(|(k, _)| k != "oauth_signature" && k != "realm")
-            .cloned(),
-    );
+    let mut params: Vec<(String, String)> = query
+        .into_iter()
+        .filter(|(k, _)| k != "oauth_signature")
+        .collect();
+    if !in_query {
+        params.extend(
+            oauth
+                .iter()
+                .filter(|(k, _)| k != "oauth_signature" && k != "realm")
+                .cloned(),
+        );
+    }
     let uri = format!("{}{}", request.origin.to_ascii_lowercase(), request.path);
     let base = base_string(request.method, &uri, &params);
     let given = base64::engine::general_purpose::STANDARD

@@ -112,6 +112,7 @@ pub enum AuthKind {
     /// `Authorization: Basic` (token requests).
     Basic,
     Bearer,
+    /// An `Authorization: OAuth` header, or `oauth_signature` in the query string.
     Oauth1,
     /// Another `Authorization` scheme.
     Other,

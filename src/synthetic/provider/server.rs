@@ -25,6 +25,7 @@ pub(super) async fn handle(req: HttpRequest, body: Bytes, state: web::Data<State
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.split(' ').next())
     {
+        None if req.query_string().contains("oauth_signature=") => AuthKind::Oauth1,
         None => AuthKind::None,
         Some(s) if s.eq_ignore_ascii_case("basic") => AuthKind::Basic,
         Some(s) if s.eq_ignore_ascii_case("bearer") => AuthKind::Bearer,

@@ -91,8 +91,32 @@ impl RosterHandle {
         for (collection, table) in Collection::ALL.into_iter().zip(tables.iter_mut()) {
             table.reserve(roster.len(collection));
         }
-        for record in roster.into_records() {
-            tables[record.collection().index()].push(entry(&render, &record));
+        // Rendering a large district is the slow part of starting: spread it over the cores.
+        let records: Vec<Record> = roster.into_records().collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = records.len().div_ceil(threads).max(1);
+        let rendered: Vec<Vec<(Collection, Entry)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = records
+                .chunks(chunk)
+                .map(|part| {
+                    let render = &render;
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|r| (r.collection(), entry(render, r)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        for (collection, entry) in rendered.into_iter().flatten() {
+            tables[collection.index()].push(entry);
         }
         for table in &mut tables {
             table.sort_by(|a, b| a.sourced_id.cmp(&b.sourced_id));

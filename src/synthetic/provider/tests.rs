@@ -602,6 +602,19 @@ async fn oauth1_signed_requests_pass_and_tampered_stale_future_or_replayed_ones_
             StatusCode::UNAUTHORIZED,
             "{method:?} other method"
         );
+        // The same parameters may travel in the query string instead (RFC 5849 §3.5.3).
+        let header = signer.header(&url, now, "n-8");
+        let in_query: Vec<String> = header["OAuth ".len()..]
+            .split(", ")
+            .map(|p| p.replace('"', ""))
+            .collect();
+        let query_signed = format!("{url}&{}", in_query.join("&"));
+        let response = client.get(query_signed).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{method:?} oauth_ in the query"
+        );
         let timely = get(url.clone(), signer.header(&url, now - 590, "n-7"))
             .await
             .unwrap();
