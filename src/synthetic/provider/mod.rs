@@ -23,6 +23,7 @@ mod auth;
 mod data;
 mod faults;
 mod filter;
+mod fixtures;
 mod paging;
 mod render;
 mod server;
