@@ -15,7 +15,10 @@ use tokio::task::JoinHandle;
 
 pub use handler::{Handlers, JobError, JobHandler};
 pub use runner::{Outcome, Ran, Runner};
-pub use scheduler::{PullPayload, ScheduledItem, ScheduledItems, Scheduler, PULL_KIND};
+pub use scheduler::{
+    pull_key, pull_prefix, requested_pull, PullPayload, ScheduledItem, ScheduledItems, Scheduler,
+    PULL_KIND,
+};
 
 pub use crate::store::jobs::{Job, JobStatus};
 

@@ -66,8 +66,50 @@ pub fn pull_key(connection: &str, slot: &DueSlot) -> String {
     )
 }
 
-/// `pull:{connection}:`, the name escaped so that no connection's prefix is another's.
-fn pull_prefix(connection: &str) -> String {
+/// A pull asked for now (by an administrator, not a schedule). Its dedupe key starts like the
+/// scheduled ones', so the scheduler waits while it is queued or running; check
+/// [`jobs::has_open`] with [`pull_prefix`] first to refuse a second one.
+pub fn requested_pull(
+    district_id: i64,
+    connection: &str,
+    full: bool,
+    now: DateTime<Utc>,
+    max_attempts: i64,
+) -> NewJob {
+    let key = format!(
+        "{}{}:requested:{}",
+        pull_prefix(connection),
+        if full { "full" } else { "delta" },
+        uuid::Uuid::new_v4().simple()
+    );
+    pull_job(district_id, connection, full, key, now, max_attempts)
+}
+
+fn pull_job(
+    district_id: i64,
+    connection: &str,
+    full: bool,
+    dedupe_key: String,
+    run_after: DateTime<Utc>,
+    max_attempts: i64,
+) -> NewJob {
+    let payload = PullPayload {
+        connection: connection.to_string(),
+        full,
+    };
+    NewJob {
+        district_id,
+        kind: PULL_KIND.to_string(),
+        payload: serde_json::to_value(&payload).expect("payloads serialize"),
+        dedupe_key: Some(dedupe_key),
+        run_after,
+        max_attempts,
+    }
+}
+
+/// `pull:{connection}:`, the start of every pull key of a connection; the name is escaped so
+/// that no connection's prefix is another's.
+pub fn pull_prefix(connection: &str) -> String {
     let name = connection.replace('%', "%25").replace(':', "%3A");
     format!("{PULL_KIND}:{name}:")
 }
@@ -161,18 +203,14 @@ impl<S: ScheduledItems> Scheduler<S> {
             return Ok(None);
         }
         for (slot, key) in fresh {
-            let payload = PullPayload {
-                connection: item.key.clone(),
-                full: slot.full,
-            };
-            let job = NewJob {
-                district_id: item.district_id,
-                kind: PULL_KIND.to_string(),
-                payload: serde_json::to_value(&payload).expect("payloads serialize"),
-                dedupe_key: Some(key.clone()),
-                run_after: slot.at,
-                max_attempts: self.max_attempts,
-            };
+            let job = pull_job(
+                item.district_id,
+                &item.key,
+                slot.full,
+                key.clone(),
+                slot.at,
+                self.max_attempts,
+            );
             let enqueued = jobs::enqueue(&self.db, &job, now).await?;
             self.lock_known()
                 .entry(item_id.clone())
@@ -226,6 +264,27 @@ mod tests {
         assert_eq!(
             pull_key("sis:a", &DueSlot { full: false, at }),
             "pull:sis%3Aa:delta:2026-12-02T15:00:00Z"
+        );
+    }
+
+    #[test]
+    fn a_requested_pull_is_a_pull_of_its_connection_that_the_scheduler_waits_for() {
+        let at = Utc::now();
+        let job = requested_pull(7, "powerschool", true, at, 3);
+        assert_eq!(job.kind, PULL_KIND);
+        assert_eq!(
+            (job.district_id, job.run_after, job.max_attempts),
+            (7, at, 3)
+        );
+        assert_eq!(
+            job.payload,
+            serde_json::json!({ "connection": "powerschool", "full": true })
+        );
+        let key = job.dedupe_key.unwrap();
+        assert!(key.starts_with("pull:powerschool:full:requested:"), "{key}");
+        assert_ne!(
+            requested_pull(7, "powerschool", true, at, 3).dedupe_key,
+            Some(key)
         );
     }
 }

@@ -222,7 +222,7 @@ pub async fn claim(
     lease: Duration,
     now: DateTime<Utc>,
 ) -> Result<Option<Job>, StoreError> {
-    if kinds.is_empty() {
+    if kinds.is_empty() || !anything_to_claim(db, now).await? {
         return Ok(None);
     }
     fail_exhausted(db, now).await?;
@@ -250,6 +250,21 @@ pub async fn claim(
     );
     let row: Option<JobRow> = db.conn().fetch_optional(&sql, &args).await?;
     row.map(JobRow::into_job).transpose()
+}
+
+/// Is any job due or any lease expired? A read, so that an idle runner polling SQLite does not
+/// take the database's write lock (and wait behind an import holding it) every poll.
+async fn anything_to_claim(db: &Db, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let n = db
+        .conn()
+        .scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM jobs \
+             WHERE (status = 'queued' AND run_after <= $1) \
+             OR (status = 'running' AND lease_until < $1) LIMIT 1) AS due",
+            &args![now],
+        )
+        .await?;
+    Ok(n > 0)
 }
 
 /// Fails the jobs whose lease ran out on their last attempt: their process died each time.
