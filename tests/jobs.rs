@@ -831,3 +831,93 @@ async fn jobs_are_listed_and_read_only_in_their_own_district() {
         db.close().await;
     }
 }
+
+#[tokio::test]
+async fn claimers_racing_on_two_pools_never_claim_one_job_twice() {
+    for backend in common::backends().await {
+        eprintln!("on {backend:?}");
+        let f = Fixture::new(backend).await;
+        for n in 0..40 {
+            let key = format!("job-{n}");
+            store::enqueue(&f.db, &new_job(f.lincoln, Some(&key), t(n)), t(0))
+                .await
+                .unwrap();
+        }
+        let pools = [f.db.clone(), f.second_pool().await];
+        let mut claimers = Vec::new();
+        for n in 0..8 {
+            let db = pools[n % 2].clone();
+            claimers.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                let owner = format!("claimer-{n}");
+                while let Some(job) = store::claim(&db, &owner, &pull(), MINUTE, t(100))
+                    .await
+                    .unwrap()
+                {
+                    ids.push(job.id);
+                }
+                ids
+            }));
+        }
+        let mut claimed = Vec::new();
+        for claimer in claimers {
+            claimed.extend(claimer.await.unwrap());
+        }
+        let distinct: std::collections::HashSet<_> = claimed.iter().collect();
+        assert_eq!((claimed.len(), distinct.len()), (40, 40));
+    }
+}
+
+#[tokio::test]
+async fn a_runner_whose_job_was_taken_over_stops_it_and_records_nothing() {
+    for backend in common::backends().await {
+        eprintln!("on {backend:?}");
+        let f = Fixture::new(backend).await;
+        let handler = Counting {
+            delay: Duration::from_secs(3600),
+            ..Counting::default()
+        };
+        let settings = JobSettings {
+            lease_secs: 1,
+            ..fast_settings()
+        };
+        let id = store::enqueue(
+            &f.db,
+            &new_job(f.lincoln, Some("x"), Utc::now()),
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .id;
+        let runner = Runner::new(
+            f.db.clone(),
+            settings,
+            Handlers::new().with(PULL_KIND, handler.clone()),
+        );
+        let running = runner.run_once();
+        tokio::pin!(running);
+        let taken = async {
+            while handler.runs.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // Another process, seeing the lease as expired (its clock is ahead), takes over.
+            let later = Utc::now() + chrono::Duration::seconds(5);
+            store::claim(&f.db, "thief", &pull(), MINUTE, later)
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        let (ran, taken) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(5), &mut running),
+            taken
+        );
+        let ran = ran
+            .expect("the runner stops at its next heartbeat")
+            .unwrap();
+        assert_eq!(ran.unwrap().outcome, Outcome::LeaseLost);
+        let job = store::find(&f.db, f.lincoln, &id).await.unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Running);
+        assert_eq!(job.lease_owner.as_deref(), Some("thief"));
+        assert_eq!(job.attempts, taken.attempts);
+    }
+}
