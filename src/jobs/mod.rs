@@ -26,6 +26,7 @@ use crate::config::JobSettings;
 use crate::store::Db;
 
 /// The running runner and scheduler of a process; stop them with [`JobsHandle::shutdown`].
+/// Dropped instead, its tasks stop once idle (a running job is finished first).
 pub struct JobsHandle {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
