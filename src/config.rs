@@ -57,6 +57,8 @@ pub struct Settings {
     /// Calls the gateway makes to other systems (SIS APIs, token endpoints).
     #[serde(default)]
     pub outbound: OutboundSettings,
+    #[serde(default)]
+    pub jobs: JobSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -71,6 +73,7 @@ impl fmt::Debug for Settings {
             .field("operator_token", &self.operator_token)
             .field("secret_key", &self.secret_key)
             .field("outbound", &self.outbound)
+            .field("jobs", &self.jobs)
             .finish()
     }
 }
@@ -174,6 +177,44 @@ impl Default for OutboundSettings {
             max_retry_elapsed_secs: 900,
             connect_timeout_secs: 10,
             max_response_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Background jobs (`serve`): the runner that claims them and the scheduler that enqueues pulls.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobSettings {
+    /// Runs jobs and schedules in this process. Off: the process only serves the API.
+    pub enabled: bool,
+    /// How often an idle runner looks for due jobs.
+    pub poll_interval_ms: u64,
+    /// How long a claimed job is leased; the runner renews it every third of this while the job
+    /// runs. A process that dies keeps its jobs at most this long.
+    pub lease_secs: u64,
+    /// Jobs one process runs at once.
+    pub concurrency: usize,
+    /// Delay before the n-th retry of a failed job (the last one repeats).
+    pub retry_delays_secs: Vec<u64>,
+    /// Attempts of a job, the first included, before it is failed for good.
+    pub max_attempts: u32,
+    /// How often the scheduler looks for schedules that came due.
+    pub schedule_interval_ms: u64,
+    /// How long shutdown waits for running jobs before stopping them (they are queued again).
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings {
+            enabled: true,
+            poll_interval_ms: 1000,
+            lease_secs: 300,
+            concurrency: 1,
+            retry_delays_secs: vec![30, 300, 1800],
+            max_attempts: 3,
+            schedule_interval_ms: 15_000,
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -289,6 +330,7 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://data/rostergate.db");
         assert_eq!(s.auth.token_ttl_secs, 3600);
         assert!(s.operator_token.is_none());
+        assert_eq!(s.jobs, JobSettings::default());
     }
 
     #[test]

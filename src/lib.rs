@@ -12,6 +12,7 @@ pub mod domain;
 pub mod events;
 pub mod http;
 pub mod imports;
+pub mod jobs;
 pub mod outbound;
 pub mod sources;
 pub mod startup;

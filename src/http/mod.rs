@@ -6,6 +6,7 @@ pub mod districts;
 pub mod error;
 pub mod health;
 pub mod imports;
+pub mod jobs;
 pub mod oauth;
 pub mod roster;
 pub mod runs;
@@ -101,6 +102,16 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
             "/api/v1/districts/{district}/events",
             Method::GET,
             web::get().to(runs::events),
+        ),
+        (
+            "/api/v1/districts/{district}/jobs",
+            Method::GET,
+            web::get().to(jobs::list),
+        ),
+        (
+            "/api/v1/districts/{district}/jobs/{job_id}",
+            Method::GET,
+            web::get().to(jobs::get),
         ),
         (
             "/api/v1/districts/{district}/users/{sourced_id}/classes",
@@ -322,6 +333,10 @@ mod tests {
                 "/api/v1/districts/{district}/users",
             ),
             (Some("/metrics"), "/metrics"),
+            (
+                Some("/api/v1/districts/{district}/jobs/{job_id}"),
+                "/api/v1/districts/{district}/jobs/{job_id}",
+            ),
             (Some("/api/v1/districts/lincoln/users"), "unmatched"),
             (Some("/made/up/{x}"), "unmatched"),
             (None, "unmatched"),
