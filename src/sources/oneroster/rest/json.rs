@@ -188,6 +188,8 @@ pub struct JsonRecords<'a> {
     limits: &'a ImportSettings,
     entries: Vec<Entry>,
     role_entries: Vec<Entry>,
+    /// The columns of a role record that come from its user: sourcedId, userSourcedId, status.
+    role_base: [CsvColumn; 3],
 }
 
 /// A problem at a record of the collection.
@@ -219,6 +221,15 @@ impl<'a> JsonRecords<'a> {
             limits,
             entries: entries(kind, true),
             role_entries: entries(RecordKind::Roles, false),
+            role_base: {
+                let roles = columns(RecordKind::Roles);
+                ["sourcedId", "userSourcedId", "status"].map(|header| {
+                    *roles
+                        .iter()
+                        .find(|c| c.header == header)
+                        .expect("roles have this column")
+                })
+            },
         }
     }
 
@@ -277,7 +288,8 @@ impl<'a> JsonRecords<'a> {
     /// roles.csv. JSON roles have no sourcedId of their own, so one is made from what
     /// identifies a role (its user, org and role, of which a user has one of each pair):
     /// stable from pull to pull, so an unchanged role stays unchanged and a dropped one
-    /// is removed by the next full pull.
+    /// is removed by the next full pull. (A delta cannot say a role was dropped from a user
+    /// who stays: that waits for the next full pull, as any disappearance does.)
     fn roles(
         &self,
         user: &str,
@@ -306,13 +318,7 @@ impl<'a> JsonRecords<'a> {
             .get("status")
             .and_then(|v| scalar(v).ok().flatten())
             .is_some_and(|s| values::parse_status(&s).is_ok_and(|s| s.value));
-        let columns = columns(RecordKind::Roles);
-        let column = |header: &str| {
-            *columns
-                .iter()
-                .find(|c| c.header == header)
-                .expect("roles have this column")
-        };
+        let [sourced_id, user_sourced_id, status] = &self.role_base;
         for (i, role) in roles.iter().enumerate() {
             let prefix = format!("/roles/{i}");
             let Json::Object(role) = role else {
@@ -332,12 +338,12 @@ impl<'a> JsonRecords<'a> {
             if let (Some(org), Some(name)) = (org, name) {
                 let id = format!("{user}:{org}:{}", name.to_ascii_lowercase());
                 if fields.admit(Some(&prefix), &id, log) {
-                    fields.value(&column("sourcedId"), &prefix, &id, log);
+                    fields.value(sourced_id, &prefix, &id, log);
                 }
             }
-            fields.value(&column("userSourcedId"), "sourcedId", user, log);
+            fields.value(user_sourced_id, "sourcedId", user, log);
             if deleted {
-                fields.value(&column("status"), "status", "tobedeleted", log);
+                fields.value(status, "status", "tobedeleted", log);
             }
             self.fill(
                 &self.role_entries,

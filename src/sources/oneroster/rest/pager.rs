@@ -18,6 +18,10 @@ use crate::outbound::{FetchError, Fetched};
 /// (100 million records at 100 a page), near enough to end a provider that pages forever.
 pub const MAX_PAGES: u64 = 1_000_000;
 
+/// Pages equal to the one before them that are put down to a collection changing while it is
+/// paged; one more and the provider is taken to ignore `offset`.
+const REPEATS_TOLERATED: u32 = 2;
+
 /// Why a collection could not be paged through. Each says at which offset.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
@@ -109,7 +113,8 @@ pub struct Pager {
     offset: u64,
     pages: u64,
     largest: usize,
-    previous: Option<(u64, Fingerprint)>,
+    /// The last distinct page: its offset, what it looked like, and how often it came again.
+    previous: Option<(u64, Fingerprint, u32)>,
     /// Next links without an offset, already requested (a cursor that comes round again).
     cursors: HashSet<String>,
 }
@@ -206,15 +211,22 @@ impl Pager {
             first: records.first().and_then(sourced_id),
             last: records.last().and_then(sourced_id),
         };
-        if let Some((earlier, previous)) = &self.previous {
-            if *previous == fingerprint && fingerprint.first.is_some() {
-                return Err(PageError::Repeated {
-                    offset,
-                    earlier: *earlier,
-                });
+        // One page equal to the one before can be a collection that shifted between two
+        // requests; a third in a row is a provider that does not page.
+        match &mut self.previous {
+            Some((earlier, previous, repeats))
+                if *previous == fingerprint && fingerprint.first.is_some() =>
+            {
+                *repeats += 1;
+                if *repeats >= REPEATS_TOLERATED {
+                    return Err(PageError::Repeated {
+                        offset,
+                        earlier: *earlier,
+                    });
+                }
             }
+            _ => self.previous = Some((offset, fingerprint, 0)),
         }
-        self.previous = Some((offset, fingerprint));
         self.largest = self.largest.max(n);
         let following = offset + n as u64;
         let Some(link) = &fetched.next else {

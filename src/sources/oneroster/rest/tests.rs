@@ -795,7 +795,7 @@ async fn links_that_loop_or_leave_the_host_and_providers_that_ignore_offset_end_
 }
 
 #[tokio::test]
-async fn a_provider_that_ignores_offset_is_caught_on_the_second_page() {
+async fn a_provider_that_ignores_offset_is_caught_on_the_third_page() {
     let mut provider = Provider::with_users(users(2));
     // Every offset answered with the first page.
     let first = json!({"users": users(2)}).to_string();
@@ -808,8 +808,20 @@ async fn a_provider_that_ignores_offset_is_caught_on_the_second_page() {
     let (_, outcome) = pull(&provider, &spec(OneRosterVersion::V1_1, PullMode::Full)).await;
     let errors = errors_of(outcome);
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(errors[0].at, Location::record("GET /users", Some(2), None));
-    assert!(errors[0].message.contains("ignore offset"), "{errors:?}");
+    assert_eq!(errors[0].at, Location::record("GET /users", Some(4), None));
+    assert!(
+        errors[0].message.contains("those of offset 0 again"),
+        "{errors:?}"
+    );
+    // Once is a collection that moved while it was paged: the engine keeps the later copy.
+    let mut provider = Provider::with_users(users(5));
+    provider.cap = 2;
+    let first = json!({"users": &users(5)[..2]}).to_string();
+    let first: &'static str = Box::leak(first.into_boxed_str());
+    provider.script.insert(("users", 2), Scripted::Body(first));
+    let (_, outcome) = pull(&provider, &spec(OneRosterVersion::V1_1, PullMode::Full)).await;
+    assert!(!outcome.problems.has_errors(), "{:?}", outcome.problems);
+    assert_eq!(provider.offsets("users"), [0, 2, 4]);
 }
 
 #[test]
@@ -844,6 +856,40 @@ fn paging_stops_at_the_page_bound() {
         matches!(error, PageError::TooManyPages { offset: 3, max: 3 }),
         "{error}"
     );
+}
+
+#[test]
+fn a_cursor_link_that_comes_round_again_is_not_followed() {
+    let base = Url::parse("https://sis.example/v1p1/").unwrap();
+    let cursor = Url::parse("https://sis.example/v1p1/users?cursor=a").unwrap();
+    let mut pager = Pager::new(&base, "users", "users", 2, None);
+    let page = |url: Url, i: u64| Fetched {
+        url,
+        status: 200,
+        next: Some(cursor.clone()),
+        total_count: None,
+        body: json!({"users": [{"sourcedId": format!("u{i}")}, {"sourcedId": format!("v{i}")}]})
+            .to_string()
+            .into_bytes(),
+    };
+    let first = pager.next_request().unwrap().unwrap();
+    assert_eq!(pager.accept(page(first, 0)).unwrap().offset, 0);
+    let second = pager.next_request().unwrap().unwrap();
+    assert_eq!(second, cursor);
+    assert_eq!(pager.accept(page(second, 1)).unwrap().offset, 2);
+    let error = pager.next_request().unwrap_err();
+    assert!(
+        matches!(error, PageError::LinkRepeats { offset: 2 }),
+        "{error}"
+    );
+}
+
+/// The pull can run on a task of its own beside the engine.
+#[allow(dead_code)]
+fn a_pull_is_send(provider: &Provider, spec: &PullSpec, limits: &ImportSettings) {
+    fn send<T: Send>(_: T) {}
+    let (tx, _) = mpsc::channel(1);
+    send(produce(provider, spec, limits, tx, None));
 }
 
 #[tokio::test]
