@@ -1109,3 +1109,87 @@ async fn chunks_stay_bounded_and_progress_is_reported() {
     assert_eq!(seen.first(), Some(&0));
     assert_eq!(seen.last(), Some(&12_000));
 }
+
+/// A pull run through the engine, as a connection's job runs one: the pull and the engine side
+/// by side, the pull's problems handed over when it ends.
+async fn run_pull(
+    engine: &crate::sync::Engine,
+    district: &crate::domain::district::District,
+    provider: &Provider,
+    spec: &PullSpec,
+) -> (crate::sync::RunReport, Option<DateTime<Utc>>) {
+    let (tx, rx) = mpsc::channel(4);
+    let (problems_tx, problems_rx) = tokio::sync::oneshot::channel();
+    let pulling = async {
+        let outcome = produce(provider, spec, &ImportSettings::default(), tx, None).await;
+        let _ = problems_tx.send(outcome.problems);
+        outcome.newest_modified
+    };
+    let problems = async { problems_rx.await.unwrap_or_default() };
+    let (report, newest) = tokio::join!(
+        engine.run(
+            district,
+            "oneroster_rest",
+            plan(spec),
+            rx,
+            problems,
+            crate::sync::engine::RunOptions::default()
+        ),
+        pulling
+    );
+    (report.unwrap(), newest)
+}
+
+#[tokio::test]
+async fn pulled_records_go_through_the_engine_like_bundle_rows() {
+    use crate::domain::run::RunStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let db = crate::store::Db::connect_and_migrate(&url).await.unwrap();
+    let district = crate::admin::create_district(&db, "lincoln", "Lincoln", "UTC", None)
+        .await
+        .unwrap();
+    let engine = crate::sync::Engine::new(db, 100);
+    let user = |given: &str| {
+        json!({"sourcedId": "u0", "dateLastModified": "2026-03-01T10:00:00Z", "enabledUser": true,
+            "username": "un", "givenName": given, "familyName": "B",
+            "roles": [{"roleType": "primary", "role": "student", "org": {"sourcedId": "s1"}}]})
+    };
+    let mut provider = Provider::with_users(vec![user("A")]);
+    provider.links = true;
+    let full = spec(OneRosterVersion::V1_2, PullMode::Full);
+    let (report, newest) = run_pull(&engine, &district, &provider, &full).await;
+    assert_eq!(report.status, RunStatus::Applied, "{:?}", report.errors);
+    assert_eq!(report.counts["roles"].created, 1);
+    assert_eq!(report.counts["users"].created, 1);
+    assert_eq!(report.counts["enrollments"].created, 1);
+    let since = newest.expect("a cursor");
+    // A delta with a changed user: only that is updated.
+    let provider = Provider::with_users(vec![user("Ann")]);
+    let delta = spec(OneRosterVersion::V1_2, PullMode::Delta { since });
+    let (report, _) = run_pull(&engine, &district, &provider, &delta).await;
+    assert_eq!(report.status, RunStatus::Applied, "{:?}", report.errors);
+    assert_eq!(report.counts["users"].updated, 1);
+    assert_eq!(report.counts["roles"].unchanged, 1);
+    // A reference to nothing is named by endpoint and offset (the engine's reference check
+    // names the field as the store does).
+    let mut provider = Provider::with_users(vec![user("Ann")]);
+    provider.collections.get_mut("enrollments").unwrap()[0]["user"] = json!({"sourcedId": "ghost"});
+    let (report, _) = run_pull(&engine, &district, &provider, &full).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(
+        report.errors[0].at,
+        Location::record("GET /enrollments", Some(0), None)
+    );
+    assert_eq!(report.errors[0].field.as_deref(), Some("userSourcedId"));
+    // A request that fails fails the run: nothing is applied.
+    let mut provider = Provider::with_users(vec![user("Changed")]);
+    provider.script.insert(("enrollments", 0), Scripted::Fail);
+    let (report, _) = run_pull(&engine, &district, &provider, &full).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert_eq!(
+        report.errors[0].at,
+        Location::record("GET /enrollments", Some(0), None)
+    );
+}
