@@ -1,10 +1,12 @@
 //! OneRoster CSV bundles (1.1 and 1.2): open, check the manifest, and stream records in
-//! dependency order to the sync engine.
+//! dependency order to the sync engine. Pulls over OneRoster REST live in [`rest`].
 
 pub mod bundle;
 pub mod columns;
+pub mod fields;
 pub mod reader;
 pub mod records;
+pub mod rest;
 pub mod values;
 
 use tokio::sync::mpsc;

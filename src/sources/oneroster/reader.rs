@@ -3,12 +3,12 @@
 
 use std::io::{BufReader, Read};
 
-use super::columns::{columns, CsvColumn, Target, Version, ALIASES};
+use super::columns::{columns, CsvColumn, Version, ALIASES};
+use super::fields::RecordFields;
 use super::records::{Limits, Records};
-use super::values;
 use crate::config::ImportSettings;
 use crate::domain::problem::{Problem, ProblemLog};
-use crate::domain::records::{ColumnType, RecordKind, RecordStatus, SourceRecord, Value};
+use crate::domain::records::{RecordKind, SourceRecord};
 
 /// Where a header column goes.
 enum Slot {
@@ -217,159 +217,27 @@ impl FileReader<'_> {
             log.error(Problem::new(file, Some(line), None, message));
             return None;
         }
-        let descriptor = self.kind.columns();
-        let mut values = vec![Value::Null; descriptor.len()];
-        let mut extra = serde_json::Map::new();
-        let mut sourced_id = None;
-        let mut status = RecordStatus::Active;
-        let mut ok = true;
+        let mut fields = RecordFields::new(
+            self.kind,
+            self.version,
+            self.limits,
+            |field: Option<&str>, message: String| Problem::new(file, Some(line), field, message),
+        );
         for (slot, raw) in slots.iter().zip(record.iter()) {
-            // Nothing legitimate has NUL bytes (and PostgreSQL cannot store them in text).
-            let refusal = if raw.len() > self.limits.max_field_bytes {
-                Some(format!(
-                    "the value is {} bytes long (at most {})",
-                    raw.len(),
-                    self.limits.max_field_bytes
-                ))
-            } else if raw.contains('\0') {
-                Some("the value contains a NUL character".to_string())
-            } else {
-                None
+            let known = match slot {
+                Slot::Known(c) => Some(c.header),
+                _ => None,
             };
-            if let Some(message) = refusal {
-                let field = match slot {
-                    Slot::Known(c) => Some(c.header),
-                    _ => None,
-                };
-                log.error(Problem::new(file, Some(line), field, message));
-                ok = false;
+            if !fields.admit(known, raw, log) {
                 continue;
             }
-            let column = match slot {
-                Slot::Ignored => continue,
-                Slot::Extra(name) => {
-                    if !raw.is_empty() {
-                        extra.insert(name.clone(), serde_json::Value::String(raw.to_string()));
-                    }
-                    continue;
-                }
-                Slot::Known(c) => c,
-            };
-            let field = Some(column.header);
-            let fail = |log: &mut ProblemLog, message: String| {
-                log.error(Problem::new(file, Some(line), field, message))
-            };
-            match column.target {
-                Target::SourcedId => match values::check_sourced_id(raw) {
-                    Ok(()) => sourced_id = Some(raw.to_string()),
-                    Err(m) => {
-                        fail(log, m);
-                        ok = false;
-                    }
-                },
-                Target::Status => match values::parse_status(raw) {
-                    Ok(s) => {
-                        if let Some(w) = s.warning {
-                            log.warn(Problem::new(file, Some(line), field, w));
-                        }
-                        if s.value {
-                            status = RecordStatus::ToBeDeleted;
-                        }
-                    }
-                    Err(m) => {
-                        fail(log, m);
-                        ok = false;
-                    }
-                },
-                Target::DateLastModified => {
-                    if !raw.is_empty() {
-                        if let Some(w) = values::check_date_time(raw) {
-                            log.warn(Problem::new(file, Some(line), field, w));
-                        }
-                    }
-                }
-                Target::Dropped => {}
-                Target::Column(name) => {
-                    let index = self
-                        .kind
-                        .column_index(name)
-                        .expect("columns map onto the descriptor");
-                    if raw.is_empty() {
-                        if column.is_required(self.version) {
-                            if column.blank_ok {
-                                log.warn(Problem::new(
-                                    file,
-                                    Some(line),
-                                    field,
-                                    "a required value is empty",
-                                ));
-                            } else {
-                                fail(log, "a required value is empty".into());
-                                ok = false;
-                            }
-                        }
-                        continue;
-                    }
-                    match self.parse_value(descriptor[index].ty, column, raw) {
-                        Ok((value, warning)) => {
-                            if let Some(w) = warning {
-                                log.warn(Problem::new(file, Some(line), field, w));
-                            }
-                            values[index] = value;
-                        }
-                        Err(m) => {
-                            fail(log, m);
-                            ok = false;
-                        }
-                    }
-                }
+            match slot {
+                Slot::Ignored => {}
+                Slot::Extra(name) => fields.extension(name, raw),
+                Slot::Known(c) => fields.value(c, c.header, raw, log),
             }
         }
-        let sourced_id = sourced_id?;
-        if !ok {
-            return None;
-        }
-        Some(SourceRecord {
-            kind: self.kind,
-            sourced_id,
-            line,
-            status,
-            values,
-            extra: (!extra.is_empty()).then(|| serde_json::Value::Object(extra).to_string()),
-        })
-    }
-
-    fn parse_value(
-        &self,
-        ty: ColumnType,
-        column: &CsvColumn,
-        raw: &str,
-    ) -> Result<(Value, Option<&'static str>), String> {
-        if let Some(allowed) = column.values {
-            let parsed = values::parse_enum(raw, allowed, self.version == Version::V1_2)?;
-            return Ok((Value::Text(parsed.value), parsed.warning));
-        }
-        match ty {
-            ColumnType::Text => {
-                if column.header == "schoolYear"
-                    && !(raw.len() == 4 && raw.bytes().all(|b| b.is_ascii_digit()))
-                {
-                    return Ok((
-                        Value::Text(raw.to_string()),
-                        Some("schoolYear is not a 4-digit year"),
-                    ));
-                }
-                Ok((Value::Text(raw.to_string()), None))
-            }
-            ColumnType::List => Ok((
-                values::normalize_list(raw)
-                    .map(Value::Text)
-                    .unwrap_or(Value::Null),
-                None,
-            )),
-            ColumnType::Bool => values::parse_bool(raw).map(|b| (Value::Bool(b), None)),
-            ColumnType::Date => values::parse_date(raw).map(|d| (Value::Date(d.value), d.warning)),
-        }
+        fields.finish(line)
     }
 }
 
@@ -403,6 +271,7 @@ fn slot_name(slots: &[Slot], index: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::records::Value;
 
     const USERS_1_1: &str = "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,givenName,familyName";
 
