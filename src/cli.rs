@@ -197,7 +197,6 @@ pub async fn import_oneroster(
     Ok(report_exit(&report))
 }
 
-#[cfg(any())]
 pub async fn sync_pull(
     settings: Settings,
     district: &str,

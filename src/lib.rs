@@ -14,6 +14,7 @@ pub mod http;
 pub mod imports;
 pub mod jobs;
 pub mod outbound;
+pub mod pulls;
 pub mod sources;
 pub mod startup;
 pub mod store;

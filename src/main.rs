@@ -339,10 +339,7 @@ fn main() -> ExitCode {
                     full,
                     dry_run,
                     json,
-                } => {
-                    let _ = (district, connection, full, dry_run, json, settings);
-                    todo!()
-                }
+                } => cli::sync_pull(settings, &district, &connection, full, dry_run, json).await,
                 SyncCommand::Runs { district, json } => {
                     cli::sync_runs(settings, &district, json).await
                 }

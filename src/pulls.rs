@@ -29,7 +29,9 @@ pub const ONEROSTER_REST: &str = "oneroster_rest";
 pub enum PullError {
     #[error("district {district} has no connection {name:?}")]
     NoSuchConnection { district: String, name: String },
-    #[error("connection {name:?}: its secret cannot be read (was the master key changed?): {source}")]
+    #[error(
+        "connection {name:?}: its secret cannot be read (was the master key changed?): {source}"
+    )]
     Secret { name: String, source: SecretError },
     #[error("connection {name:?}: {source}")]
     Client { name: String, source: FetchError },
@@ -75,12 +77,13 @@ pub async fn pull(
             name: name.clone(),
             source,
         })?;
-    let client = SourceClient::new(&stored.config, secret, &settings.outbound).map_err(|source| {
-        PullError::Client {
-            name: name.clone(),
-            source,
-        }
-    })?;
+    let client =
+        SourceClient::new(&stored.config, secret, &settings.outbound).map_err(|source| {
+            PullError::Client {
+                name: name.clone(),
+                source,
+            }
+        })?;
     let base_url = Url::parse(&stored.config.base_url).map_err(|_| PullError::BaseUrl {
         name: name.clone(),
         url: stored.config.base_url.clone(),

@@ -1125,7 +1125,8 @@ async fn run_pull(
         let _ = problems_tx.send(outcome.problems);
         outcome.newest_modified
     };
-    let problems = async { problems_rx.await.unwrap_or_default() };
+    let problems =
+        async { crate::sync::input::SourceEnd::from(problems_rx.await.unwrap_or_default()) };
     let (report, newest) = tokio::join!(
         engine.run(
             district,
