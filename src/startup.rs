@@ -10,9 +10,12 @@ use actix_web::{web, App, HttpServer};
 use crate::auth::client_status::ClientStatusCache;
 use crate::auth::keys::{KeyError, MasterKey};
 use crate::auth::rate_limit::TokenRateLimits;
+use crate::auth::secrets::SecretBox;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::jobs::{Handlers, JobsHandle, PULL_KIND};
+use crate::pulls::{scheduled_items, PullJobs};
 use crate::store::{Db, StoreError};
 use crate::sync::Engine;
 
@@ -58,6 +61,7 @@ fn check_token_lengths(settings: &Settings) -> Result<(), StartupError> {
 pub struct Application {
     port: u16,
     server: Server,
+    jobs: JobsHandle,
 }
 
 impl Application {
@@ -89,11 +93,31 @@ impl Application {
                 tracing::warn!(error = %e, "could not check for runs a stopped gateway left running")
             }
         }
+        let settings = Arc::new(settings);
+        let secrets = SecretBox::new(&master);
+        let jobs = {
+            let pulls = PullJobs {
+                engine: engine.clone(),
+                db: db.clone(),
+                secrets: secrets.clone(),
+                settings: settings.clone(),
+            };
+            let items_db = db.clone();
+            crate::jobs::spawn(
+                db.clone(),
+                settings.jobs.clone(),
+                Handlers::new().with(PULL_KIND, pulls),
+                move || {
+                    let db = items_db.clone();
+                    async move { scheduled_items(&db).await }
+                },
+            )
+        };
         let state = web::Data::new(AppState {
             listing_totals: Default::default(),
             engine,
             tokens: TokenKeys::new(&master, &settings.auth),
-            secrets: crate::auth::secrets::SecretBox::new(&master),
+            secrets,
             client_status: ClientStatusCache::new(Duration::from_secs(
                 settings.auth.client_check_ttl_secs,
             )),
@@ -102,7 +126,7 @@ impl Application {
                 settings.auth.token_requests_per_minute_per_client,
             ),
             db,
-            settings: Arc::new(settings),
+            settings,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -148,14 +172,18 @@ impl Application {
             source,
         })?
         .run();
-        Ok(Application { port, server })
+        Ok(Application { port, server, jobs })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Serves until the server stops (a signal), then stops the background jobs: a running
+    /// job gets the grace period to finish, then is queued again for another process.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.jobs.shutdown().await;
+        served
     }
 }

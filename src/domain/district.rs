@@ -79,6 +79,9 @@ impl Timezone {
     pub fn name(&self) -> &'static str {
         self.0.name()
     }
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.0
+    }
     /// The calendar date it is now in this zone.
     pub fn today(&self) -> chrono::NaiveDate {
         chrono::Utc::now().with_timezone(&self.0).date_naive()

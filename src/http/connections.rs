@@ -274,7 +274,7 @@ fn input_from_json(body: &Value) -> Result<ConnectionInput, ApiError> {
     })
 }
 
-fn not_found(name: &str) -> ApiError {
+pub(crate) fn not_found(name: &str) -> ApiError {
     ApiError::not_found(format!(
         "connection {} not found",
         crate::domain::problem::quoted(name)

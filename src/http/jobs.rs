@@ -12,7 +12,7 @@ use crate::domain::scope::Scope;
 use crate::store::jobs::{self, Job, JobFilter, JobStatus};
 
 /// A job as the API shows it. The lease owner (a host name and pid) stays inside.
-fn job_json(job: &Job) -> Value {
+pub(crate) fn job_json(job: &Job) -> Value {
     json!({
         "id": job.id,
         "kind": job.kind,

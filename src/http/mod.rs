@@ -8,6 +8,7 @@ pub mod health;
 pub mod imports;
 pub mod jobs;
 pub mod oauth;
+pub mod pulls;
 pub mod roster;
 pub mod runs;
 
@@ -142,6 +143,11 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
             "/api/v1/districts/{district}/connections/{name}",
             Method::DELETE,
             web::delete().to(connections::delete),
+        ),
+        (
+            "/api/v1/districts/{district}/connections/{name}/pulls",
+            Method::POST,
+            web::post().to(pulls::start),
         ),
     ];
     for (collection, item) in roster::PATHS {

@@ -3,6 +3,10 @@
 //! fetches everything and reconciles (records missing are removed, as a bulk CSV removes them);
 //! the others fetch what changed since the cursor, less an overlap.
 
+mod job;
+
+pub use job::{scheduled_items, PullJobs};
+
 use chrono::Duration;
 use reqwest::Url;
 use tokio::sync::mpsc;

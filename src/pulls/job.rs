@@ -1,0 +1,91 @@
+//! Pulls as background jobs: the handler the job runner calls for `pull` jobs (scheduled or
+//! asked for through the API), and the connections' schedules as the scheduler reads them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{pull, PullError, PullRequest};
+use crate::auth::secrets::SecretBox;
+use crate::config::Settings;
+use crate::jobs::{Job, JobError, JobHandler, PullPayload, ScheduledItem};
+use crate::store::{connections, districts, Db, StoreError};
+use crate::sync::{Engine, SyncError};
+
+/// How long a pull waits when its district is busy with another sync (an import, a pull of
+/// another connection) before it tries again.
+const BUSY_RETRY: Duration = Duration::from_secs(60);
+
+/// Runs `pull` jobs.
+#[derive(Clone)]
+pub struct PullJobs {
+    pub engine: Engine,
+    pub db: Db,
+    pub secrets: SecretBox,
+    pub settings: Arc<Settings>,
+}
+
+impl JobHandler for PullJobs {
+    async fn run(&self, job: &Job) -> Result<Value, JobError> {
+        let payload: PullPayload = serde_json::from_value(job.payload.clone())
+            .map_err(|e| JobError::permanent(format!("the job's payload is not a pull: {e}")))?;
+        let district = districts::find_by_id(&self.db, job.district_id)
+            .await
+            .map_err(|e| JobError::retryable(e.to_string()))?
+            .ok_or_else(|| JobError::permanent("the district is gone"))?;
+        let request = PullRequest {
+            connection: payload.connection,
+            full: payload.full,
+            dry_run: false,
+        };
+        let report = pull(
+            &self.engine,
+            &self.db,
+            &self.secrets,
+            &self.settings,
+            &district,
+            &request,
+            None,
+        )
+        .await
+        .map_err(job_error)?;
+        // A run that failed on what the source sent is still a finished job: its report says
+        // why, and the next scheduled pull tries again.
+        Ok(json!({
+            "run_id": report.run_id,
+            "status": report.status.as_str(),
+            "full": request.full,
+        }))
+    }
+}
+
+/// Which failures are worth another attempt.
+fn job_error(e: PullError) -> JobError {
+    match e {
+        PullError::Sync(SyncError::Busy(_)) => JobError::Retryable {
+            message: e.to_string(),
+            after: Some(BUSY_RETRY),
+        },
+        PullError::Sync(_) | PullError::Store(_) => JobError::retryable(e.to_string()),
+        PullError::NoSuchConnection { .. }
+        | PullError::Secret { .. }
+        | PullError::Client { .. }
+        | PullError::BaseUrl { .. } => JobError::permanent(e.to_string()),
+    }
+}
+
+/// Every connection with a schedule, as the job scheduler reads them on each tick.
+pub async fn scheduled_items(db: &Db) -> Result<Vec<ScheduledItem>, StoreError> {
+    Ok(connections::scheduled(db)
+        .await?
+        .into_iter()
+        .map(|scheduled| ScheduledItem {
+            district_id: scheduled.connection.district_id,
+            timezone: scheduled.timezone.zone(),
+            key: scheduled.connection.config.name.clone(),
+            delta: scheduled.connection.config.schedule.delta,
+            full: scheduled.connection.config.schedule.full,
+        })
+        .collect())
+}
