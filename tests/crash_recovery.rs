@@ -224,7 +224,7 @@ async fn start_server(db_url: &str, dir: &Path) -> Server {
         .spawn()
         .unwrap();
     let address = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let deadline = Instant::now() + Duration::from_secs(60);
     while client
         .get(format!("{address}/health/ready"))
@@ -261,7 +261,7 @@ async fn a_gateway_killed_mid_upload_import_leaves_no_running_run_and_no_upload_
             server.address
         );
         let upload = tokio::spawn(async move {
-            let _ = reqwest::Client::new()
+            let _ = common::http_client()
                 .post(url)
                 .bearer_auth(OPERATOR_TOKEN)
                 .header("Content-Type", "application/zip")
@@ -288,7 +288,7 @@ async fn a_gateway_killed_mid_upload_import_leaves_no_running_run_and_no_upload_
             uploads(work.path())
         );
         let (status, run): (u16, Value) = {
-            let r = reqwest::Client::new()
+            let r = common::http_client()
                 .get(format!(
                     "{}/api/v1/districts/lincoln/runs/{killed}",
                     server.address

@@ -169,6 +169,13 @@ pub fn settings_with(db_url: &str, data_dir: &Path, extra: &[(&str, &str)]) -> S
     Settings::load_from(Path::new("/nonexistent"), &vars, &Overrides::default()).unwrap()
 }
 
+/// An HTTP client for tests that talk to a gateway they started themselves (reqwest is built
+/// without a TLS crypto provider: the gateway's one is installed first).
+pub fn http_client() -> reqwest::Client {
+    rostergate::outbound::tls::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[]).await
 }
