@@ -290,6 +290,23 @@ pub async fn scheduled(db: &Db) -> Result<Vec<ScheduledConnection>, StoreError> 
         .collect()
 }
 
+/// Moves a connection as its pull's run is applied, in the applying transaction. A connection
+/// removed meanwhile is simply not there to move.
+pub async fn advance_in(
+    tx: &mut Tx,
+    district_id: i64,
+    cursor: &CursorMove,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if let Some(at) = cursor.cursor {
+        set_cursor_in(tx, district_id, &cursor.connection, at).await?;
+    }
+    if cursor.full {
+        mark_full_in(tx, district_id, &cursor.connection, now).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,21 +329,4 @@ mod tests {
         );
         assert_eq!(enum_from_text::<OneRosterVersion>("2.0"), None);
     }
-}
-
-/// Moves a connection as its pull's run is applied, in the applying transaction. A connection
-/// removed meanwhile is simply not there to move.
-pub async fn advance_in(
-    tx: &mut Tx,
-    district_id: i64,
-    cursor: &CursorMove,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    if let Some(at) = cursor.cursor {
-        set_cursor_in(tx, district_id, &cursor.connection, at).await?;
-    }
-    if cursor.full {
-        mark_full_in(tx, district_id, &cursor.connection, now).await?;
-    }
-    Ok(())
 }
