@@ -42,6 +42,23 @@ impl PlannedKind {
             Origin::Endpoint => Location::record(&self.label, Some(line), sourced_id),
         }
     }
+
+    /// A reference field as this kind's source names it: the CSV column (`userSourcedId`), or
+    /// the JSON member of a collection endpoint (`user`; `orgSourcedIds` → `orgs`).
+    pub fn field(&self, csv_name: &str) -> String {
+        match self.origin {
+            Origin::File => csv_name.to_string(),
+            Origin::Endpoint => {
+                if let Some(stem) = csv_name.strip_suffix("SourcedIds") {
+                    format!("{stem}s")
+                } else if let Some(stem) = csv_name.strip_suffix("SourcedId") {
+                    stem.to_string()
+                } else {
+                    csv_name.to_string()
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -195,4 +212,36 @@ impl RunReport {
 pub struct CoachingCounts {
     pub started: u64,
     pub ended: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_located_and_fields_named_as_their_source_shows_them() {
+        let planned = |origin, label: &str| PlannedKind {
+            kind: RecordKind::Enrollments,
+            mode: Mode::Bulk,
+            label: label.into(),
+            origin,
+        };
+        let csv = planned(Origin::File, "enrollments.csv");
+        let rest = planned(Origin::Endpoint, "GET /enrollments");
+        assert_eq!(csv.locate(12, Some("e1")).to_string(), "enrollments.csv:12");
+        assert_eq!(
+            rest.locate(200, Some("e1")).to_string(),
+            "GET /enrollments (offset 200, sourcedId \"e1\")"
+        );
+        // (CSV column, JSON member)
+        for (column, member) in [
+            ("userSourcedId", "user"),
+            ("termSourcedIds", "terms"),
+            ("schoolYearSourcedId", "schoolYear"),
+            ("role", "role"),
+        ] {
+            assert_eq!(csv.field(column), column);
+            assert_eq!(rest.field(column), member);
+        }
+    }
 }

@@ -253,6 +253,7 @@ pub async fn drop_earlier_duplicates(
 #[derive(Debug, sqlx::FromRow)]
 pub struct Dangling {
     pub line: i64,
+    pub sourced_id: String,
     pub value: String,
 }
 
@@ -287,7 +288,7 @@ pub async fn dangling_references(
     let target = column.references.expect("a reference column");
     let column = column.name;
     let sql = format!(
-        "SELECT s.line, s.{column} AS value FROM {stage} s \
+        "SELECT s.line, s.sourced_id, s.{column} AS value FROM {stage} s \
          WHERE s.run_id = $1 AND NOT s.deleting AND s.{column} IS NOT NULL AND NOT ({resolves}) \
          ORDER BY s.line LIMIT $3",
         stage = kind.stage_table(),

@@ -469,16 +469,22 @@ impl Engine {
                 };
                 for id in list.split(',') {
                     if !ids.contains(id) {
-                        let at = match planned {
-                            Some(p) => p.locate(record.line, Some(&record.sourced_id)),
-                            None => Location::File {
-                                file: kind.oneroster_name().to_string(),
-                                line: Some(record.line),
-                            },
+                        let (at, field) = match planned {
+                            Some(p) => (
+                                p.locate(record.line, Some(&record.sourced_id)),
+                                p.field(&column.field_name()),
+                            ),
+                            None => (
+                                Location::File {
+                                    file: kind.oneroster_name().to_string(),
+                                    line: Some(record.line),
+                                },
+                                column.field_name(),
+                            ),
                         };
                         log.error(Problem::at(
                             at,
-                            Some(&column.field_name()),
+                            Some(&field),
                             format!("{id:?} is not a known {}", target.oneroster_name()),
                         ));
                     }
@@ -512,8 +518,8 @@ impl Engine {
                 .await?;
                 for d in dangling {
                     log.error(Problem::at(
-                        planned.locate(d.line as u64, None),
-                        Some(&column.field_name()),
+                        planned.locate(d.line as u64, Some(&d.sourced_id)),
+                        Some(&planned.field(&column.field_name())),
                         format!("{:?} is not a known {}", d.value, target.oneroster_name()),
                     ));
                 }
