@@ -1172,17 +1172,16 @@ async fn pulled_records_go_through_the_engine_like_bundle_rows() {
     assert_eq!(report.status, RunStatus::Applied, "{:?}", report.errors);
     assert_eq!(report.counts["users"].updated, 1);
     assert_eq!(report.counts["roles"].unchanged, 1);
-    // A reference to nothing is named by endpoint and offset (the engine's reference check
-    // names the field as the store does).
+    // A reference to nothing is named by endpoint, offset and record, and the JSON member.
     let mut provider = Provider::with_users(vec![user("Ann")]);
     provider.collections.get_mut("enrollments").unwrap()[0]["user"] = json!({"sourcedId": "ghost"});
     let (report, _) = run_pull(&engine, &district, &provider, &full).await;
     assert_eq!(report.status, RunStatus::Failed);
     assert_eq!(
         report.errors[0].at,
-        Location::record("GET /enrollments", Some(0), None)
+        Location::record("GET /enrollments", Some(0), Some("e1"))
     );
-    assert_eq!(report.errors[0].field.as_deref(), Some("userSourcedId"));
+    assert_eq!(report.errors[0].field.as_deref(), Some("user"));
     // A request that fails fails the run: nothing is applied.
     let mut provider = Provider::with_users(vec![user("Changed")]);
     provider.script.insert(("enrollments", 0), Scripted::Fail);
