@@ -323,34 +323,16 @@ fn small_school_delta_filter() -> String {
 /// newest record) brings back that org and what changed since, nothing else.
 fn settled_small_school() -> Roster {
     let mut roster = Roster::small_school();
-    let month_before = |record: &mut rostergate::synthetic::provider::Base| {
-        record.date_last_modified -= chrono::Duration::days(30);
-    };
-    roster
-        .orgs
-        .iter_mut()
-        .filter(|o| o.base.sourced_id != "org-district")
-        .for_each(|o| month_before(&mut o.base));
-    roster
-        .academic_sessions
-        .iter_mut()
-        .for_each(|r| month_before(&mut r.base));
-    roster
-        .courses
-        .iter_mut()
-        .for_each(|r| month_before(&mut r.base));
-    roster
-        .classes
-        .iter_mut()
-        .for_each(|r| month_before(&mut r.base));
-    roster
-        .users
-        .iter_mut()
-        .for_each(|r| month_before(&mut r.base));
-    roster
-        .enrollments
-        .iter_mut()
-        .for_each(|r| month_before(&mut r.base));
+    let bases = roster.orgs.iter_mut().map(|r| &mut r.base);
+    let bases = bases
+        .chain(roster.academic_sessions.iter_mut().map(|r| &mut r.base))
+        .chain(roster.courses.iter_mut().map(|r| &mut r.base))
+        .chain(roster.classes.iter_mut().map(|r| &mut r.base))
+        .chain(roster.users.iter_mut().map(|r| &mut r.base))
+        .chain(roster.enrollments.iter_mut().map(|r| &mut r.base));
+    for base in bases.filter(|b| b.sourced_id != "org-district") {
+        base.date_last_modified -= chrono::Duration::days(30);
+    }
     roster
 }
 
@@ -586,22 +568,50 @@ on_every_backend!(
 );
 
 on_every_backend!(
-    an_unreadable_page_fails_the_pull_naming_where_and_applies_nothing,
+    a_page_that_cannot_be_read_fails_the_pull_naming_where_and_applies_nothing,
     |app| {
+        // The third user of six, at collection offset 2 (two users a page).
         let cases = [
             (
                 "malformed JSON",
                 FaultAction::MalformedJson,
+                1,
                 json!({"endpoint": "GET /users", "offset": 2}),
+                "not a OneRoster collection",
             ),
             (
                 "a record without its role",
                 FaultAction::MissingField("role".into()),
+                1,
                 json!({"endpoint": "GET /users", "offset": 2, "sourcedId": "stu-3", "field": "role"}),
+                "missing",
+            ),
+            (
+                "500 on every try",
+                FaultAction::Status(500),
+                6,
+                json!({"endpoint": "GET /users", "offset": 2}),
+                "6 attempts",
+            ),
+            (
+                "429 asking to wait an hour",
+                FaultAction::TooManyRequests {
+                    retry_after_secs: 3600,
+                },
+                1,
+                json!({"endpoint": "GET /users", "offset": 2}),
+                "3600 s",
+            ),
+            (
+                "403",
+                FaultAction::Status(403),
+                1,
+                json!({"endpoint": "GET /users", "offset": 2}),
+                "403",
             ),
         ];
-        let districts = ["d-1", "d-2"];
-        for ((name, fault, at), district) in cases.into_iter().zip(districts) {
+        let districts = ["d-1", "d-2", "d-3", "d-4", "d-5"];
+        for ((name, fault, times, at, says), district) in cases.into_iter().zip(districts) {
             let setup = Setup {
                 district,
                 ..Setup::new(OneRosterVersion::V1_1, OAUTH2)
@@ -617,7 +627,7 @@ on_every_backend!(
                 path: "users".into(),
                 offset: 2,
             };
-            pulls.provider.faults().push(trigger, fault, 1);
+            pulls.provider.faults().push(trigger, fault, times);
             let (code, report) = pulls.pull(&["--full"]).await;
             assert_eq!(code, 1, "{name}: {report}");
             assert_eq!(report["status"], "failed", "{name}");
@@ -626,6 +636,9 @@ on_every_backend!(
             for (key, value) in at.as_object().unwrap() {
                 assert_eq!(&errors[0][key], value, "{name}: {key} in {}", errors[0]);
             }
+            let message = errors[0]["message"].as_str().unwrap();
+            assert!(message.contains(says), "{name}: {message}");
+            assert_eq!(pulls.provider.faults().pending(), 0, "{name}: tries");
             assert_eq!(pulls.roster().await, before, "{name}");
             assert_eq!(pulls.cursor().await, cursor, "{name}");
             pulls.stop().await;
