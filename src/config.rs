@@ -202,6 +202,9 @@ pub struct JobSettings {
     pub schedule_interval_ms: u64,
     /// How long shutdown waits for running jobs before stopping them (they are queued again).
     pub shutdown_grace_secs: u64,
+    /// How long a job whose district is busy with another sync waits before it tries again
+    /// (the wait uses up no attempt).
+    pub busy_retry_secs: u64,
 }
 
 impl Default for JobSettings {
@@ -215,6 +218,7 @@ impl Default for JobSettings {
             max_attempts: 3,
             schedule_interval_ms: 15_000,
             shutdown_grace_secs: 30,
+            busy_retry_secs: 60,
         }
     }
 }

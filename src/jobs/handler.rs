@@ -24,6 +24,11 @@ pub enum JobError {
     /// Would fail the same way again (a malformed payload, a connection that is gone).
     #[error("{0}")]
     Permanent(String),
+    /// Could not start for a reason that is no fault of the job and passes (its district is busy
+    /// with another sync): queued again after `after`, and the attempt does not count, so a long
+    /// sync elsewhere never uses up the job's attempts.
+    #[error("{message}")]
+    Deferred { message: String, after: Duration },
 }
 
 impl JobError {

@@ -22,7 +22,7 @@ use crate::store::{Db, StoreError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Succeeded,
-    /// Failed; queued again for this time.
+    /// Failed, or could not start (deferred); queued again for this time.
     Retrying(DateTime<Utc>),
     /// Failed for good.
     Failed,
@@ -153,6 +153,16 @@ impl Runner {
                     Outcome::LeaseLost
                 }
             }
+            Err(JobError::Deferred { message, after }) => {
+                let at =
+                    now + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::hours(1));
+                if jobs::defer(&self.db, job, &message, at).await? {
+                    tracing::info!(error = %message, retry_at = %at, "job deferred");
+                    Outcome::Retrying(at)
+                } else {
+                    Outcome::LeaseLost
+                }
+            }
             Err(error) => {
                 let retry_at = match &error {
                     JobError::Retryable { after, .. } => {
@@ -162,7 +172,7 @@ impl Runner {
                                 .unwrap_or(chrono::Duration::hours(1)),
                         )
                     }
-                    JobError::Permanent(_) => None,
+                    JobError::Permanent(_) | JobError::Deferred { .. } => None,
                 };
                 match jobs::fail(&self.db, job, &error.to_string(), retry_at, now).await? {
                     Failure::Retrying(at) => {
@@ -249,6 +259,62 @@ fn owner_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Busy;
+
+    impl crate::jobs::JobHandler for Busy {
+        async fn run(&self, _: &Job) -> Result<Value, JobError> {
+            Err(JobError::Deferred {
+                message: "another sync of district lincoln is in progress".into(),
+                after: Duration::from_secs(120),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deferred_job_waits_queued_without_using_up_an_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+        let db = Db::connect_and_migrate(&url).await.unwrap();
+        let district = crate::admin::create_district(&db, "lincoln", "Lincoln", "UTC", None)
+            .await
+            .unwrap();
+        let new = jobs::NewJob {
+            district_id: district.id,
+            kind: "pull".into(),
+            payload: serde_json::json!({}),
+            dedupe_key: None,
+            run_after: Utc::now(),
+            max_attempts: 1,
+        };
+        let id = jobs::enqueue(&db, &new, Utc::now()).await.unwrap().id;
+        let runner = Runner::new(
+            db.clone(),
+            JobSettings::default(),
+            Handlers::new().with("pull", Busy),
+        );
+        let before = Utc::now();
+        let ran = runner.run_once().await.unwrap().unwrap();
+        let Outcome::Retrying(at) = ran.outcome else {
+            panic!("{ran:?}");
+        };
+        assert!(at >= before + chrono::Duration::seconds(120), "{at}");
+        let job = jobs::find(&db, district.id, &id).await.unwrap().unwrap();
+        assert_eq!(job.status, jobs::JobStatus::Queued);
+        // Its only attempt is still there: a busy district never makes a job fail for good.
+        assert_eq!((job.attempts, job.max_attempts), (0, 1));
+        assert!(
+            (job.run_after - at).num_milliseconds().abs() < 2,
+            "{}",
+            job.run_after
+        );
+        assert_eq!(
+            job.last_error.as_deref(),
+            Some("another sync of district lincoln is in progress")
+        );
+        assert!(runner.run_once().await.unwrap().is_none(), "not due yet");
+        db.close().await;
+    }
 
     #[test]
     fn owner_ids_differ_between_runners_of_one_process() {

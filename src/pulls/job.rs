@@ -13,10 +13,6 @@ use crate::jobs::{Job, JobError, JobHandler, PullPayload, ScheduledItem};
 use crate::store::{connections, districts, Db, StoreError};
 use crate::sync::{Engine, SyncError};
 
-/// How long a pull waits when its district is busy with another sync (an import, a pull of
-/// another connection) before it tries again.
-const BUSY_RETRY: Duration = Duration::from_secs(60);
-
 /// Runs `pull` jobs.
 #[derive(Clone)]
 pub struct PullJobs {
@@ -49,7 +45,7 @@ impl JobHandler for PullJobs {
             None,
         )
         .await
-        .map_err(job_error)?;
+        .map_err(|e| job_error(e, Duration::from_secs(self.settings.jobs.busy_retry_secs)))?;
         // A run that failed on what the source sent is still a finished job: its report says
         // why, and the next scheduled pull tries again.
         Ok(json!({
@@ -60,12 +56,14 @@ impl JobHandler for PullJobs {
     }
 }
 
-/// Which failures are worth another attempt.
-fn job_error(e: PullError) -> JobError {
+/// Which failures are worth another attempt. A district busy with another sync (an import, a
+/// pull of another connection, which may take hours) is no failure of the pull: it waits
+/// `busy_retry` without using up an attempt.
+fn job_error(e: PullError, busy_retry: Duration) -> JobError {
     match e {
-        PullError::Sync(SyncError::Busy(_)) => JobError::Retryable {
+        PullError::Sync(SyncError::Busy(_)) => JobError::Deferred {
             message: e.to_string(),
-            after: Some(BUSY_RETRY),
+            after: busy_retry,
         },
         PullError::Sync(_) | PullError::Store(_) => JobError::retryable(e.to_string()),
         PullError::NoSuchConnection { .. }
@@ -88,4 +86,39 @@ pub async fn scheduled_items(db: &Db) -> Result<Vec<ScheduledItem>, StoreError> 
             full: scheduled.connection.config.schedule.full,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_busy_district_defers_the_pull_and_other_failures_retry_or_fail_as_they_should() {
+        let wait = Duration::from_secs(5);
+        let no_connection = PullError::NoSuchConnection {
+            district: "lincoln".into(),
+            name: "sis".into(),
+        };
+        let cases = [
+            (
+                PullError::Sync(SyncError::Busy("lincoln".into())),
+                JobError::Deferred {
+                    message: "another sync of district lincoln is in progress".into(),
+                    after: wait,
+                },
+            ),
+            (
+                PullError::Store(StoreError::Conflict("x".into())),
+                JobError::retryable(PullError::Store(StoreError::Conflict("x".into())).to_string()),
+            ),
+            (
+                no_connection,
+                JobError::permanent("district lincoln has no connection \"sis\""),
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(job_error(error, wait), expected);
+        }
+    }
 }

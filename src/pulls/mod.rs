@@ -21,13 +21,16 @@ use crate::outbound::FetchError;
 use crate::sources::oneroster::rest::{self, PullMode, PullSpec};
 use crate::store::{connections, Db, StoreError};
 use crate::sync::engine::RunOptions;
-use crate::sync::input::{CursorMove, SourceEnd};
+use crate::sync::input::{CursorMove, Feed, SourceEnd};
 use crate::sync::progress::Progress::Reading;
 use crate::sync::progress::ProgressFn;
 use crate::sync::{Engine, RunReport, SyncError};
 
 /// The `source` of a pull's run.
 pub const ONEROSTER_REST: &str = "oneroster_rest";
+
+/// Batches of records buffered between the fetching task and the engine.
+const FEED_BATCHES: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -107,18 +110,29 @@ pub async fn pull(
         mode,
     };
     let plan = rest::plan(&spec);
-    let (tx, rx) = mpsc::channel(4);
+    let (tx, rx) = mpsc::channel(FEED_BATCHES);
+    // The engine reads the feed only once it holds the district. Until it has read this empty
+    // batch the source is asked for nothing, so a pull that finds its district busy (and is
+    // tried again later) costs the source no requests.
+    let first_kind = plan.kinds.first().map_or(RecordKind::Orgs, |p| p.kind);
+    tx.try_send(Feed::Records(first_kind, Vec::new()))
+        .expect("a new channel has room");
     let limits = settings.import.clone();
     let previous = stored.delta_cursor;
     let producer = tokio::spawn(async move {
+        // Every slot free again: the empty batch was read. An error: the engine gave up.
+        drop(tx.reserve_many(FEED_BATCHES).await.ok()?);
         let reading = progress.map(|p| move |kind: RecordKind, rows| p(Reading { kind, rows }));
         let reading = reading
             .as_ref()
             .map(|f| f as &(dyn Fn(RecordKind, u64) + Send + Sync));
-        rest::produce(&client, &spec, &limits, tx, reading).await
+        Some(rest::produce(&client, &spec, &limits, tx, reading).await)
     });
     let end = async move {
-        let outcome = producer.await.expect("the pull does not panic");
+        let Some(outcome) = producer.await.expect("the pull does not panic") else {
+            // The feed was never read, so nothing was fetched and the connection stays put.
+            return SourceEnd::default();
+        };
         tracing::info!(
             requests = outcome.requests,
             records = outcome.records,

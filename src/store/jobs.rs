@@ -402,6 +402,30 @@ pub async fn release(db: &Db, job: &Job, now: DateTime<Utc>) -> Result<bool, Sto
     Ok(n == 1)
 }
 
+/// Puts back a job that could not start for a passing reason (`error`, shown in the API): queued
+/// again for `run_after`, and the attempt does not count. False when the lease was lost before.
+pub async fn defer(
+    db: &Db,
+    job: &Job,
+    error: &str,
+    run_after: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut args = held_args(job);
+    args.push(crate::domain::problem::shorten(error, 2000).into());
+    args.push(run_after.into());
+    let n = db
+        .conn()
+        .execute(
+            &format!(
+                "UPDATE jobs SET status = 'queued', attempts = attempts - 1, last_error = $5, \
+                 run_after = $6, lease_until = NULL WHERE {HELD}"
+            ),
+            &args,
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// What a listing shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {
