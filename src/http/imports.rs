@@ -74,6 +74,7 @@ pub async fn oneroster(
     let options = RunOptions {
         dry_run,
         input_file: Some(file.path().to_path_buf()),
+        ..Default::default()
     };
     let report = import_oneroster_csv(
         &state.engine,

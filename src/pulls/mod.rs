@@ -7,9 +7,11 @@ mod job;
 
 pub use job::{scheduled_items, PullJobs};
 
+use std::sync::Arc;
+
 use chrono::Duration;
 use reqwest::Url;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::auth::secrets::{SecretBox, SecretError};
 use crate::config::Settings;
@@ -21,7 +23,7 @@ use crate::outbound::FetchError;
 use crate::sources::oneroster::rest::{self, PullMode, PullSpec};
 use crate::store::{connections, Db, StoreError};
 use crate::sync::engine::RunOptions;
-use crate::sync::input::{CursorMove, Feed, SourceEnd};
+use crate::sync::input::{CursorMove, SourceEnd};
 use crate::sync::progress::Progress::Reading;
 use crate::sync::progress::ProgressFn;
 use crate::sync::{Engine, RunReport, SyncError};
@@ -111,22 +113,25 @@ pub async fn pull(
     };
     let plan = rest::plan(&spec);
     let (tx, rx) = mpsc::channel(FEED_BATCHES);
-    // The engine reads the feed only once it holds the district. Until it has read this empty
-    // batch the source is asked for nothing, so a pull that finds its district busy (and is
-    // tried again later) costs the source no requests.
-    let first_kind = plan.kinds.first().map_or(RecordKind::Orgs, |p| p.kind);
-    tx.try_send(Feed::Records(first_kind, Vec::new()))
-        .expect("a new channel has room");
+    // The source is asked for nothing until the run holds its district: a pull that finds its
+    // district busy (and is tried again later) costs the source no requests.
+    let started = Arc::new(Notify::new());
     let limits = settings.import.clone();
     let previous = stored.delta_cursor;
-    let producer = tokio::spawn(async move {
-        // Every slot free again: the empty batch was read. An error: the engine gave up.
-        drop(tx.reserve_many(FEED_BATCHES).await.ok()?);
-        let reading = progress.map(|p| move |kind: RecordKind, rows| p(Reading { kind, rows }));
-        let reading = reading
-            .as_ref()
-            .map(|f| f as &(dyn Fn(RecordKind, u64) + Send + Sync));
-        Some(rest::produce(&client, &spec, &limits, tx, reading).await)
+    let producer = tokio::spawn({
+        let started = started.clone();
+        async move {
+            tokio::select! {
+                () = started.notified() => {}
+                // The engine gave up before starting (the district is busy).
+                () = tx.closed() => return None,
+            }
+            let reading = progress.map(|p| move |kind: RecordKind, rows| p(Reading { kind, rows }));
+            let reading = reading
+                .as_ref()
+                .map(|f| f as &(dyn Fn(RecordKind, u64) + Send + Sync));
+            Some(rest::produce(&client, &spec, &limits, tx, reading).await)
+        }
     });
     let end = async move {
         let Some(outcome) = producer.await.expect("the pull does not panic") else {
@@ -150,6 +155,7 @@ pub async fn pull(
     };
     let options = RunOptions {
         dry_run: request.dry_run,
+        started: Some(started),
         ..Default::default()
     };
     Ok(engine

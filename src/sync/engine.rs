@@ -39,6 +39,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// A spooled upload the run reads: if the process dies mid-run, the next run deletes it.
     pub input_file: Option<std::path::PathBuf>,
+    /// Notified once the run holds its district and is recorded: a source that costs someone
+    /// else work (a pull asks an SIS) waits for it, so a run refused as busy asked for nothing.
+    pub started: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 #[derive(Clone)]
@@ -97,6 +100,9 @@ impl Engine {
                 input_file: options.input_file.as_deref().and_then(|p| p.to_str()),
             };
             runs::insert(&self.db, run).await?;
+            if let Some(started) = &options.started {
+                started.notify_one();
+            }
             let mut report = RunReport {
                 source: source.to_string(),
                 started_at,
