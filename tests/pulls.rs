@@ -665,9 +665,10 @@ on_every_backend!(
 
 on_every_backend!(a_token_expiring_mid_pull_is_renewed_once, |app| {
     let mut settings = Oauth2Settings::new(CLIENT_ID, CLIENT_SECRET);
-    // Twelve data requests (a page and an empty page per collection): the ninth finds the
-    // first token dead, the second lasts to the end.
-    settings.revoke_after_requests = Some(8);
+    // Six data requests (one page per collection: the provider pages with links, and a page
+    // without `next` is the last): the fifth finds the first token dead, the second lasts to
+    // the end.
+    settings.revoke_after_requests = Some(4);
     let setup = Setup {
         config: ProviderConfig::new(OneRosterVersion::V1_2, ProviderAuth::Oauth2(settings)),
         ..Setup::new(OneRosterVersion::V1_2, OAUTH2)

@@ -15,7 +15,7 @@ use crate::auth::source_tokens::{BearerToken, SourceTokens, TokenEndpoint};
 use crate::config::{OutboundSettings, Secret};
 use crate::domain::connection::{AuthConfig, ConnectionConfig};
 use crate::outbound::diagnostics::{describe_transport_error, error_excerpt};
-use crate::outbound::response::{next_link, read_capped, total_count};
+use crate::outbound::response::{next_link, pages_by_link, read_capped, total_count};
 use crate::outbound::retry::{parse_retry_after, RetryPolicy, Stop};
 use crate::outbound::{tls, Fetch, FetchError, Fetched, USER_AGENT};
 
@@ -308,6 +308,7 @@ impl Inner {
 
         if status.is_success() {
             let next = next_link(response.headers(), url);
+            let pages_by_link = pages_by_link(response.headers());
             let total_count = total_count(response.headers());
             let too_large = FetchError::TooLarge {
                 path: path.to_string(),
@@ -330,6 +331,7 @@ impl Inner {
                 url: url.clone(),
                 status: status.as_u16(),
                 next,
+                pages_by_link,
                 total_count,
                 body: body.bytes,
             });

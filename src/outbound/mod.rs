@@ -27,6 +27,9 @@ pub struct Fetched {
     pub status: u16,
     /// The target of a `Link: <…>; rel="next"` header, resolved against `url`.
     pub next: Option<Url>,
+    /// The answer has paging `Link` headers (`first`, `last`, `prev` or `next`): without a
+    /// `next` among them, it is the last page.
+    pub pages_by_link: bool,
     /// `X-Total-Count`, when sent: a hint only, never trusted to end paging.
     pub total_count: Option<u64>,
     pub body: Vec<u8>,

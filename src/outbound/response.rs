@@ -15,6 +15,21 @@ pub fn next_link(headers: &HeaderMap, request_url: &Url) -> Option<Url> {
         .and_then(|link| request_url.join(&link.target).ok())
 }
 
+/// Does the answer page with `Link` headers (any of `first`, `last`, `prev`, `next`)? Then a page
+/// without `next` is the last one. Other relations (`describedby`…) say nothing about paging.
+pub fn pages_by_link(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(parse_link_header)
+        .any(|link| {
+            ["first", "last", "prev", "next"]
+                .iter()
+                .any(|rel| link.has_rel(rel))
+        })
+}
+
 /// `X-Total-Count` as a number, when sent and readable.
 pub fn total_count(headers: &HeaderMap) -> Option<u64> {
     headers

@@ -230,7 +230,9 @@ impl Pager {
         self.largest = self.largest.max(n);
         let following = offset + n as u64;
         let Some(link) = &fetched.next else {
-            if n < self.largest {
+            // A provider paging with links says where the last page is; one without is done
+            // on a page shorter than the largest seen (it may cap `limit` silently).
+            if fetched.pages_by_link || n < self.largest {
                 return Ok(None);
             }
             return self.url(following).map(|url| Some((url, following)));

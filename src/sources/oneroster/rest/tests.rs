@@ -131,6 +131,7 @@ impl Provider {
         Ok(Fetched {
             url: url.clone(),
             status: 200,
+            pages_by_link: self.links || next.is_some(),
             next,
             total_count: self.total_count,
             body: body.into_bytes(),
@@ -760,6 +761,40 @@ async fn next_links_are_followed_as_given() {
 }
 
 #[tokio::test]
+async fn a_provider_paging_with_links_ends_where_its_next_link_does() {
+    // 4 users in pages of 2: the last page is full, and only the missing `next` says it is last.
+    let mut provider = Provider::with_users(users(4));
+    provider.cap = 2;
+    provider.links = true;
+    let (records, outcome) = pull(&provider, &spec(OneRosterVersion::V1_1, PullMode::Full)).await;
+    assert!(!outcome.problems.has_errors(), "{:?}", outcome.problems);
+    let users_requested = provider
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|u| u.path().ends_with("/users"))
+        .count();
+    assert_eq!(users_requested, 2);
+    // A collection smaller than the page, from a provider that pages with links: one request.
+    let orgs_requested = provider
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|u| u.path().ends_with("/orgs"))
+        .count();
+    assert_eq!(orgs_requested, 1);
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.kind == RecordKind::Users)
+            .count(),
+        4
+    );
+}
+
+#[tokio::test]
 async fn links_that_loop_or_leave_the_host_and_providers_that_ignore_offset_end_the_pull() {
     // (scripted next link of the first users page, message part)
     let table = [
@@ -839,6 +874,7 @@ fn paging_stops_at_the_page_bound() {
                         url,
                         status: 200,
                         next: None,
+                        pages_by_link: false,
                         total_count: None,
                         body: body.into_bytes(),
                     })
@@ -867,6 +903,7 @@ fn a_cursor_link_that_comes_round_again_is_not_followed() {
         url,
         status: 200,
         next: Some(cursor.clone()),
+        pages_by_link: true,
         total_count: None,
         body: json!({"users": [{"sourcedId": format!("u{i}")}, {"sourcedId": format!("v{i}")}]})
             .to_string()
