@@ -540,9 +540,28 @@ async fn kill_while_fetching(db: &Db, provider: &Provider, child: &mut Child) ->
     }
 }
 
-/// The latest slot of `every 1m` at `at`, as the scheduler writes it in a dedupe key.
-fn minute_slot(at: chrono::DateTime<chrono::Utc>) -> i64 {
-    at.timestamp().div_euclid(60) * 60
+/// The latest slot of `every 1m` at `at` for a connection whose slots are shifted by `spread`,
+/// as the scheduler writes it in a dedupe key.
+fn minute_slot(at: chrono::DateTime<chrono::Utc>, spread: u64) -> i64 {
+    let phase = i64::try_from(spread % 60).unwrap();
+    (at.timestamp() - phase).div_euclid(60) * 60 + phase
+}
+
+/// How the scheduler spreads the slots of a district's connection.
+async fn spread_of(app: &TestApp, district: &str, connection: &str) -> u64 {
+    let db = Db::connect(&app.db.url).await.unwrap();
+    let district = rostergate::store::districts::get(&db, district)
+        .await
+        .unwrap();
+    db.close().await;
+    rostergate::jobs::ScheduledItem {
+        district_id: district.id,
+        timezone: chrono_tz::UTC,
+        key: connection.to_string(),
+        delta: None,
+        full: None,
+    }
+    .spread()
 }
 
 on_every_backend!(
@@ -551,7 +570,8 @@ on_every_backend!(
     |app| {
         let provider = provider().await;
         app.create_district("lincoln").await;
-        let first_slot = minute_slot(chrono::Utc::now());
+        let spread = spread_of(&app, "lincoln", "sis").await;
+        let first_slot = minute_slot(chrono::Utc::now(), spread);
         add_connection(
             &app,
             "lincoln",
@@ -576,7 +596,7 @@ on_every_backend!(
 
         // Many more ticks: the slot's pull is not enqueued again.
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let last_slot = minute_slot(chrono::Utc::now());
+        let last_slot = minute_slot(chrono::Utc::now(), spread);
         let jobs = pull_jobs(&app, "lincoln").await;
         let keys: Vec<&str> = jobs
             .iter()

@@ -80,11 +80,19 @@ impl Schedule {
     /// The latest time this schedule came due at or before `now`. Every replica computes the same
     /// slots: intervals count from the Unix epoch, daily times are read in the district's zone.
     pub fn latest_slot(&self, zone: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.latest_slot_spread(zone, now, 0)
+    }
+
+    /// As [`Schedule::latest_slot`], with interval slots shifted by `spread` seconds (modulo the
+    /// interval): connections with the same interval then pull at different moments instead of
+    /// all at once, each still on slots every replica computes alike. Daily times are kept.
+    pub fn latest_slot_spread(&self, zone: Tz, now: DateTime<Utc>, spread: u64) -> DateTime<Utc> {
         match *self {
             Schedule::Every(secs) => {
                 // A zero interval cannot come from text (parsing refuses it); read it as 1 s.
                 let secs = i64::try_from(secs.max(1)).unwrap_or(i64::MAX);
-                let slot = now.timestamp().div_euclid(secs) * secs;
+                let phase = i64::try_from(spread % secs.unsigned_abs()).unwrap_or(0);
+                let slot = (now.timestamp() - phase).div_euclid(secs) * secs + phase;
                 DateTime::from_timestamp(slot, 0).unwrap_or(now)
             }
             Schedule::DailyAt(time) => {
@@ -140,8 +148,19 @@ pub fn due_slots(
     zone: Tz,
     now: DateTime<Utc>,
 ) -> Vec<DueSlot> {
-    let full_at = full.map(|s| s.latest_slot(zone, now));
-    let delta_at = delta.map(|s| s.latest_slot(zone, now));
+    due_slots_spread(delta, full, zone, now, 0)
+}
+
+/// As [`due_slots`], interval slots shifted by `spread` (see [`Schedule::latest_slot_spread`]).
+pub fn due_slots_spread(
+    delta: Option<Schedule>,
+    full: Option<Schedule>,
+    zone: Tz,
+    now: DateTime<Utc>,
+    spread: u64,
+) -> Vec<DueSlot> {
+    let full_at = full.map(|s| s.latest_slot_spread(zone, now, spread));
+    let delta_at = delta.map(|s| s.latest_slot_spread(zone, now, spread));
     let mut out = Vec::with_capacity(2);
     if let Some(at) = full_at {
         out.push(DueSlot { full: true, at });
@@ -206,6 +225,7 @@ mod tests {
     }
 
     const NEW_YORK: Tz = chrono_tz::America::New_York;
+    const UTC_ZONE: Tz = chrono_tz::UTC;
 
     #[test]
     fn interval_slots_count_from_the_epoch_whatever_the_zone() {
@@ -360,5 +380,34 @@ mod tests {
                 "{delta:?} {full:?} at {now}"
             );
         }
+    }
+
+    #[test]
+    fn spread_interval_slots_stay_an_interval_apart_and_shift_by_their_spread() {
+        let every = Schedule::Every(3600);
+        let now = at("2026-12-02T15:40:00Z");
+        assert_eq!(
+            every.latest_slot_spread(UTC_ZONE, now, 0),
+            at("2026-12-02T15:00:00Z")
+        );
+        // (spread, latest slot at 15:40)
+        for (spread, slot) in [
+            (600, "2026-12-02T15:10:00Z"),
+            (3000, "2026-12-02T14:50:00Z"),
+            (3600 + 600, "2026-12-02T15:10:00Z"),
+        ] {
+            let latest = every.latest_slot_spread(UTC_ZONE, now, spread);
+            assert_eq!(latest, at(slot), "{spread}");
+            assert!(
+                latest <= now && now - latest < Duration::hours(1),
+                "{spread}"
+            );
+        }
+        // Daily times are the district's, not spread.
+        let daily = Schedule::DailyAt(NaiveTime::from_hms_opt(2, 30, 0).unwrap());
+        assert_eq!(
+            daily.latest_slot_spread(UTC_ZONE, now, 1234),
+            daily.latest_slot(UTC_ZONE, now)
+        );
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::JobSettings;
-use crate::domain::schedule::{due_slots, DueSlot, Schedule};
+use crate::domain::schedule::{due_slots_spread, DueSlot, Schedule};
 use crate::store::jobs::{self, NewJob};
 use crate::store::{Db, StoreError};
 
@@ -38,6 +38,25 @@ pub struct ScheduledItem {
     pub key: String,
     pub delta: Option<Schedule>,
     pub full: Option<Schedule>,
+}
+
+impl ScheduledItem {
+    /// Seconds by which this item's interval slots are shifted, the same in every process (a
+    /// hash of district and key), so that connections on one interval do not all pull at once.
+    pub fn spread(&self) -> u64 {
+        // FNV-1a: stable across builds and platforms, unlike the standard library's hasher.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self
+            .district_id
+            .to_le_bytes()
+            .iter()
+            .chain(self.key.as_bytes())
+        {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash
+    }
 }
 
 /// Where the scheduler reads what to schedule on each tick (the connections store). Any
@@ -172,7 +191,7 @@ impl<S: ScheduledItems> Scheduler<S> {
         item: &ScheduledItem,
         now: DateTime<Utc>,
     ) -> Result<Option<String>, StoreError> {
-        let slots = due_slots(item.delta, item.full, item.timezone, now);
+        let slots = due_slots_spread(item.delta, item.full, item.timezone, now, item.spread());
         let keys: Vec<(DueSlot, String)> = slots
             .into_iter()
             .map(|slot| {
