@@ -1145,6 +1145,13 @@ on_every_backend!(a_refused_put_names_the_problem_and_changes_nothing, |app| {
             (404, "not_found", None),
         ),
         (
+            "a name no connection can have",
+            format!("{CONNECTIONS}/NOT-A-NAME"),
+            OPERATOR_TOKEN,
+            edited(rotated.clone(), "/name", Some(json!("NOT-A-NAME"))),
+            (404, "not_found", None),
+        ),
+        (
             "another district's administrator",
             item.clone(),
             &other_admin,

@@ -11,7 +11,7 @@ use super::AppState;
 use crate::config::Secret;
 use crate::domain::connection::{ConnectionConfig, ConnectionSecret};
 use crate::domain::connection_input::{
-    AuthInput, ConnectionInput, Field, FieldError, InputErrors, ScheduleInput,
+    check_name, AuthInput, ConnectionInput, Field, FieldError, InputErrors, ScheduleInput,
 };
 use crate::domain::scope::Scope;
 use crate::store::connections::{self, StoredConnection};
@@ -367,6 +367,10 @@ pub async fn replace(
 ) -> Result<HttpResponse, ApiError> {
     let (district, name) = path.into_inner();
     let district = caller.district(&state, &district, Scope::Admin).await?;
+    // No connection can have a name the rules refuse: the path names nothing there is.
+    if check_name(&name).is_err() {
+        return Err(not_found(&name));
+    }
     let (config, secret) =
         validate_replacement(&input_from_json(&body)?, &name).map_err(invalid_fields)?;
     let sealed = state
