@@ -909,3 +909,377 @@ async fn the_cli_adds_lists_and_removes_connections_without_printing_secrets() {
         assert_eq!(listed["connections"].as_array().unwrap().len(), 1);
     }
 }
+
+const ROTATED: &str = "Rotated-Client-Secret-93c2e7a4";
+const CURSOR: &str = "2026-03-01T08:00:00Z";
+const FULL_AT: &str = "2026-02-28T02:30:00Z";
+
+/// Records a pull as applied, as the engine does: the cursor moved and a full pull done.
+async fn set_pulled(db_url: &str, district: &str, name: &str) {
+    let db = Db::connect(db_url).await.unwrap();
+    let district = districts::get(&db, district).await.unwrap();
+    let at = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let mut tx = db.begin().await.unwrap();
+    assert!(
+        connections::set_cursor_in(&mut tx, district.id, name, at(CURSOR))
+            .await
+            .unwrap()
+    );
+    assert!(
+        connections::mark_full_in(&mut tx, district.id, name, at(FULL_AT))
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    db.close().await;
+}
+
+/// The stored connection's sealed secret, as the database holds it.
+async fn sealed_secret(db_url: &str, district: &str, name: &str) -> String {
+    let db = Db::connect(db_url).await.unwrap();
+    let district = districts::get(&db, district).await.unwrap();
+    let stored = connections::find(&db, district.id, name)
+        .await
+        .unwrap()
+        .expect("the connection is stored");
+    db.close().await;
+    stored.sealed_secret
+}
+
+/// Every sealed secret a district's connections hold.
+async fn all_sealed_secrets(db_url: &str, district: &str) -> Vec<String> {
+    let db = Db::connect(db_url).await.unwrap();
+    let district = districts::get(&db, district).await.unwrap();
+    let listed = connections::list(&db, district.id).await.unwrap();
+    db.close().await;
+    listed.into_iter().map(|c| c.sealed_secret).collect()
+}
+
+fn same_time(value: &Value, want: &str) -> bool {
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
+    value.as_str().is_some_and(|t| parse(t) == parse(want))
+}
+
+on_every_backend!(
+    a_put_replaces_a_connection_and_keeps_its_cursor_only_for_the_same_source,
+    |app| {
+        app.create_district("lincoln").await;
+        let item = format!("{CONNECTIONS}/sis");
+        // What changes, and whether the cursor and the last full pull survive it.
+        let cases: Vec<(&str, Value, bool)> = vec![
+            (
+                "a rotated secret and a new token URL",
+                edited(
+                    edited(oauth2_body("sis"), "/secret", Some(json!(ROTATED))),
+                    "/auth/token_url",
+                    Some(json!("https://login.example.org/oauth2/token")),
+                ),
+                true,
+            ),
+            (
+                "new limits and schedules",
+                edited(
+                    edited(oauth2_body("sis"), "/secret", Some(json!(ROTATED))),
+                    "/schedule",
+                    Some(json!({ "delta": "every 30m", "full": null })),
+                ),
+                true,
+            ),
+            (
+                "a new base URL",
+                edited(
+                    edited(oauth2_body("sis"), "/secret", Some(json!(ROTATED))),
+                    "/base_url",
+                    Some(json!(
+                        "https://new-sis.example.org/ims/oneroster/rostering/v1p2"
+                    )),
+                ),
+                false,
+            ),
+            (
+                "another version at the same URL",
+                edited(
+                    edited(oauth2_body("sis"), "/secret", Some(json!(ROTATED))),
+                    "/version",
+                    Some(json!("1.1")),
+                ),
+                false,
+            ),
+        ];
+        for (what, body, kept) in cases {
+            let (status, raw, _) = send(
+                &app,
+                Method::POST,
+                CONNECTIONS,
+                OPERATOR_TOKEN,
+                Some(&oauth2_body("sis")),
+            )
+            .await;
+            assert_eq!(status, 201, "{what}: {raw}");
+            set_pulled(&app.db.url, "lincoln", "sis").await;
+            let (_, _, before) = send(&app, Method::GET, &item, OPERATOR_TOKEN, None).await;
+            assert!(same_time(&before["delta_cursor"], CURSOR), "{before}");
+            let old_sealed = sealed_secret(&app.db.url, "lincoln", "sis").await;
+
+            let (status, raw, replaced) =
+                send(&app, Method::PUT, &item, OPERATOR_TOKEN, Some(&body)).await;
+            assert_eq!(status, 200, "{what}: {raw}");
+            assert!(!raw.contains(ROTATED) && !raw.contains(SECRET), "{raw}");
+            let (_, _, now) = send(&app, Method::GET, &item, OPERATOR_TOKEN, None).await;
+            assert_eq!(
+                replaced, now,
+                "{what}: the answer is the connection as GET shows it"
+            );
+            assert_eq!(now["secret"], "set");
+            // Stored without its trailing slash, so that the same URL is the same source.
+            assert_eq!(
+                now["base_url"].as_str(),
+                body["base_url"].as_str().map(|u| u.trim_end_matches('/')),
+                "{what}"
+            );
+            assert_eq!(now["version"], body["version"], "{what}");
+            assert_eq!(
+                now["auth"]["token_url"], body["auth"]["token_url"],
+                "{what}"
+            );
+            assert_eq!(now["created_at"], before["created_at"], "{what}");
+            assert!(now["updated_at"] != before["updated_at"], "{what}: {now}");
+            if kept {
+                assert!(same_time(&now["delta_cursor"], CURSOR), "{what}: {now}");
+                assert!(same_time(&now["last_full_at"], FULL_AT), "{what}: {now}");
+            } else {
+                assert_eq!(now["delta_cursor"], Value::Null, "{what}: {now}");
+                assert_eq!(now["last_full_at"], Value::Null, "{what}: {now}");
+            }
+
+            // The new secret opens; the old one is gone from the database.
+            assert_eq!(
+                stored_secret(&app.db.url, "lincoln", "sis").await,
+                ROTATED,
+                "{what}"
+            );
+            // (No row holds it: SQLite's free pages and WAL may keep old bytes until they are
+            // reused, which is why secrets are sealed rather than merely replaced.)
+            assert!(
+                !all_sealed_secrets(&app.db.url, "lincoln")
+                    .await
+                    .contains(&old_sealed),
+                "{what}: the old secret is still stored"
+            );
+            let dump = database_dump(&app.db).await;
+            assert!(
+                !contains(&dump, ROTATED),
+                "{what}: the new secret is stored in clear"
+            );
+
+            let (status, _, _) = send(&app, Method::DELETE, &item, OPERATOR_TOKEN, None).await;
+            assert_eq!(status, 204);
+        }
+    }
+);
+
+on_every_backend!(a_refused_put_names_the_problem_and_changes_nothing, |app| {
+    app.create_district("lincoln").await;
+    app.create_district("other").await;
+    let (status, _, _) = send(
+        &app,
+        Method::POST,
+        CONNECTIONS,
+        OPERATOR_TOKEN,
+        Some(&oauth2_body("sis")),
+    )
+    .await;
+    assert_eq!(status, 201);
+    set_pulled(&app.db.url, "lincoln", "sis").await;
+    let item = format!("{CONNECTIONS}/sis");
+    let (_, _, before) = send(&app, Method::GET, &item, OPERATOR_TOKEN, None).await;
+    let other_admin = app.token_for("other", &["admin"]).await;
+    let reader = app
+        .token_for("lincoln", &["roster:read", "roster:write"])
+        .await;
+    let rotated = edited(oauth2_body("sis"), "/secret", Some(json!(ROTATED)));
+    // The status, the error code and the pointer of a detail, when the body is at fault.
+    type Refusal<'a> = (u16, &'a str, Option<&'a str>);
+    let cases: Vec<(&str, String, &str, Value, Refusal)> = vec![
+        (
+            "a body naming another connection",
+            item.clone(),
+            OPERATOR_TOKEN,
+            edited(rotated.clone(), "/name", Some(json!("renamed"))),
+            (422, "invalid_field", Some("/name")),
+        ),
+        (
+            "a renaming body with another bad field too",
+            item.clone(),
+            OPERATOR_TOKEN,
+            edited(
+                edited(rotated.clone(), "/name", Some(json!("renamed"))),
+                "/page_size",
+                Some(json!(0)),
+            ),
+            (422, "invalid_field", Some("/name")),
+        ),
+        (
+            "no secret (a PUT replaces everything)",
+            item.clone(),
+            OPERATOR_TOKEN,
+            edited(rotated.clone(), "/secret", None),
+            (422, "invalid_field", Some("/secret")),
+        ),
+        (
+            "a member of the wrong type",
+            item.clone(),
+            OPERATOR_TOKEN,
+            edited(rotated.clone(), "/page_size", Some(json!("10"))),
+            (422, "invalid_body", Some("/page_size")),
+        ),
+        (
+            "an unknown connection",
+            format!("{CONNECTIONS}/nosuch"),
+            OPERATOR_TOKEN,
+            edited(rotated.clone(), "/name", Some(json!("nosuch"))),
+            (404, "not_found", None),
+        ),
+        (
+            "a name no connection can have",
+            format!("{CONNECTIONS}/NOT-A-NAME"),
+            OPERATOR_TOKEN,
+            edited(rotated.clone(), "/name", Some(json!("NOT-A-NAME"))),
+            (404, "not_found", None),
+        ),
+        (
+            "another district's administrator",
+            item.clone(),
+            &other_admin,
+            rotated.clone(),
+            (404, "not_found", None),
+        ),
+        (
+            "a token without admin",
+            item.clone(),
+            &reader,
+            rotated.clone(),
+            (403, "insufficient_scope", None),
+        ),
+    ];
+    for (what, path, token, body, (want_status, want_code, pointer)) in cases {
+        let (status, raw, answer) = send(&app, Method::PUT, &path, token, Some(&body)).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (want_status, Some(want_code)),
+            "{what}: {raw}"
+        );
+        if let Some(pointer) = pointer {
+            let pointers: Vec<&str> = answer["error"]["details"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["pointer"].as_str().unwrap())
+                .collect();
+            assert!(pointers.contains(&pointer), "{what}: {answer}");
+        }
+        assert!(!raw.contains(ROTATED), "{what}: {raw}");
+    }
+    let (_, _, after) = send(&app, Method::GET, &item, OPERATOR_TOKEN, None).await;
+    assert_eq!(after, before);
+    assert_eq!(connection_names(&app).await, ["sis"]);
+    assert_eq!(stored_secret(&app.db.url, "lincoln", "sis").await, SECRET);
+});
+
+#[tokio::test]
+async fn the_cli_replaces_a_connection_only_when_asked_and_keeps_its_cursor() {
+    for backend in backends().await {
+        eprintln!("on {backend:?}");
+        let db = TestDb::new(backend).await;
+        let work = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| rostergate(&db.url, work.path(), args);
+        let out = run(&[
+            "district",
+            "create",
+            "--slug",
+            "lincoln",
+            "--name",
+            "Lincoln",
+            "--timezone",
+            "UTC",
+        ]);
+        assert!(out.status.success(), "{}", printed(&out));
+        let add = |name: &str, base_url: &str, secret: &str, extra: &[&str]| {
+            let mut args = vec![
+                "connection",
+                "add",
+                "--district",
+                "lincoln",
+                "--name",
+                name,
+                "--kind",
+                "oneroster-rest",
+                "--version",
+                "1.2",
+                "--base-url",
+                base_url,
+                "--auth",
+                "oauth2",
+                "--token-url",
+                "https://sis.example.org/oauth/token",
+                "--client-id",
+                "gateway",
+                "--client-secret",
+                secret,
+                "--json",
+            ];
+            args.extend_from_slice(extra);
+            run(&args)
+        };
+        let url = "https://sis.example.org/ims/oneroster/rostering/v1p2";
+        let out = add("sis", url, SECRET, &[]);
+        assert!(out.status.success(), "{}", printed(&out));
+        set_pulled(&db.url, "lincoln", "sis").await;
+
+        // A duplicate without --replace is refused, and says how to replace.
+        let out = add("sis", url, ROTATED, &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("already exists") && stderr.contains("--replace"),
+            "{stderr}"
+        );
+        assert_eq!(stored_secret(&db.url, "lincoln", "sis").await, SECRET);
+
+        // --replace with the same source rotates the secret and keeps the cursor.
+        let old_sealed = sealed_secret(&db.url, "lincoln", "sis").await;
+        let out = add("sis", url, ROTATED, &["--replace"]);
+        assert!(out.status.success(), "{}", printed(&out));
+        assert!(!printed(&out).contains(ROTATED));
+        let replaced: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(same_time(&replaced["delta_cursor"], CURSOR), "{replaced}");
+        assert!(same_time(&replaced["last_full_at"], FULL_AT), "{replaced}");
+        assert_eq!(stored_secret(&db.url, "lincoln", "sis").await, ROTATED);
+        assert_ne!(sealed_secret(&db.url, "lincoln", "sis").await, old_sealed);
+
+        // Another source starts over.
+        let out = add(
+            "sis",
+            "https://new-sis.example.org/ims/oneroster/rostering/v1p2",
+            ROTATED,
+            &["--replace"],
+        );
+        assert!(out.status.success(), "{}", printed(&out));
+        let replaced: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(replaced["delta_cursor"], Value::Null, "{replaced}");
+        assert_eq!(replaced["last_full_at"], Value::Null, "{replaced}");
+
+        // --replace of a connection that is not there adds nothing.
+        let out = add("nosuch", url, ROTATED, &["--replace"]);
+        assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no connection"), "{stderr}");
+        let out = run(&["connection", "list", "--district", "lincoln", "--json"]);
+        let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(listed["connections"].as_array().unwrap().len(), 1);
+    }
+}

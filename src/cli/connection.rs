@@ -1,4 +1,5 @@
-//! `rostergate connection add|list|remove`: a district's connections to its source systems.
+//! `rostergate connection add|list|remove`: a district's connections to its source systems
+//! (`add --replace` changes one in place, keeping its delta cursor for the same source).
 //! Secrets are read from a flag or, better (a flag shows in `ps`), from a file, sealed at once,
 //! and never printed.
 
@@ -15,7 +16,7 @@ use crate::domain::connection_input::{
 };
 use crate::http::connections::connection_json;
 use crate::store::connections::{self, StoredConnection};
-use crate::store::districts;
+use crate::store::{districts, StoreError};
 
 /// The flags of `connection add`.
 #[derive(Debug, clap::Args)]
@@ -89,6 +90,10 @@ pub struct AddArgs {
     /// Print the connection as one JSON object (without its secret).
     #[arg(long)]
     pub json: bool,
+    /// Replace the connection of this name (every setting, the secret included) instead of
+    /// adding one. Its delta cursor is kept when the base URL and version stay the same.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// The flag a field comes from.
@@ -229,14 +234,35 @@ pub async fn add(settings: Settings, args: AddArgs) -> CliResult {
     let db = db(&settings).await?;
     let district = districts::get(&db, &args.district).await?;
     let sealed = secrets.seal_connection_secret(district.id, &config.name, &secret);
-    let stored = connections::insert(&db, district.id, &config, &sealed).await?;
+    let stored = if args.replace {
+        connections::replace(&db, district.id, &config, &sealed).await
+    } else {
+        connections::insert(&db, district.id, &config, &sealed)
+            .await
+            .map(Some)
+    };
     db.close().await;
+    let stored = match stored {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
+            return Err(CliError::msg(format!(
+                "no connection {:?} in district {} to replace (leave out --replace to add it)",
+                config.name, district.slug
+            )))
+        }
+        Err(StoreError::Conflict(m)) => {
+            return Err(CliError::msg(format!("{m} (add --replace to replace it)")))
+        }
+        Err(e) => return Err(e.into()),
+    };
     if args.json {
         output::line(connection_json(&stored))?;
     } else {
         output::line(format_args!(
-            "added connection {} to district {}: {}",
+            "{} connection {} {} district {}: {}",
+            if args.replace { "replaced" } else { "added" },
             stored.config.name,
+            if args.replace { "in" } else { "to" },
             district.slug,
             connection_line(&stored)
         ))?;

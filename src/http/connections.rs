@@ -9,8 +9,9 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::AppState;
 use crate::config::Secret;
+use crate::domain::connection::{ConnectionConfig, ConnectionSecret};
 use crate::domain::connection_input::{
-    AuthInput, ConnectionInput, Field, InputErrors, ScheduleInput,
+    check_name, AuthInput, ConnectionInput, Field, FieldError, InputErrors, ScheduleInput,
 };
 use crate::domain::scope::Scope;
 use crate::store::connections::{self, StoredConnection};
@@ -332,6 +333,60 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(connection_json(&stored)))
 }
 
+/// A replacing body's checked configuration and secret: valid as a new one would be, and
+/// naming the connection of the path (a connection is never renamed this way).
+fn validate_replacement(
+    input: &ConnectionInput,
+    path_name: &str,
+) -> Result<(ConnectionConfig, ConnectionSecret), InputErrors> {
+    let mismatch = (input.name != path_name).then(|| FieldError {
+        field: Field::Name,
+        message: "must be the connection's name in the URL (a connection cannot be renamed)".into(),
+    });
+    match (input.validate(), mismatch) {
+        (Ok(valid), None) => Ok(valid),
+        (Ok(_), Some(mismatch)) => Err(InputErrors(vec![mismatch])),
+        (Err(mut errors), Some(mismatch)) => {
+            if !errors.0.iter().any(|e| e.field == Field::Name) {
+                errors.0.insert(0, mismatch);
+            }
+            Err(errors)
+        }
+        (Err(errors), None) => Err(errors),
+    }
+}
+
+/// Replaces a connection's configuration and secret. Its cursor survives when the source
+/// stays the same (a rotated secret, a new token URL), so the next pull need not be full.
+#[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.0))]
+pub async fn replace(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (district, name) = path.into_inner();
+    let district = caller.district(&state, &district, Scope::Admin).await?;
+    // No connection can have a name the rules refuse: the path names nothing there is.
+    if check_name(&name).is_err() {
+        return Err(not_found(&name));
+    }
+    let (config, secret) =
+        validate_replacement(&input_from_json(&body)?, &name).map_err(invalid_fields)?;
+    let sealed = state
+        .secrets
+        .seal_connection_secret(district.id, &config.name, &secret);
+    let stored = connections::replace(&state.db, district.id, &config, &sealed)
+        .await?
+        .ok_or_else(|| not_found(&name))?;
+    tracing::info!(
+        connection = %stored.config.name,
+        cursor_kept = stored.delta_cursor.is_some(),
+        "connection replaced"
+    );
+    Ok(HttpResponse::Ok().json(connection_json(&stored)))
+}
+
 #[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.0))]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -394,6 +449,27 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(pointers(body.clone()), want, "{body}");
         }
+    }
+
+    #[test]
+    fn a_replacement_must_name_the_connection_of_its_path() {
+        let body = |name: &str, page_size: i64| {
+            json!({"name": name, "kind": "oneroster-rest", "version": "1.2",
+                "base_url": "https://sis.example.org", "page_size": page_size,
+                "auth": {"type": "oauth2", "token_url": "https://sis.example.org/token",
+                    "client_id": "gateway"}, "secret": "s"})
+        };
+        let fields = |body: Value| -> Vec<Field> {
+            match validate_replacement(&input_from_json(&body).unwrap(), "sis") {
+                Ok(_) => Vec::new(),
+                Err(errors) => errors.0.into_iter().map(|e| e.field).collect(),
+            }
+        };
+        assert_eq!(fields(body("sis", 10)), []);
+        assert_eq!(fields(body("other", 10)), [Field::Name]);
+        assert_eq!(fields(body("other", 0)), [Field::Name, Field::PageSize]);
+        // A name that is invalid anyway is refused once.
+        assert_eq!(fields(body("Not A Name", 10)), [Field::Name]);
     }
 
     #[test]

@@ -145,6 +145,11 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
             web::delete().to(connections::delete),
         ),
         (
+            "/api/v1/districts/{district}/connections/{name}",
+            Method::PUT,
+            web::put().to(connections::replace),
+        ),
+        (
             "/api/v1/districts/{district}/connections/{name}/pulls",
             Method::POST,
             web::post().to(pulls::start),

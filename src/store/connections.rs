@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{Db, StoreError, Tx};
+use super::{Arg, Db, StoreError, Tx};
 use crate::args;
 use crate::domain::connection::{
     AuthConfig, ConnectionConfig, ConnectionKind, OneRosterVersion, PullSchedule, RequestLimits,
@@ -136,6 +136,30 @@ impl ConnectionRow {
     }
 }
 
+/// `$1`…`$12` of [`insert`] and [`replace`]: the row's key, its configuration, its sealed
+/// secret and the time it changed.
+fn row_args(
+    district_id: i64,
+    config: &ConnectionConfig,
+    sealed_secret: &str,
+    now: DateTime<Utc>,
+) -> [Arg; 12] {
+    args![
+        district_id,
+        config.name.as_str(),
+        enum_text(&config.kind),
+        enum_text(&config.version),
+        config.base_url.as_str(),
+        i64::from(config.page_size),
+        serde_json::to_string(&config.auth).expect("auth serializes"),
+        sealed_secret,
+        serde_json::to_string(&config.limits).expect("limits serialize"),
+        config.schedule.delta.map(|s| s.to_string()),
+        config.schedule.full.map(|s| s.to_string()),
+        now,
+    ]
+}
+
 /// Stores a new connection; a name the district already uses is a `Conflict`.
 pub async fn insert(
     db: &Db,
@@ -153,20 +177,7 @@ pub async fn insert(
                  updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
                  RETURNING {COLUMNS}"
             ),
-            &args![
-                district_id,
-                config.name.as_str(),
-                enum_text(&config.kind),
-                enum_text(&config.version),
-                config.base_url.as_str(),
-                i64::from(config.page_size),
-                serde_json::to_string(&config.auth).expect("auth serializes"),
-                sealed_secret,
-                serde_json::to_string(&config.limits).expect("limits serialize"),
-                config.schedule.delta.map(|s| s.to_string()),
-                config.schedule.full.map(|s| s.to_string()),
-                now,
-            ],
+            &row_args(district_id, config, sealed_secret, now),
         )
         .await
         .map_err(|e| {
@@ -181,6 +192,40 @@ pub async fn insert(
         })?
         .expect("INSERT … RETURNING returns a row");
     row.into_stored()
+}
+
+/// Replaces a connection's configuration and secret, keeping its name and `created_at`;
+/// `None` when the district has no connection of that name. The delta cursor and the time of
+/// the last full pull are kept only when the source is the same one (same base URL and
+/// version): a cursor from one system means nothing to another, so a new source's first pull
+/// is a full, reconciling one. `sealed_secret` is bound to (district_id, name), as for
+/// [`insert`].
+pub async fn replace(
+    db: &Db,
+    district_id: i64,
+    config: &ConnectionConfig,
+    sealed_secret: &str,
+) -> Result<Option<StoredConnection>, StoreError> {
+    let row: Option<ConnectionRow> = db
+        .conn()
+        .fetch_optional(
+            // One statement, so a pull applied meanwhile cannot slip between the comparison
+            // and the write; on both engines the right-hand sides read the row as it was.
+            &format!(
+                "UPDATE connections SET \
+                 delta_cursor = CASE WHEN version = $4 AND base_url = $5 \
+                 THEN delta_cursor ELSE NULL END, \
+                 last_full_at = CASE WHEN version = $4 AND base_url = $5 \
+                 THEN last_full_at ELSE NULL END, \
+                 kind = $3, version = $4, base_url = $5, page_size = $6, auth = $7, \
+                 secret = $8, limits = $9, delta_schedule = $10, full_schedule = $11, \
+                 updated_at = $12 \
+                 WHERE district_id = $1 AND name = $2 RETURNING {COLUMNS}"
+            ),
+            &row_args(district_id, config, sealed_secret, Utc::now()),
+        )
+        .await?;
+    row.map(ConnectionRow::into_stored).transpose()
 }
 
 /// A district's connections, by name.
