@@ -880,6 +880,61 @@ on_every_backend!(
     }
 );
 
+on_every_backend!(
+    a_held_pull_approved_after_its_connection_moved_to_another_source_leaves_the_new_cursor_alone,
+    |app| {
+        let setup = Setup {
+            settings: json!({ "threshold_min_changes": 1 }),
+            ..Setup::new(OneRosterVersion::V1_2, OAUTH2)
+        };
+        let pulls = setup.start(&app).await;
+        let (code, report) = pulls.pull(&[]).await;
+        assert_eq!(code, 0, "{report}");
+        assert!(pulls.data_requests().len() > 1);
+        let data = pulls.provider.data();
+        assert!(data.mark_tobedeleted(Collection::Users, "stu-4"));
+        assert!(data.mark_tobedeleted(Collection::Enrollments, "enr-07"));
+        let (code, held) = pulls.pull(&[]).await;
+        assert_eq!(code, 3, "{held}");
+        // Meanwhile the district points the connection at another SIS: its cursor is reset.
+        let path = format!(
+            "/api/v1/districts/{}/connections/{CONNECTION}",
+            pulls.district
+        );
+        let (status, mut body) = app.get(&path, OPERATOR_TOKEN).await;
+        assert_eq!(status, 200, "{body}");
+        for key in [
+            "secret",
+            "delta_cursor",
+            "last_full_at",
+            "created_at",
+            "updated_at",
+        ] {
+            body.as_object_mut().unwrap().remove(key);
+        }
+        body["base_url"] = json!(format!("{}/elsewhere", pulls.provider.base_url()));
+        body["secret"] = json!(CLIENT_SECRET);
+        let replaced = app
+            .client
+            .put(app.url(&path))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replaced.status(), 200, "{}", replaced.text().await.unwrap());
+        assert_eq!(pulls.cursor().await, Value::Null);
+        // The held run of the old source still applies, but leaves the new source's cursor.
+        let (code, approved) = pulls
+            .decide("approve", held["run_id"].as_str().unwrap())
+            .await;
+        assert_eq!(code, 0, "{approved}");
+        assert_eq!(approved["status"], "applied");
+        assert_eq!(pulls.cursor().await, Value::Null);
+        pulls.stop().await;
+    }
+);
+
 on_every_backend!(a_dry_run_applies_nothing_and_leaves_the_cursor, |app| {
     let pulls = Setup::new(OneRosterVersion::V1_2, OAUTH2).start(&app).await;
     let empty = pulls.roster().await;

@@ -93,6 +93,10 @@ pub struct CursorMove {
     pub cursor: Option<DateTime<Utc>>,
     /// A full pull: it also records when the connection was last reconciled.
     pub full: bool,
+    /// The source pulled from (`version base_url`): a connection pointed at another source
+    /// while the run waited is not moved by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

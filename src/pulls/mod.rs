@@ -118,6 +118,7 @@ pub async fn pull(
     let started = Arc::new(Notify::new());
     let limits = settings.import.clone();
     let previous = stored.delta_cursor;
+    let source = connections::source_of(&stored.config);
     let producer = tokio::spawn({
         let started = started.clone();
         async move {
@@ -150,6 +151,7 @@ pub async fn pull(
                 connection: name,
                 cursor: outcome.newest_modified.max(previous),
                 full,
+                source: Some(source),
             }),
         }
     };

@@ -335,14 +335,32 @@ pub async fn scheduled(db: &Db) -> Result<Vec<ScheduledConnection>, StoreError> 
         .collect()
 }
 
+/// The source a connection pulls from, as a [`CursorMove`] records it.
+pub fn source_of(config: &ConnectionConfig) -> String {
+    format!("{} {}", enum_text(&config.version), config.base_url)
+}
+
 /// Moves a connection as its pull's run is applied, in the applying transaction. A connection
-/// removed meanwhile is simply not there to move.
+/// removed meanwhile is not there to move; one pointed at another source meanwhile (a replace)
+/// is left as the replace set it: the pull's cursor belongs to the old source.
 pub async fn advance_in(
     tx: &mut Tx,
     district_id: i64,
     cursor: &CursorMove,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    if let Some(source) = &cursor.source {
+        let same = tx
+            .scalar(
+                "SELECT COUNT(*) FROM connections WHERE district_id = $1 AND name = $2 \
+                 AND version || ' ' || base_url = $3",
+                &args![district_id, cursor.connection.as_str(), source.as_str()],
+            )
+            .await?;
+        if same == 0 {
+            return Ok(());
+        }
+    }
     if let Some(at) = cursor.cursor {
         set_cursor_in(tx, district_id, &cursor.connection, at).await?;
     }
