@@ -57,49 +57,6 @@ fn district_and_bundle(db_url: &str, dir: &Path) -> String {
     bundle.to_str().unwrap().to_string()
 }
 
-async fn statuses(db: &Db) -> Vec<(String, String)> {
-    db.conn()
-        .text_rows("SELECT id, status FROM sync_runs ORDER BY started_at", &[])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|row| (row[0].clone().unwrap(), row[1].clone().unwrap()))
-        .collect()
-}
-
-/// Waits until a run is `running` and has staged rows, then kills the process with SIGKILL.
-async fn kill_mid_run(db: &Db, mut child: Child) -> String {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let running: Vec<String> = statuses(db)
-            .await
-            .into_iter()
-            .filter(|(_, status)| status == "running")
-            .map(|(id, _)| id)
-            .collect();
-        if let Some(id) = running.first() {
-            let staged = db
-                .conn()
-                .scalar(
-                    "SELECT COUNT(*) FROM stage_users WHERE run_id = $1",
-                    &rostergate::args![id.as_str()],
-                )
-                .await
-                .unwrap();
-            if staged > 0 {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                return id.clone();
-            }
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the process finished ({status}) before it could be killed mid-run");
-        }
-        assert!(Instant::now() < deadline, "no run started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 async fn staged_rows_of(db: &Db, run_id: &str) -> i64 {
     let mut total = 0;
     for table in [
@@ -142,7 +99,15 @@ async fn a_killed_import_frees_its_district_at_once_and_the_next_import_cleans_u
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let killed = kill_mid_run(&db, import).await;
+        let mut import = import;
+        let killed = common::kill_mid_run(
+            &db,
+            &mut import,
+            "stage_users",
+            Duration::from_secs(120),
+            || true,
+        )
+        .await;
         assert!(staged_rows_of(&db, &killed).await > 0);
         let users = db
             .conn()
@@ -174,7 +139,7 @@ async fn a_killed_import_frees_its_district_at_once_and_the_next_import_cleans_u
         let report: Value = serde_json::from_slice(&next.stdout).unwrap();
         assert_eq!(report["status"], "applied");
 
-        let runs = statuses(&db).await;
+        let runs = common::run_statuses(&db).await;
         assert_eq!(
             runs.iter().find(|(id, _)| *id == killed).unwrap().1,
             "failed",
@@ -269,7 +234,15 @@ async fn a_gateway_killed_mid_upload_import_leaves_no_running_run_and_no_upload_
                 .send()
                 .await;
         });
-        let killed = kill_mid_run(&db, server.child).await;
+        let mut child = server.child;
+        let killed = common::kill_mid_run(
+            &db,
+            &mut child,
+            "stage_users",
+            Duration::from_secs(120),
+            || true,
+        )
+        .await;
         let _ = upload.await;
         assert_eq!(
             uploads(work.path()).len(),
@@ -279,7 +252,7 @@ async fn a_gateway_killed_mid_upload_import_leaves_no_running_run_and_no_upload_
 
         // A new gateway fails the dead run and deletes its upload as it starts, before any sync.
         let mut server = start_server(&test_db.url, work.path()).await;
-        let runs = statuses(&db).await;
+        let runs = common::run_statuses(&db).await;
         assert_eq!(runs, vec![(killed.clone(), "failed".to_string())]);
         assert_eq!(staged_rows_of(&db, &killed).await, 0);
         assert!(

@@ -402,16 +402,6 @@ async fn scalar(db: &Db, sql: &str) -> i64 {
     db.conn().scalar(sql, &[]).await.unwrap()
 }
 
-async fn run_statuses(db: &Db) -> Vec<(String, String)> {
-    db.conn()
-        .text_rows("SELECT id, status FROM sync_runs ORDER BY started_at", &[])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|row| (row[0].clone().unwrap(), row[1].clone().unwrap()))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_pull_killed_mid_fetch_applies_nothing_and_the_next_pull_completes() {
     for backend in backends().await {
@@ -441,7 +431,15 @@ async fn a_pull_killed_mid_fetch_applies_nothing_and_the_next_pull_completes() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let killed = kill_while_fetching(&db, &provider, &mut child).await;
+        // Orgs are staged and the provider holds the users page back: the pull is mid-fetch.
+        let killed = common::kill_mid_run(
+            &db,
+            &mut child,
+            "stage_orgs",
+            Duration::from_secs(20),
+            || provider.faults().pending() == 0,
+        )
+        .await;
         assert_eq!(
             scalar(&db, "SELECT COUNT(*) FROM users").await,
             0,
@@ -470,7 +468,7 @@ async fn a_pull_killed_mid_fetch_applies_nothing_and_the_next_pull_completes() {
         assert_eq!(report["status"], "applied", "{report}");
         assert_eq!(scalar(&db, "SELECT COUNT(*) FROM users").await, 6);
 
-        let runs = run_statuses(&db).await;
+        let runs = common::run_statuses(&db).await;
         assert_eq!(runs.len(), 2, "{runs:?}");
         assert_eq!(runs[0], (killed.clone(), "failed".to_string()));
         let shown = run_ok(rostergate(url, dir).args([
@@ -503,40 +501,6 @@ async fn a_pull_killed_mid_fetch_applies_nothing_and_the_next_pull_completes() {
         }
         db.close().await;
         provider.stop().await;
-    }
-}
-
-/// Waits until the pull's run is `running` with orgs staged and the provider holds its users
-/// request, then kills the process with SIGKILL; the killed run's id.
-async fn kill_while_fetching(db: &Db, provider: &Provider, child: &mut Child) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let running: Vec<String> = run_statuses(db)
-            .await
-            .into_iter()
-            .filter(|(_, status)| status == "running")
-            .map(|(id, _)| id)
-            .collect();
-        if let (Some(id), 0) = (running.first(), provider.faults().pending()) {
-            let staged = db
-                .conn()
-                .scalar(
-                    "SELECT COUNT(*) FROM stage_orgs WHERE run_id = $1",
-                    &rostergate::args![id.as_str()],
-                )
-                .await
-                .unwrap();
-            if staged > 0 {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                return id.clone();
-            }
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the pull finished ({status}) before it could be killed mid-fetch");
-        }
-        assert!(Instant::now() < deadline, "no pull started fetching");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

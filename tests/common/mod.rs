@@ -414,3 +414,57 @@ pub fn count(report: &Value, kind: &str, change: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("no counts.{kind}.{change} in {report}"))
 }
+
+/// Every sync run in the database, oldest first: `(id, status)`.
+pub async fn run_statuses(db: &rostergate::store::Db) -> Vec<(String, String)> {
+    db.conn()
+        .text_rows("SELECT id, status FROM sync_runs ORDER BY started_at", &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row[0].clone().unwrap(), row[1].clone().unwrap()))
+        .collect()
+}
+
+/// Waits until a run is `running` with rows in `stage_table` and `ready()` holds, then kills
+/// `child` with SIGKILL: the killed run's id. Panics when the process ends first, or when
+/// nothing of the kind happens `within`.
+pub async fn kill_mid_run(
+    db: &rostergate::store::Db,
+    child: &mut std::process::Child,
+    stage_table: &str,
+    within: std::time::Duration,
+    ready: impl Fn() -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let running = run_statuses(db)
+            .await
+            .into_iter()
+            .find(|(_, status)| status == "running")
+            .map(|(id, _)| id);
+        if let Some(id) = running.filter(|_| ready()) {
+            let staged = db
+                .conn()
+                .scalar(
+                    &format!("SELECT COUNT(*) FROM {stage_table} WHERE run_id = $1"),
+                    &rostergate::args![id.as_str()],
+                )
+                .await
+                .unwrap();
+            if staged > 0 {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return id;
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the process finished ({status}) before it could be killed mid-run");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run started staging {stage_table}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
