@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{backends, school, Bundle, TestDb};
+use common::{backends, json_of, school, Bundle, TestDb};
 use rostergate::config::ImportSettings;
 use rostergate::domain::records::RecordKind;
 use rostergate::imports::import_oneroster_csv;
@@ -44,16 +44,6 @@ fn create_district(db_url: &str, dir: &Path, slug: &str, extra: &[&str]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn json_of(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON object ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{backends, Backend, TestApp, TestDb, OPERATOR_TOKEN};
+use common::{backends, printed, Backend, TestApp, TestDb, MASTER_KEY, OPERATOR_TOKEN};
 use reqwest::Method;
 use rostergate::auth::keys::MasterKey;
 use rostergate::auth::secrets::SecretBox;
@@ -15,8 +15,6 @@ use rostergate::startup::Application;
 use rostergate::store::{connections, districts, Db};
 use serde_json::{json, Value};
 
-/// What the harness sets as ROSTERGATE_SECRET_KEY.
-const MASTER_KEY: &str = "test-secret-key-that-is-long-enough-000";
 const SECRET: &str = "Sis-Client-Secret-6b1f0d9a";
 const CONNECTIONS: &str = "/api/v1/districts/lincoln/connections";
 
@@ -681,14 +679,6 @@ fn rostergate(db_url: &str, dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the binary runs")
-}
-
-fn printed(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[tokio::test]

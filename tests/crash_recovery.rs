@@ -5,38 +5,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{backends, Bundle, TestDb, OPERATOR_TOKEN};
 use rostergate::store::Db;
 use serde_json::Value;
 
-const SECRET_KEY: &str = "crash-test-secret-key-that-is-long-enough";
-
-fn rostergate(db_url: &str, dir: &Path) -> Command {
-    let mut command = common::rostergate_command(db_url, dir);
-    command
-        .env("ROSTERGATE_SECRET_KEY", SECRET_KEY)
-        .env("ROSTERGATE_OPERATOR_TOKEN", OPERATOR_TOKEN)
-        .env("ROSTERGATE_DATA_DIR", dir.join("data"));
-    command
-}
-
-fn run_ok(command: &mut Command) -> Output {
-    let out = command.output().expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        command,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// A district and a generated bundle big enough that an import takes a while.
 fn district_and_bundle(db_url: &str, dir: &Path) -> String {
-    run_ok(rostergate(db_url, dir).args([
+    common::run_ok(common::gateway_command(db_url, dir).args([
         "district",
         "create",
         "--slug",
@@ -47,7 +25,7 @@ fn district_and_bundle(db_url: &str, dir: &Path) -> String {
         "UTC",
     ]));
     let bundle = dir.join("bundle");
-    run_ok(rostergate(db_url, dir).args([
+    common::run_ok(common::gateway_command(db_url, dir).args([
         "generate",
         "oneroster",
         "--students",
@@ -86,7 +64,7 @@ async fn a_killed_import_frees_its_district_at_once_and_the_next_import_cleans_u
         let bundle = district_and_bundle(&test_db.url, work.path());
         let db = Db::connect(&test_db.url).await.unwrap();
 
-        let import = rostergate(&test_db.url, work.path())
+        let import = common::gateway_command(&test_db.url, work.path())
             .args([
                 "import",
                 "oneroster",
@@ -118,7 +96,7 @@ async fn a_killed_import_frees_its_district_at_once_and_the_next_import_cleans_u
 
         // The very next import gets the district: no lock left behind by the dead process.
         let killed_at = Instant::now();
-        let next = rostergate(&test_db.url, work.path())
+        let next = common::gateway_command(&test_db.url, work.path())
             .args([
                 "import",
                 "oneroster",
@@ -146,7 +124,7 @@ async fn a_killed_import_frees_its_district_at_once_and_the_next_import_cleans_u
             "{runs:?}"
         );
         assert_eq!(staged_rows_of(&db, &killed).await, 0);
-        let shown = run_ok(rostergate(&test_db.url, work.path()).args([
+        let shown = common::run_ok(common::gateway_command(&test_db.url, work.path()).args([
             "sync",
             "show",
             "--district",
@@ -182,7 +160,7 @@ fn free_port() -> u16 {
 
 async fn start_server(db_url: &str, dir: &Path) -> Server {
     let port = free_port();
-    let child = rostergate(db_url, dir)
+    let child = common::gateway_command(db_url, dir)
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

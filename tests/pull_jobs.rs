@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{backends, Backend, TestApp, TestDb, OPERATOR_TOKEN};
@@ -21,7 +21,6 @@ use serde_json::{json, Value};
 
 const CLIENT_ID: &str = "gateway";
 const CLIENT_SECRET: &str = "provider-client-secret-3f9a";
-const SECRET_KEY: &str = "pull-jobs-secret-key-that-is-long-enough";
 /// A runner that looks for work often, so that a queued pull starts at once.
 const FAST_POLL: (&str, &str) = ("ROSTERGATE_JOBS__POLL_INTERVAL_MS", "50");
 /// A scheduler that reads the schedules often, so that a due slot is enqueued at once.
@@ -328,27 +327,8 @@ on_every_backend!(
     }
 );
 
-fn rostergate(db_url: &str, dir: &Path) -> Command {
-    let mut command = common::rostergate_command(db_url, dir);
-    command
-        .env("ROSTERGATE_SECRET_KEY", SECRET_KEY)
-        .env("ROSTERGATE_OPERATOR_TOKEN", OPERATOR_TOKEN)
-        .env("ROSTERGATE_DATA_DIR", dir.join("data"));
-    command
-}
-
-fn run_ok(command: &mut Command) -> std::process::Output {
-    let out = command.output().expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn create_district(db_url: &str, dir: &Path, slug: &str, timezone: &str) {
-    run_ok(rostergate(db_url, dir).args([
+    common::run_ok(common::gateway_command(db_url, dir).args([
         "district",
         "create",
         "--slug",
@@ -370,7 +350,7 @@ fn add_connection_cli(
     delta: &str,
     full: &str,
 ) {
-    run_ok(rostergate(db_url, dir).args([
+    common::run_ok(common::gateway_command(db_url, dir).args([
         "connection",
         "add",
         "--district",
@@ -418,7 +398,7 @@ async fn a_pull_killed_mid_fetch_applies_nothing_and_the_next_pull_completes() {
             .on_path("users", FaultAction::Delay(Duration::from_secs(30)), 1);
         let db = Db::connect(url).await.unwrap();
 
-        let mut child = rostergate(url, dir)
+        let mut child = common::gateway_command(url, dir)
             .args([
                 "sync",
                 "pull",
@@ -446,7 +426,7 @@ async fn a_pull_killed_mid_fetch_applies_nothing_and_the_next_pull_completes() {
             "nothing of a killed pull is applied"
         );
 
-        let next = rostergate(url, dir)
+        let next = common::gateway_command(url, dir)
             .args([
                 "sync",
                 "pull",
@@ -471,7 +451,7 @@ async fn a_pull_killed_mid_fetch_applies_nothing_and_the_next_pull_completes() {
         let runs = common::run_statuses(&db).await;
         assert_eq!(runs.len(), 2, "{runs:?}");
         assert_eq!(runs[0], (killed.clone(), "failed".to_string()));
-        let shown = run_ok(rostergate(url, dir).args([
+        let shown = common::run_ok(common::gateway_command(url, dir).args([
             "sync",
             "show",
             "--district",
@@ -615,7 +595,7 @@ fn free_port() -> u16 {
 /// `rostergate serve` as a child process with a fast runner and scheduler, once it is ready.
 async fn start_server(db_url: &str, dir: &Path) -> Server {
     let port = free_port();
-    let child = rostergate(db_url, dir)
+    let child = common::gateway_command(db_url, dir)
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .env(FAST_POLL.0, FAST_POLL.1)
         .env(FAST_SCHEDULE.0, FAST_SCHEDULE.1)

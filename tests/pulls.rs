@@ -7,7 +7,7 @@ mod common;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{TestApp, OPERATOR_TOKEN};
+use common::{json_of, printed, TestApp, MASTER_KEY, OPERATOR_TOKEN};
 use reqwest::Url;
 use rostergate::domain::connection::DELTA_OVERLAP_SECS;
 use rostergate::sources::oneroster::rest::delta_filter;
@@ -18,8 +18,6 @@ use rostergate::synthetic::provider::{
 };
 use serde_json::{json, Value};
 
-/// What the harness sets as ROSTERGATE_SECRET_KEY.
-const MASTER_KEY: &str = "test-secret-key-that-is-long-enough-000";
 const CLIENT_ID: &str = "district-client";
 const CLIENT_SECRET: &str = "s3cret/with+odd=chars";
 const CONSUMER_KEY: &str = "consumer-key";
@@ -220,14 +218,14 @@ impl Pulls<'_> {
         ];
         args.extend_from_slice(extra);
         let out = self.cli(args).await;
-        (out.status.code().unwrap_or(-1), report_of(&out))
+        (out.status.code().unwrap_or(-1), json_of(&out))
     }
 
     /// `sync approve|discard RUN --json`: the exit code and the report.
     async fn decide(&self, verb: &str, run_id: &str) -> (i32, Value) {
         let args = vec!["sync", verb, "--district", &self.district, run_id, "--json"];
         let out = self.cli(args).await;
-        (out.status.code().unwrap_or(-1), report_of(&out))
+        (out.status.code().unwrap_or(-1), json_of(&out))
     }
 
     /// The connection's delta cursor, as `connection list --json` shows it.
@@ -235,7 +233,7 @@ impl Pulls<'_> {
         let args = vec!["connection", "list", "--district", &self.district, "--json"];
         let out = self.cli(args).await;
         assert!(out.status.success(), "{}", printed(&out));
-        report_of(&out)["connections"][0]["delta_cursor"].clone()
+        json_of(&out)["connections"][0]["delta_cursor"].clone()
     }
 
     /// Every record the read API lists, type by type.
@@ -283,20 +281,6 @@ impl Pulls<'_> {
     async fn stop(self) {
         self.provider.stop().await;
     }
-}
-
-fn printed(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn report_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", printed(out)))
 }
 
 /// The `filter` of a logged request, decoded.
@@ -705,7 +689,7 @@ on_every_backend!(
         let out = pulls.cli(args).await;
         let all = printed(&out);
         assert_eq!(out.status.code(), Some(1), "{all}");
-        let report = report_of(&out);
+        let report = json_of(&out);
         assert_eq!(report["status"], "failed");
         let message = report["errors"][0]["message"].as_str().unwrap_or_default();
         assert!(

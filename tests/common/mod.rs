@@ -160,10 +160,7 @@ pub fn settings_with(db_url: &str, data_dir: &Path, extra: &[(&str, &str)]) -> S
             "ROSTERGATE_OPERATOR_TOKEN".to_string(),
             OPERATOR_TOKEN.to_string(),
         ),
-        (
-            "ROSTERGATE_SECRET_KEY".to_string(),
-            "test-secret-key-that-is-long-enough-000".to_string(),
-        ),
+        ("ROSTERGATE_SECRET_KEY".to_string(), MASTER_KEY.to_string()),
     ];
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Settings::load_from(Path::new("/nonexistent"), &vars, &Overrides::default()).unwrap()
@@ -350,6 +347,43 @@ pub fn rostergate_command(db_url: &str, dir: &Path) -> std::process::Command {
         .env_remove("ROSTERGATE_DATABASE_URL")
         .env("ROSTERGATE_LOG__FILTER", "error");
     command
+}
+
+/// The master key every gateway of the harness runs with, in-process or as a child process.
+pub const MASTER_KEY: &str = "test-secret-key-that-is-long-enough-000";
+
+/// `rostergate …` as a gateway the tests share keys with: the harness's master key and operator
+/// token, its data under `dir/data`.
+pub fn gateway_command(db_url: &str, dir: &Path) -> std::process::Command {
+    let mut command = rostergate_command(db_url, dir);
+    command
+        .env("ROSTERGATE_SECRET_KEY", MASTER_KEY)
+        .env("ROSTERGATE_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env("ROSTERGATE_DATA_DIR", dir.join("data"));
+    command
+}
+
+/// Runs a command that must succeed; its output.
+pub fn run_ok(command: &mut std::process::Command) -> std::process::Output {
+    let out = command.output().expect("the binary runs");
+    assert!(out.status.success(), "{command:?}: {}", printed(&out));
+    out
+}
+
+/// A command's exit code and output, for assertion messages.
+pub fn printed(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A command's stdout as the one JSON object it must be.
+pub fn json_of(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", printed(out)))
 }
 
 pub fn sample_dir() -> PathBuf {
