@@ -136,7 +136,10 @@ pub enum VerifyError {
     #[error(
         "the webhook-timestamp is {ahead_secs} s in the future: more than the {tolerance_secs} s allowed"
     )]
-    TooNew { ahead_secs: i64, tolerance_secs: u64 },
+    TooNew {
+        ahead_secs: i64,
+        tolerance_secs: u64,
+    },
     #[error("the webhook-signature header holds no v1 signature (only other versions or malformed entries)")]
     UnsupportedVersion,
     #[error("no v1 signature in the webhook-signature header matches a live secret")]
@@ -300,7 +303,11 @@ mod tests {
         let no_comma = good.replacen("v1,", "v1", 1);
         let cases: Vec<(&str, SignedHeaders<'_>, Result<(), VerifyError>)> = vec![
             ("valid", headers(VECTOR_ID, &ts, good), Ok(())),
-            ("several entries, one valid", headers(VECTOR_ID, &ts, &several), Ok(())),
+            (
+                "several entries, one valid",
+                headers(VECTOR_ID, &ts, &several),
+                Ok(()),
+            ),
             (
                 "no signature header",
                 SignedHeaders {
@@ -431,7 +438,10 @@ mod tests {
         let ts = now.timestamp().to_string();
         for signer in [&old, &new] {
             let sig = sign(signer, "msg_1", now.timestamp(), b"{}");
-            assert_eq!(verify(&live, &headers("msg_1", &ts, &sig), b"{}", now), Ok(()));
+            assert_eq!(
+                verify(&live, &headers("msg_1", &ts, &sig), b"{}", now),
+                Ok(())
+            );
         }
         // A sender that signs with both, as the gateway does while rotating its own secrets.
         let both = sign_all(&[old, new], "msg_1", now.timestamp(), b"{}");
@@ -486,7 +496,10 @@ mod tests {
                 tolerance_secs: 300
             })
         );
-        assert_eq!(check(-86_400, five_min).unwrap_err().to_string(), "the webhook-timestamp is 86400 s old: more than the 300 s allowed");
+        assert_eq!(
+            check(-86_400, five_min).unwrap_err().to_string(),
+            "the webhook-timestamp is 86400 s old: more than the 300 s allowed"
+        );
         // A configured tolerance replaces the default.
         assert_eq!(check(-301, Duration::from_secs(600)), Ok(()));
         assert!(matches!(
@@ -498,7 +511,14 @@ mod tests {
     #[test]
     fn malformed_timestamps_are_refused_before_any_signature_check() {
         let secret = vector_secret();
-        for ts in ["-1614265330", "+1614265330", "1614265330.0", "1.6e9", "abc", "99999999999999999999"] {
+        for ts in [
+            "-1614265330",
+            "+1614265330",
+            "1614265330.0",
+            "1.6e9",
+            "abc",
+            "99999999999999999999",
+        ] {
             assert_eq!(
                 verify(
                     std::slice::from_ref(&secret),
@@ -530,9 +550,15 @@ mod tests {
         assert_ne!(WebhookSecret::generate(), generated);
 
         let cases = [
-            ("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", SecretParseError::MissingPrefix),
+            (
+                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                SecretParseError::MissingPrefix,
+            ),
             ("", SecretParseError::MissingPrefix),
-            ("whsk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", SecretParseError::MissingPrefix),
+            (
+                "whsk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                SecretParseError::MissingPrefix,
+            ),
             ("whsec_not base64!", SecretParseError::NotBase64),
             ("whsec_", SecretParseError::WrongLength(0)),
         ];

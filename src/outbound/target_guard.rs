@@ -124,7 +124,11 @@ fn refusal_v4(ip: Ipv4Addr) -> Option<&'static str> {
         ([172, 16, 0, 0], 12, "private (RFC 1918)"),
         ([192, 168, 0, 0], 16, "private (RFC 1918)"),
         ([169, 254, 0, 0], 16, "link-local"),
-        ([100, 64, 0, 0], 10, "shared address space (CGNAT, 100.64.0.0/10)"),
+        (
+            [100, 64, 0, 0],
+            10,
+            "shared address space (CGNAT, 100.64.0.0/10)",
+        ),
         ([192, 0, 0, 0], 24, "reserved for IETF protocol assignments"),
         ([192, 0, 2, 0], 24, "a documentation range"),
         ([198, 51, 100, 0], 24, "a documentation range"),
@@ -241,8 +245,14 @@ mod tests {
             ("255.255.255.255", Some("the broadcast address")),
             ("224.0.0.1", Some("multicast")),
             ("239.255.255.250", Some("multicast")),
-            ("100.64.0.1", Some("shared address space (CGNAT, 100.64.0.0/10)")),
-            ("100.127.255.255", Some("shared address space (CGNAT, 100.64.0.0/10)")),
+            (
+                "100.64.0.1",
+                Some("shared address space (CGNAT, 100.64.0.0/10)"),
+            ),
+            (
+                "100.127.255.255",
+                Some("shared address space (CGNAT, 100.64.0.0/10)"),
+            ),
             ("100.128.0.1", None),
             ("192.0.2.10", Some("a documentation range")),
             ("198.51.100.7", Some("a documentation range")),
@@ -281,7 +291,10 @@ mod tests {
         let cases = [
             ("http://127.0.0.1:8080/hook", Some("loopback")),
             ("https://[::1]/hook", Some("loopback")),
-            ("http://169.254.169.254/latest/meta-data/", Some("the cloud metadata address")),
+            (
+                "http://169.254.169.254/latest/meta-data/",
+                Some("the cloud metadata address"),
+            ),
             ("https://[::ffff:192.168.0.1]/", Some("private (RFC 1918)")),
             ("http://0x7f000001/", Some("loopback")),
             ("http://10.0.0.1/", Some("private (RFC 1918)")),
@@ -371,7 +384,10 @@ mod tests {
             allow_private_targets: true,
             ..OutboundSettings::default()
         };
-        assert_eq!(TargetGuard::from_settings(&settings), TargetGuard::new(true));
+        assert_eq!(
+            TargetGuard::from_settings(&settings),
+            TargetGuard::new(true)
+        );
         assert_eq!(
             TargetGuard::from_settings(&OutboundSettings::default()),
             TargetGuard::new(false)
