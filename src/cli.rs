@@ -3,6 +3,7 @@
 pub mod connection;
 mod error;
 mod output;
+pub mod push_secret;
 mod spinner;
 mod view;
 

@@ -165,6 +165,10 @@ pub struct OutboundSettings {
     pub connect_timeout_secs: u64,
     /// The largest response body read; a larger one fails the request.
     pub max_response_bytes: u64,
+    /// Let partner-given targets (webhook subscribers) be private, loopback or link-local
+    /// addresses (`outbound::target_guard`); for tests and closed networks only.
+    #[serde(default)]
+    pub allow_private_targets: bool,
 }
 
 impl Default for OutboundSettings {
@@ -177,6 +181,7 @@ impl Default for OutboundSettings {
             max_retry_elapsed_secs: 900,
             connect_timeout_secs: 10,
             max_response_bytes: 256 << 20,
+            allow_private_targets: false,
         }
     }
 }
@@ -378,6 +383,16 @@ mod tests {
     fn outbound_defaults_match_the_shipped_file() {
         let s = Settings::load_from(Path::new("/nonexistent"), &[], &Overrides::default()).unwrap();
         assert_eq!(s.outbound, OutboundSettings::default());
+    }
+
+    #[test]
+    fn private_outbound_targets_are_refused_unless_the_environment_allows_them() {
+        let s = Settings::load_from(Path::new("/nonexistent"), &[], &Overrides::default()).unwrap();
+        assert!(!s.outbound.allow_private_targets);
+        let env = vars(&[("ROSTERGATE_OUTBOUND__ALLOW_PRIVATE_TARGETS", "true")]);
+        let s =
+            Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default()).unwrap();
+        assert!(s.outbound.allow_private_targets);
     }
 
     #[test]

@@ -67,6 +67,41 @@ enum Command {
         #[command(subcommand)]
         command: ConnectionCommand,
     },
+    /// Manage a district's secrets for rosters pushed to it (Standard Webhooks signatures).
+    PushSecret {
+        #[command(subcommand)]
+        command: PushSecretCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PushSecretCommand {
+    /// Make a new secret: printed once (`whsec_…`), with its id, and stored encrypted.
+    Add {
+        /// Slug of the district.
+        #[arg(long)]
+        district: String,
+        /// Print one JSON object (id, secret, district, created_at).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a district's push secrets: ids, when created, when revoked (never the secrets).
+    List {
+        /// Slug of the district.
+        #[arg(long)]
+        district: String,
+        /// Print one JSON object with a `push_secrets` array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a push secret: pushes signed with it are refused from now on.
+    Revoke {
+        /// Slug of the district.
+        #[arg(long)]
+        district: String,
+        /// The secret's id, as `push-secret add` or `list` printed it.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -375,6 +410,17 @@ fn main() -> ExitCode {
                 }
                 ConnectionCommand::Remove { district, name } => {
                     cli::connection::remove(settings, &district, &name).await
+                }
+            },
+            Command::PushSecret { command } => match command {
+                PushSecretCommand::Add { district, json } => {
+                    cli::push_secret::add(settings, &district, json).await
+                }
+                PushSecretCommand::List { district, json } => {
+                    cli::push_secret::list(settings, &district, json).await
+                }
+                PushSecretCommand::Revoke { district, id } => {
+                    cli::push_secret::revoke(settings, &district, &id).await
                 }
             },
         }

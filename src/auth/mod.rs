@@ -5,6 +5,7 @@ pub mod clients;
 pub mod grant;
 pub mod keys;
 pub mod oauth1;
+pub mod push_secrets;
 pub mod rate_limit;
 pub mod secrets;
 pub mod source_tokens;

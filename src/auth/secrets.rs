@@ -103,12 +103,33 @@ impl SecretBox {
     ) -> Result<Secret, SecretError> {
         self.open(sealed, &connection_aad(district_id, name))
     }
+
+    /// Seals a district's push secret, bound to its district and id.
+    pub fn seal_push_secret(&self, district_id: i64, id: &str, secret: &Secret) -> String {
+        self.seal(secret, &push_secret_aad(district_id, id))
+    }
+
+    /// Opens a push secret stored under this district and id.
+    pub fn open_push_secret(
+        &self,
+        district_id: i64,
+        id: &str,
+        sealed: &str,
+    ) -> Result<Secret, SecretError> {
+        self.open(sealed, &push_secret_aad(district_id, id))
+    }
 }
 
 /// The associated data of a connection's secret: its row's key. A NUL separates the parts,
 /// which neither holds, so no two rows share one.
 pub fn connection_aad(district_id: i64, name: &str) -> Vec<u8> {
     format!("connection\0{district_id}\0{name}").into_bytes()
+}
+
+/// The associated data of a push secret: its row's key, under another label than a
+/// connection's, so neither opens as the other.
+pub fn push_secret_aad(district_id: i64, id: &str) -> Vec<u8> {
+    format!("push-secret\0{district_id}\0{id}").into_bytes()
 }
 
 #[cfg(test)]
@@ -165,6 +186,24 @@ mod tests {
                 .unwrap()
                 .expose(),
             "s3cret"
+        );
+    }
+
+    #[test]
+    fn a_push_secret_opens_only_in_its_own_row() {
+        let sb = a_box();
+        let secret = Secret::new("whsec_c2VjcmV0");
+        let sealed = sb.seal_push_secret(1, "id-1", &secret);
+        assert_eq!(sb.open_push_secret(1, "id-1", &sealed).unwrap(), secret);
+        for (district, id) in [(2, "id-1"), (1, "id-2")] {
+            assert_eq!(
+                sb.open_push_secret(district, id, &sealed),
+                Err(SecretError::Rejected)
+            );
+        }
+        assert_eq!(
+            sb.open_connection_secret(1, "id-1", &sealed),
+            Err(SecretError::Rejected)
         );
     }
 

@@ -2,6 +2,8 @@
 //! (`users.created`, `enrollments.deleted`, …) with the record's sourcedId as subject; coaching
 //! pairs are `coaching.started` / `coaching.ended` with `teacher/student` as subject.
 
+pub mod signing;
+
 use crate::domain::records::{Change, RecordKind};
 
 /// Every event type the gateway emits.

@@ -7,6 +7,7 @@ pub mod client;
 pub mod diagnostics;
 pub mod response;
 pub mod retry;
+pub mod target_guard;
 #[cfg(test)]
 mod tests;
 pub mod tls;

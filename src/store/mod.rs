@@ -10,6 +10,7 @@ pub mod districts;
 pub mod jobs;
 pub mod locks;
 pub mod outbox;
+pub mod push_secrets;
 pub mod roster;
 pub mod runs;
 pub mod staging;

@@ -27,6 +27,7 @@ pub fn fast_settings() -> OutboundSettings {
         max_retry_elapsed_secs: 30,
         connect_timeout_secs: 2,
         max_response_bytes: 1 << 20,
+        allow_private_targets: false,
     }
 }
 
