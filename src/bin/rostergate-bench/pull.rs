@@ -3,6 +3,10 @@
 //! process into an empty district, and compared with fetching the same pages with the same
 //! client and limits while discarding the bodies.
 //!
+//! Between the two, "fetch + read" pages through the same collections with the pull's own
+//! pager and JSON mapping, here in this process and without a database, to split the pull's
+//! time into fetching, reading and the database's share.
+//!
 //! The provider stands in for a remote SIS, so it runs here and its memory is not the pull's;
 //! the pull runs as a separate process so that its peak RSS is its own.
 
@@ -15,14 +19,17 @@ use std::time::Instant;
 use reqwest::Url;
 use serde::Serialize;
 
-use rostergate::config::{OutboundSettings, Secret};
+use rostergate::config::{ImportSettings, OutboundSettings, Secret};
 use rostergate::domain::connection::{
     AuthConfig, ClientAuthStyle, ConnectionConfig, ConnectionKind, OneRosterVersion, PullSchedule,
     RequestLimits, DEFAULT_SCOPES_1_1,
 };
 use rostergate::domain::records::RecordKind;
 use rostergate::outbound::{Fetch, FetchError, SourceClient};
-use rostergate::sources::oneroster::rest::pager::Pager;
+use rostergate::sources::oneroster::problem_log;
+use rostergate::sources::oneroster::rest::json::JsonRecords;
+use rostergate::sources::oneroster::rest::pager::{PageError, Pager};
+use rostergate::sources::oneroster::rest::{self as rest, endpoint};
 use rostergate::synthetic::provider::{
     Collection, Oauth2Settings, Provider, ProviderAuth, ProviderConfig, ProviderError, Roster,
     RosterError,
@@ -74,6 +81,17 @@ pub struct BareFetch {
     pub seconds: f64,
 }
 
+/// Every page fetched and read as the pull reads it (paging, JSON parsing, mapping to
+/// records), the records then dropped: no database.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FetchRead {
+    /// Data GETs the provider answered (the token request not counted).
+    pub requests: u64,
+    /// Records mapped without a problem.
+    pub records: u64,
+    pub seconds: f64,
+}
+
 /// How long one of the engine's phases took, from its debug log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PhaseTime {
@@ -103,6 +121,7 @@ pub struct PullRun {
     /// Records the provider serves, over the six collections.
     pub served: u64,
     pub bare: BareFetch,
+    pub read: FetchRead,
     pub pull: PullMeasurement,
     /// `pull.seconds / bare.seconds`.
     pub ratio: f64,
@@ -121,13 +140,14 @@ impl PullReport {
     /// Plain-text table, one line per run, then the engine's phases per run.
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "{:>9}  {:<8}  {:>9}  {:>8}  {:>7}  {:>8}  {:>8}  {:>9}  {:>12}  {:>6}\n",
+            "{:>9}  {:<8}  {:>9}  {:>8}  {:>7}  {:>8}  {:>7}  {:>8}  {:>9}  {:>12}  {:>6}\n",
             "students",
             "backend",
             "records",
             "requests",
             "bare s",
             "bare MB",
+            "read s",
             "pull s",
             "pull reqs",
             "pull RSS MiB",
@@ -135,13 +155,14 @@ impl PullReport {
         );
         for r in &self.runs {
             out += &format!(
-                "{:>9}  {:<8}  {:>9}  {:>8}  {:>7.2}  {:>8.1}  {:>8.2}  {:>9}  {:>12.1}  {:>6.1}\n",
+                "{:>9}  {:<8}  {:>9}  {:>8}  {:>7.2}  {:>8.1}  {:>7.2}  {:>8.2}  {:>9}  {:>12.1}  {:>6.1}\n",
                 r.students,
                 r.backend,
                 r.pull.records,
                 r.bare.requests,
                 r.bare.seconds,
                 r.bare.bytes as f64 / 1e6,
+                r.read.seconds,
                 r.pull.seconds,
                 r.pull.requests,
                 r.pull.peak_rss_kib as f64 / 1024.0,
@@ -150,8 +171,8 @@ impl PullReport {
         }
         out += &format!(
             "page size {}, {} requests/s, {} in flight; records: created by the pull; \
-             requests: data GETs (bare fetch); pull RSS: the pull child's peak RSS; \
-             ratio: pull s / bare s\n",
+             requests: data GETs (bare fetch); read: fetch + page + JSON mapping, no \
+             database; pull RSS: the pull child's peak RSS; ratio: pull s / bare s\n",
             self.page_size, self.requests_per_second, self.max_in_flight
         );
         for r in &self.runs {
@@ -195,6 +216,10 @@ pub enum PullBenchError {
     Fetch(#[from] FetchError),
     #[error("bare fetch: the provider's base URL {0:?} is not a URL")]
     BaseUrl(String),
+    #[error("fetch + read, {endpoint}: {source}")]
+    Page { endpoint: String, source: PageError },
+    #[error("fetch + read: {0} records could not be read")]
+    Unreadable(u64),
     #[error("{context} ({path}): {source}")]
     Io {
         context: &'static str,
@@ -262,6 +287,7 @@ async fn run_sizes(
             for backend in &opts.backends {
                 tracing::info!(students, backend = backend.name(), "benchmarking pull");
                 let bare = bare_fetch(&provider, &source, opts).await?;
+                let read = fetch_and_read(&provider, &source, opts).await?;
                 let pull =
                     run_backend(&provider, &source, opts, backend, work_dir, data_dir).await?;
                 sized.push(PullRun {
@@ -270,6 +296,7 @@ async fn run_sizes(
                     served,
                     ratio: ratio(pull.seconds, bare.seconds),
                     bare,
+                    read,
                     pull,
                 });
             }
@@ -389,6 +416,73 @@ async fn bare_fetch(
     Ok(BareFetch {
         requests: data_requests(provider, source.base_path),
         bytes,
+        seconds,
+    })
+}
+
+/// Pages through every collection with the pull's pager and maps each record as the pull
+/// does, the next page fetched while this one is read (as the pull overlaps them), and drops
+/// the records.
+async fn fetch_and_read(
+    provider: &Provider,
+    source: &Source,
+    opts: &PullOptions,
+) -> Result<FetchRead, PullBenchError> {
+    let config = connection_config(source, opts);
+    let client = SourceClient::new(
+        &config,
+        Secret::new(source.secret.clone()),
+        &OutboundSettings::default(),
+    )?;
+    let base = Url::parse(&source.base_url)
+        .map_err(|_| PullBenchError::BaseUrl(source.base_url.clone()))?;
+    let limits = ImportSettings::default();
+    let mut problems = problem_log(&limits);
+    let version = rest::version(OneRosterVersion::V1_1);
+    provider.clear_requests();
+    let started = Instant::now();
+    let mut records = 0u64;
+    for kind in COLLECTIONS {
+        let label = endpoint(kind);
+        let page_err = |source| PullBenchError::Page {
+            endpoint: endpoint(kind),
+            source,
+        };
+        let reader = JsonRecords::new(kind, version, &label, &limits);
+        let name = kind.oneroster_name();
+        let mut pager = Pager::new(&base, name, name, opts.page_size, None);
+        let Some(url) = pager.next_request().map_err(page_err)? else {
+            continue;
+        };
+        let mut answer = client.get(url).await;
+        loop {
+            let page = pager.accept(answer?).map_err(page_err)?;
+            let mut read = || {
+                for (i, record) in page.records.iter().enumerate() {
+                    reader.map(record, page.offset + i as u64, &mut problems, |_| {
+                        records += 1
+                    });
+                }
+            };
+            match pager.next_request().map_err(page_err)? {
+                Some(url) => {
+                    let (next, ()) = tokio::join!(client.get(url), async { read() });
+                    answer = next;
+                }
+                None => {
+                    read();
+                    break;
+                }
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if problems.has_errors() {
+        return Err(PullBenchError::Unreadable(problems.error_count()));
+    }
+    Ok(FetchRead {
+        requests: data_requests(provider, source.base_path),
+        records,
         seconds,
     })
 }
@@ -643,6 +737,11 @@ mod tests {
                     bytes: 3_000_000,
                     seconds: 0.5,
                 },
+                read: FetchRead {
+                    requests: 12,
+                    records: 9000,
+                    seconds: 0.75,
+                },
                 pull: PullMeasurement {
                     requests: 12,
                     records: 9000,
@@ -666,7 +765,7 @@ mod tests {
         let cells: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(
             cells,
-            ["1000", "sqlite", "9000", "12", "0.50", "3.0", "1.50", "12", "40.0", "3.0"]
+            ["1000", "sqlite", "9000", "12", "0.50", "3.0", "0.75", "1.50", "12", "40.0", "3.0"]
         );
         assert!(
             table.contains("1000 students on sqlite: stage 1.00"),
@@ -685,7 +784,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bare_fetch_gets_every_page_of_every_collection() {
+    async fn bare_fetch_gets_every_page_and_fetch_and_read_maps_every_record() {
         let roster = Roster::generated(300, BENCH_SEED).unwrap();
         let served = served_records(&roster);
         let secret = "s3cret-for-the-bench".to_string();
@@ -715,6 +814,9 @@ mod tests {
         assert!(bare.requests >= served.div_ceil(100), "{bare:?}");
         assert!(bare.requests <= served.div_ceil(100) + 6, "{bare:?}");
         assert!(bare.bytes > served * 50, "{bare:?}");
+        let read = fetch_and_read(&provider, &source, &opts).await.unwrap();
+        assert_eq!(read.records, served, "{read:?}");
+        assert!(read.requests >= bare.requests, "{read:?} {bare:?}");
         let users: Vec<String> = provider
             .requests()
             .iter()
