@@ -96,6 +96,10 @@ enum Command {
         /// The connection's requests in flight at once.
         #[arg(long, default_value_t = 2)]
         max_in_flight: u32,
+        /// Milliseconds the provider waits before answering each data request, as a remote
+        /// SIS would (0: loopback speed).
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
         /// Where SQLite files and the pull's data folder go.
         #[arg(long, default_value = "target/bench")]
         work_dir: PathBuf,
@@ -208,6 +212,7 @@ async fn run(command: Command) -> Result<(), MainError> {
             page_size,
             requests_per_second,
             max_in_flight,
+            latency_ms,
             work_dir,
             exe,
             json,
@@ -228,6 +233,7 @@ async fn run(command: Command) -> Result<(), MainError> {
                 page_size,
                 requests_per_second,
                 max_in_flight,
+                latency_ms,
             })
             .await?;
             if json {

@@ -14,7 +14,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use serde::Serialize;
@@ -31,8 +31,8 @@ use rostergate::sources::oneroster::rest::json::JsonRecords;
 use rostergate::sources::oneroster::rest::pager::{PageError, Pager};
 use rostergate::sources::oneroster::rest::{self as rest, endpoint};
 use rostergate::synthetic::provider::{
-    Collection, Oauth2Settings, Provider, ProviderAuth, ProviderConfig, ProviderError, Roster,
-    RosterError,
+    Collection, FaultAction, FaultTrigger, Oauth2Settings, Provider, ProviderAuth, ProviderConfig,
+    ProviderError, Roster, RosterError,
 };
 
 use crate::import::{created_rows, run_step, run_step_with_env, Backend, BenchError, BENCH_SEED};
@@ -70,6 +70,8 @@ pub struct PullOptions {
     pub page_size: u32,
     pub requests_per_second: u32,
     pub max_in_flight: u32,
+    /// Every data request is answered this much later, as by a remote SIS (0: at once).
+    pub latency_ms: u64,
 }
 
 /// Every page fetched, bodies thrown away unread.
@@ -133,6 +135,7 @@ pub struct PullReport {
     pub page_size: u32,
     pub requests_per_second: u32,
     pub max_in_flight: u32,
+    pub latency_ms: u64,
     pub runs: Vec<PullRun>,
 }
 
@@ -170,10 +173,10 @@ impl PullReport {
             );
         }
         out += &format!(
-            "page size {}, {} requests/s, {} in flight; records: created by the pull; \
+            "page size {}, {} requests/s, {} in flight, {} ms added per request; records: created by the pull; \
              requests: data GETs (bare fetch); read: fetch + page + JSON mapping, no \
              database; pull RSS: the pull child's peak RSS; ratio: pull s / bare s\n",
-            self.page_size, self.requests_per_second, self.max_in_flight
+            self.page_size, self.requests_per_second, self.max_in_flight, self.latency_ms
         );
         for r in &self.runs {
             let phases: Vec<String> = r
@@ -276,6 +279,13 @@ async fn run_sizes(
         );
         let base_path = config.base_path();
         let provider = Provider::start(config, roster).await?;
+        if opts.latency_ms > 0 {
+            provider.faults().push(
+                FaultTrigger::Next,
+                FaultAction::Delay(Duration::from_millis(opts.latency_ms)),
+                u32::MAX,
+            );
+        }
         let source = Source {
             base_url: provider.base_url(),
             token_url: provider.token_url(),
@@ -311,6 +321,7 @@ async fn run_sizes(
         page_size: opts.page_size,
         requests_per_second: opts.requests_per_second,
         max_in_flight: opts.max_in_flight,
+        latency_ms: opts.latency_ms,
         runs,
     })
 }
@@ -728,6 +739,7 @@ mod tests {
             page_size: 1000,
             requests_per_second: 1000,
             max_in_flight: 2,
+            latency_ms: 0,
             runs: vec![PullRun {
                 students: 1000,
                 backend: "sqlite".into(),
@@ -808,6 +820,7 @@ mod tests {
             page_size: 100,
             requests_per_second: 1000,
             max_in_flight: 2,
+            latency_ms: 0,
         };
         let bare = bare_fetch(&provider, &source, &opts).await.unwrap();
         // Six collections of 100-record pages: at least as many pages as records / 100.
