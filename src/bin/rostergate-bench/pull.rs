@@ -267,10 +267,11 @@ async fn run_sizes(
 ) -> Result<PullReport, PullBenchError> {
     let mut runs = Vec::new();
     for &students in &opts.students {
-        let roster = tokio::task::spawn_blocking(move || Roster::generated(students, BENCH_SEED))
-            .await
-            .map_err(|e| PullBenchError::Join(e.to_string()))?
-            .map_err(|source| PullBenchError::Generate { students, source })?;
+        let roster = blocking(move || {
+            Roster::generated(students, BENCH_SEED)
+                .map_err(|source| PullBenchError::Generate { students, source })
+        })
+        .await?;
         let served = served_records(&roster);
         let secret = uuid::Uuid::new_v4().simple().to_string();
         let config = ProviderConfig::new(
@@ -324,6 +325,15 @@ async fn run_sizes(
         latency_ms: opts.latency_ms,
         runs,
     })
+}
+
+/// Runs blocking work (generation, child processes) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PullBenchError> + Send + 'static,
+) -> Result<T, PullBenchError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| PullBenchError::Join(e.to_string()))?
 }
 
 fn served_records(roster: &Roster) -> u64 {
@@ -560,12 +570,10 @@ async fn measure_pull(
             )
         }
     };
-    tokio::task::spawn_blocking(setup)
-        .await
-        .map_err(|e| PullBenchError::Join(e.to_string()))??;
+    blocking(setup).await?;
 
     provider.clear_requests();
-    let run = tokio::task::spawn_blocking(move || {
+    let run = blocking(move || {
         let args: [&OsStr; 7] = [
             "sync".as_ref(),
             "pull".as_ref(),
@@ -576,10 +584,9 @@ async fn measure_pull(
             "--json".as_ref(),
         ];
         let env = child_env(&data_dir, CHILD_LOG_FILTER);
-        run_step_with_env(&exe, &url, &env, "sync pull", &args)
+        Ok(run_step_with_env(&exe, &url, &env, "sync pull", &args)?)
     })
-    .await
-    .map_err(|e| PullBenchError::Join(e.to_string()))??;
+    .await?;
     let records = created_rows(&run.stdout).map_err(|reason| BenchError::ImportOutput {
         step: "sync pull",
         reason,
