@@ -350,14 +350,28 @@ fn run_importer(exe: &Path, url: &str, bundle: &Path) -> Result<ImportMeasuremen
     })
 }
 
-fn run_step(
+pub(crate) fn run_step(
     exe: &Path,
     url: &str,
     step: &'static str,
     args: &[&OsStr],
 ) -> Result<ChildRun, BenchError> {
+    run_step_with_env(exe, url, &[], step, args)
+}
+
+/// As [`run_step`], with environment variables added to the child's.
+pub(crate) fn run_step_with_env(
+    exe: &Path,
+    url: &str,
+    env: &[(&str, &OsStr)],
+    step: &'static str,
+    args: &[&OsStr],
+) -> Result<ChildRun, BenchError> {
     let mut cmd = Command::new(exe);
-    cmd.arg("--database-url").arg(url).args(args);
+    cmd.arg("--database-url")
+        .arg(url)
+        .args(args)
+        .envs(env.iter().copied());
     let run = run_child(&mut cmd, None).map_err(|source| BenchError::Spawn {
         exe: exe.to_path_buf(),
         source,
@@ -372,8 +386,9 @@ fn run_step(
     Ok(run)
 }
 
-/// Checks the importer's `--json` summary says `applied` and sums `counts.*.created`.
-fn created_rows(stdout: &[u8]) -> Result<u64, String> {
+/// Checks the importer's (or a pull's) `--json` report says `applied` and sums
+/// `counts.*.created`.
+pub(crate) fn created_rows(stdout: &[u8]) -> Result<u64, String> {
     let summary = parse_summary(stdout)?;
     match summary.get("status").and_then(|s| s.as_str()) {
         Some("applied") => {}

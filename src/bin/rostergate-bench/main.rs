@@ -1,11 +1,13 @@
-//! `rostergate-bench`: measures the importer (against the databases' own bulk loaders) and
-//! the read API (under a wrk-like load), on SQLite and PostgreSQL.
+//! `rostergate-bench`: measures the importer (against the databases' own bulk loaders), the
+//! read API (under a wrk-like load) and REST pulls (against fetching the same pages), on
+//! SQLite and PostgreSQL.
 
 mod api;
 mod child;
 mod http1;
 mod import;
 mod load;
+mod pull;
 mod raw_load;
 mod scratch_db;
 
@@ -21,7 +23,7 @@ use rostergate::config::{LogFormat, LogSettings};
 #[command(
     name = "rostergate-bench",
     version,
-    about = "Benchmarks for rostergate: import speed and memory, read-API throughput"
+    about = "Benchmarks for rostergate: import speed and memory, read-API throughput, REST pulls"
 )]
 struct Args {
     #[command(subcommand)]
@@ -74,6 +76,40 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve a synthetic district over OneRoster 1.1 REST from this process, pull it with
+    /// `rostergate sync pull` as a child process into an empty district, and compare with
+    /// fetching the same pages unread (time, requests, the pull's peak memory).
+    Pull {
+        /// Student counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100000")]
+        students: Vec<usize>,
+        /// Administrative PostgreSQL URL (a scratch database is created and dropped); omit to
+        /// measure SQLite only.
+        #[arg(long)]
+        postgres_url: Option<String>,
+        /// Records asked for per page.
+        #[arg(long, default_value_t = 1000)]
+        page_size: u32,
+        /// The connection's request rate (high enough not to throttle the pull).
+        #[arg(long, default_value_t = 1000)]
+        requests_per_second: u32,
+        /// The connection's requests in flight at once.
+        #[arg(long, default_value_t = 2)]
+        max_in_flight: u32,
+        /// Milliseconds the provider waits before answering each data request, as a remote
+        /// SIS would (0: loopback speed).
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Where SQLite files and the pull's data folder go.
+        #[arg(long, default_value = "target/bench")]
+        work_dir: PathBuf,
+        /// The `rostergate` binary to measure; default: the one next to this program.
+        #[arg(long)]
+        exe: Option<PathBuf>,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +118,8 @@ enum MainError {
     Import(#[from] import::BenchError),
     #[error(transparent)]
     Api(#[from] api::ApiBenchError),
+    #[error(transparent)]
+    Pull(#[from] pull::PullBenchError),
     #[error("no rostergate binary at {0}: build it (cargo build --release) or pass --exe")]
     NoExe(PathBuf),
     #[error("cannot locate this program: {0}")]
@@ -166,6 +204,42 @@ async fn run(command: Command) -> Result<(), MainError> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 print!("{report}");
+            }
+        }
+        Command::Pull {
+            students,
+            postgres_url,
+            page_size,
+            requests_per_second,
+            max_in_flight,
+            latency_ms,
+            work_dir,
+            exe,
+            json,
+        } => {
+            let mut backends = vec![import::Backend::Sqlite];
+            if let Some(url) = postgres_url {
+                backends.push(import::Backend::Postgres(url));
+            }
+            let exe = match exe {
+                Some(exe) => exe,
+                None => sibling_rostergate()?,
+            };
+            let report = pull::run_pull_benchmark(pull::PullOptions {
+                students,
+                backends,
+                work_dir,
+                exe,
+                page_size,
+                requests_per_second,
+                max_in_flight,
+                latency_ms,
+            })
+            .await?;
+            if json {
+                println!("{}", report.to_json()?);
+            } else {
+                print!("{}", report.to_table());
             }
         }
     }
