@@ -499,6 +499,14 @@ fn bad_records_are_named_by_endpoint_offset_sourced_id_and_field() {
         (
             Users,
             Version::V1_1,
+            user(json!({"givenName": "x".repeat(70_000)})),
+            Some("u1"),
+            Some("givenName"),
+            "bytes long",
+        ),
+        (
+            Users,
+            Version::V1_1,
             json!(["u1"]),
             None,
             None,
@@ -942,6 +950,18 @@ async fn unreadable_pages_end_the_pull_naming_endpoint_and_offset() {
         ),
         ("[]", "not a OneRoster collection"),
         ("{\"users\": []} trailing", "trailing characters"),
+        // Hostile: nesting deep enough to exhaust a recursive reader is refused, not followed.
+        (
+            Box::leak(
+                format!(
+                    "{{\"users\": [{}{}]}}",
+                    "[".repeat(10_000),
+                    "]".repeat(10_000)
+                )
+                .into_boxed_str(),
+            ),
+            "recursion limit",
+        ),
     ];
     for (body, message) in table {
         let mut provider = Provider::with_users(users(2));
