@@ -5,6 +5,7 @@ mod error;
 mod output;
 pub mod push_secret;
 mod spinner;
+pub mod subscription;
 mod view;
 
 use std::path::Path;

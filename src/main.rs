@@ -72,6 +72,44 @@ enum Command {
         #[command(subcommand)]
         command: PushSecretCommand,
     },
+    /// Manage a district's webhook subscriptions (signed deliveries of its events).
+    Subscription {
+        #[command(subcommand)]
+        command: SubscriptionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SubscriptionCommand {
+    /// Subscribe a URL to the district's events: prints its id and its signing secret
+    /// (`whsec_…`), once; the secret is stored encrypted.
+    Add(Box<cli::subscription::AddArgs>),
+    /// List a district's subscriptions (never their secrets).
+    List {
+        /// Slug of the district.
+        #[arg(long)]
+        district: String,
+        /// Print one JSON object with a `subscriptions` array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a subscription: no more events are delivered to it.
+    Remove {
+        /// Slug of the district.
+        #[arg(long)]
+        district: String,
+        /// The subscription's id, as `subscription add` or `list` printed it.
+        id: String,
+    },
+    /// Give a subscription a new signing secret, printed once; the previous one stays valid
+    /// for 24 hours so that the subscriber can switch.
+    RotateSecret {
+        /// Slug of the district.
+        #[arg(long)]
+        district: String,
+        /// The subscription's id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -421,6 +459,18 @@ fn main() -> ExitCode {
                 }
                 PushSecretCommand::Revoke { district, id } => {
                     cli::push_secret::revoke(settings, &district, &id).await
+                }
+            },
+            Command::Subscription { command } => match command {
+                SubscriptionCommand::Add(args) => cli::subscription::add(settings, *args).await,
+                SubscriptionCommand::List { district, json } => {
+                    cli::subscription::list(settings, &district, json).await
+                }
+                SubscriptionCommand::Remove { district, id } => {
+                    cli::subscription::remove(settings, &district, &id).await
+                }
+                SubscriptionCommand::RotateSecret { district, id } => {
+                    cli::subscription::rotate_secret(settings, &district, &id).await
                 }
             },
         }

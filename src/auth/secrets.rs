@@ -118,6 +118,22 @@ impl SecretBox {
     ) -> Result<Secret, SecretError> {
         self.open(sealed, &push_secret_aad(district_id, id))
     }
+
+    /// Seals a webhook subscription's signing secret, bound to its district and id.
+    pub fn seal_subscription_secret(&self, district_id: i64, id: &str, secret: &Secret) -> String {
+        self.seal(secret, &subscription_secret_aad(district_id, id))
+    }
+
+    /// Opens a subscription's signing secret (current or previous) stored under this district
+    /// and id.
+    pub fn open_subscription_secret(
+        &self,
+        district_id: i64,
+        id: &str,
+        sealed: &str,
+    ) -> Result<Secret, SecretError> {
+        self.open(sealed, &subscription_secret_aad(district_id, id))
+    }
 }
 
 /// The associated data of a connection's secret: its row's key. A NUL separates the parts,
@@ -130,6 +146,12 @@ pub fn connection_aad(district_id: i64, name: &str) -> Vec<u8> {
 /// connection's, so neither opens as the other.
 pub fn push_secret_aad(district_id: i64, id: &str) -> Vec<u8> {
     format!("push-secret\0{district_id}\0{id}").into_bytes()
+}
+
+/// The associated data of a subscription's signing secrets: its row's key, under its own label.
+/// Both of a rotation's secrets share it, so a rotation moves the sealed text as it is.
+pub fn subscription_secret_aad(district_id: i64, id: &str) -> Vec<u8> {
+    format!("subscription\0{district_id}\0{id}").into_bytes()
 }
 
 #[cfg(test)]

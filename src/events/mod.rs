@@ -2,7 +2,9 @@
 //! (`users.created`, `enrollments.deleted`, …) with the record's sourcedId as subject; coaching
 //! pairs are `coaching.started` / `coaching.ended` with `teacher/student` as subject.
 
+pub mod catalogue;
 pub mod signing;
+pub mod subscriptions;
 
 use crate::domain::records::{Change, RecordKind};
 

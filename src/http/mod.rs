@@ -11,6 +11,7 @@ pub mod oauth;
 pub mod pulls;
 pub mod roster;
 pub mod runs;
+pub mod subscriptions;
 
 use std::sync::{Arc, OnceLock};
 
@@ -153,6 +154,36 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
             "/api/v1/districts/{district}/connections/{name}/pulls",
             Method::POST,
             web::post().to(pulls::start),
+        ),
+        (
+            "/api/v1/districts/{district}/subscriptions",
+            Method::GET,
+            web::get().to(subscriptions::list),
+        ),
+        (
+            "/api/v1/districts/{district}/subscriptions",
+            Method::POST,
+            web::post().to(subscriptions::create),
+        ),
+        (
+            "/api/v1/districts/{district}/subscriptions/{subscription_id}",
+            Method::GET,
+            web::get().to(subscriptions::get),
+        ),
+        (
+            "/api/v1/districts/{district}/subscriptions/{subscription_id}",
+            Method::DELETE,
+            web::delete().to(subscriptions::delete),
+        ),
+        (
+            "/api/v1/districts/{district}/subscriptions/{subscription_id}/rotate-secret",
+            Method::POST,
+            web::post().to(subscriptions::rotate_secret),
+        ),
+        (
+            "/api/v1/districts/{district}/subscriptions/{subscription_id}/enable",
+            Method::POST,
+            web::post().to(subscriptions::enable),
         ),
     ];
     for (collection, item) in roster::PATHS {

@@ -14,6 +14,7 @@ pub mod push_secrets;
 pub mod roster;
 pub mod runs;
 pub mod staging;
+pub mod subscriptions;
 pub mod sync_apply;
 pub mod tables;
 
