@@ -608,3 +608,68 @@ on_every_backend!(
         assert_eq!(status, 409, "an applied delivery is not retried: {answer}");
     }
 );
+
+on_every_backend!(
+    a_push_to_a_district_busy_with_another_sync_waits_without_using_an_attempt,
+    with & [
+        ("ROSTERGATE_JOBS__POLL_INTERVAL_MS", "50"),
+        ("ROSTERGATE_JOBS__BUSY_RETRY_SECS", "1")
+    ],
+    |app| {
+        app.create_district("lincoln").await;
+        let (_, secret) = push_secret(&app, "lincoln").await;
+        let db = Db::connect(&app.db.url).await.unwrap();
+        let district = districts::get(&db, "lincoln").await.unwrap();
+        // Another sync holds the district.
+        let lock = rostergate::store::locks::try_lock(&db, district.id, "another-run")
+            .await
+            .unwrap()
+            .expect("the district is free");
+        let (status, answer, _) =
+            push_json(&app, "lincoln", &secret, "while-busy", &school_json("bulk")).await;
+        assert_eq!(status, 202, "{answer}");
+        let id = answer["id"].as_str().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, jobs) = app
+                .get(
+                    "/api/v1/districts/lincoln/jobs?kind=inbound_roster",
+                    OPERATOR_TOKEN,
+                )
+                .await;
+            let job = &jobs["jobs"][0];
+            if job["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("in progress"))
+            {
+                assert_eq!(
+                    (&job["status"], &job["attempts"]),
+                    (&json!("queued"), &json!(0)),
+                    "{job}"
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job never found the district busy: {jobs}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (_, delivery) = app
+            .get(
+                &format!("/api/v1/districts/lincoln/inbound/{id}"),
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(
+            (&delivery["status"], &delivery["attempts"]),
+            (&json!("received"), &json!(0)),
+            "{delivery}"
+        );
+        lock.release().await.unwrap();
+        db.close().await;
+        let delivery = settled(&app, "lincoln", id).await;
+        assert_eq!(delivery["status"], "applied", "{delivery}");
+        assert_eq!(delivery["attempts"], 1, "{delivery}");
+    }
+);

@@ -103,17 +103,22 @@ impl JobHandler for InboundJobs {
                     ProcessError::Sync(SyncError::Busy(_))
                         | ProcessError::Json(JsonPushError::Sync(SyncError::Busy(_)))
                 );
-                let last = job.attempts >= job.max_attempts;
-                let status = if busy || !last {
-                    DeliveryStatus::Received
-                } else {
+                if busy {
+                    inbound::put_back(&self.db, district.id, &delivery.id, Utc::now())
+                        .await
+                        .map_err(store)?;
+                    return Err(JobError::Deferred {
+                        message: e.to_string(),
+                        after: Duration::from_secs(self.settings.jobs.busy_retry_secs),
+                    });
+                }
+                // Waiting for the job's next attempt, or dead-lettered after its last.
+                let status = if job.attempts >= job.max_attempts {
                     DeliveryStatus::Dead
-                };
-                let errors = if busy {
-                    json!([])
                 } else {
-                    json!([Problem::file("*", e.to_string())])
+                    DeliveryStatus::Received
                 };
+                let errors = json!([Problem::file("*", e.to_string())]);
                 inbound::finish(
                     &self.db,
                     district.id,
@@ -125,12 +130,6 @@ impl JobHandler for InboundJobs {
                 )
                 .await
                 .map_err(store)?;
-                if busy {
-                    return Err(JobError::Deferred {
-                        message: e.to_string(),
-                        after: Duration::from_secs(self.settings.jobs.busy_retry_secs),
-                    });
-                }
                 if status == DeliveryStatus::Dead {
                     tracing::warn!(delivery = %delivery.id, error = %e, "pushed roster dead-lettered");
                 }

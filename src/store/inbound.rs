@@ -275,6 +275,24 @@ pub async fn start(
     Ok(())
 }
 
+/// Puts a delivery its job could not start on (its district was busy) back as received; that
+/// start does not count as an attempt.
+pub async fn put_back(
+    db: &Db,
+    district_id: i64,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    db.conn()
+        .execute(
+            "UPDATE inbound_deliveries SET status = 'received', attempts = attempts - 1, \
+             updated_at = $1 WHERE district_id = $2 AND id = $3 AND status = 'processing'",
+            &args![now, district_id, id],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Records where a delivery got to: its status, the run it made (if any) and its errors.
 pub async fn finish(
     db: &Db,
