@@ -516,6 +516,16 @@ on_every_backend!(a_push_that_would_delete_most_users_is_held, with FAST_JOBS, |
         .get(&format!("/api/v1/districts/lincoln/runs/{}", delivery["run_id"].as_str().unwrap()), OPERATOR_TOKEN)
         .await;
     assert_eq!(run["status"], "held", "{run}");
+    assert_eq!(delivery["run_status"], "held");
+    let admin = app.token_for("lincoln", &["admin"]).await;
+    let (status, _) = app
+        .post_json(&format!("/api/v1/districts/lincoln/runs/{}/discard", delivery["run_id"].as_str().unwrap()), &admin, &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (_, delivery) = app
+        .get(&format!("/api/v1/districts/lincoln/inbound/{}", delivery["id"].as_str().unwrap()), OPERATOR_TOKEN)
+        .await;
+    assert_eq!((&delivery["status"], &delivery["run_status"]), (&json!("held"), &json!("discarded")), "{delivery}");
     let (status, _) = app.get("/api/v1/districts/lincoln/users/stu-6", OPERATOR_TOKEN).await;
     assert_eq!(status, 200, "a held push deletes nothing");
 });

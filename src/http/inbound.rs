@@ -19,8 +19,8 @@ use crate::domain::district::District;
 use crate::domain::scope::Scope;
 use crate::events::signing::{self, SignedHeaders, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use crate::inbound::{self, BodyFormat, InboundError};
-use crate::store::districts;
 use crate::store::inbound::{self as deliveries, Delivery, DeliveryStatus, Stored};
+use crate::store::{districts, runs};
 
 /// Longest `webhook-id` kept (the id of a delivery at its sender).
 const MAX_WEBHOOK_ID_CHARS: usize = 256;
@@ -201,7 +201,13 @@ pub async fn get(
         .district(&state, &district, Scope::RosterRead)
         .await?;
     let delivery = find(&state, &district, &id).await?;
-    Ok(HttpResponse::Ok().json(delivery_json(&delivery)))
+    let mut answer = delivery_json(&delivery);
+    // A held run may since have been approved or discarded: the run's own status says so.
+    if let Some(run_id) = &delivery.run_id {
+        let run = runs::find(&state.db, district.id, run_id).await?;
+        answer["run_status"] = json!(run.map(|r| r.status));
+    }
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// Puts a dead-lettered (or failed) delivery back in the queue: its stored body is processed again.
