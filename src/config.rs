@@ -59,6 +59,9 @@ pub struct Settings {
     pub outbound: OutboundSettings,
     #[serde(default)]
     pub jobs: JobSettings,
+    /// Rosters pushed to the gateway (`POST …/roster`).
+    #[serde(default)]
+    pub inbound: InboundSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -74,6 +77,7 @@ impl fmt::Debug for Settings {
             .field("secret_key", &self.secret_key)
             .field("outbound", &self.outbound)
             .field("jobs", &self.jobs)
+            .field("inbound", &self.inbound)
             .finish()
     }
 }
@@ -224,6 +228,22 @@ impl Default for JobSettings {
             schedule_interval_ms: 15_000,
             shutdown_grace_secs: 30,
             busy_retry_secs: 60,
+        }
+    }
+}
+
+/// Rosters pushed to the gateway: what a push may weigh.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboundSettings {
+    /// The largest body accepted, in bytes; a larger one is refused (413) while it is read.
+    pub max_body_bytes: u64,
+}
+
+impl Default for InboundSettings {
+    fn default() -> Self {
+        InboundSettings {
+            max_body_bytes: 50 << 20,
         }
     }
 }

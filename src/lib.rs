@@ -12,6 +12,7 @@ pub mod domain;
 pub mod events;
 pub mod http;
 pub mod imports;
+pub mod inbound;
 pub mod jobs;
 pub mod outbound;
 pub mod pulls;

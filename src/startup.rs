@@ -14,6 +14,7 @@ use crate::auth::secrets::SecretBox;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::inbound::{InboundJobs, INBOUND_ROSTER_KIND};
 use crate::jobs::{Handlers, JobsHandle, PULL_KIND};
 use crate::pulls::{scheduled_items, PullJobs};
 use crate::store::{Db, StoreError};
@@ -102,11 +103,18 @@ impl Application {
                 secrets: secrets.clone(),
                 settings: settings.clone(),
             };
+            let pushes = InboundJobs {
+                engine: engine.clone(),
+                db: db.clone(),
+                settings: settings.clone(),
+            };
             let items_db = db.clone();
             crate::jobs::spawn(
                 db.clone(),
                 settings.jobs.clone(),
-                Handlers::new().with(PULL_KIND, pulls),
+                Handlers::new()
+                    .with(PULL_KIND, pulls)
+                    .with(INBOUND_ROSTER_KIND, pushes),
                 move || {
                     let db = items_db.clone();
                     async move { scheduled_items(&db).await }

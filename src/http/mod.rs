@@ -6,6 +6,7 @@ pub mod districts;
 pub mod error;
 pub mod health;
 pub mod imports;
+pub mod inbound;
 pub mod jobs;
 pub mod oauth;
 pub mod pulls;
@@ -184,6 +185,26 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
             "/api/v1/districts/{district}/subscriptions/{subscription_id}/enable",
             Method::POST,
             web::post().to(subscriptions::enable),
+        ),
+        (
+            "/api/v1/districts/{district}/roster",
+            Method::POST,
+            web::post().to(inbound::push),
+        ),
+        (
+            "/api/v1/districts/{district}/inbound",
+            Method::GET,
+            web::get().to(inbound::list),
+        ),
+        (
+            "/api/v1/districts/{district}/inbound/{delivery_id}",
+            Method::GET,
+            web::get().to(inbound::get),
+        ),
+        (
+            "/api/v1/districts/{district}/inbound/{delivery_id}/retry",
+            Method::POST,
+            web::post().to(inbound::retry),
         ),
     ];
     for (collection, item) in roster::PATHS {

@@ -7,6 +7,7 @@
 pub mod clients;
 pub mod connections;
 pub mod districts;
+pub mod inbound;
 pub mod jobs;
 pub mod locks;
 pub mod outbox;

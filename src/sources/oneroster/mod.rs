@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod columns;
 pub mod fields;
+pub mod push;
 pub mod reader;
 pub mod records;
 pub mod rest;

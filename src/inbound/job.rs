@@ -1,0 +1,172 @@
+//! Processing a pushed roster as a background job (`inbound_roster`): the stored body through
+//! the engine, and the delivery's status after its run. A district busy with another sync
+//! defers the job; the gateway's own trouble (database, an unreadable body file) is retried,
+//! and on the last attempt the delivery is dead-lettered for an admin to retry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{apply_json, body_file, BodyFormat, JsonPushError};
+use crate::config::Settings;
+use crate::domain::problem::Problem;
+use crate::imports::import_oneroster_csv;
+use crate::jobs::{Job, JobError, JobHandler};
+use crate::store::inbound::{self, Delivery, DeliveryStatus};
+use crate::store::{districts, Db, StoreError};
+use crate::sync::engine::RunOptions;
+use crate::sync::{Engine, RunReport, RunStatus, SyncError};
+
+/// The job kind that processes a pushed roster.
+pub const INBOUND_ROSTER_KIND: &str = "inbound_roster";
+
+/// What an `inbound_roster` job carries: the delivery to process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboundPayload {
+    pub delivery: String,
+}
+
+/// Runs `inbound_roster` jobs.
+#[derive(Clone)]
+pub struct InboundJobs {
+    pub engine: Engine,
+    pub db: Db,
+    pub settings: Arc<Settings>,
+}
+
+/// Why processing stopped short of a run.
+#[derive(Debug, thiserror::Error)]
+enum ProcessError {
+    #[error("the stored body is missing")]
+    BodyMissing,
+    #[error("the stored content type {0:?} is not a roster push")]
+    UnknownFormat(String),
+    #[error(transparent)]
+    Json(#[from] JsonPushError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl JobHandler for InboundJobs {
+    async fn run(&self, job: &Job) -> Result<Value, JobError> {
+        let payload: InboundPayload = serde_json::from_value(job.payload.clone()).map_err(|e| {
+            JobError::permanent(format!("the job's payload is not an inbound delivery: {e}"))
+        })?;
+        let store = |e: StoreError| JobError::retryable(e.to_string());
+        let district = districts::find_by_id(&self.db, job.district_id)
+            .await
+            .map_err(store)?
+            .ok_or_else(|| JobError::permanent("the district is gone"))?;
+        let delivery = inbound::find(&self.db, district.id, &payload.delivery)
+            .await
+            .map_err(store)?
+            .ok_or_else(|| JobError::permanent("the delivery is gone"))?;
+        // Run once already (the job was retried after its result was recorded): nothing to do.
+        if delivery.status.is_final() && delivery.run_id.is_some() {
+            return Ok(result(
+                &delivery.id,
+                delivery.status,
+                delivery.run_id.as_deref(),
+            ));
+        }
+        inbound::start(&self.db, district.id, &delivery.id, Utc::now())
+            .await
+            .map_err(store)?;
+        match self.process(&district, &delivery).await {
+            Ok(report) => {
+                let status = match report.status {
+                    RunStatus::Applied => DeliveryStatus::Applied,
+                    RunStatus::Held => DeliveryStatus::Held,
+                    _ => DeliveryStatus::Failed,
+                };
+                let errors = serde_json::to_value(&report.errors).expect("problems serialize");
+                inbound::finish(
+                    &self.db,
+                    district.id,
+                    &delivery.id,
+                    status,
+                    Some(&report.run_id),
+                    &errors,
+                    Utc::now(),
+                )
+                .await
+                .map_err(store)?;
+                tracing::info!(delivery = %delivery.id, run_id = %report.run_id, status = status.as_str(), "pushed roster processed");
+                Ok(result(&delivery.id, status, Some(&report.run_id)))
+            }
+            Err(e) => {
+                let busy = matches!(
+                    e,
+                    ProcessError::Sync(SyncError::Busy(_))
+                        | ProcessError::Json(JsonPushError::Sync(SyncError::Busy(_)))
+                );
+                if busy {
+                    inbound::put_back(&self.db, district.id, &delivery.id, Utc::now())
+                        .await
+                        .map_err(store)?;
+                    return Err(JobError::Deferred {
+                        message: e.to_string(),
+                        after: Duration::from_secs(self.settings.jobs.busy_retry_secs),
+                    });
+                }
+                // Waiting for the job's next attempt, or dead-lettered after its last.
+                let status = if job.attempts >= job.max_attempts {
+                    DeliveryStatus::Dead
+                } else {
+                    DeliveryStatus::Received
+                };
+                let errors = json!([Problem::file("*", e.to_string())]);
+                inbound::finish(
+                    &self.db,
+                    district.id,
+                    &delivery.id,
+                    status,
+                    None,
+                    &errors,
+                    Utc::now(),
+                )
+                .await
+                .map_err(store)?;
+                if status == DeliveryStatus::Dead {
+                    tracing::warn!(delivery = %delivery.id, error = %e, "pushed roster dead-lettered");
+                }
+                Err(JobError::retryable(e.to_string()))
+            }
+        }
+    }
+}
+
+impl InboundJobs {
+    async fn process(
+        &self,
+        district: &crate::domain::district::District,
+        delivery: &Delivery,
+    ) -> Result<RunReport, ProcessError> {
+        let path = body_file(&self.settings, delivery);
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Err(ProcessError::BodyMissing);
+        }
+        let limits = &self.settings.import;
+        match BodyFormat::from_content_type(&delivery.content_type) {
+            Some(BodyFormat::Json) => Ok(apply_json(&self.engine, district, &path, limits).await?),
+            Some(BodyFormat::Zip) => Ok(import_oneroster_csv(
+                &self.engine,
+                district,
+                &path,
+                Some("roster.zip"),
+                limits,
+                RunOptions::default(),
+                None,
+            )
+            .await?),
+            None => Err(ProcessError::UnknownFormat(delivery.content_type.clone())),
+        }
+    }
+}
+
+fn result(id: &str, status: DeliveryStatus, run_id: Option<&str>) -> Value {
+    json!({ "delivery": id, "status": status.as_str(), "run_id": run_id })
+}

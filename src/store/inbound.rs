@@ -1,0 +1,357 @@
+//! Rosters pushed to a district: one row per delivery (its body is a file, named here by path),
+//! inserted with the job that processes it, deduplicated by the sender's `webhook-id`.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::jobs::{enqueue_in, NewJob};
+use super::{Arg, Db, StoreError};
+use crate::args;
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    /// Stored; its job has not taken it up yet (or will again).
+    Received,
+    Processing,
+    Applied,
+    /// Its run waits for an administrator (a safeguard held it).
+    Held,
+    /// Its run refused the input.
+    Failed,
+    /// The gateway could not process it within the job's attempts: it waits for an admin retry.
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 6] = [
+        DeliveryStatus::Received,
+        DeliveryStatus::Processing,
+        DeliveryStatus::Applied,
+        DeliveryStatus::Held,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Received => "received",
+            DeliveryStatus::Processing => "processing",
+            DeliveryStatus::Applied => "applied",
+            DeliveryStatus::Held => "held",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryStatus> {
+        DeliveryStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Processed to an end that another attempt would not change.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryStatus::Applied | DeliveryStatus::Held | DeliveryStatus::Failed
+        )
+    }
+}
+
+/// A stored delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub district_id: i64,
+    pub id: String,
+    pub webhook_id: Option<String>,
+    pub kind: String,
+    pub content_type: String,
+    /// The body's file, relative to the data directory.
+    pub body_path: String,
+    pub body_bytes: i64,
+    pub status: DeliveryStatus,
+    pub run_id: Option<String>,
+    /// The problems that failed it, as the run reported them.
+    pub errors: Value,
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    district_id: i64,
+    id: String,
+    webhook_id: Option<String>,
+    kind: String,
+    content_type: String,
+    body_path: String,
+    body_bytes: i64,
+    status: String,
+    run_id: Option<String>,
+    errors: String,
+    attempts: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl DeliveryRow {
+    fn into_delivery(self) -> Result<Delivery, StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::Corrupt(format!("inbound delivery {}: stored {what}", self.id))
+        };
+        Ok(Delivery {
+            status: DeliveryStatus::parse(&self.status).ok_or_else(|| corrupt("status unknown"))?,
+            errors: serde_json::from_str(&self.errors).map_err(|_| corrupt("errors unreadable"))?,
+            district_id: self.district_id,
+            id: self.id,
+            webhook_id: self.webhook_id,
+            kind: self.kind,
+            content_type: self.content_type,
+            body_path: self.body_path,
+            body_bytes: self.body_bytes,
+            run_id: self.run_id,
+            attempts: self.attempts,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "district_id, id, webhook_id, kind, content_type, body_path, body_bytes, \
+     status, run_id, errors, attempts, created_at, updated_at";
+
+/// A delivery to store.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub district_id: i64,
+    pub id: String,
+    pub webhook_id: Option<String>,
+    pub kind: String,
+    pub content_type: String,
+    pub body_path: String,
+    pub body_bytes: i64,
+}
+
+/// What storing a delivery did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    /// Stored, with its job.
+    New(Delivery),
+    /// The district already had a delivery with this webhook id: nothing was stored.
+    Duplicate(Delivery),
+}
+
+/// Stores a delivery and enqueues `job` (which processes it) in one transaction; a delivery whose
+/// webhook id the district has seen stores nothing and returns the first one.
+pub async fn insert_with_job(
+    db: &Db,
+    new: &NewDelivery,
+    job: &NewJob,
+    now: DateTime<Utc>,
+) -> Result<Stored, StoreError> {
+    let mut tx = db.begin().await?;
+    let inserted: Option<DeliveryRow> = tx
+        .fetch_optional(
+            &format!(
+                "INSERT INTO inbound_deliveries (district_id, id, webhook_id, kind, content_type, \
+                 body_path, body_bytes, status, run_id, errors, attempts, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'received', NULL, '[]', 0, $8, $8) \
+                 ON CONFLICT (district_id, webhook_id) DO NOTHING RETURNING {COLUMNS}"
+            ),
+            &args![
+                new.district_id,
+                new.id.as_str(),
+                new.webhook_id.clone(),
+                new.kind.as_str(),
+                new.content_type.as_str(),
+                new.body_path.as_str(),
+                new.body_bytes,
+                now
+            ],
+        )
+        .await?;
+    let Some(row) = inserted else {
+        tx.rollback().await?;
+        let webhook_id = new.webhook_id.as_deref().unwrap_or_default();
+        let first = find_by_webhook_id(db, new.district_id, webhook_id)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Conflict(format!(
+                    "delivery with webhook id {webhook_id:?} collided but cannot be found"
+                ))
+            })?;
+        return Ok(Stored::Duplicate(first));
+    };
+    enqueue_in(&mut tx, job, now).await?;
+    tx.commit().await?;
+    Ok(Stored::New(row.into_delivery()?))
+}
+
+pub async fn find(db: &Db, district_id: i64, id: &str) -> Result<Option<Delivery>, StoreError> {
+    let row: Option<DeliveryRow> = db
+        .conn()
+        .fetch_optional(
+            &format!("SELECT {COLUMNS} FROM inbound_deliveries WHERE district_id = $1 AND id = $2"),
+            &args![district_id, id],
+        )
+        .await?;
+    row.map(DeliveryRow::into_delivery).transpose()
+}
+
+pub async fn find_by_webhook_id(
+    db: &Db,
+    district_id: i64,
+    webhook_id: &str,
+) -> Result<Option<Delivery>, StoreError> {
+    let row: Option<DeliveryRow> = db
+        .conn()
+        .fetch_optional(
+            &format!(
+                "SELECT {COLUMNS} FROM inbound_deliveries \
+                 WHERE district_id = $1 AND webhook_id = $2"
+            ),
+            &args![district_id, webhook_id],
+        )
+        .await?;
+    row.map(DeliveryRow::into_delivery).transpose()
+}
+
+const FILTER: &str = "district_id = $1 AND ($2 IS NULL OR status = $2)";
+
+fn filter_args(district_id: i64, status: Option<DeliveryStatus>) -> Vec<Arg> {
+    args![district_id, status.map(|s| s.as_str().to_string())].to_vec()
+}
+
+/// A district's deliveries, newest first.
+pub async fn list(
+    db: &Db,
+    district_id: i64,
+    status: Option<DeliveryStatus>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Delivery>, StoreError> {
+    let mut args = filter_args(district_id, status);
+    args.extend([Arg::I64(limit), Arg::I64(offset)]);
+    let rows: Vec<DeliveryRow> = db
+        .conn()
+        .fetch_all(
+            &format!(
+                "SELECT {COLUMNS} FROM inbound_deliveries WHERE {FILTER} \
+                 ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
+            ),
+            &args,
+        )
+        .await?;
+    rows.into_iter().map(DeliveryRow::into_delivery).collect()
+}
+
+pub async fn count(
+    db: &Db,
+    district_id: i64,
+    status: Option<DeliveryStatus>,
+) -> Result<i64, StoreError> {
+    db.conn()
+        .scalar(
+            &format!("SELECT COUNT(*) FROM inbound_deliveries WHERE {FILTER}"),
+            &filter_args(district_id, status),
+        )
+        .await
+}
+
+/// Marks a delivery taken up by its job (one more attempt).
+pub async fn start(
+    db: &Db,
+    district_id: i64,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    db.conn()
+        .execute(
+            "UPDATE inbound_deliveries SET status = 'processing', attempts = attempts + 1, \
+             updated_at = $1 WHERE district_id = $2 AND id = $3",
+            &args![now, district_id, id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Puts a delivery its job could not start on (its district was busy) back as received; that
+/// start does not count as an attempt.
+pub async fn put_back(
+    db: &Db,
+    district_id: i64,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    db.conn()
+        .execute(
+            "UPDATE inbound_deliveries SET status = 'received', attempts = attempts - 1, \
+             updated_at = $1 WHERE district_id = $2 AND id = $3 AND status = 'processing'",
+            &args![now, district_id, id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records where a delivery got to: its status, the run it made (if any) and its errors.
+pub async fn finish(
+    db: &Db,
+    district_id: i64,
+    id: &str,
+    status: DeliveryStatus,
+    run_id: Option<&str>,
+    errors: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    db.conn()
+        .execute(
+            "UPDATE inbound_deliveries SET status = $1, run_id = COALESCE($2, run_id), \
+             errors = $3, updated_at = $4 WHERE district_id = $5 AND id = $6",
+            &args![
+                status.as_str(),
+                run_id.map(str::to_string),
+                serde_json::to_string(errors).expect("JSON values serialize"),
+                now,
+                district_id,
+                id
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Puts a dead (or failed) delivery back as received and enqueues `job` to process it again, in
+/// one transaction. False when the delivery is not in `from` (it is being processed, or gone).
+pub async fn requeue_with_job(
+    db: &Db,
+    district_id: i64,
+    id: &str,
+    from: &[DeliveryStatus],
+    job: &NewJob,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
+    let mut args = args![now, district_id, id].to_vec();
+    let first = args.len() + 1;
+    let placeholders: Vec<String> = (first..first + from.len())
+        .map(|n| format!("${n}"))
+        .collect();
+    args.extend(from.iter().map(|s| Arg::from(s.as_str())));
+    let n = tx
+        .execute(
+            &format!(
+                "UPDATE inbound_deliveries SET status = 'received', errors = '[]', \
+                 updated_at = $1 WHERE district_id = $2 AND id = $3 AND status IN ({})",
+                placeholders.join(", ")
+            ),
+            &args,
+        )
+        .await?;
+    if n != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    enqueue_in(&mut tx, job, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
