@@ -475,16 +475,29 @@ on_every_backend!(
 on_every_backend!(malformed_pushes_fail_with_where_they_are_wrong, with FAST_JOBS, |app| {
     app.create_district("lincoln").await;
     let (_, secret) = push_secret(&app, "lincoln").await;
+    // A body whose shape is wrong is refused as it arrives, saying where; nothing is stored.
     let broken = b"{\"mode\": \"delta\",\n\"users\": [\n{]".to_vec();
     let headers = signed(&secret, "broken", &broken, "application/json");
     let (status, answer, _) = send(&app, "lincoln", &headers, broken).await;
-    assert_eq!(status, 202, "{answer}");
-    let delivery = settled(&app, "lincoln", answer["id"].as_str().unwrap()).await;
-    assert_eq!(delivery["status"], "failed", "{delivery}");
-    assert!(delivery["run_id"].is_string());
-    let error = &delivery["errors"][0];
-    assert_eq!((&error["file"], &error["line"]), (&json!("POST /roster"), &json!(3)), "{delivery}");
+    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("invalid_body")), "{answer}");
+    let error = &answer["error"]["details"][0];
+    assert_eq!((&error["file"], &error["line"]), (&json!("POST /roster"), &json!(3)), "{answer}");
     assert!(error["message"].as_str().unwrap().contains("line 3 column"), "{error}");
+    // (body, field named)
+    for (body, field) in [
+        (json!({"users": [1]}), "/users/0"),
+        (json!({"users": {}}), "users"),
+        (json!({"mode": "sometimes", "users": []}), "mode"),
+        (json!({"users": [], "teachers": []}), "teachers"),
+    ] {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let headers = signed(&secret, &format!("shape-{field}"), &bytes, "application/json");
+        let (status, answer, _) = send(&app, "lincoln", &headers, bytes).await;
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert_eq!(answer["error"]["details"][0]["field"], field, "{body}: {answer}");
+    }
+    assert_eq!(total(&app, "lincoln", "").await, 0);
+    assert!(stored_bodies(&app).is_empty());
     // A record that is wrong is named by its collection and index.
     let mut roster = school_json("bulk");
     roster["users"][1]["role"] = json!("wizard");

@@ -122,6 +122,18 @@ pub async fn push(
             ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string())
         })?;
     }
+    if format == BodyFormat::Json {
+        crate::sources::oneroster::push::check_shape(&bytes).map_err(|problem| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                format!("the push was refused and nothing was stored: {problem}"),
+            )
+            .with_details(vec![
+                serde_json::to_value(&problem).expect("a problem serializes")
+            ])
+        })?;
+    }
     let stored = inbound::receive(
         &state.db,
         &state.settings,

@@ -112,6 +112,21 @@ pub fn read(body: &[u8]) -> Result<PushedRoster, Problem> {
     })
 }
 
+/// Checks a body's shape as it is received, so that a push that could never be processed is
+/// refused at once and nothing of it stored: [`read`]'s checks, and every record an object.
+pub fn check_shape(body: &[u8]) -> Result<(), Problem> {
+    let pushed = read(body)?;
+    for (kind, records) in &pushed.collections {
+        if let Some(index) = records.iter().position(|r| !r.is_object()) {
+            return Err(member_problem(
+                &format!("/{}/{index}", kind.oneroster_name()),
+                "a record must be a JSON object",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn member_problem(member: &str, message: impl Into<String>) -> Problem {
     Problem::at(Location::record(BODY, None, None), Some(member), message)
 }
