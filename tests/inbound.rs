@@ -489,6 +489,8 @@ on_every_backend!(malformed_pushes_fail_with_where_they_are_wrong, with FAST_JOB
         (json!({"users": {}}), "users"),
         (json!({"mode": "sometimes", "users": []}), "mode"),
         (json!({"users": [], "teachers": []}), "teachers"),
+        (json!({"users": [], "enrollments": null}), "enrollments"),
+        (json!({"users": [], "mode": null}), "mode"),
     ] {
         let bytes = serde_json::to_vec(&body).unwrap();
         let headers = signed(&secret, &format!("shape-{field}"), &bytes, "application/json");

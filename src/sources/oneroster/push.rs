@@ -82,7 +82,7 @@ pub fn read(body: &[u8]) -> Result<PushedRoster, Problem> {
     let mut collections = Vec::new();
     for kind in COLLECTIONS {
         match members.remove(kind.oneroster_name()) {
-            None | Some(Json::Null) => {}
+            None => {}
             Some(Json::Array(records)) => collections.push((kind, records)),
             Some(_) => {
                 return Err(member_problem(
@@ -133,7 +133,7 @@ fn member_problem(member: &str, message: impl Into<String>) -> Problem {
 
 fn take_text(members: &mut Map<String, Json>, name: &str) -> Result<Option<String>, Problem> {
     match members.remove(name) {
-        None | Some(Json::Null) => Ok(None),
+        None => Ok(None),
         Some(Json::String(text)) => Ok(Some(text)),
         Some(_) => Err(member_problem(name, format!("{name} must be a string"))),
     }
