@@ -349,3 +349,52 @@ on_every_backend!(grassroots_sign_ups_are_refused_field_by_field, |app| {
     assert_eq!(status, 200);
     assert_eq!(fetched["role_family"], "staff");
 });
+
+on_every_backend!(
+    a_oneroster_1_2_user_gets_the_role_family_of_its_primary_role,
+    |app| {
+        app.create_district("lincoln").await;
+        let manifest = "propertyName,value\nmanifest.version,1.0\noneroster.version,1.2\nfile.orgs,bulk\nfile.academicSessions,bulk\nfile.courses,bulk\nfile.classes,bulk\nfile.users,bulk\nfile.roles,bulk\nfile.enrollments,bulk\n";
+        let users = "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password,userMasterIdentifier,preferredGivenName,preferredMiddleName,preferredFamilyName,primaryOrgSourcedId,pronouns\n\
+        tch-1,,,true,tina,,Tina,Teach,,,,,,,,,,,,,sch-1,\n\
+        aid-1,,,true,adam,,Adam,Aide,,,,,,,,,,,,,sch-1,\n\
+        stu-1,,,true,sam,,Sam,One,,,,,,,09,,,,,,sch-1,\n\
+        stu-2,,,true,sue,,Sue,Two,,,,,,,09,,,,,,sch-1,\n\
+        stu-3,,,true,syd,,Syd,Three,,,,,,,09,,,,,,sch-1,\n";
+        // tch-1 is also a guardian elsewhere (secondary); stu-3 has only an extension role.
+        let roles = "sourcedId,status,dateLastModified,userSourcedId,roleType,role,beginDate,endDate,orgSourcedId,userProfileSourcedId\n\
+        r-1,,,tch-1,primary,teacher,,,sch-1,\n\
+        r-0,,,tch-1,secondary,guardian,,,sch-1,\n\
+        r-2,,,aid-1,primary,aide,,,sch-1,\n\
+        r-3,,,stu-1,primary,student,,,sch-1,\n\
+        r-4,,,stu-2,primary,student,,,sch-1,\n\
+        r-5,,,stu-3,primary,ext:learner,,,sch-1,\n";
+        let bundle = school()
+            .with("manifest.csv", manifest)
+            .with("users.csv", users)
+            .with("roles.csv", roles);
+        let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &bundle).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["accounts"]["provisioned"], 4, "{report}");
+        let accounts = accounts_of(&app, "lincoln").await;
+        assert_eq!(account_for(&accounts, "tch-1")["role_family"], "staff");
+        assert_eq!(account_for(&accounts, "stu-1")["role_family"], "student");
+        assert!(accounts.iter().all(|a| a["user_sourced_id"] != "stu-3"));
+    }
+);
+
+on_every_backend!(
+    a_district_without_the_email_key_never_links_by_email,
+    |app| {
+        app.create_district_with("lincoln", json!({ "identity_keys": ["sis_id"] }))
+            .await;
+        let sam = grassroots(&app, "sam@example.org", "student").await;
+        let (_, report) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        assert_eq!(report["accounts"]["linked"], 0, "{report}");
+        assert_eq!(report["accounts"]["provisioned"], 5);
+        assert_ne!(
+            account_for(&accounts_of(&app, "lincoln").await, "stu-1")["id"],
+            sam.as_str()
+        );
+    }
+);

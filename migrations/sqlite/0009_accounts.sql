@@ -46,4 +46,5 @@ CREATE TABLE stage_accounts (
     claimants INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX stage_accounts_run_idx ON stage_accounts (run_id, user_sourced_id);
-CREATE INDEX stage_accounts_match_idx ON stage_accounts (run_id, match_account_id);
+CREATE INDEX stage_accounts_match_idx ON stage_accounts (run_id, match_account_id)
+    WHERE match_account_id IS NOT NULL;

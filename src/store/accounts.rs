@@ -60,10 +60,17 @@ fn json_sql(backend: Backend, members: &[(&str, &str)]) -> String {
     }
 }
 
-/// A user's OneRoster role, lower-cased: 1.1 `role`, else the user's 1.2 roles (primary first).
-const USER_ROLE_SQL: &str = "lower(COALESCE(u.role, (SELECT r.role FROM user_roles r \
-     WHERE r.district_id = u.district_id AND r.user_sourced_id = u.sourced_id AND r.deleted_at IS NULL \
-     ORDER BY CASE WHEN r.role_type = 'primary' THEN 0 ELSE 1 END, r.sourced_id LIMIT 1)))";
+/// Each user's OneRoster role, lower-cased, as `y.role`: 1.1 `role`, else the user's 1.2 roles
+/// (a primary one first). The roles are aggregated once (a join, not a subquery per user: a
+/// first import of 100k users is planned as one pass).
+const USERS_WITH_ROLE_SQL: &str = "SELECT u.sourced_id, lower(COALESCE(u.role, substr(r.ranked, 2))) AS role, \
+       u.email, u.given_name, u.family_name \
+     FROM users u LEFT JOIN (SELECT r.user_sourced_id, \
+         MIN(CASE WHEN r.role_type = 'primary' THEN '0' ELSE '1' END || r.role) AS ranked \
+       FROM user_roles r WHERE r.district_id = $2 AND r.deleted_at IS NULL AND r.role IS NOT NULL \
+       GROUP BY r.user_sourced_id) r ON r.user_sourced_id = u.sourced_id \
+     WHERE u.district_id = $2 AND u.deleted_at IS NULL \
+       AND NOT EXISTS (SELECT 1 FROM account_links k WHERE k.district_id = $2 AND k.user_sourced_id = u.sourced_id)";
 
 /// The role family of `y.role` (see [`crate::domain::account::role_family`]), NULL when the
 /// role gets no account.
@@ -117,28 +124,13 @@ pub async fn provision(
         // A link is the user's identity in the district (the `sis_id` key): linked users are
         // never matched again. E-mail matching looks at grassroots accounts of the same family.
         let by_email = keys.contains(&IdentityKey::Email);
-        let grassroots = "FROM accounts a WHERE a.state = 'grassroots' \
-                          AND a.email_normalized = x.email_normalized AND a.role_family = x.role_family";
-        let (candidates, candidate) = if by_email {
-            (
-                format!("(SELECT COUNT(*) {grassroots})"),
-                format!("(SELECT MIN(a.id) {grassroots})"),
-            )
-        } else {
-            ("0".to_string(), "NULL".to_string())
-        };
         tx.execute(
             &format!(
                 "INSERT INTO stage_accounts (run_id, user_sourced_id, role_family, email, email_normalized, \
-                   given_name, family_name, new_account_id, candidates, match_account_id) \
-                 SELECT $1, x.sourced_id, x.role_family, x.email, x.email_normalized, x.given_name, x.family_name, \
-                   {uuid}, {candidates}, {candidate} \
-                 FROM (SELECT y.*, {family} AS role_family FROM ( \
-                     SELECT u.sourced_id, {USER_ROLE_SQL} AS role, u.email, \
-                       NULLIF(lower(trim(u.email)), '') AS email_normalized, u.given_name, u.family_name \
-                     FROM users u WHERE u.district_id = $2 AND u.deleted_at IS NULL \
-                       AND NOT EXISTS (SELECT 1 FROM account_links k WHERE k.district_id = $2 \
-                         AND k.user_sourced_id = u.sourced_id)) y) x \
+                   given_name, family_name, new_account_id, candidates) \
+                 SELECT $1, x.sourced_id, x.role_family, x.email, NULLIF(lower(trim(x.email)), ''), \
+                   x.given_name, x.family_name, {uuid}, 0 \
+                 FROM (SELECT y.*, {family} AS role_family FROM ({USERS_WITH_ROLE_SQL}) y) x \
                  WHERE x.role_family IS NOT NULL",
                 uuid = uuid_sql(backend),
                 family = family_sql(),
@@ -147,9 +139,25 @@ pub async fn provision(
         )
         .await?;
         if by_email {
+            // Only users with a candidate are touched: most have none.
+            let grassroots = "FROM accounts a WHERE a.state = 'grassroots' \
+                 AND a.email_normalized = stage_accounts.email_normalized \
+                 AND a.role_family = stage_accounts.role_family";
+            tx.execute(
+                &format!(
+                    "UPDATE stage_accounts SET candidates = (SELECT COUNT(*) {grassroots}), \
+                       match_account_id = (SELECT MIN(a.id) {grassroots}) \
+                     WHERE run_id = $1 AND email_normalized IS NOT NULL AND EXISTS (SELECT 1 {grassroots})"
+                ),
+                &args![run_id],
+            )
+            .await?;
+        }
+        if by_email {
             tx.execute(
                 "UPDATE stage_accounts SET claimants = (SELECT COUNT(*) FROM stage_accounts o \
-                   WHERE o.run_id = $1 AND o.candidates = 1 AND o.match_account_id = stage_accounts.match_account_id) \
+                   WHERE o.run_id = $1 AND o.match_account_id IS NOT NULL AND o.candidates = 1 \
+                   AND o.match_account_id = stage_accounts.match_account_id) \
                  WHERE run_id = $1 AND candidates = 1",
                 &args![run_id],
             )
