@@ -198,14 +198,23 @@ pub async fn provision(
                 &params,
             )
             .await?;
-            tx.execute(
-                &format!(
-                    "UPDATE accounts SET state = 'district', updated_at = $3 WHERE id IN \
-                     (SELECT s.match_account_id FROM stage_accounts s WHERE s.run_id = $1 AND {LINK})"
-                ),
-                &args![run_id, district.id, now],
-            )
-            .await?;
+            // Only accounts still grassroots: a sync of another district running at the same
+            // time may have linked one since this run looked (PostgreSQL re-checks after the row
+            // lock). Then this run fails, and is run again, rather than share an account.
+            let claimed = tx
+                .execute(
+                    &format!(
+                        "UPDATE accounts SET state = 'district', updated_at = $3 WHERE state = 'grassroots' AND id IN \
+                         (SELECT s.match_account_id FROM stage_accounts s WHERE s.run_id = $1 AND {LINK})"
+                    ),
+                    &args![run_id, district.id, now],
+                )
+                .await?;
+            if claimed != decided.linked as u64 {
+                return Err(StoreError::Conflict(
+                    "a grassroots account this sync would link was linked by another district's sync meanwhile: run the sync again".into(),
+                ));
+            }
             tx.execute(
                 &format!(
                     "INSERT INTO account_links (district_id, user_sourced_id, account_id, linked_at, roster_status, matched_by) \
