@@ -116,15 +116,10 @@ pub async fn provision(
     let mut ambiguous = Vec::new();
 
     if changes.users_entered_or_changed {
-        tx.execute(
-            "DELETE FROM stage_accounts WHERE run_id = $1",
-            &args![run_id],
-        )
-        .await?;
         // A link is the user's identity in the district (the `sis_id` key): linked users are
         // never matched again. E-mail matching looks at grassroots accounts of the same family.
         let by_email = keys.contains(&IdentityKey::Email);
-        tx.execute(
+        let staged = tx.execute(
             &format!(
                 "INSERT INTO stage_accounts (run_id, user_sourced_id, role_family, email, email_normalized, \
                    given_name, family_name, new_account_id, candidates) \
@@ -138,8 +133,8 @@ pub async fn provision(
             &args![run_id, district.id],
         )
         .await?;
-        if by_email {
-            // Only users with a candidate are touched: most have none.
+        // Only users with a candidate are touched: most have none.
+        let with_candidates = if by_email && staged > 0 {
             let grassroots = "FROM accounts a WHERE a.state = 'grassroots' \
                  AND a.email_normalized = stage_accounts.email_normalized \
                  AND a.role_family = stage_accounts.role_family";
@@ -151,9 +146,11 @@ pub async fn provision(
                 ),
                 &args![run_id],
             )
-            .await?;
-        }
-        if by_email {
+            .await?
+        } else {
+            0
+        };
+        if with_candidates > 0 {
             tx.execute(
                 "UPDATE stage_accounts SET claimants = (SELECT COUNT(*) FROM stage_accounts o \
                    WHERE o.run_id = $1 AND o.match_account_id IS NOT NULL AND o.candidates = 1 \
@@ -163,8 +160,15 @@ pub async fn provision(
             )
             .await?;
         }
-        let decided: DecisionCounts = tx
-            .fetch_optional(
+        let decided: DecisionCounts = if with_candidates == 0 {
+            // Nobody matched anything: every staged user gets a new account.
+            DecisionCounts {
+                linked: 0,
+                provisioned: staged as i64,
+                ambiguous: 0,
+            }
+        } else {
+            tx.fetch_optional(
                 &format!(
                     "SELECT COUNT(*) FILTER (WHERE {LINK}) AS linked, COUNT(*) FILTER (WHERE {NEW}) AS provisioned, \
                        COUNT(*) FILTER (WHERE {AMBIGUOUS}) AS ambiguous \
@@ -173,7 +177,8 @@ pub async fn provision(
                 &args![run_id],
             )
             .await?
-            .expect("aggregate returns a row");
+            .expect("aggregate returns a row")
+        };
         counts.linked = decided.linked as u64;
         counts.provisioned = decided.provisioned as u64;
         counts.ambiguous = decided.ambiguous as u64;
@@ -280,11 +285,13 @@ pub async fn provision(
                 )
                 .await?;
         }
-        tx.execute(
-            "DELETE FROM stage_accounts WHERE run_id = $1",
-            &args![run_id],
-        )
-        .await?;
+        if staged > 0 {
+            tx.execute(
+                "DELETE FROM stage_accounts WHERE run_id = $1",
+                &args![run_id],
+            )
+            .await?;
+        }
     }
 
     // Roster status follows the user: removed → No Longer Rostered, back → Rostered.
