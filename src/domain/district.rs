@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::account::{default_identity_keys, IdentityKey};
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DistrictError {
     #[error("slug must be 2-63 characters of a-z, 0-9 and '-', starting with a letter: {0:?}")]
@@ -14,6 +16,8 @@ pub enum DistrictError {
     BadTimezone(String),
     #[error("{0} must be a percentage between 0 and 100")]
     BadPercent(&'static str),
+    #[error("identity_keys lists {0:?} twice")]
+    DuplicateIdentityKey(IdentityKey),
 }
 
 /// A district's handle in URLs and on the command line.
@@ -109,6 +113,9 @@ pub struct DistrictSettings {
     /// OneRoster end dates are exclusive, but most SIS mean "last day, inclusive". True reads
     /// them as inclusive.
     pub end_date_inclusive: bool,
+    /// Identity matching keys, tried in this order when a user enters the roster.
+    #[serde(default = "default_identity_keys")]
+    pub identity_keys: Vec<IdentityKey>,
 }
 
 impl DistrictSettings {
@@ -120,6 +127,11 @@ impl DistrictSettings {
         ] {
             if !(0.0..=100.0).contains(&value) {
                 return Err(DistrictError::BadPercent(name));
+            }
+        }
+        for (i, key) in self.identity_keys.iter().enumerate() {
+            if self.identity_keys[..i].contains(key) {
+                return Err(DistrictError::DuplicateIdentityKey(*key));
             }
         }
         Ok(self)
@@ -134,6 +146,7 @@ impl Default for DistrictSettings {
             threshold_min_changes: 5,
             review_every_sync: false,
             end_date_inclusive: true,
+            identity_keys: default_identity_keys(),
         }
     }
 }
@@ -205,5 +218,21 @@ mod tests {
             serde_json::from_str(r#"{"review_every_sync":true}"#).unwrap();
         assert!(parsed.review_every_sync);
         assert!(serde_json::from_str::<DistrictSettings>(r#"{"nope":1}"#).is_err());
+    }
+
+    #[test]
+    fn identity_keys_default_to_sis_id_then_email_and_are_validated() {
+        let s: DistrictSettings = serde_json::from_str("{}").unwrap();
+        assert_eq!(s.identity_keys, [IdentityKey::SisId, IdentityKey::Email]);
+        let only_sis: DistrictSettings =
+            serde_json::from_str(r#"{"identity_keys":["sis_id"]}"#).unwrap();
+        assert_eq!(only_sis.identity_keys, [IdentityKey::SisId]);
+        assert!(serde_json::from_str::<DistrictSettings>(r#"{"identity_keys":["ssn"]}"#).is_err());
+        let twice: DistrictSettings =
+            serde_json::from_str(r#"{"identity_keys":["email","email"]}"#).unwrap();
+        assert_eq!(
+            twice.validate(),
+            Err(DistrictError::DuplicateIdentityKey(IdentityKey::Email))
+        );
     }
 }

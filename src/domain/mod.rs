@@ -1,5 +1,6 @@
 //! Plain types and pure rules. Nothing in here does I/O.
 
+pub mod account;
 pub mod connection;
 pub mod connection_input;
 pub mod district;

@@ -148,6 +148,9 @@ pub struct RunReport {
     /// Per OneRoster type in the run: what was (or, for held and dry runs, would be) done.
     pub counts: BTreeMap<String, KindCounts>,
     pub coaching: CoachingCounts,
+    /// Accounts provisioned, linked and re-statused by the run (or that would be).
+    #[serde(default)]
+    pub accounts: AccountCounts,
     /// Why the run waits for an administrator (or would, for a dry run).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_reasons: Vec<String>,
@@ -180,6 +183,11 @@ impl RunReport {
             out.push_str(&format!(
                 "  coaching pairs: {} started, {} ended\n",
                 self.coaching.started, self.coaching.ended
+            ));
+            let a = &self.accounts;
+            out.push_str(&format!(
+                "  accounts: {} provisioned ({} ambiguous), {} linked, {} no longer rostered, {} rostered again\n",
+                a.provisioned, a.ambiguous, a.linked, a.no_longer_rostered, a.rostered_again
             ));
         }
         for reason in &self.held_reasons {
@@ -216,6 +224,19 @@ impl RunReport {
 pub struct CoachingCounts {
     pub started: u64,
     pub ended: u64,
+}
+
+/// What a run did to accounts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountCounts {
+    /// New accounts, the ambiguous ones included.
+    pub provisioned: u64,
+    /// Grassroots accounts linked to a user by identity matching.
+    pub linked: u64,
+    /// Users with several candidates (or sharing one): each got a new account.
+    pub ambiguous: u64,
+    pub no_longer_rostered: u64,
+    pub rostered_again: u64,
 }
 
 #[cfg(test)]

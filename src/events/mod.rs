@@ -1,12 +1,21 @@
 //! Events: the catalogue of what the outbox records. Every roster change is `<type>.<change>`
 //! (`users.created`, `enrollments.deleted`, …) with the record's sourcedId as subject; coaching
-//! pairs are `coaching.started` / `coaching.ended` with `teacher/student` as subject.
+//! pairs are `coaching.started` / `coaching.ended` with `teacher/student` as subject; accounts
+//! are `account.provisioned` / `account.linked` / `account.roster_status_changed` with the
+//! account id as subject and a thin JSON payload.
 
 pub mod catalogue;
 pub mod signing;
 pub mod subscriptions;
 
 use crate::domain::records::{Change, RecordKind};
+
+/// What provisioning records about accounts.
+pub const ACCOUNT_EVENTS: [&str; 3] = [
+    "account.provisioned",
+    "account.linked",
+    "account.roster_status_changed",
+];
 
 /// Every event type the gateway emits.
 pub fn catalogue() -> Vec<String> {
@@ -16,6 +25,7 @@ pub fn catalogue() -> Vec<String> {
         .collect();
     names.push("coaching.started".into());
     names.push("coaching.ended".into());
+    names.extend(ACCOUNT_EVENTS.map(String::from));
     names
 }
 
@@ -27,6 +37,7 @@ mod tests {
         assert!(names.contains(&"users.created".to_string()));
         assert!(names.contains(&"enrollments.deleted".to_string()));
         assert!(names.contains(&"coaching.ended".to_string()));
-        assert_eq!(names.len(), 8 * 3 + 2);
+        assert!(names.contains(&"account.linked".to_string()));
+        assert_eq!(names.len(), 8 * 3 + 2 + 3);
     }
 }

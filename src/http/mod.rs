@@ -1,5 +1,6 @@
 //! The HTTP API (actix-web). Handlers parse, authorize and call the library; no business rules.
 
+pub mod accounts;
 pub mod auth;
 pub mod connections;
 pub mod districts;
@@ -205,6 +206,26 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
             "/api/v1/districts/{district}/inbound/{delivery_id}/retry",
             Method::POST,
             web::post().to(inbound::retry),
+        ),
+        (
+            "/api/v1/districts/{district}/accounts",
+            Method::GET,
+            web::get().to(accounts::list),
+        ),
+        (
+            "/api/v1/districts/{district}/accounts/{account_id}",
+            Method::GET,
+            web::get().to(accounts::get),
+        ),
+        (
+            "/api/v1/accounts",
+            Method::POST,
+            web::post().to(accounts::create),
+        ),
+        (
+            "/api/v1/accounts/{account_id}",
+            Method::GET,
+            web::get().to(accounts::get_any),
         ),
     ];
     for (collection, item) in roster::PATHS {

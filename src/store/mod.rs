@@ -4,6 +4,7 @@
 //! `RETURNING`, `FILTER`), and run through [`Db`] or [`Tx`], which bind the same arguments on
 //! either backend. Only the migrations and the bulk loader differ per backend.
 
+pub mod accounts;
 pub mod clients;
 pub mod connections;
 pub mod districts;

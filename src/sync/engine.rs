@@ -9,11 +9,13 @@ use tokio::sync::mpsc;
 use super::input::{Feed, Plan, SourceEnd};
 use super::progress::{self, Phase, Progress, ProgressFn};
 use super::report::{RunReport, RunStatus};
+use crate::domain::account::{ambiguity_message, decide, Decision};
 use crate::domain::district::District;
-use crate::domain::problem::{Location, Problem, ProblemLog};
+use crate::domain::problem::{Location, Problem, ProblemLog, Warning};
 use crate::domain::records::{enrollment_cutoff, ColumnType, RecordKind, SourceRecord};
-use crate::domain::run::{CoachingCounts, Origin};
+use crate::domain::run::{AccountCounts, CoachingCounts, Origin};
 use crate::domain::thresholds::{hold_reasons, KindCounts};
+use crate::store::accounts::{self as account_store, DistrictRef, RosterChanges};
 use crate::store::locks::{self, DistrictLock};
 use crate::store::sync_apply;
 use crate::store::{connections, districts, runs, staging, Db, StoreError};
@@ -322,7 +324,12 @@ impl Engine {
         if options.dry_run {
             // Apply and roll back: the counts, coaching included, are exactly what applying would do.
             let diff = report.counts.clone();
-            report.coaching = self.apply(district, &run_id, plan, &diff, None).await?;
+            let rehearsed = self.apply(district, &run_id, plan, &diff, None).await?;
+            report.coaching = rehearsed.coaching;
+            report.accounts = rehearsed.accounts;
+            for warning in rehearsed.warnings {
+                log.warn(warning);
+            }
             staging::clear(&self.db, &run_id).await?;
             return self.finish(report, log, RunStatus::DryRun, 0).await;
         }
@@ -348,7 +355,7 @@ impl Engine {
         plan: &Plan,
         diff: &BTreeMap<String, KindCounts>,
         report: Option<&mut RunReport>,
-    ) -> Result<CoachingCounts, SyncError> {
+    ) -> Result<Applied, SyncError> {
         self.phase(Phase::Applying);
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
@@ -376,6 +383,14 @@ impl Engine {
         sync_apply::analyze_applied(&mut tx).await?;
         tracing::debug!(
             phase = "apply",
+            ms = phase_start.elapsed().as_millis() as u64
+        );
+        let phase_start = std::time::Instant::now();
+        let (accounts, warnings) = self
+            .provision_accounts(&mut tx, district, run_id, plan, diff, now)
+            .await?;
+        tracing::debug!(
+            phase = "accounts",
             ms = phase_start.elapsed().as_millis() as u64
         );
         let phase_start = std::time::Instant::now();
@@ -419,13 +434,71 @@ impl Engine {
                 districts::bump_roster_version(&mut tx, district.id).await?;
                 report.status = RunStatus::Applied;
                 report.coaching = coaching;
+                report.accounts = accounts;
+                report
+                    .warnings
+                    .extend(warnings.iter().cloned().map(|problem| Warning {
+                        problem,
+                        occurrences: 1,
+                    }));
                 report.finished_at = Some(Utc::now());
                 runs::finish_in(&mut tx, report, 0).await?;
                 tx.commit().await?;
             }
             None => tx.rollback().await?,
         }
-        Ok(coaching)
+        Ok(Applied {
+            coaching,
+            accounts,
+            warnings,
+        })
+    }
+
+    /// Provisions and links accounts for the users the run brought in, and moves roster
+    /// statuses, inside the applying transaction. Steps nothing in the run could affect are
+    /// skipped. Ambiguous matches become warnings naming the user's sourcedId only.
+    async fn provision_accounts(
+        &self,
+        tx: &mut crate::store::Tx,
+        district: &District,
+        run_id: &str,
+        plan: &Plan,
+        diff: &BTreeMap<String, KindCounts>,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(AccountCounts, Vec<Problem>), SyncError> {
+        let changed = |kind: RecordKind, f: fn(&KindCounts) -> u64| {
+            diff.get(kind.oneroster_name()).is_some_and(|c| f(c) > 0)
+        };
+        let changes = RosterChanges {
+            users_entered_or_changed: changed(RecordKind::Users, |c| c.created + c.updated)
+                || changed(RecordKind::Roles, |c| c.created + c.updated + c.deleted),
+            users_removed: changed(RecordKind::Users, |c| c.deleted),
+        };
+        let (counts, ambiguous) = account_store::provision(
+            tx,
+            run_id,
+            DistrictRef {
+                id: district.id,
+                slug: district.slug.as_str(),
+            },
+            &district.settings.identity_keys,
+            changes,
+            now,
+            self.max_reported_errors as i64,
+        )
+        .await?;
+        let label = plan.label(RecordKind::Users);
+        let warnings = ambiguous
+            .iter()
+            .filter(|a| decide(a.candidates as u64, a.claimants as u64) == Decision::NewAmbiguous)
+            .map(|a| {
+                Problem::file(
+                    label.clone(),
+                    ambiguity_message(&a.user_sourced_id, a.candidates as u64, a.claimants as u64),
+                )
+            })
+            .collect();
+        Ok((counts, warnings))
     }
 
     async fn finish(
@@ -634,6 +707,14 @@ impl Engine {
     }
 }
 
+/// What applying a run did (or, rehearsed, would do) beyond the records themselves.
+struct Applied {
+    coaching: CoachingCounts,
+    accounts: AccountCounts,
+    /// Ambiguous identity matches, for the run's warnings.
+    warnings: Vec<Problem>,
+}
+
 /// A report with nothing in it yet.
 fn placeholder_report(district: &District, run_id: &str) -> RunReport {
     RunReport {
@@ -643,6 +724,7 @@ fn placeholder_report(district: &District, run_id: &str) -> RunReport {
         status: RunStatus::Running,
         counts: BTreeMap::new(),
         coaching: CoachingCounts::default(),
+        accounts: AccountCounts::default(),
         held_reasons: Vec::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
