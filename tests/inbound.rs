@@ -634,6 +634,63 @@ on_every_backend!(
     }
 );
 
+// A process took the push's only attempt and died: the next gateway dead-letters the delivery.
+on_every_backend!(
+    a_push_whose_last_attempt_died_with_its_process_is_dead_lettered,
+    with & [
+        ("ROSTERGATE_JOBS__ENABLED", "false"),
+        ("ROSTERGATE_JOBS__MAX_ATTEMPTS", "1")
+    ],
+    |app| {
+        app.create_district("lincoln").await;
+        let (_, secret) = push_secret(&app, "lincoln").await;
+        let (_, answer, _) =
+            push_json(&app, "lincoln", &secret, "died", &school_json("bulk")).await;
+        let id = answer["id"].as_str().unwrap().to_string();
+        // What a process that claimed the job and was killed leaves behind.
+        let db = rostergate::store::Db::connect(&app.db.url).await.unwrap();
+        let now = chrono::Utc::now();
+        let job = rostergate::store::jobs::claim(
+            &db,
+            "a-gateway-that-died",
+            &["inbound_roster".to_string()],
+            chrono::Duration::milliseconds(1),
+            now,
+        )
+        .await
+        .unwrap()
+        .expect("the push's job is there to claim");
+        rostergate::store::inbound::start(&db, job.district_id, &id, now)
+            .await
+            .unwrap();
+        db.close().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = second_gateway(
+            &app,
+            &[
+                ("ROSTERGATE_JOBS__POLL_INTERVAL_MS", "50"),
+                ("ROSTERGATE_JOBS__MAX_ATTEMPTS", "1"),
+            ],
+        )
+        .await;
+        let delivery = settled_at(&app.client, &second, "lincoln", &id).await;
+        assert_eq!(delivery["status"], "dead", "{delivery}");
+        assert!(
+            delivery["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("stopped before it finished"),
+            "{delivery}"
+        );
+        let admin = app.token_for("lincoln", &["admin"]).await;
+        let retry = format!("/api/v1/districts/lincoln/inbound/{id}/retry");
+        let (status, retried) = app.post_json(&retry, &admin, &json!({})).await;
+        assert_eq!(status, 202, "{retried}");
+        let delivery = settled_at(&app.client, &second, "lincoln", &id).await;
+        assert_eq!(delivery["status"], "applied", "{delivery}");
+    }
+);
+
 on_every_backend!(
     a_push_to_a_district_busy_with_another_sync_waits_without_using_an_attempt,
     with & [

@@ -51,6 +51,12 @@ enum ProcessError {
 }
 
 impl JobHandler for InboundJobs {
+    async fn gave_up(&self, job: &Job) {
+        if let Err(e) = self.dead_letter(job).await {
+            tracing::warn!(job_id = %job.id, error = %e, "could not dead-letter a push whose job died");
+        }
+    }
+
     async fn run(&self, job: &Job) -> Result<Value, JobError> {
         let payload: InboundPayload = serde_json::from_value(job.payload.clone()).map_err(|e| {
             JobError::permanent(format!("the job's payload is not an inbound delivery: {e}"))
@@ -140,6 +146,33 @@ impl JobHandler for InboundJobs {
 }
 
 impl InboundJobs {
+    /// The delivery of a job whose last attempt died with its process: dead-lettered, for an
+    /// admin to retry (its body is still stored).
+    async fn dead_letter(&self, job: &Job) -> Result<(), StoreError> {
+        let Ok(payload) = serde_json::from_value::<InboundPayload>(job.payload.clone()) else {
+            return Ok(());
+        };
+        // A run recorded as finished stands, whatever happened to the job after.
+        let delivery = inbound::find(&self.db, job.district_id, &payload.delivery).await?;
+        if delivery.is_none_or(|d| d.status.is_final()) {
+            return Ok(());
+        }
+        let errors = json!([Problem::file(
+            "*",
+            "the gateway process handling this push stopped before it finished, on its last attempt"
+        )]);
+        inbound::finish(
+            &self.db,
+            job.district_id,
+            &payload.delivery,
+            DeliveryStatus::Dead,
+            None,
+            &errors,
+            Utc::now(),
+        )
+        .await
+    }
+
     async fn process(
         &self,
         district: &crate::domain::district::District,

@@ -50,6 +50,14 @@ impl JobError {
 /// must be idempotent; the runner stops a handler whose lease was taken over.
 pub trait JobHandler: Send + Sync + 'static {
     fn run(&self, job: &Job) -> impl Future<Output = Result<Value, JobError>> + Send;
+
+    /// Told once when a job is failed for good without its handler seeing the end: the process
+    /// running its last attempt died (its lease ran out). Whatever the handler keeps beside the
+    /// job (a delivery's status) can say so. Nothing by default.
+    fn gave_up(&self, job: &Job) -> impl Future<Output = ()> + Send {
+        let _ = job;
+        async {}
+    }
 }
 
 pub(crate) type HandlerFuture<'a> =
@@ -58,11 +66,15 @@ pub(crate) type HandlerFuture<'a> =
 /// [`JobHandler`] behind a pointer, so that handlers of different types share one table.
 pub(crate) trait DynHandler: Send + Sync {
     fn run_boxed<'a>(&'a self, job: &'a Job) -> HandlerFuture<'a>;
+    fn gave_up_boxed<'a>(&'a self, job: &'a Job) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
 impl<H: JobHandler> DynHandler for H {
     fn run_boxed<'a>(&'a self, job: &'a Job) -> HandlerFuture<'a> {
         Box::pin(self.run(job))
+    }
+    fn gave_up_boxed<'a>(&'a self, job: &'a Job) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(self.gave_up(job))
     }
 }
 

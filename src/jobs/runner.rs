@@ -73,6 +73,13 @@ impl Runner {
 
     /// Claims one due job and runs it to its end. `None` when no job was due.
     pub async fn run_once(&self) -> Result<Option<Ran>, StoreError> {
+        // Jobs whose process died on their last attempt end here; their handlers are told.
+        for job in jobs::fail_exhausted(&self.db, Utc::now()).await? {
+            tracing::warn!(job_id = %job.id, kind = %job.kind, "a job's last attempt died with its process");
+            if let Some(handler) = self.handlers.get(&job.kind) {
+                handler.gave_up_boxed(&job).await;
+            }
+        }
         let Some(job) =
             jobs::claim(&self.db, &self.owner, &self.kinds, self.lease(), Utc::now()).await?
         else {

@@ -267,16 +267,34 @@ async fn anything_to_claim(db: &Db, now: DateTime<Utc>) -> Result<bool, StoreErr
     Ok(n > 0)
 }
 
-/// Fails the jobs whose lease ran out on their last attempt: their process died each time.
-async fn fail_exhausted(db: &Db, now: DateTime<Utc>) -> Result<u64, StoreError> {
-    db.conn()
-        .execute(
-            "UPDATE jobs SET status = 'failed', lease_until = NULL, finished_at = $1, \
-             last_error = 'the process running the job stopped before it finished' \
-             WHERE status = 'running' AND lease_until < $1 AND attempts >= max_attempts",
+/// Fails the jobs whose lease ran out on their last attempt (their process died each time), and
+/// returns them, so that their handlers can be told.
+pub async fn fail_exhausted(db: &Db, now: DateTime<Utc>) -> Result<Vec<Job>, StoreError> {
+    // A read first: an idle poll must not take SQLite's write lock.
+    let exhausted = db
+        .conn()
+        .scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'running' \
+             AND lease_until < $1 AND attempts >= max_attempts LIMIT 1) AS exhausted",
             &args![now],
         )
-        .await
+        .await?;
+    if exhausted == 0 {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<JobRow> = db
+        .conn()
+        .fetch_all(
+            &format!(
+                "UPDATE jobs SET status = 'failed', lease_until = NULL, finished_at = $1, \
+                 last_error = 'the process running the job stopped before it finished' \
+                 WHERE status = 'running' AND lease_until < $1 AND attempts >= max_attempts \
+                 RETURNING {COLUMNS}"
+            ),
+            &args![now],
+        )
+        .await?;
+    rows.into_iter().map(JobRow::into_job).collect()
 }
 
 /// The lease conditions: the job is still this attempt of this owner's.
