@@ -245,6 +245,50 @@ pub fn produce(
 mod tests {
     use super::*;
 
+    use serde_json::json;
+
+    /// The JSON Schema published for pushes says what the reader accepts: its members, their
+    /// enums, and that a push holds at least one collection and nothing else.
+    #[test]
+    fn the_published_push_schema_agrees_with_the_reader() {
+        let schema: Json = serde_json::from_str(include_str!(
+            "../../../contracts/schemas/roster-push.schema.json"
+        ))
+        .unwrap();
+        let properties = schema["properties"].as_object().unwrap();
+        let mut expected: Vec<&str> = vec!["mode", "version"];
+        expected.extend(COLLECTIONS.iter().map(|k| k.oneroster_name()));
+        let mut published: Vec<&str> = properties.keys().map(String::as_str).collect();
+        published.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(published, expected);
+        assert_eq!(schema["additionalProperties"], Json::Bool(false));
+        let body = |members: Json| serde_json::to_vec(&members).unwrap();
+        assert!(read(&body(json!({"users": [], "surplus": []}))).is_err());
+        for (member, other) in [("mode", "full"), ("version", "1.0")] {
+            for value in properties[member]["enum"].as_array().unwrap() {
+                assert!(
+                    read(&body(json!({member: value, "users": []}))).is_ok(),
+                    "{value}"
+                );
+            }
+            assert!(read(&body(json!({member: other, "users": []}))).is_err());
+        }
+        let required: Vec<&str> = schema["anyOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|alternative| alternative["required"][0].as_str().unwrap())
+            .collect();
+        for kind in COLLECTIONS {
+            let name = kind.oneroster_name();
+            assert!(required.contains(&name), "{name}");
+            assert!(read(&body(json!({name: []}))).is_ok(), "{name}");
+            assert_eq!(properties[name]["type"], "array", "{name}");
+        }
+        assert!(read(&body(json!({"mode": "delta"}))).is_err());
+    }
+
     #[test]
     fn bodies_with_a_bad_structure_are_refused_by_member_or_line() {
         let cases: [(&str, &str); 7] = [
