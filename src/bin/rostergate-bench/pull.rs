@@ -10,6 +10,7 @@
 //! The provider stands in for a remote SIS, so it runs here and its memory is not the pull's;
 //! the pull runs as a separate process so that its peak RSS is its own.
 
+use rostergate::sources::oneroster::COLLECTIONS;
 use std::ffi::OsStr;
 use std::fmt;
 use std::io;
@@ -24,7 +25,6 @@ use rostergate::domain::connection::{
     AuthConfig, ClientAuthStyle, ConnectionConfig, ConnectionKind, OneRosterVersion, PullSchedule,
     RequestLimits, DEFAULT_SCOPES_1_1,
 };
-use rostergate::domain::records::RecordKind;
 use rostergate::outbound::{Fetch, FetchError, SourceClient};
 use rostergate::sources::oneroster::problem_log;
 use rostergate::sources::oneroster::rest::json::JsonRecords;
@@ -47,16 +47,6 @@ const CLIENT_ID: &str = "rostergate-bench";
 const TIMEOUT_SECS: u32 = 60;
 /// What the pull child logs: the engine's phase timings and the pull's own summary line.
 const CHILD_LOG_FILTER: &str = "warn,rostergate::sync::engine=debug,rostergate::pulls=info";
-
-/// Collections in the order a pull GETs them.
-const COLLECTIONS: [RecordKind; 6] = [
-    RecordKind::Orgs,
-    RecordKind::AcademicSessions,
-    RecordKind::Courses,
-    RecordKind::Classes,
-    RecordKind::Users,
-    RecordKind::Enrollments,
-];
 
 #[derive(Debug, Clone)]
 pub struct PullOptions {

@@ -20,6 +20,17 @@ use crate::sync::input::{Feed, Plan, PlannedKind};
 use bundle::Bundle;
 use reader::FileReader;
 
+/// The collections of OneRoster JSON (REST pulls, pushes), in dependency order. 1.2 roles come
+/// inside users; user profiles, demographics and resources are not rostered.
+pub const COLLECTIONS: [RecordKind; 6] = [
+    RecordKind::Orgs,
+    RecordKind::AcademicSessions,
+    RecordKind::Courses,
+    RecordKind::Classes,
+    RecordKind::Users,
+    RecordKind::Enrollments,
+];
+
 /// Records travel to the engine in chunks of this many.
 const CHUNK: usize = 5000;
 

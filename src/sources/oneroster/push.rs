@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use super::columns::Version;
 use super::rest::json::JsonRecords;
+use super::COLLECTIONS;
 use crate::config::ImportSettings;
 use crate::domain::problem::{Location, Problem, ProblemLog};
 use crate::domain::records::{Mode, RecordKind, SourceRecord};
@@ -20,16 +21,6 @@ pub const BODY: &str = "POST /roster";
 
 /// Records travel to the engine in chunks of this many.
 const CHUNK: usize = 5000;
-
-/// The collections a push may carry, in dependency order. Roles (1.2) come inside users.
-const COLLECTIONS: [RecordKind; 6] = [
-    RecordKind::Orgs,
-    RecordKind::AcademicSessions,
-    RecordKind::Courses,
-    RecordKind::Classes,
-    RecordKind::Users,
-    RecordKind::Enrollments,
-];
 
 /// How problems and plans name a collection of the body: `POST /roster users`.
 pub fn label(kind: RecordKind) -> String {

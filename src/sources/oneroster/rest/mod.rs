@@ -14,6 +14,7 @@ use reqwest::Url;
 use tokio::sync::mpsc;
 
 use super::columns::Version;
+use super::COLLECTIONS;
 use crate::config::ImportSettings;
 use crate::domain::connection::OneRosterVersion;
 use crate::domain::problem::{Location, Problem, ProblemLog};
@@ -30,16 +31,6 @@ const CHUNK: usize = 5000;
 /// A `dateLastModified` this far past the pull's start is not believed as a cursor: one bad
 /// clock at the source would otherwise make every later delta skip real changes.
 const FUTURE_SLACK: chrono::Duration = chrono::Duration::days(1);
-
-/// The collections a pull GETs, in dependency order. Roles (1.2) come inside users.
-const COLLECTIONS: [RecordKind; 6] = [
-    RecordKind::Orgs,
-    RecordKind::AcademicSessions,
-    RecordKind::Courses,
-    RecordKind::Classes,
-    RecordKind::Users,
-    RecordKind::Enrollments,
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullMode {
