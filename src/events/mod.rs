@@ -5,6 +5,7 @@
 //! account id as subject and a thin JSON payload.
 
 pub mod catalogue;
+pub mod envelope;
 pub mod signing;
 pub mod subscriptions;
 
