@@ -2,13 +2,13 @@
 //! nothing of the run is applied, and the run, its staged rows and its upload are cleaned up.
 //! On SQLite and PostgreSQL, with real processes and `kill -9`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{backends, Bundle, TestDb, OPERATOR_TOKEN};
+use crate::common::{backends, Bundle, TestDb, OPERATOR_TOKEN};
 use rostergate::store::Db;
 use serde_json::Value;
 

@@ -1,8 +1,8 @@
 //! Black-box tests of health, metrics and the shared error shape, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
-use common::OPERATOR_TOKEN;
+use crate::common::OPERATOR_TOKEN;
 use serde_json::{json, Value};
 
 const METRICS_TOKEN: &str = "metrics-token-for-tests-0123456789abc";

@@ -1,11 +1,11 @@
 //! Black-box tests of the read paths' results on a synthetic district: pages put together
 //! are the whole listing, and coaching answers agree with the enrollments, on both databases.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Bundle, OPERATOR_TOKEN};
+use crate::common::{Bundle, OPERATOR_TOKEN};
 use serde_json::Value;
 
 const D: &str = "synthetic";

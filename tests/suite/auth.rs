@@ -1,8 +1,8 @@
 //! Black-box tests of tokens, clients, scopes and district isolation, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
-use common::{school, OPERATOR_TOKEN};
+use crate::common::{school, OPERATOR_TOKEN};
 use serde_json::{json, Value};
 
 on_every_backend!(api_refuses_missing_malformed_and_forged_tokens, |app| {

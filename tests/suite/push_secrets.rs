@@ -2,7 +2,7 @@
 //! printed once, stored sealed, listed without their value, and leave the live set a push is
 //! verified against when revoked. On both databases.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 
@@ -14,7 +14,7 @@ use rostergate::events::signing::{self, SignedHeaders, VerifyError, WebhookSecre
 use rostergate::store::{districts, Db};
 use serde_json::Value;
 
-use common::{Backend, TestApp, TestDb};
+use crate::common::{Backend, TestApp, TestDb};
 
 /// The master key `common::spawn_app` gives the gateway; the CLI gets it too.
 const MASTER_KEY: &str = "test-secret-key-that-is-long-enough-000";

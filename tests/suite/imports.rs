@@ -1,8 +1,8 @@
 //! Black-box tests of OneRoster imports over HTTP: good, bad and hostile bundles.
 
-mod common;
+use crate::common;
 
-use common::{count, school, Bundle, OPERATOR_TOKEN};
+use crate::common::{count, school, Bundle, OPERATOR_TOKEN};
 use serde_json::json;
 
 on_every_backend!(

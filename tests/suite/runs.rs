@@ -1,8 +1,8 @@
 //! Black-box tests of sync runs: held, approved, discarded, dry and dead runs, and their events.
 
-mod common;
+use crate::common;
 
-use common::{count, school, OPERATOR_TOKEN};
+use crate::common::{count, school, OPERATOR_TOKEN};
 use serde_json::json;
 
 on_every_backend!(every_change_is_written_once_to_the_outbox, |app| {

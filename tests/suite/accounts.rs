@@ -1,9 +1,9 @@
 //! Accounts over HTTP: provisioning on import, identity matching against grassroots accounts,
 //! roster status, district isolation, and the events they leave.
 
-mod common;
+use crate::common;
 
-use common::{school, Bundle, TestApp, OPERATOR_TOKEN};
+use crate::common::{school, Bundle, TestApp, OPERATOR_TOKEN};
 use serde_json::{json, Value};
 
 /// The school bundle with a guardian added (guardians get no account).

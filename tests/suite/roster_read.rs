@@ -1,8 +1,8 @@
 //! Black-box tests of the roster read API, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
-use common::{count, school, Bundle, OPERATOR_TOKEN};
+use crate::common::{count, school, Bundle, OPERATOR_TOKEN};
 use serde_json::json;
 
 on_every_backend!(the_real_oneroster_sample_imports_and_reads_back, |app| {

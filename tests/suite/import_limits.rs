@@ -1,11 +1,11 @@
 //! Hostile uploads: rows and headers too big to hold, reports that would grow with the input,
 //! and problems that must name files as the sender knows them.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 
-use common::OPERATOR_TOKEN;
+use crate::common::OPERATOR_TOKEN;
 use serde_json::Value;
 
 const USERS_HEADER: &str =

@@ -3,7 +3,7 @@
 //! webhook id, dead-lettered when the gateway cannot process them, and retried by an admin.
 //! On both databases.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use rostergate::startup::Application;
 use rostergate::store::{districts, Db};
 use serde_json::{json, Value};
 
-use common::{TestApp, MASTER_KEY, OPERATOR_TOKEN};
+use crate::common::{TestApp, MASTER_KEY, OPERATOR_TOKEN};
 
 /// Fast polling, so that a push is processed within a test's patience.
 const FAST_JOBS: &[(&str, &str)] = &[("ROSTERGATE_JOBS__POLL_INTERVAL_MS", "50")];

@@ -1,8 +1,8 @@
 //! Black-box tests of district creation, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
-use common::OPERATOR_TOKEN;
+use crate::common::OPERATOR_TOKEN;
 use serde_json::json;
 
 on_every_backend!(

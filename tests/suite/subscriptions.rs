@@ -3,7 +3,7 @@
 //! for bad or private URLs and unknown event types, and invisible from another district. On
 //! both databases.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 
@@ -16,7 +16,7 @@ use rostergate::store::subscriptions::{self, Status, Subscription};
 use rostergate::store::{districts, Db};
 use serde_json::{json, Value};
 
-use common::{Backend, TestApp, TestDb, MASTER_KEY, OPERATOR_TOKEN};
+use crate::common::{Backend, TestApp, TestDb, MASTER_KEY, OPERATOR_TOKEN};
 
 const ALLOW_PRIVATE: &[(&str, &str)] = &[("ROSTERGATE_OUTBOUND__ALLOW_PRIVATE_TARGETS", "true")];
 const HOOK: &str = "http://127.0.0.1:9/hooks/rostergate";

@@ -1,8 +1,6 @@
 //! What the server refuses to start with, on SQLite and PostgreSQL.
 
-mod common;
-
-use common::{backends, settings_with, TestDb};
+use crate::common::{backends, settings_with, TestDb};
 use rostergate::startup::{Application, StartupError};
 
 /// A variable, its value, and the token name and length the refusal must give (none: starts).

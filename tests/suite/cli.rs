@@ -1,6 +1,6 @@
 //! Black-box tests of the `rostergate` command line, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{backends, json_of, school, Bundle, TestDb};
+use crate::common::{backends, json_of, school, Bundle, TestDb};
 use rostergate::config::ImportSettings;
 use rostergate::domain::records::RecordKind;
 use rostergate::imports::import_oneroster_csv;

@@ -1,8 +1,8 @@
 //! The contract (`contracts/openapi.yaml`) against the routes the server has.
 
-mod common;
+use crate::common;
 
-use common::OPERATOR_TOKEN;
+use crate::common::OPERATOR_TOKEN;
 use serde_json::Value;
 
 on_every_backend!(contract_lists_exactly_the_routes_the_server_has, |app| {

@@ -2,12 +2,12 @@
 //! connection to the in-library OneRoster provider and pulls from it with `sync pull --json`;
 //! the roster is read back through the HTTP read API of a gateway on the same database.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{json_of, printed, TestApp, MASTER_KEY, OPERATOR_TOKEN};
+use crate::common::{json_of, printed, TestApp, MASTER_KEY, OPERATOR_TOKEN};
 use reqwest::Url;
 use rostergate::domain::connection::DELTA_OVERLAP_SECS;
 use rostergate::sources::oneroster::rest::delta_filter;

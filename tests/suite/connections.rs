@@ -2,12 +2,12 @@
 //! stored, what is refused, who may see it, and that the secret never comes back out nor sits
 //! in the database in clear.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;
 
-use common::{backends, printed, Backend, TestApp, TestDb, MASTER_KEY, OPERATOR_TOKEN};
+use crate::common::{backends, printed, Backend, TestApp, TestDb, MASTER_KEY, OPERATOR_TOKEN};
 use reqwest::Method;
 use rostergate::auth::keys::MasterKey;
 use rostergate::auth::secrets::SecretBox;

@@ -5,14 +5,14 @@
 //! run one schedule slot twice. Against the synthetic OneRoster provider, on SQLite and
 //! PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{backends, Backend, TestApp, TestDb, OPERATOR_TOKEN};
+use crate::common::{backends, Backend, TestApp, TestDb, OPERATOR_TOKEN};
 use rostergate::store::Db;
 use rostergate::synthetic::provider::{
     FaultAction, Oauth2Settings, OneRosterVersion, Provider, ProviderAuth, ProviderConfig, Roster,

@@ -1,9 +1,9 @@
 //! `/metrics` stays bounded whatever clients send. Its own test binary, because the metrics
 //! registry is per process and other tests running alongside would add series of their own.
 
-mod common;
+use crate::common;
 
-use common::OPERATOR_TOKEN;
+use crate::common::OPERATOR_TOKEN;
 
 /// The series of a scrape (sample lines without their values), and the body's size.
 async fn scrape(app: &common::TestApp) -> (std::collections::BTreeSet<String>, usize) {

@@ -1,9 +1,9 @@
 //! Stored rows that no longer decode are the gateway's fault: a 500 in the one error shape,
 //! never a 409 that tells the caller to change its request.
 
-mod common;
+use crate::common;
 
-use common::OPERATOR_TOKEN;
+use crate::common::OPERATOR_TOKEN;
 use rostergate::store::Db;
 
 on_every_backend!(

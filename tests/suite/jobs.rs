@@ -1,14 +1,14 @@
 //! Background jobs: the leased jobs table on both databases, runners and schedulers sharing one
 //! database as several gateway processes would, and the jobs API.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{Backend, TestDb, OPERATOR_TOKEN};
 use chrono::{DateTime, Utc};
-use common::{Backend, TestDb, OPERATOR_TOKEN};
 use rostergate::config::JobSettings;
 use rostergate::domain::district::{DistrictName, DistrictSettings, Slug, Timezone};
 use rostergate::domain::schedule::Schedule;

@@ -1,0 +1,29 @@
+//! The black-box suite: the gateway through HTTP, its CLI and real processes, on SQLite and
+//! PostgreSQL. One test binary: the crate is linked once, not once per file.
+
+#[macro_use]
+mod common;
+
+mod accounts;
+mod auth;
+mod cli;
+mod connections;
+mod contract;
+mod corrupt_data;
+mod crash_recovery;
+mod districts;
+mod generate;
+mod health_and_errors;
+mod import_limits;
+mod imports;
+mod inbound;
+mod jobs;
+mod metrics;
+mod pull_jobs;
+mod pulls;
+mod push_secrets;
+mod read_paths;
+mod roster_read;
+mod runs;
+mod startup;
+mod subscriptions;
