@@ -91,9 +91,10 @@ mod tests {
 
     #[test]
     fn an_envelope_carries_id_type_district_subject_time_and_data() {
-        let body: Value =
-            serde_json::from_slice(&Envelope::of(&row(Some(r#"{"title":"Math"}"#)), "lincoln").to_body())
-                .unwrap();
+        let body: Value = serde_json::from_slice(
+            &Envelope::of(&row(Some(r#"{"title":"Math"}"#)), "lincoln").to_body(),
+        )
+        .unwrap();
         assert_eq!(
             body,
             serde_json::json!({
@@ -116,7 +117,17 @@ mod tests {
     #[test]
     fn event_ids_round_trip_and_nothing_else_parses() {
         assert_eq!(parse_event_id(&event_id(7)), Some(7));
-        for bad in ["", "evt_", "evt_0", "evt_-1", "evt_1a", "7", "EVT_7", "evt_ 7", "evt_99999999999999999999"] {
+        for bad in [
+            "",
+            "evt_",
+            "evt_0",
+            "evt_-1",
+            "evt_1a",
+            "7",
+            "EVT_7",
+            "evt_ 7",
+            "evt_99999999999999999999",
+        ] {
             assert_eq!(parse_event_id(bad), None, "{bad:?}");
         }
     }
