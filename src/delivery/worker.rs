@@ -24,6 +24,8 @@ use crate::store::{Db, StoreError};
 
 /// Outcomes recorded per transaction, at most.
 const RECORD_BATCH: usize = 500;
+/// Deliveries fanned out between two refreshes of the planner's statistics.
+const FANNED_OUT_PER_ANALYZE: u64 = 1000;
 
 /// An attempt's record and what it means for its subscription.
 #[derive(Debug)]
@@ -40,6 +42,8 @@ pub struct Worker {
     secrets: SecretBox,
     owner: String,
     slots: Arc<Semaphore>,
+    /// Deliveries fanned out since the statistics were last refreshed.
+    unanalyzed: std::sync::atomic::AtomicU64,
 }
 
 /// A subscription as a batch sends to it: where, signed with what, and its failure run.
@@ -58,6 +62,7 @@ impl Worker {
             sender,
             secrets,
             owner: owner_id(),
+            unanalyzed: Default::default(),
         }
     }
 
@@ -118,6 +123,15 @@ impl Worker {
     /// when there was work (so the loop goes on at once).
     async fn step(&self, outcomes: &mpsc::UnboundedSender<Outcome>) -> Result<bool, StoreError> {
         let fanned = fanout::fan_out(&self.db, self.batch()).await?;
+        let unanalyzed = self
+            .unanalyzed
+            .fetch_add(fanned.deliveries, std::sync::atomic::Ordering::Relaxed)
+            + fanned.deliveries;
+        if unanalyzed >= FANNED_OUT_PER_ANALYZE {
+            self.unanalyzed
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+            deliveries::refresh_statistics(&self.db).await?;
+        }
         // Wait for room before claiming: a claimed delivery starts at once.
         let first = self
             .slots
@@ -238,6 +252,10 @@ impl Worker {
     async fn record(&self, batch: &[Outcome]) -> Result<(), StoreError> {
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
+        // A subscription's health is written once per batch per kind of change, not per
+        // delivery: a busy subscription's successes would otherwise each cost a statement.
+        let mut written: HashMap<(i64, &str), std::mem::Discriminant<SubscriptionChange>> =
+            HashMap::new();
         for outcome in batch {
             let d = &outcome.record.delivery;
             if !deliveries::record_attempt(&mut tx, &self.owner, &outcome.record, now).await? {
@@ -245,6 +263,10 @@ impl Worker {
                     delivery = d.id,
                     "webhook delivery taken over by another process; its outcome is dropped"
                 );
+                continue;
+            }
+            let kind = std::mem::discriminant(&outcome.subscription);
+            if written.insert((d.district_id, d.subscription_id.as_str()), kind) == Some(kind) {
                 continue;
             }
             match &outcome.subscription {
