@@ -199,14 +199,15 @@ mod tests {
             retry_after: Some(Duration::from_secs(secs)),
         };
         // (answer, attempt, failing_since, dice, next, subscription)
-        let cases: Vec<(
+        type Case = (
             Answer,
             i64,
             Option<DateTime<Utc>>,
             f64,
             Next,
             SubscriptionChange,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 status(200),
                 1,
