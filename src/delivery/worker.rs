@@ -93,10 +93,18 @@ impl Worker {
             if *stop.borrow() {
                 break;
             }
-            let busy = match self.step(&outcomes).await {
-                Ok(busy) => busy,
+            // A fan-out that fails (one district's corrupt subscription) stops no delivery.
+            let fanned = match self.fan_out().await {
+                Ok(events) => events > 0,
                 Err(e) => {
-                    tracing::warn!(error = %e, "webhook delivery: could not fan out or claim");
+                    tracing::warn!(error = %e, "webhook delivery: could not fan out new events");
+                    false
+                }
+            };
+            let busy = match self.claim_and_start(&outcomes, &stop).await {
+                Ok(busy) => busy || fanned,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook delivery: could not claim deliveries");
                     false
                 }
             };
@@ -119,9 +127,8 @@ impl Worker {
         let _ = tokio::time::timeout(grace, recorder).await;
     }
 
-    /// One round: fan out, then claim and start as many deliveries as there is room for. `true`
-    /// when there was work (so the loop goes on at once).
-    async fn step(&self, outcomes: &mpsc::UnboundedSender<Outcome>) -> Result<bool, StoreError> {
+    /// Fans out new events; how many.
+    async fn fan_out(&self) -> Result<u64, StoreError> {
         let fanned = fanout::fan_out(&self.db, self.batch()).await?;
         let unanalyzed = self
             .unanalyzed
@@ -132,6 +139,16 @@ impl Worker {
                 .store(0, std::sync::atomic::Ordering::Relaxed);
             deliveries::refresh_statistics(&self.db).await?;
         }
+        Ok(fanned.events)
+    }
+
+    /// Claims and starts as many due deliveries as there is room for. `true` when the claim
+    /// filled the room (so the loop goes on at once).
+    async fn claim_and_start(
+        &self,
+        outcomes: &mpsc::UnboundedSender<Outcome>,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<bool, StoreError> {
         // Wait for room before claiming: a claimed delivery starts at once.
         let first = self
             .slots
@@ -139,19 +156,22 @@ impl Worker {
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
+        if *stop.borrow() {
+            return Ok(false);
+        }
         let room = (self.slots.available_permits() + 1).min(self.batch() as usize);
         let now = Utc::now();
         if !deliveries::anything_due(&self.db, now).await? {
-            return Ok(fanned.events > 0);
+            return Ok(false);
         }
         let claimed =
             deliveries::claim(&self.db, &self.owner, now + self.lease(), now, room as i64).await?;
         if claimed.is_empty() {
-            return Ok(fanned.events > 0);
+            return Ok(false);
         }
         let full = claimed.len() == room;
         self.start(claimed, first, outcomes).await;
-        Ok(full || fanned.events > 0)
+        Ok(full)
     }
 
     /// Loads what the claimed deliveries need and starts each in its own task.
