@@ -62,6 +62,9 @@ pub struct Settings {
     /// Rosters pushed to the gateway (`POST …/roster`).
     #[serde(default)]
     pub inbound: InboundSettings,
+    /// Events delivered to webhook subscribers (`delivery`).
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -78,6 +81,7 @@ impl fmt::Debug for Settings {
             .field("outbound", &self.outbound)
             .field("jobs", &self.jobs)
             .field("inbound", &self.inbound)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -248,6 +252,88 @@ impl Default for InboundSettings {
     }
 }
 
+/// The webhook delivery worker (`serve`): how events reach subscribers, how failures are
+/// retried, and when a failing subscription is turned off.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Delivers events in this process. Off: the process only serves the API.
+    pub enabled: bool,
+    /// How often an idle worker looks for new events and due deliveries.
+    pub poll_interval_ms: u64,
+    /// Deliveries claimed (and events fanned out) per database round trip.
+    pub batch_size: u32,
+    /// Requests in flight at once in one process.
+    pub concurrency: usize,
+    /// Time allowed for one whole request (connect, send, answer).
+    pub request_timeout_secs: u64,
+    /// Pauses before the 1st, 2nd, … retry of a failed delivery; after the last, it fails for
+    /// good. Fractions allowed; in the environment a comma-separated list.
+    #[serde(deserialize_with = "seconds_list")]
+    pub retry_schedule_secs: Vec<f64>,
+    /// Each pause is moved by up to this fraction either way, so retries of many deliveries
+    /// do not arrive together.
+    pub jitter_fraction: f64,
+    /// The longest `Retry-After` (429, 503) honoured; longer asks wait this long.
+    pub max_retry_after_secs: u64,
+    /// A subscription whose deliveries have failed for this long (with no success in between)
+    /// is disabled. Fractions allowed.
+    pub disable_after_days: f64,
+    /// How long a claimed delivery is leased; a process that dies keeps its deliveries at most
+    /// this long. At least the request timeout plus a margin is used.
+    pub lease_secs: u64,
+    /// How long shutdown waits for requests in flight; unfinished ones are retried by a later
+    /// worker once their lease runs out.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            enabled: true,
+            poll_interval_ms: 500,
+            batch_size: 200,
+            concurrency: 64,
+            request_timeout_secs: 15,
+            retry_schedule_secs: vec![5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+            jitter_fraction: 0.2,
+            max_retry_after_secs: 3600,
+            disable_after_days: 5.0,
+            lease_secs: 120,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+/// A list of seconds: a TOML array, or (from the environment) `"5, 300, 1800"`.
+fn seconds_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<f64>),
+        Text(String),
+    }
+    let secs = match Given::deserialize(d)? {
+        Given::List(secs) => secs,
+        Given::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                t.parse::<f64>().map_err(|_| {
+                    serde::de::Error::custom(format!("{t:?} is not a number of seconds"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    if let Some(bad) = secs.iter().find(|s| !s.is_finite() || **s < 0.0) {
+        return Err(serde::de::Error::custom(format!(
+            "{bad} is not a pause: seconds are 0 or more"
+        )));
+    }
+    Ok(secs)
+}
+
 /// Values given on the command line; they win over everything else.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -413,6 +499,32 @@ mod tests {
         let s =
             Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default()).unwrap();
         assert!(s.outbound.allow_private_targets);
+    }
+
+    #[test]
+    fn webhook_defaults_match_the_shipped_file() {
+        let s = Settings::load_from(Path::new("/nonexistent"), &[], &Overrides::default()).unwrap();
+        assert_eq!(s.webhooks, WebhookSettings::default());
+    }
+
+    #[test]
+    fn a_retry_schedule_comes_from_the_environment_as_a_list() {
+        let env = vars(&[("ROSTERGATE_WEBHOOKS__RETRY_SCHEDULE_SECS", "0.2, 1,30")]);
+        let s =
+            Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default()).unwrap();
+        assert_eq!(s.webhooks.retry_schedule_secs, vec![0.2, 1.0, 30.0]);
+        for bad in ["1,x", "-1", "NaN"] {
+            let env = vars(&[("ROSTERGATE_WEBHOOKS__RETRY_SCHEDULE_SECS", bad)]);
+            let err = Settings::load_from(Path::new("/nonexistent"), &env, &Overrides::default())
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(
+                err.to_string().contains("retry_schedule_secs")
+                    || err.to_string().contains("second")
+                    || err.to_string().contains("pause"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod events;
 pub mod http;

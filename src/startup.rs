@@ -13,6 +13,7 @@ use crate::auth::rate_limit::TokenRateLimits;
 use crate::auth::secrets::SecretBox;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Settings;
+use crate::delivery::DeliveryHandle;
 use crate::http::{self, AppState};
 use crate::inbound::{InboundJobs, INBOUND_ROSTER_KIND};
 use crate::jobs::{Handlers, JobsHandle, PULL_KIND};
@@ -28,6 +29,8 @@ pub enum StartupError {
     Key(#[from] KeyError),
     #[error("the {name} is {len} characters long: it must have at least {MIN_TOKEN_CHARS}")]
     TokenTooShort { name: &'static str, len: usize },
+    #[error(transparent)]
+    Webhooks(#[from] crate::delivery::send::ClientError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -63,6 +66,7 @@ pub struct Application {
     port: u16,
     server: Server,
     jobs: JobsHandle,
+    deliveries: DeliveryHandle,
 }
 
 impl Application {
@@ -121,6 +125,7 @@ impl Application {
                 },
             )
         };
+        let deliveries = crate::delivery::spawn(db.clone(), &settings, secrets.clone())?;
         let state = web::Data::new(AppState {
             listing_totals: Default::default(),
             engine,
@@ -180,18 +185,24 @@ impl Application {
             source,
         })?
         .run();
-        Ok(Application { port, server, jobs })
+        Ok(Application {
+            port,
+            server,
+            jobs,
+            deliveries,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until the server stops (a signal), then stops the background jobs: a running
-    /// job gets the grace period to finish, then is queued again for another process.
+    /// Serves until the server stops (a signal), then stops the background jobs and the webhook
+    /// deliveries: running work gets its grace period to finish, then is left to another
+    /// process (a job queued again, a delivery retried once its lease runs out).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
-        self.jobs.shutdown().await;
+        tokio::join!(self.jobs.shutdown(), self.deliveries.shutdown());
         served
     }
 }

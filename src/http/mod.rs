@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod connections;
+pub mod deliveries;
 pub mod districts;
 pub mod error;
 pub mod health;
@@ -186,6 +187,21 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
             "/api/v1/districts/{district}/subscriptions/{subscription_id}/enable",
             Method::POST,
             web::post().to(subscriptions::enable),
+        ),
+        (
+            "/api/v1/districts/{district}/subscriptions/{subscription_id}/deliveries",
+            Method::GET,
+            web::get().to(deliveries::list),
+        ),
+        (
+            "/api/v1/districts/{district}/subscriptions/{subscription_id}/replay",
+            Method::POST,
+            web::post().to(deliveries::replay),
+        ),
+        (
+            "/api/v1/districts/{district}/deliveries/{delivery_id}",
+            Method::GET,
+            web::get().to(deliveries::get),
         ),
         (
             "/api/v1/districts/{district}/roster",

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod clients;
 pub mod connections;
+pub mod deliveries;
 pub mod districts;
 pub mod inbound;
 pub mod jobs;

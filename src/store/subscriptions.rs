@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, StoreError};
+use super::{Db, StoreError, Tx};
 use crate::args;
 
 /// Whether deliveries go out, and if not, why.
@@ -269,4 +269,51 @@ pub async fn set_status(
         }
     };
     decode(row)
+}
+
+/// A delivery to the subscription succeeded: its run of failures (if any) is over.
+pub async fn clear_failing(tx: &mut Tx, district_id: i64, id: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE subscriptions SET failing_since = NULL \
+         WHERE district_id = $1 AND id = $2 AND failing_since IS NOT NULL",
+        &args![district_id, id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A delivery to the subscription failed: a run of failures begins at `since` unless one is
+/// already under way.
+pub async fn mark_failing(
+    tx: &mut Tx,
+    district_id: i64,
+    id: &str,
+    since: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE subscriptions SET failing_since = $3 \
+         WHERE district_id = $1 AND id = $2 AND failing_since IS NULL",
+        &args![district_id, id, since],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Disables an enabled subscription with the reason (the delivery worker's decision); `false`
+/// when it was not enabled (already disabled, or gone).
+pub async fn disable(
+    tx: &mut Tx,
+    district_id: i64,
+    id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let n = tx
+        .execute(
+            "UPDATE subscriptions SET status = 'disabled', disabled_reason = $3, updated_at = $4 \
+             WHERE district_id = $1 AND id = $2 AND status = 'enabled'",
+            &args![district_id, id, reason, now],
+        )
+        .await?;
+    Ok(n == 1)
 }
