@@ -11,6 +11,7 @@ mod connections;
 mod contract;
 mod corrupt_data;
 mod crash_recovery;
+mod deliveries;
 mod districts;
 mod generate;
 mod health_and_errors;

@@ -6,7 +6,7 @@
 //! delivery log; private targets refused at connect time; and on PostgreSQL two gateways
 //! delivering each event once. On both databases unless said otherwise.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Stdio};
@@ -22,7 +22,9 @@ use rostergate::store::subscriptions::NewSubscription;
 use rostergate::store::{districts, Db};
 use serde_json::{json, Value};
 
-use common::{backends, school, Backend, Bundle, TestApp, TestDb, MASTER_KEY, OPERATOR_TOKEN};
+use crate::common::{
+    backends, school, Backend, Bundle, TestApp, TestDb, MASTER_KEY, OPERATOR_TOKEN,
+};
 
 /// A gateway that may call the test's subscriber, looks for work often and retries soon.
 const FAST: &[(&str, &str)] = &[
