@@ -121,6 +121,10 @@ impl Application {
                 },
             )
         };
+        // Deleting pushed bodies past their retention is background work too.
+        if settings.jobs.enabled {
+            crate::inbound::retention::spawn(db.clone(), settings.clone());
+        }
         let state = web::Data::new(AppState {
             listing_totals: Default::default(),
             engine,
