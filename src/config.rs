@@ -59,7 +59,7 @@ pub struct Settings {
     pub outbound: OutboundSettings,
     #[serde(default)]
     pub jobs: JobSettings,
-    /// Rosters pushed to the gateway (`POST …/roster`).
+    /// Pushes to the gateway (`POST …/roster`, `POST …/scores`).
     #[serde(default)]
     pub inbound: InboundSettings,
     /// Events delivered to webhook subscribers (`delivery`).
@@ -236,18 +236,25 @@ impl Default for JobSettings {
     }
 }
 
-/// Rosters pushed to the gateway: what a push may weigh.
+/// Pushes to the gateway (rosters, scores): what a push may weigh, and how long its body is kept.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct InboundSettings {
     /// The largest body accepted, in bytes; a larger one is refused (413) while it is read.
     pub max_body_bytes: u64,
+    /// Days a body is kept once its delivery is final (applied, held, failed); then the body is
+    /// deleted and the delivery says so. 0 deletes it at the next sweep.
+    pub keep_bodies_days: u32,
+    /// How often a gateway running background jobs looks for bodies past their retention.
+    pub purge_interval_secs: u64,
 }
 
 impl Default for InboundSettings {
     fn default() -> Self {
         InboundSettings {
             max_body_bytes: 50 << 20,
+            keep_bodies_days: 30,
+            purge_interval_secs: 3600,
         }
     }
 }

@@ -201,7 +201,7 @@ enum ClientCommand {
         /// Slug of the district the client's tokens are bound to.
         #[arg(long)]
         district: String,
-        /// Space- or comma-separated: roster:read, roster:write, admin.
+        /// Space- or comma-separated: roster:read, roster:write, scores:write, admin.
         #[arg(long)]
         scopes: String,
         /// A name to recognise the client by.

@@ -126,6 +126,10 @@ impl Application {
             )
         };
         let deliveries = crate::delivery::spawn(db.clone(), &settings, secrets.clone())?;
+        // Deleting pushed bodies past their retention is background work too.
+        if settings.jobs.enabled {
+            crate::inbound::retention::spawn(db.clone(), settings.clone());
+        }
         let state = web::Data::new(AppState {
             listing_totals: Default::default(),
             engine,

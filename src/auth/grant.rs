@@ -283,6 +283,20 @@ mod tests {
                 Err(GrantError::ScopeNotGranted(Scope::RosterWrite)),
             ),
             (
+                "scores asked of a roster client",
+                request(Some("scores:write")),
+                Some(auth(SECRET)),
+                Some(client("roster:read roster:write", None)),
+                Err(GrantError::ScopeNotGranted(Scope::ScoresWrite)),
+            ),
+            (
+                "scores asked of an admin client",
+                request(Some("scores:write")),
+                Some(auth(SECRET)),
+                Some(client("admin", None)),
+                Ok(vec![Scope::ScoresWrite]),
+            ),
+            (
                 "unknown scope",
                 request(Some("root")),
                 Some(auth(SECRET)),

@@ -10,21 +10,30 @@ pub enum Scope {
     RosterRead,
     #[serde(rename = "roster:write")]
     RosterWrite,
+    /// Push assessment results (`POST …/scores`); implies nothing else.
+    #[serde(rename = "scores:write")]
+    ScoresWrite,
     #[serde(rename = "admin")]
     Admin,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown scope {0:?} (known: roster:read, roster:write, admin)")]
+#[error("unknown scope {0:?} (known: roster:read, roster:write, scores:write, admin)")]
 pub struct UnknownScope(pub String);
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::RosterRead, Scope::RosterWrite, Scope::Admin];
+    pub const ALL: [Scope; 4] = [
+        Scope::RosterRead,
+        Scope::RosterWrite,
+        Scope::ScoresWrite,
+        Scope::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::RosterRead => "roster:read",
             Scope::RosterWrite => "roster:write",
+            Scope::ScoresWrite => "scores:write",
             Scope::Admin => "admin",
         }
     }
@@ -87,8 +96,25 @@ mod tests {
 
     #[test]
     fn admin_implies_every_other_scope() {
-        assert!(Scope::RosterWrite.satisfied_by(&[Scope::Admin]));
+        for scope in Scope::ALL {
+            assert!(scope.satisfied_by(&[Scope::Admin]), "{scope}");
+        }
         assert!(!Scope::RosterWrite.satisfied_by(&[Scope::RosterRead]));
-        assert!(!Scope::Admin.satisfied_by(&[Scope::RosterRead, Scope::RosterWrite]));
+        assert!(!Scope::Admin.satisfied_by(&[
+            Scope::RosterRead,
+            Scope::RosterWrite,
+            Scope::ScoresWrite
+        ]));
+    }
+
+    #[test]
+    fn pushing_scores_is_neither_implied_by_nor_implies_a_roster_scope() {
+        assert!(!Scope::ScoresWrite.satisfied_by(&[Scope::RosterRead, Scope::RosterWrite]));
+        assert!(!Scope::RosterWrite.satisfied_by(&[Scope::ScoresWrite]));
+        assert!(!Scope::RosterRead.satisfied_by(&[Scope::ScoresWrite]));
+        assert_eq!(
+            Scope::parse_list("scores:write admin").unwrap(),
+            vec![Scope::ScoresWrite, Scope::Admin]
+        );
     }
 }

@@ -209,6 +209,11 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
             web::post().to(inbound::push),
         ),
         (
+            "/api/v1/districts/{district}/scores",
+            Method::POST,
+            web::post().to(inbound::push_scores),
+        ),
+        (
             "/api/v1/districts/{district}/inbound",
             Method::GET,
             web::get().to(inbound::list),

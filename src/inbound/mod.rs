@@ -1,12 +1,14 @@
-//! Rosters pushed to a district: a body is written to a file under `data_dir/inbound/` and
-//! recorded, with the job that processes it, before the push is acknowledged; the job (see
-//! [`InboundJobs`]) then feeds it through the sync engine like any other source.
+//! Pushes to a district (rosters, scores): a body is written to a file under `data_dir/inbound/`
+//! and recorded, with the job that processes it, before the push is acknowledged. A roster's job
+//! (see [`InboundJobs`]) then feeds it through the sync engine like any other source; scores are
+//! stored and listed, not processed yet. [`retention`] deletes bodies once they are of no more use.
 //!
 //! Bodies are files rather than table rows: they run to tens of megabytes (a row that size
 //! weighs on PostgreSQL's WAL and SQLite's single writer), the CSV importer reads a path, and a
 //! file written and synced before the row commits is as durable as the row.
 
 mod job;
+pub mod retention;
 
 pub use job::{InboundJobs, InboundPayload, INBOUND_ROSTER_KIND};
 
@@ -29,8 +31,29 @@ use crate::sync::{Engine, RunReport, SyncError};
 /// The `source` of a run made from a pushed JSON roster (a pushed zip runs as `oneroster_csv`).
 pub const ONEROSTER_PUSH: &str = "oneroster_push";
 
-/// The one kind of push there is for now.
-pub const ROSTER: &str = "roster";
+/// What a push carries: its delivery's `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushKind {
+    /// A OneRoster roster, processed by an `inbound_roster` job.
+    Roster,
+    /// Assessment results: stored and listed; nothing processes them yet.
+    Scores,
+}
+
+impl PushKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushKind::Roster => "roster",
+            PushKind::Scores => "scores",
+        }
+    }
+
+    /// Whether a job processes a delivery of this kind (none is enqueued for the others, so
+    /// that no job waits for a handler that does not exist).
+    pub fn is_processed(self) -> bool {
+        matches!(self, PushKind::Roster)
+    }
+}
 
 /// What a pushed body is, by its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,12 +102,13 @@ pub enum InboundError {
     Store(#[from] StoreError),
 }
 
-/// Stores a pushed body and its delivery, with the job that will process it. A webhook id the
-/// district has seen returns the first delivery and stores nothing.
+/// Stores a pushed body and its delivery, with the job that will process it (for a kind that has
+/// one). A webhook id the district has seen returns the first delivery and stores nothing.
 pub async fn receive(
     db: &Db,
     settings: &Settings,
     district_id: i64,
+    kind: PushKind,
     webhook_id: Option<&str>,
     format: BodyFormat,
     body: Vec<u8>,
@@ -109,13 +133,15 @@ pub async fn receive(
         district_id,
         id: id.clone(),
         webhook_id: webhook_id.map(str::to_string),
-        kind: ROSTER.to_string(),
+        kind: kind.as_str().to_string(),
         content_type: format.content_type().to_string(),
         body_path: relative,
         body_bytes,
     };
-    let job = processing_job(district_id, &id, None, now, settings);
-    let stored = inbound::insert_with_job(db, &new, &job, now).await;
+    let job = kind
+        .is_processed()
+        .then(|| processing_job(district_id, &id, None, now, settings));
+    let stored = inbound::insert(db, &new, job.as_ref(), now).await;
     // A body without its row (a failed insert, or a concurrent push of the same webhook id that
     // won) is nobody's: it goes.
     if !matches!(stored, Ok(Stored::New(_))) {

@@ -2,3 +2,4 @@
 //! sync engine; none writes to the store.
 
 pub mod oneroster;
+pub mod scores;

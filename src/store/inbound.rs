@@ -1,11 +1,12 @@
-//! Rosters pushed to a district: one row per delivery (its body is a file, named here by path),
-//! inserted with the job that processes it, deduplicated by the sender's `webhook-id`.
+//! Pushes to a district (rosters, scores): one row per delivery (its body is a file, named here
+//! by path), inserted with the job that processes it (if its kind has one), deduplicated by the
+//! sender's `webhook-id`. A body kept past its retention is purged; the row stays and says so.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::jobs::{enqueue_in, NewJob};
-use super::{Arg, Db, StoreError};
+use super::{Arg, Db, StoreError, Tx};
 use crate::args;
 
 /// Where a delivery stands.
@@ -48,6 +49,14 @@ impl DeliveryStatus {
         DeliveryStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
+    /// The statuses [`DeliveryStatus::is_final`] holds for.
+    pub fn finals() -> Vec<DeliveryStatus> {
+        DeliveryStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .collect()
+    }
+
     /// Processed to an end that another attempt would not change.
     pub fn is_final(self) -> bool {
         matches!(
@@ -75,6 +84,8 @@ pub struct Delivery {
     pub attempts: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When its body was deleted, its retention over (the delivery is final).
+    pub body_purged_at: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -92,6 +103,7 @@ struct DeliveryRow {
     attempts: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    body_purged_at: Option<DateTime<Utc>>,
 }
 
 impl DeliveryRow {
@@ -113,12 +125,13 @@ impl DeliveryRow {
             attempts: self.attempts,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            body_purged_at: self.body_purged_at,
         })
     }
 }
 
 const COLUMNS: &str = "district_id, id, webhook_id, kind, content_type, body_path, body_bytes, \
-     status, run_id, errors, attempts, created_at, updated_at";
+     status, run_id, errors, attempts, created_at, updated_at, body_purged_at";
 
 /// A delivery to store.
 #[derive(Debug, Clone)]
@@ -135,18 +148,19 @@ pub struct NewDelivery {
 /// What storing a delivery did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stored {
-    /// Stored, with its job.
+    /// Stored (with its job, if it has one).
     New(Delivery),
     /// The district already had a delivery with this webhook id: nothing was stored.
     Duplicate(Delivery),
 }
 
-/// Stores a delivery and enqueues `job` (which processes it) in one transaction; a delivery whose
-/// webhook id the district has seen stores nothing and returns the first one.
-pub async fn insert_with_job(
+/// Stores a delivery and enqueues `job` (which processes it), if there is one, in one
+/// transaction; a delivery whose webhook id the district has seen stores nothing and returns the
+/// first one.
+pub async fn insert(
     db: &Db,
     new: &NewDelivery,
-    job: &NewJob,
+    job: Option<&NewJob>,
     now: DateTime<Utc>,
 ) -> Result<Stored, StoreError> {
     let mut tx = db.begin().await?;
@@ -182,7 +196,9 @@ pub async fn insert_with_job(
             })?;
         return Ok(Stored::Duplicate(first));
     };
-    enqueue_in(&mut tx, job, now).await?;
+    if let Some(job) = job {
+        enqueue_in(&mut tx, job, now).await?;
+    }
     tx.commit().await?;
     Ok(Stored::New(row.into_delivery()?))
 }
@@ -321,7 +337,8 @@ pub async fn finish(
 }
 
 /// Puts a dead (or failed) delivery back as received and enqueues `job` to process it again, in
-/// one transaction. False when the delivery is not in `from` (it is being processed, or gone).
+/// one transaction. False when the delivery is not in `from` (it is being processed, or gone) or
+/// its body was purged.
 pub async fn requeue_with_job(
     db: &Db,
     district_id: i64,
@@ -331,18 +348,15 @@ pub async fn requeue_with_job(
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut tx = db.begin().await?;
+    let (from, from_args) = status_list(4, from);
     let mut args = args![now, district_id, id].to_vec();
-    let first = args.len() + 1;
-    let placeholders: Vec<String> = (first..first + from.len())
-        .map(|n| format!("${n}"))
-        .collect();
-    args.extend(from.iter().map(|s| Arg::from(s.as_str())));
+    args.extend(from_args);
     let n = tx
         .execute(
             &format!(
                 "UPDATE inbound_deliveries SET status = 'received', errors = '[]', \
-                 updated_at = $1 WHERE district_id = $2 AND id = $3 AND status IN ({})",
-                placeholders.join(", ")
+                 updated_at = $1 WHERE district_id = $2 AND id = $3 \
+                 AND body_purged_at IS NULL AND status IN ({from})"
             ),
             &args,
         )
@@ -354,4 +368,68 @@ pub async fn requeue_with_job(
     enqueue_in(&mut tx, job, now).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// `$first, $first+1, …` for each status, and the statuses as arguments.
+fn status_list(first: usize, statuses: &[DeliveryStatus]) -> (String, Vec<Arg>) {
+    let placeholders: Vec<String> = (first..first + statuses.len())
+        .map(|n| format!("${n}"))
+        .collect();
+    let args = statuses.iter().map(|s| Arg::from(s.as_str())).collect();
+    (placeholders.join(", "), args)
+}
+
+/// A delivery whose body may be purged.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PurgeCandidate {
+    pub district_id: i64,
+    pub id: String,
+    pub body_path: String,
+}
+
+/// Up to `limit` deliveries, in any district, final since before `cutoff` and with their body
+/// still kept: the oldest first.
+pub async fn purge_candidates(
+    db: &Db,
+    cutoff: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<PurgeCandidate>, StoreError> {
+    let (finals, mut args) = status_list(3, &DeliveryStatus::finals());
+    args.splice(0..0, [Arg::from(cutoff), Arg::I64(limit)]);
+    db.conn()
+        .fetch_all(
+            &format!(
+                "SELECT district_id, id, body_path FROM inbound_deliveries \
+                 WHERE body_purged_at IS NULL AND updated_at < $1 AND status IN ({finals}) \
+                 ORDER BY updated_at LIMIT $2"
+            ),
+            &args,
+        )
+        .await
+}
+
+/// Marks a delivery's body purged, in `tx`, if it still may be (final since before `cutoff`, not
+/// purged yet): delete the file before `tx` commits, so that a retry that comes in between
+/// waits for the commit and then finds it purged. False when it may not (any more).
+pub async fn mark_purged(
+    tx: &mut Tx,
+    district_id: i64,
+    id: &str,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let (finals, finals_args) = status_list(5, &DeliveryStatus::finals());
+    let mut args = args![now, district_id, id, cutoff].to_vec();
+    args.extend(finals_args);
+    let n = tx
+        .execute(
+            &format!(
+                "UPDATE inbound_deliveries SET body_purged_at = $1 \
+                 WHERE district_id = $2 AND id = $3 AND body_purged_at IS NULL \
+                 AND updated_at < $4 AND status IN ({finals})"
+            ),
+            &args,
+        )
+        .await?;
+    Ok(n == 1)
 }

@@ -1,7 +1,7 @@
 //! Rosters pushed to `POST …/roster`: signed as Standard Webhooks (or sent with a bearer token),
 //! stored before the 202, processed by a background job through the sync engine, deduplicated by
-//! webhook id, dead-lettered when the gateway cannot process them, and retried by an admin.
-//! On both databases.
+//! webhook id, dead-lettered when the gateway cannot process them, and retried by an admin; their
+//! bodies deleted once final for the retention. On both databases.
 
 use crate::common;
 
@@ -753,5 +753,148 @@ on_every_backend!(
         let delivery = settled(&app, "lincoln", id).await;
         assert_eq!(delivery["status"], "applied", "{delivery}");
         assert_eq!(delivery["attempts"], 1, "{delivery}");
+    }
+);
+
+/// Fast jobs, and a retention sweep every second that keeps no body past a final status.
+const PURGE_AT_ONCE: &[(&str, &str)] = &[
+    ("ROSTERGATE_JOBS__POLL_INTERVAL_MS", "50"),
+    ("ROSTERGATE_INBOUND__KEEP_BODIES_DAYS", "0"),
+    ("ROSTERGATE_INBOUND__PURGE_INTERVAL_SECS", "1"),
+];
+
+/// Polls a delivery until its body is purged.
+async fn purged(app: &TestApp, district: &str, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, delivery) = app
+            .get(
+                &format!("/api/v1/districts/{district}/inbound/{id}"),
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(status, 200, "{delivery}");
+        if !delivery["body_purged_at"].is_null() {
+            return delivery;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "delivery {id} still has its body: {delivery}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Assessment results pushed with the operator token; the delivery's id.
+async fn push_scores(app: &TestApp, district: &str) -> String {
+    let body = json!({"results": [{"student": {"identifier": "100234"}, "subject": "Reading",
+        "term": "Fall 2026-2027", "test_date": "2026-09-15", "rit": 201}]});
+    let (status, answer) = app
+        .post_json(
+            &format!("/api/v1/districts/{district}/scores"),
+            OPERATOR_TOKEN,
+            &body,
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    answer["id"].as_str().unwrap().to_string()
+}
+
+on_every_backend!(bodies_of_final_deliveries_are_purged_and_a_purged_delivery_is_not_retried, with PURGE_AT_ONCE, |app| {
+    app.create_district("lincoln").await;
+    let (_, secret) = push_secret(&app, "lincoln").await;
+    let scores = push_scores(&app, "lincoln").await;
+    let (_, answer, _) = push_json(&app, "lincoln", &secret, "good", &school_json("bulk")).await;
+    let applied = answer["id"].as_str().unwrap().to_string();
+    let mut roster = school_json("bulk");
+    roster["users"][1]["role"] = json!("wizard");
+    let (_, answer, _) = push_json(&app, "lincoln", &secret, "bad-role", &roster).await;
+    let failed = answer["id"].as_str().unwrap().to_string();
+    for (id, status) in [(&applied, "applied"), (&failed, "failed")] {
+        let delivery = purged(&app, "lincoln", id).await;
+        assert_eq!(delivery["status"], status, "the delivery stays as it was: {delivery}");
+        assert!(delivery["run_id"].is_string(), "{delivery}");
+    }
+    // Only the score push (received: not processed yet) keeps its body.
+    let bodies = stored_bodies(&app);
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(bodies[0].to_string_lossy().contains(&scores), "{bodies:?}");
+    let (_, delivery) = app.get(&format!("/api/v1/districts/lincoln/inbound/{scores}"), OPERATOR_TOKEN).await;
+    assert_eq!((&delivery["status"], &delivery["body_purged_at"]), (&json!("received"), &Value::Null), "{delivery}");
+    assert_eq!(total(&app, "lincoln", "").await, 3, "purged deliveries stay listed");
+    let (status, answer) = app
+        .post_json(&format!("/api/v1/districts/lincoln/inbound/{failed}/retry"), OPERATOR_TOKEN, &json!({}))
+        .await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("body_purged")), "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("body was deleted"), "{answer}");
+    let (_, delivery) = app.get(&format!("/api/v1/districts/lincoln/inbound/{failed}"), OPERATOR_TOKEN).await;
+    assert_eq!(delivery["status"], "failed", "a refused retry changes nothing: {delivery}");
+});
+
+on_every_backend!(
+    a_body_is_kept_until_its_delivery_has_been_final_for_the_retention,
+    with & [
+        ("ROSTERGATE_JOBS__POLL_INTERVAL_MS", "50"),
+        ("ROSTERGATE_INBOUND__PURGE_INTERVAL_SECS", "1")
+    ],
+    |app| {
+        app.create_district("lincoln").await;
+        let (_, secret) = push_secret(&app, "lincoln").await;
+        let scores = push_scores(&app, "lincoln").await;
+        let mut ids = Vec::new();
+        for msg in ["first", "second"] {
+            let (_, answer, _) =
+                push_json(&app, "lincoln", &secret, msg, &school_json("delta")).await;
+            let id = answer["id"].as_str().unwrap().to_string();
+            assert_eq!(settled(&app, "lincoln", &id).await["status"], "applied");
+            ids.push(id);
+        }
+        let (applied, dead) = (&ids[0], &ids[1]);
+        let db = Db::connect(&app.db.url).await.unwrap();
+        let district = districts::get(&db, "lincoln").await.unwrap();
+        // What a dead-lettered delivery looks like: it waits for an admin, body and all.
+        db.conn()
+            .execute(
+                "UPDATE inbound_deliveries SET status = 'dead' WHERE district_id = $1 AND id = $2",
+                &rostergate::args![district.id, dead.as_str()],
+            )
+            .await
+            .unwrap();
+        let settings = common::settings_with(&app.db.url, app.data_dir.path(), &[]);
+        let swept = rostergate::inbound::retention::sweep(&db, &settings, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(swept.purged, 0, "within the 30 days, every body is kept");
+        assert_eq!(stored_bodies(&app).len(), 3);
+        // A month and a day later.
+        let month_ago = Utc::now() - chrono::Duration::days(31);
+        db.conn()
+            .execute(
+                "UPDATE inbound_deliveries SET updated_at = $1, created_at = $1 WHERE district_id = $2",
+                &rostergate::args![month_ago, district.id],
+            )
+            .await
+            .unwrap();
+        let delivery = purged(&app, "lincoln", applied).await;
+        assert_eq!(delivery["status"], "applied");
+        let swept = rostergate::inbound::retention::sweep(&db, &settings, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(swept.purged, 0, "nothing else may go");
+        db.close().await;
+        for id in [dead, &scores] {
+            let (_, delivery) = app
+                .get(
+                    &format!("/api/v1/districts/lincoln/inbound/{id}"),
+                    OPERATOR_TOKEN,
+                )
+                .await;
+            assert!(delivery["body_purged_at"].is_null(), "{delivery}");
+        }
+        let bodies = stored_bodies(&app);
+        assert_eq!(bodies.len(), 2, "{bodies:?}");
+        assert!(bodies
+            .iter()
+            .all(|b| !b.to_string_lossy().contains(applied.as_str())));
     }
 );

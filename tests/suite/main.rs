@@ -26,5 +26,6 @@ mod push_secrets;
 mod read_paths;
 mod roster_read;
 mod runs;
+mod score_pushes;
 mod startup;
 mod subscriptions;

@@ -1,6 +1,7 @@
 //! `rostergate-bench`: measures the importer (against the databases' own bulk loaders), the
-//! read API (under a wrk-like load) and REST pulls (against fetching the same pages), on
-//! SQLite and PostgreSQL.
+//! read API (under a wrk-like load), REST pulls (against fetching the same pages) and webhooks
+//! (signed pushes against plain INSERTs; deliveries to a local receiver), on SQLite and
+//! PostgreSQL.
 
 mod api;
 mod child;
@@ -9,7 +10,9 @@ mod import;
 mod load;
 mod pull;
 mod raw_load;
+mod receiver;
 mod scratch_db;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,7 +26,7 @@ use rostergate::config::{LogFormat, LogSettings};
 #[command(
     name = "rostergate-bench",
     version,
-    about = "Benchmarks for rostergate: import speed and memory, read-API throughput, REST pulls"
+    about = "Benchmarks for rostergate: import speed and memory, read-API throughput, REST pulls, webhooks"
 )]
 struct Args {
     #[command(subcommand)]
@@ -110,6 +113,39 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Start the gateway in this process on a loopback port and send it signed roster pushes
+    /// from several keep-alive connections (pushes/s, each stored before its 202), against
+    /// plain INSERTs of the same bodies; then time events delivered to a local receiver.
+    Webhooks {
+        /// Signed pushes per run.
+        #[arg(long, default_value_t = 5_000)]
+        pushes: usize,
+        /// Client tasks, each on its own keep-alive connection.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Users in each (delta) push.
+        #[arg(long, default_value_t = 3)]
+        users_per_push: usize,
+        /// Outbox events to deliver to the local receiver; 0 skips deliveries.
+        #[arg(long, default_value_t = 1_000)]
+        deliveries: usize,
+        /// Seconds to wait for the first delivery (and for each next one) before failing.
+        #[arg(long, default_value_t = 30)]
+        delivery_timeout_secs: u64,
+        /// Runs of the pushes and of their baseline; the best is kept.
+        #[arg(long, default_value_t = 2)]
+        runs: usize,
+        /// Administrative PostgreSQL URL (a scratch database is created and dropped); omit to
+        /// measure SQLite only.
+        #[arg(long)]
+        postgres_url: Option<String>,
+        /// Where the SQLite file and the server's data go.
+        #[arg(long, default_value = "target/bench")]
+        work_dir: PathBuf,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +156,8 @@ enum MainError {
     Api(#[from] api::ApiBenchError),
     #[error(transparent)]
     Pull(#[from] pull::PullBenchError),
+    #[error(transparent)]
+    Webhooks(#[from] webhooks::WebhooksBenchError),
     #[error("no rostergate binary at {0}: build it (cargo build --release) or pass --exe")]
     NoExe(PathBuf),
     #[error("cannot locate this program: {0}")]
@@ -240,6 +278,34 @@ async fn run(command: Command) -> Result<(), MainError> {
                 println!("{}", report.to_json()?);
             } else {
                 print!("{}", report.to_table());
+            }
+        }
+        Command::Webhooks {
+            pushes,
+            clients,
+            users_per_push,
+            deliveries,
+            delivery_timeout_secs,
+            runs,
+            postgres_url,
+            work_dir,
+            json,
+        } => {
+            let report = webhooks::run_webhooks_benchmark(webhooks::WebhooksOptions {
+                pushes: pushes.max(1),
+                clients: clients.max(1),
+                users_per_push: users_per_push.max(1),
+                deliveries,
+                delivery_timeout: Duration::from_secs(delivery_timeout_secs.max(1)),
+                runs: runs.max(1),
+                postgres_url,
+                work_dir,
+            })
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{report}");
             }
         }
     }
