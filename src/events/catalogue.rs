@@ -1,23 +1,24 @@
 //! The provisioning events a learning platform can subscribe to: the closed list a
 //! subscription's event types are checked against.
 
-/// Every provisioning event type, in the order they are documented.
+/// Every provisioning event type, in the order they are documented: the only types the outbox
+/// holds, and the only ones a subscription can name.
 pub const EVENT_TYPES: &[&str] = &[
     // An account was made for a person new to the roster.
     "account.provisioned",
     // An account was linked to a person the learning platform already knew.
     "account.linked",
-    // A person's details (name, email, grades, identifiers) changed.
+    // A rostered person's details (name, email, grades, identifiers) changed.
     "account.updated",
-    // A person joined, left or came back to the district's roster.
+    // A person left the district's roster, or came back to it.
     "account.roster_status_changed",
     // A class appeared in the roster.
     "class.created",
     // A class's details (title, course, periods, school) changed.
     "class.updated",
-    // A class ended with its term and is kept read-only.
+    // A class left the roster but was used, so it is kept read-only (archived).
     "class.archived",
-    // A class left the roster.
+    // A class that was never used left the roster.
     "class.removed",
     // A person was enrolled in a class.
     "enrollment.added",

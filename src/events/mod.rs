@@ -1,44 +1,19 @@
-//! Events: the catalogue of what the outbox records. Every roster change is `<type>.<change>`
-//! (`users.created`, `enrollments.deleted`, …) with the record's sourcedId as subject; coaching
-//! pairs are `coaching.started` / `coaching.ended` with `teacher/student` as subject; accounts
-//! are `account.provisioned` / `account.linked` / `account.roster_status_changed` with the
-//! account id as subject and a thin JSON payload.
+//! Events: what a learning platform can subscribe to about a district's roster.
+//!
+//! The closed list of event types is [`catalogue::EVENT_TYPES`]; nothing else is written to the
+//! outbox. Each event is written in the transaction that makes its change, with a subject (what
+//! it is about) and a thin `data` payload (ids and changed field names, never a person's details):
+//!
+//! - `class.created|updated|archived|removed`: subject the class sourcedId;
+//! - `enrollment.added|removed`: subject the enrollment sourcedId;
+//! - `coaching.added|removed`: subject `teacher/student` sourcedIds;
+//! - `account.provisioned|linked|updated|roster_status_changed`: subject the account id;
+//! - `sync_run.held|applied`: subject the run id.
+//!
+//! [`envelope::Envelope`] is the one wire shape of an event, for webhooks and the events API.
+//! `contracts/events/<type>.schema.json` describes each type.
 
 pub mod catalogue;
 pub mod envelope;
 pub mod signing;
 pub mod subscriptions;
-
-use crate::domain::records::{Change, RecordKind};
-
-/// What provisioning records about accounts.
-pub const ACCOUNT_EVENTS: [&str; 3] = [
-    "account.provisioned",
-    "account.linked",
-    "account.roster_status_changed",
-];
-
-/// Every event type the gateway emits.
-pub fn catalogue() -> Vec<String> {
-    let mut names: Vec<String> = RecordKind::ALL
-        .into_iter()
-        .flat_map(|k| [Change::Created, Change::Updated, Change::Deleted].map(|c| k.event(c)))
-        .collect();
-    names.push("coaching.started".into());
-    names.push("coaching.ended".into());
-    names.extend(ACCOUNT_EVENTS.map(String::from));
-    names
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn catalogue_names_every_record_change_and_coaching() {
-        let names = super::catalogue();
-        assert!(names.contains(&"users.created".to_string()));
-        assert!(names.contains(&"enrollments.deleted".to_string()));
-        assert!(names.contains(&"coaching.ended".to_string()));
-        assert!(names.contains(&"account.linked".to_string()));
-        assert_eq!(names.len(), 8 * 3 + 2 + 3);
-    }
-}

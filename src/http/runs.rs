@@ -8,6 +8,8 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::{AppState, Paging};
 use crate::domain::scope::Scope;
+use crate::events::catalogue;
+use crate::events::envelope::Envelope;
 use crate::store::runs::RunRow;
 use crate::store::{outbox, runs};
 
@@ -96,8 +98,12 @@ pub async fn discard(
 pub struct EventQuery {
     after: Option<String>,
     limit: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
 }
 
+/// The district's events as subscribers receive them (envelopes), oldest first. The `after`
+/// cursor is the number of an event id (`evt_42` → 42); `next_after` is the last one served.
 #[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.as_str()))]
 pub async fn events(
     state: web::Data<AppState>,
@@ -112,9 +118,23 @@ pub async fn events(
     }
     .resolve()?;
     let after = super::whole_number(query.after.as_deref(), 0, 0..=i64::MAX).ok_or_else(|| {
-        ApiError::bad_request("after must be a whole number, 0 or more (an event id)")
+        ApiError::bad_request(
+            "after must be a whole number, 0 or more (the number of an event id: evt_42 → 42)",
+        )
     })?;
-    let events = outbox::list(&state.db, district.id, after, limit).await?;
-    let next = events.last().map(|e| e.id);
+    let event_type = query.event_type.as_deref();
+    if let Some(t) = event_type.filter(|t| !catalogue::is_event_type(t)) {
+        let shown: String = t.chars().take(64).collect();
+        return Err(ApiError::bad_request(format!(
+            "type {shown:?} is not an event type; one of: {}",
+            catalogue::EVENT_TYPES.join(", ")
+        )));
+    }
+    let rows = outbox::page(&state.db, district.id, after, event_type, limit).await?;
+    let next = rows.last().map(|e| e.id);
+    let events: Vec<Envelope> = rows
+        .iter()
+        .map(|row| Envelope::of(row, district.slug.as_str()))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "events": events, "next_after": next })))
 }

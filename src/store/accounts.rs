@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Backend, Db, StoreError, Tx};
+use super::{outbox, Backend, Db, StoreError, Tx};
 use crate::args;
 use crate::domain::account::{
     IdentityKey, MatchedBy, NewGrassroots, RosterStatus, STAFF_ROLES, STUDENT_ROLE,
@@ -44,19 +44,6 @@ fn uuid_sql(backend: Backend) -> &'static str {
             "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' \
              || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
         }
-    }
-}
-
-/// A JSON object of text members (`["key", sql_expr]…`) as text, escaped by the database.
-fn json_sql(backend: Backend, members: &[(&str, &str)]) -> String {
-    let list = members
-        .iter()
-        .map(|(k, v)| format!("'{k}', {v}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    match backend {
-        Backend::Postgres => format!("json_build_object({list})::text"),
-        Backend::Sqlite => format!("json_object({list})"),
     }
 }
 
@@ -184,7 +171,7 @@ pub async fn provision(
         counts.ambiguous = decided.ambiguous as u64;
 
         if decided.linked > 0 {
-            let payload = json_sql(
+            let payload = outbox::json_object_sql(
                 backend,
                 &[
                     ("account_id", "s.match_account_id"),
@@ -254,7 +241,7 @@ pub async fn provision(
                 &args![run_id, district.id, now],
             )
             .await?;
-            let payload = json_sql(
+            let payload = outbox::json_object_sql(
                 backend,
                 &[
                     ("account_id", "s.new_account_id"),
@@ -318,7 +305,7 @@ pub async fn provision(
              WHERE u.district_id = $2 AND u.sourced_id = k.user_sourced_id AND {user_state})",
             from = from.as_str()
         );
-        let payload = json_sql(
+        let payload = outbox::json_object_sql(
             backend,
             &[
                 ("account_id", "k.account_id"),

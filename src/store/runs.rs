@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, StoreError, Tx};
+use super::{outbox, Db, StoreError, Tx};
 use crate::args;
+use crate::domain::records::RecordKind;
 use crate::domain::run::{CursorMove, Plan, RunReport, RunStatus};
 
 #[derive(Debug, sqlx::FromRow)]
@@ -72,19 +73,58 @@ pub async fn insert(db: &Db, run: NewRun<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Records a run's outcome (inside the applying transaction when there is one).
+/// Records a run's outcome (inside the applying transaction when there is one), and, for a run
+/// held or applied, its `sync_run.held` / `sync_run.applied` event in the same transaction.
 pub async fn finish_in(
     tx: &mut Tx,
     report: &RunReport,
     staged_rows: i64,
 ) -> Result<(), StoreError> {
     let json = serde_json::to_string(report).expect("report serializes");
+    let finished_at = report.finished_at.unwrap_or_else(Utc::now);
     tx.execute(
         "UPDATE sync_runs SET status = $1, report = $2, finished_at = $3, staged_rows = $4 WHERE id = $5",
-        &args![report.status.as_str(), json, report.finished_at.unwrap_or_else(Utc::now), staged_rows, report.run_id.as_str()],
+        &args![report.status.as_str(), json, finished_at, staged_rows, report.run_id.as_str()],
     )
     .await?;
-    Ok(())
+    let event_type = match report.status {
+        RunStatus::Held => "sync_run.held",
+        RunStatus::Applied => "sync_run.applied",
+        _ => return Ok(()),
+    };
+    let plan = tx
+        .strings(
+            "SELECT plan FROM sync_runs WHERE id = $1",
+            &args![report.run_id.as_str()],
+        )
+        .await?
+        .first()
+        .and_then(|p| serde_json::from_str::<Plan>(p).ok())
+        .unwrap_or_default();
+    let data = run_event_data(report, &plan);
+    outbox::insert_run_event(tx, &report.run_id, event_type, &data, finished_at).await
+}
+
+/// A run event's thin payload: its source, and per kind how it arrived and what changed (or
+/// would, for a held run). Counts only: no record of the run is named.
+fn run_event_data(report: &RunReport, plan: &Plan) -> serde_json::Value {
+    let counts: serde_json::Map<String, serde_json::Value> = report
+        .counts
+        .iter()
+        .map(|(kind, c)| {
+            let mode = RecordKind::from_oneroster_name(kind).and_then(|k| plan.mode(k));
+            (
+                kind.clone(),
+                serde_json::json!({
+                    "mode": mode,
+                    "created": c.created,
+                    "updated": c.updated,
+                    "deleted": c.deleted,
+                }),
+            )
+        })
+        .collect();
+    serde_json::json!({ "source": report.source, "counts": counts })
 }
 
 /// Remembers where a pull moves its connection when the run is applied (now or on approval).

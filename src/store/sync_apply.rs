@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::staging::active_predicate;
 use super::tables::KindTables;
-use super::{Db, StoreError, Tx};
+use super::{outbox, Arg, Db, StoreError, Tx};
 use crate::args;
 use crate::domain::records::{Mode, RecordKind, COACHED_ROLE, COACHING_ROLES};
 use crate::domain::run::CoachingCounts;
@@ -99,7 +99,168 @@ fn removed_predicate(kind: RecordKind, mode: Mode) -> String {
     }
 }
 
-/// Applies one kind inside the run's transaction, writing an outbox event per change.
+/// The live row of the staged row `s` (alias `l`), while it is in effect.
+fn same_live_sql(kind: RecordKind) -> String {
+    format!(
+        "SELECT 1 FROM {live} l WHERE l.district_id = $2 AND l.sourced_id = s.sourced_id AND {active}",
+        live = kind.table(),
+        active = active_predicate(kind, "l"),
+    )
+}
+
+/// The staged rows `s` of the run that update a live row `l` in effect whose content changed,
+/// joined to whatever `join` adds.
+fn updated_rows_sql(kind: RecordKind, join: &str) -> String {
+    format!(
+        "FROM {stage} s JOIN {live} l ON l.district_id = $2 AND l.sourced_id = s.sourced_id AND {active} \
+         AND l.hash <> s.hash {join} WHERE s.run_id = $1 AND NOT s.deleting",
+        stage = kind.stage_table(),
+        live = kind.table(),
+        active = active_predicate(kind, "l"),
+    )
+}
+
+/// Every field of a kind as (column, OneRoster field name), its metadata included: what a
+/// changed-fields list can name.
+fn change_fields(kind: RecordKind) -> Vec<(&'static str, String)> {
+    let mut fields: Vec<(&'static str, String)> = kind
+        .columns()
+        .iter()
+        .map(|c| (c.name, c.field_name()))
+        .collect();
+    fields.push(("extra", "metadata".into()));
+    fields
+}
+
+fn changed_sql(tx: &Tx, kind: RecordKind) -> String {
+    let fields = change_fields(kind);
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(c, f)| (*c, f.as_str())).collect();
+    outbox::json_value_sql(tx.backend(), &outbox::changed_fields_sql(&pairs, "l", "s"))
+}
+
+/// Writes the catalogue events one kind's changes make, from the staged rows against the live
+/// ones (before they change), each kind in a few set-based statements:
+///
+/// - classes: `class.created`, `class.updated` (with the changed field names), and, when a class
+///   leaves, `class.archived` if it was used (it is kept, detached) else `class.removed`;
+/// - enrollments: `enrollment.added` / `enrollment.removed`; an enrollment whose class, user or
+///   role changed is `enrollment.removed` (as it was) then `enrollment.added` (as it is), other
+///   changes (dates, `primary`, metadata) make no event;
+/// - users: `account.updated` for a changed user linked to an account (the changed field names,
+///   never their values). Users entering or leaving are account events of provisioning.
+///
+/// Other kinds make no event: nobody subscribes to them.
+async fn write_events(
+    tx: &mut Tx,
+    params: &[Arg],
+    (kind, mode): (RecordKind, Mode),
+    planned: KindCounts,
+) -> Result<(), StoreError> {
+    use outbox::INSERT_EVENTS;
+    let backend = tx.backend();
+    let json = |members: &[(&str, &str)]| outbox::json_object_sql(backend, members);
+    let stage = kind.stage_table();
+    let live = kind.table();
+    let same_live = same_live_sql(kind);
+    let created = format!(
+        "FROM {stage} s WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({same_live})"
+    );
+    let updated = updated_rows_sql(kind, "");
+    let removed = format!("FROM {live} l WHERE {}", removed_predicate(kind, mode));
+    let mut statements = Vec::new();
+    match kind {
+        RecordKind::Classes => {
+            let class_of = |a: &str| {
+                json(&[
+                    ("class", &format!("{a}.sourced_id")),
+                    ("course", &format!("{a}.course_sourced_id")),
+                    ("school", &format!("{a}.school_sourced_id")),
+                ])
+            };
+            if planned.created > 0 {
+                statements.push(format!(
+                    "SELECT $2, $1, 'class.created', s.sourced_id, {data}, $3 {created}",
+                    data = class_of("s")
+                ));
+            }
+            if planned.updated > 0 {
+                let data = json(&[
+                    ("class", "s.sourced_id"),
+                    ("changed", &changed_sql(tx, kind)),
+                ]);
+                statements.push(format!(
+                    "SELECT $2, $1, 'class.updated', s.sourced_id, {data}, $3 {updated}"
+                ));
+            }
+            if planned.deleted > 0 {
+                // The detach below keeps exactly the used classes.
+                statements.push(format!(
+                    "SELECT $2, $1, CASE WHEN l.used_at IS NOT NULL THEN 'class.archived' ELSE 'class.removed' END, \
+                     l.sourced_id, {data}, $3 {removed}",
+                    data = class_of("l")
+                ));
+            }
+        }
+        RecordKind::Enrollments => {
+            let enrollment_of = |a: &str| {
+                json(&[
+                    ("enrollment", &format!("{a}.sourced_id")),
+                    ("class", &format!("{a}.class_sourced_id")),
+                    ("user", &format!("{a}.user_sourced_id")),
+                    ("role", &format!("{a}.role")),
+                ])
+            };
+            if planned.created > 0 {
+                statements.push(format!(
+                    "SELECT $2, $1, 'enrollment.added', s.sourced_id, {data}, $3 {created}",
+                    data = enrollment_of("s")
+                ));
+            }
+            if planned.updated > 0 {
+                let moved = "(l.class_sourced_id IS DISTINCT FROM s.class_sourced_id \
+                     OR l.user_sourced_id IS DISTINCT FROM s.user_sourced_id OR l.role IS DISTINCT FROM s.role)";
+                statements.push(format!(
+                    "SELECT $2, $1, 'enrollment.removed', l.sourced_id, {data}, $3 {updated} AND {moved}",
+                    data = enrollment_of("l")
+                ));
+                statements.push(format!(
+                    "SELECT $2, $1, 'enrollment.added', s.sourced_id, {data}, $3 {updated} AND {moved}",
+                    data = enrollment_of("s")
+                ));
+            }
+            if planned.deleted > 0 {
+                statements.push(format!(
+                    "SELECT $2, $1, 'enrollment.removed', l.sourced_id, {data}, $3 {removed}",
+                    data = enrollment_of("l")
+                ));
+            }
+        }
+        RecordKind::Users if planned.updated > 0 => {
+            let data = json(&[
+                ("account_id", "k.account_id"),
+                ("user_sourced_id", "s.sourced_id"),
+                ("changed", &changed_sql(tx, kind)),
+            ]);
+            // Joining the links keeps users without an account (guardians…) out.
+            let linked = updated_rows_sql(
+                kind,
+                "JOIN account_links k ON k.district_id = $2 AND k.user_sourced_id = s.sourced_id",
+            );
+            statements.push(format!(
+                "SELECT $2, $1, 'account.updated', k.account_id, {data}, $3 {linked}"
+            ));
+        }
+        _ => {}
+    }
+    for select in statements {
+        tx.execute(&format!("{INSERT_EVENTS} {select}"), params)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Applies one kind inside the run's transaction, writing the catalogue events its changes
+/// make (see [`write_events`]).
 /// `planned` is the run's diff for the kind, made under the district's sync lock: steps with
 /// nothing to do are skipped, which is what makes a re-import of an unchanged roster cheap.
 pub async fn apply_kind(
@@ -112,48 +273,13 @@ pub async fn apply_kind(
 ) -> Result<(), StoreError> {
     let live = kind.table();
     let stage = kind.stage_table();
-    let active = active_predicate(kind, "l");
     let params = args![run_id, district_id, now];
-    let event = |change: &str| format!("{}.{change}", kind.oneroster_name());
 
     // Events first: they describe the change against the state before it.
-    let same_live = format!("SELECT 1 FROM {live} l WHERE l.district_id = $2 AND l.sourced_id = s.sourced_id AND {active}");
-    if planned.created > 0 {
-        tx.execute(
-            &format!(
-            "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
-             SELECT $2, $1, '{created}', s.sourced_id, $3 FROM {stage} s \
-             WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({same_live})",
-            created = event("created"),
-        ),
-            &params,
-        )
-        .await?;
-    }
-    if planned.updated > 0 {
-        tx.execute(
-            &format!(
-            "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
-             SELECT $2, $1, '{updated}', s.sourced_id, $3 FROM {stage} s \
-             WHERE s.run_id = $1 AND NOT s.deleting AND EXISTS ({same_live} AND l.hash <> s.hash)",
-            updated = event("updated"),
-        ),
-            &params,
-        )
-        .await?;
-    }
+    write_events(tx, &params, (kind, mode), planned).await?;
+    let same_live = same_live_sql(kind);
     let removed = removed_predicate(kind, mode);
     if planned.deleted > 0 {
-        tx.execute(
-            &format!(
-            "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
-             SELECT $2, $1, '{deleted}', l.sourced_id, $3 FROM {live} l WHERE {removed}",
-            deleted = event("deleted"),
-        ),
-            &params,
-        )
-        .await?;
-
         // Removal is a tombstone: the row (and anything hanging off it) stays. A class that was used
         // is detached (kept, shown archived) instead of removed.
         let reason = "CASE WHEN EXISTS (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id AND s.deleting) \
@@ -276,11 +402,19 @@ pub async fn derive_coaching(
 
     super::staging::refresh_statistics(tx, &["stage_coaching".to_string()]).await?;
     let pair_event = "c.teacher_sourced_id || '/' || c.student_sourced_id";
+    let pair_data = outbox::json_object_sql(
+        tx.backend(),
+        &[
+            ("teacher", "c.teacher_sourced_id"),
+            ("student", "c.student_sourced_id"),
+        ],
+    );
+    let insert = outbox::INSERT_EVENTS;
     let started = tx
         .execute(
             &format!(
-                "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
-                 SELECT DISTINCT $2, $1, 'coaching.started', {pair_event}, $4 FROM stage_coaching c \
+                "{insert} \
+                 SELECT DISTINCT $2, $1, 'coaching.added', {pair_event}, {pair_data}, $4 FROM stage_coaching c \
                  WHERE c.run_id = $1 AND NOT EXISTS (SELECT 1 FROM coaching_sources x WHERE x.district_id = $2 \
                    AND x.teacher_sourced_id = c.teacher_sourced_id AND x.student_sourced_id = c.student_sourced_id)"
             ),
@@ -297,8 +431,8 @@ pub async fn derive_coaching(
     let ended = tx
         .execute(
             &format!(
-                "INSERT INTO outbox_events (district_id, run_id, event_type, subject_id, created_at) \
-                 SELECT DISTINCT $2, $1, 'coaching.ended', {pair_event}, $4 FROM coaching_sources c WHERE {stale} \
+                "{insert} \
+                 SELECT DISTINCT $2, $1, 'coaching.removed', {pair_event}, {pair_data}, $4 FROM coaching_sources c WHERE {stale} \
                  AND NOT EXISTS (SELECT 1 FROM stage_coaching d WHERE d.run_id = $1 \
                      AND d.teacher_sourced_id = c.teacher_sourced_id AND d.student_sourced_id = c.student_sourced_id) \
                  AND NOT EXISTS (SELECT 1 FROM coaching_sources o WHERE o.district_id = $2 \

@@ -75,7 +75,7 @@ async fn events_of(app: &TestApp, district: &str, event_type: &str) -> Vec<Value
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["event_type"] == event_type)
+        .filter(|e| e["type"] == event_type)
         .cloned()
         .collect()
 }
@@ -123,11 +123,11 @@ on_every_backend!(
         let stu1 = account_for(&accounts, "stu-1");
         let event = provisioned
             .iter()
-            .find(|e| e["subject_id"] == stu1["id"])
+            .find(|e| e["subject"] == stu1["id"])
             .expect("an event for stu-1's account");
-        assert_eq!(event["payload"]["user_sourced_id"], "stu-1");
-        assert_eq!(event["payload"]["district"], "lincoln");
-        assert_eq!(event["payload"]["role_family"], "student");
+        assert_eq!(event["data"]["user_sourced_id"], "stu-1");
+        assert_eq!(event["data"]["district"], "lincoln");
+        assert_eq!(event["data"]["role_family"], "student");
 
         // Importing the same roster again provisions nothing more.
         let (_, again) = app
@@ -188,8 +188,8 @@ on_every_backend!(
         assert_eq!(untouched["state"], "grassroots");
         let events = events_of(&app, "lincoln", "account.linked").await;
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0]["subject_id"], sam.as_str());
-        assert_eq!(events[0]["payload"]["matched_by"], "email");
+        assert_eq!(events[0]["subject"], sam.as_str());
+        assert_eq!(events[0]["data"]["matched_by"], "email");
     }
 );
 
@@ -220,10 +220,10 @@ on_every_backend!(
         let changes = events_of(&app, "lincoln", "account.roster_status_changed").await;
         let statuses: Vec<&Value> = changes
             .iter()
-            .map(|e| &e["payload"]["roster_status"])
+            .map(|e| &e["data"]["roster_status"])
             .collect();
         assert_eq!(statuses, [&json!("No Longer Rostered"), &json!("Rostered")]);
-        assert!(changes.iter().all(|e| e["subject_id"] == before["id"]));
+        assert!(changes.iter().all(|e| e["subject"] == before["id"]));
     }
 );
 

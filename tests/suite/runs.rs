@@ -15,16 +15,24 @@ on_every_backend!(every_change_is_written_once_to_the_outbox, |app| {
         )
         .await;
     let events = events["events"].as_array().unwrap();
-    let of = |t: &str| events.iter().filter(|e| e["event_type"] == t).count();
-    assert_eq!(of("users.created"), 5);
-    assert_eq!(of("enrollments.created"), 7);
-    assert_eq!(of("coaching.started"), 5);
+    let of = |t: &str| events.iter().filter(|e| e["type"] == t).count();
+    assert_eq!(of("account.provisioned"), 5);
+    assert_eq!(of("class.created"), 2);
+    assert_eq!(of("enrollment.added"), 7);
+    assert_eq!(of("coaching.added"), 5);
+    assert_eq!(of("sync_run.applied"), 1);
+    // Records nobody subscribes to (orgs, courses, users…) make no event.
+    assert_eq!(events.len(), 5 + 2 + 7 + 5 + 1);
     assert!(events.iter().all(|e| e["run_id"] == report["run_id"]));
     assert!(events
         .iter()
-        .any(|e| e["event_type"] == "coaching.started" && e["subject_id"] == "tch-1/stu-2"));
-    // Paging by cursor.
-    let first = events[0]["id"].as_i64().unwrap();
+        .any(|e| e["type"] == "coaching.added" && e["subject"] == "tch-1/stu-2"));
+    // Paging by cursor: the number of an event id.
+    let first = events[0]["id"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("evt_")
+        .unwrap();
     let (_, rest) = app
         .get(
             &format!("/api/v1/districts/lincoln/events?after={first}&limit=10000"),
