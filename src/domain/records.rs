@@ -274,28 +274,6 @@ impl RecordKind {
     pub fn column_index(self, name: &str) -> Option<usize> {
         self.columns().iter().position(|c| c.name == name)
     }
-
-    /// Event names: `users.created`, `enrollments.deleted`, …
-    pub fn event(self, change: Change) -> String {
-        format!("{}.{}", self.oneroster_name(), change.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Created,
-    Updated,
-    Deleted,
-}
-
-impl Change {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Change::Created => "created",
-            Change::Updated => "updated",
-            Change::Deleted => "deleted",
-        }
-    }
 }
 
 /// A typed column value.

@@ -13,6 +13,7 @@ mod corrupt_data;
 mod crash_recovery;
 mod deliveries;
 mod districts;
+mod events;
 mod generate;
 mod health_and_errors;
 mod import_limits;

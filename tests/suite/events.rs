@@ -2,12 +2,12 @@
 //! catalogue, the events API serves them as subscribers receive them, and each one matches its
 //! published JSON Schema (contracts/events/<type>.schema.json).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use common::{school, Bundle, TestApp, OPERATOR_TOKEN};
+use crate::common::{school, Bundle, TestApp, OPERATOR_TOKEN};
 use rostergate::events::catalogue::EVENT_TYPES;
 use serde_json::{json, Value};
 
