@@ -89,6 +89,7 @@ impl Worker {
         let (outcomes, inbox) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(self.clone().record_loop(inbox));
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(1));
+        let mut backlog = false;
         loop {
             if *stop.borrow() {
                 break;
@@ -101,13 +102,14 @@ impl Worker {
                     false
                 }
             };
-            let busy = match self.claim_and_start(&outcomes, &stop).await {
-                Ok(busy) => busy || fanned,
+            backlog = match self.claim_and_start(&outcomes, &stop, backlog).await {
+                Ok(full) => full,
                 Err(e) => {
                     tracing::warn!(error = %e, "webhook delivery: could not claim deliveries");
                     false
                 }
             };
+            let busy = backlog || fanned;
             if !busy {
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
@@ -143,13 +145,29 @@ impl Worker {
     }
 
     /// Claims and starts as many due deliveries as there is room for. `true` when the claim
-    /// filled the room (so the loop goes on at once).
+    /// filled the room (so the loop goes on at once). `backlog`: the last claim filled its room,
+    /// so more is surely due.
     async fn claim_and_start(
         &self,
         outcomes: &mpsc::UnboundedSender<Outcome>,
         stop: &watch::Receiver<bool>,
+        backlog: bool,
     ) -> Result<bool, StoreError> {
-        // Wait for room before claiming: a claimed delivery starts at once.
+        // Wait for room before claiming: a claimed delivery starts at once. With a backlog,
+        // wait for half the room a claim can fill: claims of a freed slot or two would each
+        // cost their statements for next to nothing, while half the requests stay in flight
+        // meanwhile.
+        let want = if backlog {
+            (self.settings.concurrency.min(self.batch() as usize) / 2).max(1)
+        } else {
+            1
+        };
+        drop(
+            self.slots
+                .acquire_many(u32::try_from(want).unwrap_or(1))
+                .await
+                .expect("the semaphore is never closed"),
+        );
         let first = self
             .slots
             .clone()
@@ -161,7 +179,8 @@ impl Worker {
         }
         let room = (self.slots.available_permits() + 1).min(self.batch() as usize);
         let now = Utc::now();
-        if !deliveries::anything_due(&self.db, now).await? {
+        // Polling idle, look first: a read does not take SQLite's write lock.
+        if !backlog && !deliveries::anything_due(&self.db, now).await? {
             return Ok(false);
         }
         let claimed =
@@ -276,9 +295,26 @@ impl Worker {
         // delivery: a busy subscription's successes would otherwise each cost a statement.
         let mut written: HashMap<(i64, &str), std::mem::Discriminant<SubscriptionChange>> =
             HashMap::new();
+        // Successes, the bulk of a busy batch, take two statements per chunk; the rest one
+        // statement pair each.
+        let successes: Vec<&AttemptRecord> = batch
+            .iter()
+            .map(|o| &o.record)
+            .filter(|r| is_plain_success(r))
+            .collect();
+        let held: std::collections::HashSet<(i64, i64)> =
+            deliveries::record_delivered(&mut tx, &self.owner, &successes, now)
+                .await?
+                .into_iter()
+                .collect();
         for outcome in batch {
             let d = &outcome.record.delivery;
-            if !deliveries::record_attempt(&mut tx, &self.owner, &outcome.record, now).await? {
+            let recorded = if is_plain_success(&outcome.record) {
+                held.contains(&(d.id, d.attempts))
+            } else {
+                deliveries::record_attempt(&mut tx, &self.owner, &outcome.record, now).await?
+            };
+            if !recorded {
                 tracing::warn!(
                     delivery = d.id,
                     "webhook delivery taken over by another process; its outcome is dropped"
@@ -316,6 +352,11 @@ impl Worker {
         }
         tx.commit().await
     }
+}
+
+/// Delivered with no error: recorded in bulk.
+fn is_plain_success(record: &AttemptRecord) -> bool {
+    record.next == Next::Delivered && record.error.is_none()
 }
 
 /// Makes one attempt of a delivery and decides what follows.

@@ -379,14 +379,20 @@ pub async fn claim(
     // (behind a retrying one, or of a disabled subscription), every due delivery is looked at,
     // so none of them starves.
     let window = limit.saturating_mul(CLAIM_WINDOW);
+    // PostgreSQL takes the window's ids as an array: joined to the table instead, the planner
+    // (which cannot see the window's size) hashes every pending delivery for each claim.
+    let (join, in_window) = match db.backend() {
+        Backend::Postgres => ("", "d.id = ANY (ARRAY(SELECT id FROM w)) AND "),
+        Backend::Sqlite => ("JOIN w ON w.id = d.id", ""),
+    };
     let mut claimed = claim_where(
         db,
         &format!(
             "WITH w AS MATERIALIZED (SELECT id FROM webhook_deliveries WHERE status = 'pending' \
              AND next_attempt_at <= $3 ORDER BY next_attempt_at, id LIMIT {window}) "
         ),
-        "JOIN w ON w.id = d.id",
-        "d.status = 'pending'",
+        join,
+        &format!("{in_window}d.status = 'pending'"),
         "d.next_attempt_at, d.id",
         args![owner, lease_until, now, limit],
     )
@@ -434,14 +440,16 @@ async fn claim_where(
     order: &str,
     args: [Arg; 4],
 ) -> Result<Vec<Claimed>, StoreError> {
-    let lock = match db.backend() {
-        Backend::Postgres => " FOR UPDATE OF d SKIP LOCKED",
-        Backend::Sqlite => "",
+    // On PostgreSQL the chosen ids are an array too, so the UPDATE finds them by primary key
+    // rather than by hashing the table.
+    let (lock, open, close) = match db.backend() {
+        Backend::Postgres => (" FOR UPDATE OF d SKIP LOCKED", "= ANY (ARRAY(", "))"),
+        Backend::Sqlite => ("", "IN (", ")"),
     };
     let sql = format!(
         "UPDATE webhook_deliveries SET status = 'delivering', attempts = attempts + 1, \
          lease_owner = $1, lease_until = $2 \
-         WHERE id IN ({with}\
+         WHERE id {open}{with}\
            SELECT d.id FROM webhook_deliveries d {join} \
            JOIN subscriptions s ON s.district_id = d.district_id AND s.id = d.subscription_id \
            WHERE {due} AND s.status = 'enabled' \
@@ -449,7 +457,7 @@ async fn claim_where(
                WHERE e.district_id = d.district_id AND e.subscription_id = d.subscription_id \
                  AND e.subject_id = d.subject_id AND e.id < d.id \
                  AND e.status IN ('pending', 'delivering')) \
-           ORDER BY {order} LIMIT $4{lock}) \
+           ORDER BY {order} LIMIT $4{lock}{close} \
          RETURNING id, district_id, subscription_id, event_seq, subject_id, attempts"
     );
     db.conn().fetch_all(&sql, &args).await
@@ -586,6 +594,97 @@ pub async fn record_attempt(
     )
     .await?;
     Ok(true)
+}
+
+/// Rows per statement when recording successes: far below either backend's limit on bound
+/// parameters (seven per attempt row).
+const RECORD_CHUNK: usize = 200;
+
+/// Records successful attempts (delivered, no error) many at a time: one UPDATE and one INSERT
+/// per chunk instead of two statements per delivery. As [`record_attempt`], only deliveries
+/// this process still holds for that attempt are written; their (id, attempt) are returned.
+pub async fn record_delivered(
+    tx: &mut Tx,
+    owner: &str,
+    records: &[&AttemptRecord],
+    now: DateTime<Utc>,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut recorded = Vec::with_capacity(records.len());
+    for chunk in records.chunks(RECORD_CHUNK) {
+        let mut args: Vec<Arg> = args![owner, now].to_vec();
+        let mut values = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            let n = args.len();
+            values.push(format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+            args.extend(args![
+                r.delivery.id,
+                r.delivery.attempts,
+                r.status_code.map(|c| c.to_string())
+            ]);
+        }
+        // VALUES columns are column1, column2, … on both backends.
+        let held: std::collections::HashSet<(i64, i64)> = tx
+            .fetch_all(
+                &format!(
+                    "UPDATE webhook_deliveries SET status = 'delivered', next_attempt_at = $2, \
+                     lease_owner = NULL, lease_until = NULL, \
+                     last_status_code = CAST(v.column3 AS BIGINT), last_error = NULL, \
+                     finished_at = $2 FROM (VALUES {}) AS v \
+                     WHERE webhook_deliveries.id = v.column1 \
+                       AND webhook_deliveries.attempts = v.column2 \
+                       AND webhook_deliveries.status = 'delivering' \
+                       AND webhook_deliveries.lease_owner = $1 \
+                     RETURNING webhook_deliveries.id, webhook_deliveries.attempts",
+                    values.join(", ")
+                ),
+                &args,
+            )
+            .await?
+            .into_iter()
+            .collect();
+        let written: Vec<&&AttemptRecord> = chunk
+            .iter()
+            .filter(|r| held.contains(&(r.delivery.id, r.delivery.attempts)))
+            .collect();
+        if written.is_empty() {
+            continue;
+        }
+        let mut args: Vec<Arg> = Vec::with_capacity(written.len() * 7);
+        let mut values = Vec::with_capacity(written.len());
+        for r in &written {
+            let n = args.len();
+            values.push(format!(
+                "(${}, ${}, ${}, CAST(${} AS BIGINT), ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6,
+                n + 7
+            ));
+            args.extend(args![
+                r.delivery.id,
+                r.delivery.attempts,
+                r.attempted_at,
+                r.status_code.map(|c| c.to_string()),
+                r.duration_ms,
+                r.error.clone(),
+                r.response_excerpt.clone()
+            ]);
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code, \
+                 duration_ms, error, response_excerpt) VALUES {}",
+                values.join(", ")
+            ),
+            &args,
+        )
+        .await?;
+        recorded.extend(written.iter().map(|r| (r.delivery.id, r.delivery.attempts)));
+    }
+    Ok(recorded)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -814,6 +814,97 @@ on_every_backend!(
     }
 );
 
+on_every_backend!(
+    successes_are_recorded_in_bulk_only_for_the_lease_and_attempt_held,
+    with & [("ROSTERGATE_WEBHOOKS__ENABLED", "false")],
+    |app| {
+        use rostergate::store::deliveries::{self, AttemptRecord, NewDelivery, Next};
+        app.create_district("lincoln").await;
+        let db = Db::connect(&app.db.url).await.unwrap();
+        let district = districts::get(&db, "lincoln").await.unwrap();
+        let new = NewSubscription {
+            url: "https://hooks.example.org/in".into(),
+            event_types: vec!["account.provisioned".into()],
+            description: String::new(),
+        };
+        let (sub, _) =
+            rostergate::events::subscriptions::create(&db, &secret_box(), district.id, &new)
+                .await
+                .unwrap();
+        let queued: Vec<NewDelivery> = (1..=3)
+            .map(|seq| NewDelivery {
+                subscription_id: sub.id.clone(),
+                event_seq: seq,
+                subject_id: format!("subject-{seq}"),
+            })
+            .collect();
+        let now = Utc::now();
+        deliveries::queue(&db, district.id, &queued, now)
+            .await
+            .unwrap();
+        let lease = now + chrono::Duration::seconds(60);
+        let claimed = deliveries::claim(&db, "owner-a", lease, now, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 3);
+        let record = |c: &deliveries::Claimed, attempts: i64| AttemptRecord {
+            delivery: deliveries::Claimed {
+                attempts,
+                ..c.clone()
+            },
+            attempted_at: now,
+            status_code: Some(204),
+            duration_ms: 3,
+            error: None,
+            response_excerpt: None,
+            next: Next::Delivered,
+        };
+        let current: Vec<AttemptRecord> = claimed.iter().map(|c| record(c, 1)).collect();
+        let stale = record(&claimed[0], 0);
+        let all: Vec<&AttemptRecord> = current.iter().collect();
+
+        // Another process's outcome, or an outcome of an earlier attempt, writes nothing.
+        let mut tx = db.begin().await.unwrap();
+        let written = deliveries::record_delivered(&mut tx, "owner-b", &all, now).await;
+        assert_eq!(written.unwrap(), vec![]);
+        let written = deliveries::record_delivered(&mut tx, "owner-a", &[&stale], now).await;
+        assert_eq!(written.unwrap(), vec![]);
+        tx.commit().await.unwrap();
+        for c in &claimed {
+            let d = deliveries::find(&db, district.id, c.id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(d.status, deliveries::DeliveryStatus::Delivering);
+            assert!(deliveries::attempts(&db, c.id).await.unwrap().is_empty());
+        }
+
+        // The holder's outcomes are all written, each with its one attempt.
+        let mut tx = db.begin().await.unwrap();
+        let written = deliveries::record_delivered(&mut tx, "owner-a", &all, now)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(written.len(), 3);
+        for c in &claimed {
+            let d = deliveries::find(&db, district.id, c.id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(d.status, deliveries::DeliveryStatus::Delivered);
+            assert_eq!(d.last_status_code, Some(204));
+            assert!(d.finished_at.is_some());
+            let attempts = deliveries::attempts(&db, c.id).await.unwrap();
+            assert_eq!(attempts.len(), 1);
+            assert_eq!(
+                (attempts[0].attempt, attempts[0].status_code),
+                (1, Some(204))
+            );
+        }
+        db.close().await;
+    }
+);
+
 // ---------------------------------------------------------------------------------------------
 // Gateways as processes
 

@@ -6,9 +6,12 @@
 //!    before its 202. Side by side: the same bodies as plain INSERTs into a table of the same
 //!    database, from as many tasks: what durable storage alone costs.
 //! 2. Events delivered per second: a subscription (made through the admin API) pointing at a
-//!    receiver in this process, account events written straight into the outbox, and the time
-//!    until the receiver has them all. The delivery worker is a black box here: if nothing
-//!    arrives within the timeout, this part fails saying so.
+//!    receiver in this process that checks every signature with the subscription's secret,
+//!    account events written straight into the outbox, and the time until every one of them is
+//!    recorded `delivered` (the whole path: fan-out, claim, signed send, record), with the time
+//!    until the receiver had them all beside it. The delivery worker is a black box here: if
+//!    nothing arrives within the timeout, this part fails saying so; it fails too when a
+//!    signature does not hold or an event has other than one delivery.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -97,13 +100,19 @@ pub enum WebhooksBenchError {
         waited_secs: u64,
     },
     #[error(
-        "{backend}: deliveries stopped at {delivered} of {events} (nothing new for {waited_secs} s)"
+        "{backend}: deliveries {stage} stopped at {delivered} of {events} (nothing new for {waited_secs} s)"
     )]
     Incomplete {
         backend: &'static str,
+        stage: &'static str,
         delivered: u64,
         events: usize,
         waited_secs: u64,
+    },
+    #[error("{backend}: {detail}")]
+    Wrong {
+        backend: &'static str,
+        detail: String,
     },
     #[error("background task panicked or was cancelled: {0}")]
     Join(String),
@@ -129,6 +138,8 @@ pub struct DeliveryRun {
     pub insert_seconds: f64,
     pub inserts_per_sec: f64,
     /// From the commit until the receiver had every event.
+    pub receive_seconds: f64,
+    /// From the commit until every delivery was recorded `delivered`.
     pub deliver_seconds: f64,
     pub delivered_per_sec: f64,
     /// Requests the receiver answered (more than `events` when some were retried).
@@ -177,11 +188,12 @@ impl fmt::Display for WebhooksReport {
             )?;
             writeln!(
                 f,
-                "{:<8}  {:>7}  {:>9}  {:>10}  {:>9}  {:>12}  {:>8}",
+                "{:<8}  {:>7}  {:>9}  {:>10}  {:>9}  {:>9}  {:>12}  {:>8}",
                 "backend",
                 "events",
                 "INSERT s",
                 "INSERTs/s",
+                "receive s",
                 "deliver s",
                 "delivered/s",
                 "requests"
@@ -189,11 +201,12 @@ impl fmt::Display for WebhooksReport {
             for run in &self.delivery_runs {
                 writeln!(
                     f,
-                    "{:<8}  {:>7}  {:>9.2}  {:>10.0}  {:>9.2}  {:>12.0}  {:>8}",
+                    "{:<8}  {:>7}  {:>9.2}  {:>10.0}  {:>9.2}  {:>9.2}  {:>12.0}  {:>8}",
                     run.backend,
                     run.events,
                     run.insert_seconds,
                     run.inserts_per_sec,
+                    run.receive_seconds,
                     run.deliver_seconds,
                     run.delivered_per_sec,
                     run.requests
@@ -301,9 +314,12 @@ async fn measure_backend(
         )
         .await?;
 
-    // The job runner is off: processing the pushes would compete with receiving them.
+    // The job runner is off: processing the pushes would compete with receiving them. So is
+    // its delivery worker: it lives on beside part 2's gateway, and would claim part 2's
+    // deliveries only to find its receiver's loopback address refused.
     let mut vars = base.to_vec();
     vars.push(("ROSTERGATE_JOBS__ENABLED", "false".to_string()));
+    vars.push(("ROSTERGATE_WEBHOOKS__ENABLED", "false".to_string()));
     let app = Application::build(settings(database.url(), &data_dir, &vars)?).await?;
     let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
     // The server lives until the process ends; each backend has its own port and database.
@@ -519,20 +535,51 @@ async fn measure_deliveries(
             ),
         ));
     }
+    let secret = serde_json::from_slice::<serde_json::Value>(&response.body)
+        .ok()
+        .and_then(|v| v["secret"].as_str().map(str::to_string))
+        .ok_or_else(|| request_err(step, "the answer holds no secret"))
+        .and_then(|text| WebhookSecret::parse(&text).map_err(|e| request_err(step, e)))?;
+    receiver.expect_secret(secret);
     let started = Instant::now();
     write_events(db, district_id, opts.deliveries).await?;
     let insert_seconds = started.elapsed().as_secs_f64();
     let committed = Instant::now();
-    let outcome = wait_for(&receiver, opts.deliveries, opts.delivery_timeout, backend).await;
-    let deliver_seconds = committed.elapsed().as_secs_f64();
+    let outcome = wait_for(db, &receiver, opts, backend).await;
     let requests = receiver.requests();
+    let refused = receiver.refused();
     receiver.stop().await;
-    outcome?;
+    let (receive_seconds, deliver_seconds) = outcome.map(|(received, recorded)| {
+        (
+            (received - committed).as_secs_f64(),
+            (recorded - committed).as_secs_f64(),
+        )
+    })?;
+    if refused > 0 {
+        return Err(WebhooksBenchError::Wrong {
+            backend,
+            detail: format!("the receiver refused {refused} requests for their signature"),
+        });
+    }
+    let rows = db
+        .conn()
+        .scalar(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE district_id = $1",
+            &args![district_id],
+        )
+        .await?;
+    if rows != opts.deliveries as i64 {
+        return Err(WebhooksBenchError::Wrong {
+            backend,
+            detail: format!("{rows} delivery rows for {} events", opts.deliveries),
+        });
+    }
     Ok(DeliveryRun {
         backend,
         events: opts.deliveries,
         insert_seconds,
         inserts_per_sec: opts.deliveries as f64 / insert_seconds,
+        receive_seconds,
         deliver_seconds,
         delivered_per_sec: opts.deliveries as f64 / deliver_seconds,
         requests,
@@ -558,27 +605,51 @@ async fn write_events(db: &Db, district_id: i64, events: usize) -> Result<(), St
     tx.commit().await
 }
 
-/// Waits until the receiver has `events` deliveries; fails when the first, or the next, does not
-/// come within `patience`.
+/// Waits until the receiver has `events` deliveries and then until each is recorded
+/// `delivered`; when each of the two happened. Fails when the first delivery, or the next,
+/// does not come (or is not recorded) within `patience`.
 async fn wait_for(
+    db: &Db,
     receiver: &Receiver,
-    events: usize,
-    patience: Duration,
+    opts: &WebhooksOptions,
     backend: &'static str,
-) -> Result<(), WebhooksBenchError> {
+) -> Result<(Instant, Instant), WebhooksBenchError> {
+    let (events, patience) = (opts.deliveries, opts.delivery_timeout);
+    let mut received_at = None;
     let mut last = 0;
     let mut last_progress = Instant::now();
     loop {
-        let delivered = receiver.delivered();
-        if delivered >= events as u64 {
-            return Ok(());
-        }
+        let received = receiver.delivered();
+        // The log is read only once the receiver has everything: a count per poll would
+        // compete with the worker for the database.
+        let delivered = if received >= events as u64 {
+            let at = *received_at.get_or_insert_with(Instant::now);
+            let recorded = db
+                .conn()
+                .scalar(
+                    "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'delivered'",
+                    &[],
+                )
+                .await?;
+            if recorded >= events as i64 {
+                return Ok((at, Instant::now()));
+            }
+            // Past `events`: progress in recording.
+            events as u64 + 1 + recorded.max(0) as u64
+        } else {
+            received
+        };
         if delivered > last {
             last = delivered;
             last_progress = Instant::now();
         } else if last_progress.elapsed() > patience {
             let waited_secs = patience.as_secs();
-            return Err(if delivered == 0 {
+            let (stage, delivered) = if delivered > events as u64 {
+                ("recorded delivered", delivered - events as u64 - 1)
+            } else {
+                ("received", delivered)
+            };
+            return Err(if delivered == 0 && stage == "received" {
                 WebhooksBenchError::NoDelivery {
                     backend,
                     events,
@@ -587,6 +658,7 @@ async fn wait_for(
             } else {
                 WebhooksBenchError::Incomplete {
                     backend,
+                    stage,
                     delivered,
                     events,
                     waited_secs,
@@ -654,26 +726,22 @@ mod tests {
         assert!(report.to_string().contains("pushes/s"));
     }
 
-    /// Without a delivery worker in the build, part 2 says so; with one, it measures.
+    /// Every event signed, received and recorded delivered, once.
     #[tokio::test]
-    async fn deliveries_are_measured_or_fail_saying_no_delivery_arrived() {
+    async fn deliveries_are_measured_until_each_is_recorded_delivered() {
         let work = tempfile::tempdir().unwrap();
         let opts = WebhooksOptions {
             pushes: 5,
             runs: 1,
+            delivery_timeout: Duration::from_secs(10),
             ..options(work.path(), 5)
         };
-        match run_webhooks_benchmark(opts).await {
-            Ok(report) => {
-                let run = &report.delivery_runs[0];
-                assert_eq!(run.events, 5);
-                assert!(run.requests >= 5, "{run:?}");
-            }
-            Err(e) => {
-                assert!(matches!(e, WebhooksBenchError::NoDelivery { .. }), "{e}");
-                assert!(e.to_string().contains("delivery worker"), "{e}");
-            }
-        }
+        let report = run_webhooks_benchmark(opts).await.unwrap();
+        let run = &report.delivery_runs[0];
+        assert_eq!((run.backend, run.events), ("sqlite", 5));
+        assert!(run.requests >= 5, "{run:?}");
+        assert!(run.deliver_seconds >= run.receive_seconds, "{run:?}");
+        assert!(report.to_string().contains("delivered/s"));
     }
 
     #[test]
