@@ -242,6 +242,9 @@ impl Default for JobSettings {
 pub struct InboundSettings {
     /// The largest body accepted, in bytes; a larger one is refused (413) while it is read.
     pub max_body_bytes: u64,
+    /// Bodies up to this size are kept in their delivery's database row, durable with its one
+    /// commit; larger ones are written (and synced) to a file under `data_dir/inbound/`.
+    pub inline_body_bytes: u64,
     /// Days a body is kept once its delivery is final (applied, held, failed); then the body is
     /// deleted and the delivery says so. 0 deletes it at the next sweep.
     pub keep_bodies_days: u32,
@@ -253,6 +256,7 @@ impl Default for InboundSettings {
     fn default() -> Self {
         InboundSettings {
             max_body_bytes: 50 << 20,
+            inline_body_bytes: 1 << 20,
             keep_bodies_days: 30,
             purge_interval_secs: 3600,
         }

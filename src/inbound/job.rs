@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{apply_json, body_file, BodyFormat, JsonPushError};
+use super::{apply_json, body_file, read_body, BodyFormat, InboundError};
 use crate::config::Settings;
 use crate::domain::problem::Problem;
 use crate::imports::import_oneroster_csv;
@@ -45,7 +45,7 @@ enum ProcessError {
     #[error("the stored content type {0:?} is not a roster push")]
     UnknownFormat(String),
     #[error(transparent)]
-    Json(#[from] JsonPushError),
+    Body(#[from] InboundError),
     #[error(transparent)]
     Sync(#[from] SyncError),
 }
@@ -104,11 +104,7 @@ impl JobHandler for InboundJobs {
                 Ok(result(&delivery.id, status, Some(&report.run_id)))
             }
             Err(e) => {
-                let busy = matches!(
-                    e,
-                    ProcessError::Sync(SyncError::Busy(_))
-                        | ProcessError::Json(JsonPushError::Sync(SyncError::Busy(_)))
-                );
+                let busy = matches!(e, ProcessError::Sync(SyncError::Busy(_)));
                 if busy {
                     inbound::put_back(&self.db, district.id, &delivery.id, Utc::now())
                         .await
@@ -178,23 +174,28 @@ impl InboundJobs {
         district: &crate::domain::district::District,
         delivery: &Delivery,
     ) -> Result<RunReport, ProcessError> {
-        let path = body_file(&self.settings, delivery);
-        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            return Err(ProcessError::BodyMissing);
-        }
         let limits = &self.settings.import;
         match BodyFormat::from_content_type(&delivery.content_type) {
-            Some(BodyFormat::Json) => Ok(apply_json(&self.engine, district, &path, limits).await?),
-            Some(BodyFormat::Zip) => Ok(import_oneroster_csv(
-                &self.engine,
-                district,
-                &path,
-                Some("roster.zip"),
-                limits,
-                RunOptions::default(),
-                None,
-            )
-            .await?),
+            Some(BodyFormat::Json) => {
+                let body = read_body(&self.db, &self.settings, delivery)
+                    .await?
+                    .ok_or(ProcessError::BodyMissing)?;
+                Ok(apply_json(&self.engine, district, body, limits).await?)
+            }
+            Some(BodyFormat::Zip) => {
+                // The importer reads a path: a body kept in the row is copied to a temporary file.
+                let file = body_file(&self.db, &self.settings, delivery).await?;
+                Ok(import_oneroster_csv(
+                    &self.engine,
+                    district,
+                    file.path(),
+                    Some("roster.zip"),
+                    limits,
+                    RunOptions::default(),
+                    None,
+                )
+                .await?)
+            }
             None => Err(ProcessError::UnknownFormat(delivery.content_type.clone())),
         }
     }

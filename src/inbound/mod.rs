@@ -1,11 +1,13 @@
-//! Pushes to a district (rosters, scores): a body is written to a file under `data_dir/inbound/`
-//! and recorded, with the job that processes it, before the push is acknowledged. A roster's job
-//! (see [`InboundJobs`]) then feeds it through the sync engine like any other source; scores are
-//! stored and listed, not processed yet. [`retention`] deletes bodies once they are of no more use.
+//! Pushes to a district (rosters, scores): a body is stored and recorded, with the job that
+//! processes it, before the push is acknowledged. A roster's job (see [`InboundJobs`]) then feeds
+//! it through the sync engine like any other source; scores are stored and listed, not processed
+//! yet. [`retention`] deletes bodies once they are of no more use.
 //!
-//! Bodies are files rather than table rows: they run to tens of megabytes (a row that size
-//! weighs on PostgreSQL's WAL and SQLite's single writer), the CSV importer reads a path, and a
-//! file written and synced before the row commits is as durable as the row.
+//! A body up to `[inbound] inline_body_bytes` is kept in its delivery's row: the push is durable
+//! with that one commit, where a file costs two syncs (the file, its folder) of its own, which
+//! bounded how many pushes a second a gateway could take. A larger body is a file under
+//! `data_dir/inbound/`, written and synced before the row commits: tens of megabytes in a row
+//! would weigh on PostgreSQL's WAL and SQLite's single writer.
 
 mod job;
 pub mod retention;
@@ -21,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::config::{ImportSettings, Settings};
 use crate::domain::district::District;
 use crate::sources::oneroster::{self, push};
-use crate::store::inbound::{self, Delivery, NewDelivery, Stored};
+use crate::store::inbound::{self, BodyPlace, Delivery, NewBody, NewDelivery, Stored};
 use crate::store::jobs::NewJob;
 use crate::store::{Db, StoreError};
 use crate::sync::engine::RunOptions;
@@ -98,12 +100,15 @@ impl BodyFormat {
 pub enum InboundError {
     #[error("cannot store the pushed body: {0}")]
     Spool(#[from] std::io::Error),
+    #[error("the stored body of inbound delivery {0} is missing")]
+    BodyMissing(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// Stores a pushed body and its delivery, with the job that will process it (for a kind that has
-/// one). A webhook id the district has seen returns the first delivery and stores nothing.
+/// one), in one transaction. A webhook id the district has seen returns the first delivery and
+/// stores nothing.
 pub async fn receive(
     db: &Db,
     settings: &Settings,
@@ -113,21 +118,29 @@ pub async fn receive(
     format: BodyFormat,
     body: Vec<u8>,
 ) -> Result<Stored, InboundError> {
-    if let Some(webhook_id) = webhook_id {
-        if let Some(first) = inbound::find_by_webhook_id(db, district_id, webhook_id).await? {
-            return Ok(Stored::Duplicate(first));
+    let id = uuid::Uuid::new_v4().to_string();
+    let body_bytes = body.len() as i64;
+    let inline = body.len() as u64 <= settings.inbound.inline_body_bytes;
+    // A file is written only for a delivery that is new (the insert's own conflict check settles
+    // a race); an inline body needs no such look first.
+    if !inline {
+        if let Some(webhook_id) = webhook_id {
+            if let Some(first) = inbound::find_by_webhook_id(db, district_id, webhook_id).await? {
+                return Ok(Stored::Duplicate(first));
+            }
         }
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    let relative = format!("inbound/{district_id}/{id}.{}", format.extension());
-    let file = settings.data_dir.join(&relative);
-    let body_bytes = body.len() as i64;
-    {
-        let file = file.clone();
-        tokio::task::spawn_blocking(move || write_durably(&file, &body))
+    let (stored_body, file) = if inline {
+        (NewBody::Row(body), None)
+    } else {
+        let relative = format!("inbound/{district_id}/{id}.{}", format.extension());
+        let file = settings.data_dir.join(&relative);
+        let target = file.clone();
+        tokio::task::spawn_blocking(move || write_durably(&target, &body))
             .await
             .expect("writing a body does not panic")?;
-    }
+        (NewBody::File(relative), Some(file))
+    };
     let now = Utc::now();
     let new = NewDelivery {
         district_id,
@@ -135,7 +148,7 @@ pub async fn receive(
         webhook_id: webhook_id.map(str::to_string),
         kind: kind.as_str().to_string(),
         content_type: format.content_type().to_string(),
-        body_path: relative,
+        body: stored_body,
         body_bytes,
     };
     let job = kind
@@ -144,7 +157,7 @@ pub async fn receive(
     let stored = inbound::insert(db, &new, job.as_ref(), now).await;
     // A body without its row (a failed insert, or a concurrent push of the same webhook id that
     // won) is nobody's: it goes.
-    if !matches!(stored, Ok(Stored::New(_))) {
+    if let Some(file) = file.filter(|_| !matches!(stored, Ok(Stored::New(_)))) {
         let _ = std::fs::remove_file(&file);
     }
     Ok(stored?)
@@ -175,9 +188,76 @@ pub fn processing_job(
     }
 }
 
-/// Where a delivery's body is.
-pub fn body_file(settings: &Settings, delivery: &Delivery) -> PathBuf {
-    settings.data_dir.join(&delivery.body_path)
+/// A delivery's body, read from its row or its file. `Ok(None)` when it is not there (purged, or
+/// its file gone).
+pub async fn read_body(
+    db: &Db,
+    settings: &Settings,
+    delivery: &Delivery,
+) -> Result<Option<Vec<u8>>, InboundError> {
+    match &delivery.body {
+        BodyPlace::Row => Ok(inbound::body(db, delivery.district_id, &delivery.id).await?),
+        BodyPlace::File(relative) => {
+            match tokio::fs::read(settings.data_dir.join(relative)).await {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(InboundError::Spool(e)),
+            }
+        }
+    }
+}
+
+/// A file holding a delivery's body, for a reader that wants a path (the CSV importer): its own
+/// file, or, for a body kept in the row, a temporary copy under `data_dir/inbound/tmp/` that is
+/// deleted when the returned guard drops.
+pub async fn body_file(
+    db: &Db,
+    settings: &Settings,
+    delivery: &Delivery,
+) -> Result<BodyFile, InboundError> {
+    match &delivery.body {
+        BodyPlace::File(relative) => {
+            let path = settings.data_dir.join(relative);
+            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                return Err(InboundError::BodyMissing(delivery.id.clone()));
+            }
+            Ok(BodyFile::Kept(path))
+        }
+        BodyPlace::Row => {
+            let bytes = inbound::body(db, delivery.district_id, &delivery.id)
+                .await?
+                .ok_or_else(|| InboundError::BodyMissing(delivery.id.clone()))?;
+            let dir = settings.data_dir.join("inbound").join("tmp");
+            let temp = tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir)?;
+                let mut file = tempfile::Builder::new()
+                    .prefix(".body-")
+                    .suffix(".zip")
+                    .tempfile_in(&dir)?;
+                file.write_all(&bytes)?;
+                file.flush()?;
+                Ok::<_, std::io::Error>(file.into_temp_path())
+            })
+            .await
+            .expect("writing a body does not panic")?;
+            Ok(BodyFile::Temporary(temp))
+        }
+    }
+}
+
+/// A path to a delivery's body: its stored file, or a temporary copy of a body kept in the row.
+pub enum BodyFile {
+    Kept(PathBuf),
+    Temporary(tempfile::TempPath),
+}
+
+impl BodyFile {
+    pub fn path(&self) -> &Path {
+        match self {
+            BodyFile::Kept(path) => path,
+            BodyFile::Temporary(temp) => temp,
+        }
+    }
 }
 
 /// Writes `body` to `path` so that it survives a crash once this returns: a temporary file,
@@ -196,14 +276,13 @@ fn write_durably(path: &Path, body: &[u8]) -> std::io::Result<()> {
 
 /// Feeds a pushed JSON roster through the engine. A body that cannot be read as a push makes a
 /// failed run saying why (with the line, for JSON that does not parse); `Err` is for the
-/// gateway's own trouble (database, lock, the body file unreadable).
+/// gateway's own trouble (database, lock).
 pub async fn apply_json(
     engine: &Engine,
     district: &District,
-    path: &Path,
+    body: Vec<u8>,
     limits: &ImportSettings,
-) -> Result<RunReport, JsonPushError> {
-    let body = tokio::fs::read(path).await.map_err(JsonPushError::Body)?;
+) -> Result<RunReport, SyncError> {
     let read = tokio::task::spawn_blocking(move || push::read(&body))
         .await
         .expect("reading a push does not panic");
@@ -212,7 +291,7 @@ pub async fn apply_json(
         Err(problem) => {
             let mut log = oneroster::problem_log(limits);
             log.error(problem);
-            return Ok(engine.record_failure(district, ONEROSTER_PUSH, log).await?);
+            return engine.record_failure(district, ONEROSTER_PUSH, log).await;
         }
     };
     let plan = push::plan(&pushed);
@@ -221,7 +300,7 @@ pub async fn apply_json(
     let producer = tokio::task::spawn_blocking(move || push::produce(&pushed, &limits, tx));
     let end =
         async move { SourceEnd::from(producer.await.expect("the push reader does not panic")) };
-    Ok(engine
+    engine
         .run(
             district,
             ONEROSTER_PUSH,
@@ -230,15 +309,7 @@ pub async fn apply_json(
             end,
             RunOptions::default(),
         )
-        .await?)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum JsonPushError {
-    #[error("cannot read the stored body: {0}")]
-    Body(std::io::Error),
-    #[error(transparent)]
-    Sync(#[from] SyncError),
+        .await
 }
 
 #[cfg(test)]

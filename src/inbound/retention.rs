@@ -1,6 +1,6 @@
 //! Retention of pushed bodies: once a delivery has been final (applied, held, failed) for
-//! `[inbound] keep_bodies_days`, its body is deleted from `data_dir/inbound/` and the delivery
-//! records when. A delivery that is not final keeps its body whatever its age: dead-lettered
+//! `[inbound] keep_bodies_days`, its body is deleted (from its row, or its file under
+//! `data_dir/inbound/`) and the delivery records when. A delivery that is not final keeps its body whatever its age: dead-lettered
 //! ones wait for an admin's retry, score pushes for the processing that will read them.
 //!
 //! Every gateway with background jobs sweeps; several may at once. A body is marked purged and
@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
-use crate::store::inbound::{self, PurgeCandidate};
+use crate::store::inbound::{self, BodyPlace, PurgeCandidate};
 use crate::store::{Db, StoreError};
 
 /// Deliveries looked at per batch of a sweep.
@@ -76,7 +76,12 @@ async fn purge(
         tx.rollback().await?;
         return Ok(true);
     }
-    match tokio::fs::remove_file(data_dir.join(&candidate.body_path)).await {
+    // A body in the row went with the update.
+    let BodyPlace::File(relative) = &candidate.body else {
+        tx.commit().await?;
+        return Ok(true);
+    };
+    match tokio::fs::remove_file(data_dir.join(relative)).await {
         Ok(()) => {}
         // Gone already (a sweep that deleted it and stopped before its commit).
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -1,6 +1,7 @@
-//! Pushes to a district (rosters, scores): one row per delivery (its body is a file, named here
-//! by path), inserted with the job that processes it (if its kind has one), deduplicated by the
-//! sender's `webhook-id`. A body kept past its retention is purged; the row stays and says so.
+//! Pushes to a district (rosters, scores): one row per delivery, inserted with the job that
+//! processes it (if its kind has one), deduplicated by the sender's `webhook-id`. A body is in the
+//! row itself (`body`, with `body_path` empty) or, when large, a file named by `body_path`. A body
+//! kept past its retention is purged; the row stays and says so.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -66,7 +67,27 @@ impl DeliveryStatus {
     }
 }
 
-/// A stored delivery.
+/// Where a delivery's body is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyPlace {
+    /// In the row's `body` column (`body_path` is empty); read it with [`body`].
+    Row,
+    /// A file, relative to the data directory.
+    File(String),
+}
+
+impl BodyPlace {
+    /// An empty `body_path` is the mark of a body kept in the row.
+    fn from_path(path: String) -> BodyPlace {
+        if path.is_empty() {
+            BodyPlace::Row
+        } else {
+            BodyPlace::File(path)
+        }
+    }
+}
+
+/// A stored delivery (without its body's bytes: only where they are).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     pub district_id: i64,
@@ -74,8 +95,7 @@ pub struct Delivery {
     pub webhook_id: Option<String>,
     pub kind: String,
     pub content_type: String,
-    /// The body's file, relative to the data directory.
-    pub body_path: String,
+    pub body: BodyPlace,
     pub body_bytes: i64,
     pub status: DeliveryStatus,
     pub run_id: Option<String>,
@@ -119,7 +139,7 @@ impl DeliveryRow {
             webhook_id: self.webhook_id,
             kind: self.kind,
             content_type: self.content_type,
-            body_path: self.body_path,
+            body: BodyPlace::from_path(self.body_path),
             body_bytes: self.body_bytes,
             run_id: self.run_id,
             attempts: self.attempts,
@@ -141,8 +161,16 @@ pub struct NewDelivery {
     pub webhook_id: Option<String>,
     pub kind: String,
     pub content_type: String,
-    pub body_path: String,
+    pub body: NewBody,
     pub body_bytes: i64,
+}
+
+/// A new delivery's body: its bytes, to keep in the row, or the file it was written to.
+#[derive(Debug, Clone)]
+pub enum NewBody {
+    Row(Vec<u8>),
+    /// Relative to the data directory; written and synced before the row is inserted.
+    File(String),
 }
 
 /// What storing a delivery did.
@@ -163,13 +191,18 @@ pub async fn insert(
     job: Option<&NewJob>,
     now: DateTime<Utc>,
 ) -> Result<Stored, StoreError> {
+    let (body_path, body) = match &new.body {
+        NewBody::Row(bytes) => ("", Some(bytes.clone())),
+        NewBody::File(path) => (path.as_str(), None),
+    };
     let mut tx = db.begin().await?;
     let inserted: Option<DeliveryRow> = tx
         .fetch_optional(
             &format!(
                 "INSERT INTO inbound_deliveries (district_id, id, webhook_id, kind, content_type, \
-                 body_path, body_bytes, status, run_id, errors, attempts, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'received', NULL, '[]', 0, $8, $8) \
+                 body_path, body, body_bytes, status, run_id, errors, attempts, created_at, \
+                 updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'received', NULL, '[]', 0, $9, $9) \
                  ON CONFLICT (district_id, webhook_id) DO NOTHING RETURNING {COLUMNS}"
             ),
             &args![
@@ -178,7 +211,8 @@ pub async fn insert(
                 new.webhook_id.clone(),
                 new.kind.as_str(),
                 new.content_type.as_str(),
-                new.body_path.as_str(),
+                body_path,
+                body,
                 new.body_bytes,
                 now
             ],
@@ -212,6 +246,23 @@ pub async fn find(db: &Db, district_id: i64, id: &str) -> Result<Option<Delivery
         )
         .await?;
     row.map(DeliveryRow::into_delivery).transpose()
+}
+
+/// The bytes of a delivery's body kept in its row; `None` when there are none (the delivery is
+/// gone, its body is a file, or it was purged).
+pub async fn body(db: &Db, district_id: i64, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Body {
+        body: Option<Vec<u8>>,
+    }
+    let row: Option<Body> = db
+        .conn()
+        .fetch_optional(
+            "SELECT body FROM inbound_deliveries WHERE district_id = $1 AND id = $2",
+            &args![district_id, id],
+        )
+        .await?;
+    Ok(row.and_then(|r| r.body))
 }
 
 pub async fn find_by_webhook_id(
@@ -380,11 +431,18 @@ fn status_list(first: usize, statuses: &[DeliveryStatus]) -> (String, Vec<Arg>) 
 }
 
 /// A delivery whose body may be purged.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurgeCandidate {
     pub district_id: i64,
     pub id: String,
-    pub body_path: String,
+    pub body: BodyPlace,
+}
+
+#[derive(sqlx::FromRow)]
+struct PurgeRow {
+    district_id: i64,
+    id: String,
+    body_path: String,
 }
 
 /// Up to `limit` deliveries, in any district, final since before `cutoff` and with their body
@@ -396,7 +454,8 @@ pub async fn purge_candidates(
 ) -> Result<Vec<PurgeCandidate>, StoreError> {
     let (finals, mut args) = status_list(3, &DeliveryStatus::finals());
     args.splice(0..0, [Arg::from(cutoff), Arg::I64(limit)]);
-    db.conn()
+    let rows: Vec<PurgeRow> = db
+        .conn()
         .fetch_all(
             &format!(
                 "SELECT district_id, id, body_path FROM inbound_deliveries \
@@ -405,11 +464,20 @@ pub async fn purge_candidates(
             ),
             &args,
         )
-        .await
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| PurgeCandidate {
+            district_id: r.district_id,
+            id: r.id,
+            body: BodyPlace::from_path(r.body_path),
+        })
+        .collect())
 }
 
 /// Marks a delivery's body purged, in `tx`, if it still may be (final since before `cutoff`, not
-/// purged yet): delete the file before `tx` commits, so that a retry that comes in between
+/// purged yet), and drops a body kept in the row with it. A body in a file: delete the file
+/// before `tx` commits, so that a retry that comes in between
 /// waits for the commit and then finds it purged. False when it may not (any more).
 pub async fn mark_purged(
     tx: &mut Tx,
@@ -424,7 +492,7 @@ pub async fn mark_purged(
     let n = tx
         .execute(
             &format!(
-                "UPDATE inbound_deliveries SET body_purged_at = $1 \
+                "UPDATE inbound_deliveries SET body_purged_at = $1, body = NULL \
                  WHERE district_id = $2 AND id = $3 AND body_purged_at IS NULL \
                  AND updated_at < $4 AND status IN ({finals})"
             ),

@@ -92,6 +92,8 @@ pub enum Arg {
     OptDate(Option<NaiveDate>),
     Date(NaiveDate),
     Time(DateTime<Utc>),
+    /// A BLOB (SQLite) or BYTEA (PostgreSQL), or NULL.
+    OptBytes(Option<Vec<u8>>),
 }
 
 impl From<i64> for Arg {
@@ -129,6 +131,11 @@ impl From<DateTime<Utc>> for Arg {
         Arg::Time(v)
     }
 }
+impl From<Option<Vec<u8>>> for Arg {
+    fn from(v: Option<Vec<u8>>) -> Self {
+        Arg::OptBytes(v)
+    }
+}
 impl From<NaiveDate> for Arg {
     fn from(v: NaiveDate) -> Self {
         Arg::Date(v)
@@ -154,6 +161,7 @@ macro_rules! bind_args {
                 Arg::OptDate(v) => q.bind(*v),
                 Arg::Date(v) => q.bind(*v),
                 Arg::Time(v) => q.bind(*v),
+                Arg::OptBytes(v) => q.bind(v.clone()),
             };
         }
         q

@@ -256,16 +256,57 @@ async fn run_count(app: &TestApp, district: &str) -> usize {
     runs["runs"].as_array().unwrap().len()
 }
 
-/// The body files stored under the data folder.
+/// Bodies over this many bytes are files (every roster in these tests is), smaller ones rows.
+const SMALL_INLINE: (&str, &str) = ("ROSTERGATE_INBOUND__INLINE_BODY_BYTES", "64");
+/// Every body a file.
+const FILE_BODIES: (&str, &str) = ("ROSTERGATE_INBOUND__INLINE_BODY_BYTES", "0");
+
+/// The bodies kept in their deliveries' rows: (delivery id, bytes).
+async fn bodies_in_rows(app: &TestApp) -> Vec<(String, Vec<u8>)> {
+    #[derive(sqlx::FromRow)]
+    struct Kept {
+        id: String,
+        body: Vec<u8>,
+    }
+    let db = Db::connect(&app.db.url).await.unwrap();
+    let rows: Vec<Kept> = db
+        .conn()
+        .fetch_all(
+            "SELECT id, body FROM inbound_deliveries WHERE body IS NOT NULL ORDER BY created_at",
+            &[],
+        )
+        .await
+        .unwrap();
+    db.close().await;
+    rows.into_iter().map(|k| (k.id, k.body)).collect()
+}
+
+/// The body files stored under the data folder (temporary copies aside).
 fn stored_bodies(app: &TestApp) -> Vec<std::path::PathBuf> {
     let root = app.data_dir.path().join("inbound");
     let mut files = Vec::new();
     for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        if dir.file_name() == "tmp" {
+            continue;
+        }
         for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
             files.push(file.path());
         }
     }
     files
+}
+
+/// A pushed zip (or JSON) small enough is kept in its row, and a temporary copy of it (for the
+/// CSV importer) is gone once it has been processed.
+fn no_body_files(app: &TestApp) {
+    assert!(stored_bodies(app).is_empty(), "{:?}", stored_bodies(app));
+    let tmp = app.data_dir.path().join("inbound").join("tmp");
+    let left: Vec<_> = std::fs::read_dir(tmp)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "temporary copies left: {left:?}");
 }
 
 on_every_backend!(a_signed_json_push_is_stored_then_applied_and_the_roster_is_readable, with FAST_JOBS, |app| {
@@ -279,7 +320,11 @@ on_every_backend!(a_signed_json_push_is_stored_then_applied_and_the_roster_is_re
         headers["location"].to_str().unwrap(),
         format!("/api/v1/districts/lincoln/inbound/{id}")
     );
+    // Under `inline_body_bytes`: the body is in its row, as sent, and no file is written.
+    let sent = serde_json::to_vec(&school_json("bulk")).unwrap();
+    assert_eq!(bodies_in_rows(&app).await, vec![(id.to_string(), sent)]);
     let delivery = settled(&app, "lincoln", id).await;
+    no_body_files(&app);
     assert_eq!(delivery["status"], "applied", "{delivery}");
     assert_eq!(delivery["webhook_id"], "msg-1");
     assert_eq!(delivery["kind"], "roster");
@@ -314,9 +359,49 @@ on_every_backend!(a_zip_push_is_applied_through_the_csv_importer, with FAST_JOBS
     let delivery = settled(&app, "lincoln", body["id"].as_str().unwrap()).await;
     assert_eq!(delivery["status"], "applied", "{delivery}");
     assert_eq!(delivery["content_type"], "application/zip");
+    // Kept in its row (the importer read a temporary copy, since deleted).
+    assert_eq!(bodies_in_rows(&app).await.len(), 1);
+    no_body_files(&app);
     let (status, _) = app.get("/api/v1/districts/lincoln/users/stu-3", OPERATOR_TOKEN).await;
     assert_eq!(status, 200);
 });
+
+on_every_backend!(
+    pushes_over_the_inline_size_are_files_and_are_applied_too,
+    with & [FAST_JOBS[0], SMALL_INLINE],
+    |app| {
+        app.create_district("lincoln").await;
+        let (_, secret) = push_secret(&app, "lincoln").await;
+        let (status, answer, _) =
+            push_json(&app, "lincoln", &secret, "big-json", &school_json("bulk")).await;
+        assert_eq!(status, 202, "{answer}");
+        let json_id = answer["id"].as_str().unwrap().to_string();
+        let zip = common::school().zip();
+        let headers = signed(&secret, "big-zip", &zip, "application/zip");
+        let (status, answer, _) = send(&app, "lincoln", &headers, zip.clone()).await;
+        assert_eq!(status, 202, "{answer}");
+        let zip_id = answer["id"].as_str().unwrap().to_string();
+        assert!(
+            bodies_in_rows(&app).await.is_empty(),
+            "both bodies are over 64 bytes"
+        );
+        let files = stored_bodies(&app);
+        assert_eq!(files.len(), 2, "{files:?}");
+        let zip_file = files
+            .iter()
+            .find(|f| f.to_string_lossy().contains(&zip_id))
+            .unwrap();
+        assert_eq!(std::fs::read(zip_file).unwrap(), zip);
+        for id in [&json_id, &zip_id] {
+            let delivery = settled(&app, "lincoln", id).await;
+            assert_eq!(delivery["status"], "applied", "{delivery}");
+        }
+        let (status, _) = app
+            .get("/api/v1/districts/lincoln/users/stu-3", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(status, 200);
+    }
+);
 
 on_every_backend!(the_same_webhook_id_twice_is_one_delivery_and_one_run, with FAST_JOBS, |app| {
     app.create_district("lincoln").await;
@@ -336,8 +421,25 @@ on_every_backend!(the_same_webhook_id_twice_is_one_delivery_and_one_run, with FA
     assert_eq!((again, &body["id"]), (200, &id));
     assert_eq!(total(&app, "lincoln", "").await, 1);
     assert_eq!(run_count(&app, "lincoln").await, 1);
-    assert_eq!(stored_bodies(&app).len(), 1);
+    assert_eq!(bodies_in_rows(&app).await.len(), 1);
+    assert!(stored_bodies(&app).is_empty());
 });
+
+on_every_backend!(
+    the_same_webhook_id_twice_writes_one_body_file,
+    with & [FAST_JOBS[0], FILE_BODIES],
+    |app| {
+        app.create_district("lincoln").await;
+        let (_, secret) = push_secret(&app, "lincoln").await;
+        let roster = school_json("bulk");
+        let (first, body, _) = push_json(&app, "lincoln", &secret, "msg-8", &roster).await;
+        assert_eq!(first, 202, "{body}");
+        let (again, _, _) = push_json(&app, "lincoln", &secret, "msg-8", &roster).await;
+        assert_eq!(again, 200);
+        assert_eq!(stored_bodies(&app).len(), 1);
+        assert!(bodies_in_rows(&app).await.is_empty());
+    }
+);
 
 on_every_backend!(signatures_are_verified_through_http, with FAST_JOBS, |app| {
     app.create_district("lincoln").await;
@@ -569,6 +671,7 @@ on_every_backend!(
             )
             .await;
         assert_eq!(delivery["status"], "received", "{delivery}");
+        assert!(stored_bodies(&app).is_empty(), "the body is in its row");
         // The gateway restarted (another process on the same database and data folder).
         let second = second_gateway(&app, FAST_JOBS).await;
         let delivery = settled_at(&app.client, &second, "lincoln", id).await;
@@ -582,10 +685,11 @@ on_every_backend!(
 
 // One attempt per job (set where the job is enqueued), so that the first failure dead-letters.
 on_every_backend!(
-    a_push_whose_body_is_gone_is_dead_lettered_and_an_admin_retries_it,
+    a_push_whose_body_file_is_gone_is_dead_lettered_and_an_admin_retries_it,
     with & [
         ("ROSTERGATE_JOBS__ENABLED", "false"),
-        ("ROSTERGATE_JOBS__MAX_ATTEMPTS", "1")
+        ("ROSTERGATE_JOBS__MAX_ATTEMPTS", "1"),
+        FILE_BODIES
     ],
     |app| {
         app.create_district("lincoln").await;
@@ -647,6 +751,11 @@ on_every_backend!(
         let (_, answer, _) =
             push_json(&app, "lincoln", &secret, "died", &school_json("bulk")).await;
         let id = answer["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            bodies_in_rows(&app).await.len(),
+            1,
+            "the body is in its row"
+        );
         // What a process that claimed the job and was killed leaves behind.
         let db = rostergate::store::Db::connect(&app.db.url).await.unwrap();
         let now = chrono::Utc::now();
@@ -815,10 +924,10 @@ on_every_backend!(bodies_of_final_deliveries_are_purged_and_a_purged_delivery_is
         assert_eq!(delivery["status"], status, "the delivery stays as it was: {delivery}");
         assert!(delivery["run_id"].is_string(), "{delivery}");
     }
-    // Only the score push (received: not processed yet) keeps its body.
-    let bodies = stored_bodies(&app);
-    assert_eq!(bodies.len(), 1, "{bodies:?}");
-    assert!(bodies[0].to_string_lossy().contains(&scores), "{bodies:?}");
+    // Only the score push (received: not processed yet) keeps its body, in its row.
+    let kept: Vec<String> = bodies_in_rows(&app).await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(kept, vec![scores.clone()]);
+    assert!(stored_bodies(&app).is_empty());
     let (_, delivery) = app.get(&format!("/api/v1/districts/lincoln/inbound/{scores}"), OPERATOR_TOKEN).await;
     assert_eq!((&delivery["status"], &delivery["body_purged_at"]), (&json!("received"), &Value::Null), "{delivery}");
     assert_eq!(total(&app, "lincoln", "").await, 3, "purged deliveries stay listed");
@@ -832,10 +941,11 @@ on_every_backend!(bodies_of_final_deliveries_are_purged_and_a_purged_delivery_is
 });
 
 on_every_backend!(
-    a_body_is_kept_until_its_delivery_has_been_final_for_the_retention,
+    a_body_file_is_kept_until_its_delivery_has_been_final_for_the_retention,
     with & [
         ("ROSTERGATE_JOBS__POLL_INTERVAL_MS", "50"),
-        ("ROSTERGATE_INBOUND__PURGE_INTERVAL_SECS", "1")
+        ("ROSTERGATE_INBOUND__PURGE_INTERVAL_SECS", "1"),
+        FILE_BODIES
     ],
     |app| {
         app.create_district("lincoln").await;
@@ -860,7 +970,7 @@ on_every_backend!(
             )
             .await
             .unwrap();
-        let settings = common::settings_with(&app.db.url, app.data_dir.path(), &[]);
+        let settings = common::settings_with(&app.db.url, app.data_dir.path(), &[FILE_BODIES]);
         let swept = rostergate::inbound::retention::sweep(&db, &settings, Utc::now())
             .await
             .unwrap();

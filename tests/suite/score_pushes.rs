@@ -126,7 +126,7 @@ async fn total(app: &TestApp, district: &str, query: &str) -> i64 {
 }
 
 /// The body files stored under the data folder.
-fn stored_bodies(app: &TestApp) -> Vec<std::path::PathBuf> {
+fn body_files(app: &TestApp) -> Vec<std::path::PathBuf> {
     let root = app.data_dir.path().join("inbound");
     let mut files = Vec::new();
     for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {
@@ -137,9 +137,30 @@ fn stored_bodies(app: &TestApp) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// Every stored body, whether in its delivery's row or in a file.
+async fn stored_bodies(app: &TestApp) -> Vec<Vec<u8>> {
+    #[derive(sqlx::FromRow)]
+    struct Kept {
+        body: Vec<u8>,
+    }
+    let db = Db::connect(&app.db.url).await.unwrap();
+    let rows: Vec<Kept> = db
+        .conn()
+        .fetch_all(
+            "SELECT body FROM inbound_deliveries WHERE body IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    db.close().await;
+    let mut bodies: Vec<Vec<u8>> = rows.into_iter().map(|k| k.body).collect();
+    bodies.extend(body_files(app).iter().map(|f| std::fs::read(f).unwrap()));
+    bodies
+}
+
 async fn nothing_stored(app: &TestApp, district: &str) {
     assert_eq!(total(app, district, "").await, 0, "no delivery is stored");
-    assert!(stored_bodies(app).is_empty(), "no body is stored");
+    assert!(stored_bodies(app).await.is_empty(), "no body is stored");
 }
 
 on_every_backend!(
@@ -171,10 +192,9 @@ on_every_backend!(
         assert_eq!(stored["body_bytes"], body.len());
         assert_eq!(stored["attempts"], 0);
         assert_eq!(stored["body_purged_at"], Value::Null);
-        // The body as sent, durably, under the data folder.
-        let bodies = stored_bodies(&app);
-        assert_eq!(bodies.len(), 1);
-        assert_eq!(std::fs::read(&bodies[0]).unwrap(), body);
+        // The body as sent, durably, in its row (it is under `inline_body_bytes`).
+        assert_eq!(stored_bodies(&app).await, vec![body.clone()]);
+        assert!(body_files(&app).is_empty());
         assert_eq!(total(&app, "lincoln", "?status=received").await, 1);
         // No job is queued for it: nothing would take it up.
         let (_, jobs) = app
@@ -498,12 +518,44 @@ on_every_backend!(
         let (status, answer, _) = send(&app, "lincoln", &headers, body.clone()).await;
         assert_eq!((status, &answer["id"]), (200, &id), "{answer}");
         assert_eq!(total(&app, "lincoln", "").await, 1);
-        let bodies = stored_bodies(&app);
-        assert_eq!(bodies.len(), 1);
         assert_eq!(
-            std::fs::read(&bodies[0]).unwrap(),
-            body,
+            stored_bodies(&app).await,
+            vec![body.clone()],
             "the first body is the one kept"
         );
     }
 );
+
+on_every_backend!(
+    a_score_push_over_the_inline_size_is_stored_as_a_file,
+    with & [("ROSTERGATE_INBOUND__INLINE_BODY_BYTES", "64")],
+    |app| {
+        app.create_district("lincoln").await;
+        let secret = push_secret(&app, "lincoln").await;
+        let body = scores(&["100234"]);
+        assert!(body.len() > 64);
+        let (status, answer, _) = send(
+            &app,
+            "lincoln",
+            &signed(&secret, "big", &body),
+            body.clone(),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        let files = body_files(&app);
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(files[0]
+            .to_string_lossy()
+            .contains(answer["id"].as_str().unwrap()));
+        assert_eq!(stored_bodies(&app).await, vec![body]);
+        let (status, stored) = delivery(&app, "lincoln", answer["id"].as_str().unwrap()).await;
+        assert_eq!(
+            (status, &stored["body_bytes"]),
+            (200, &json!(body_len(&files[0])))
+        );
+    }
+);
+
+fn body_len(file: &std::path::Path) -> u64 {
+    std::fs::metadata(file).unwrap().len()
+}
