@@ -46,15 +46,31 @@ pub async fn import_oneroster_csv(
     let Some(bundle) = opened else {
         return engine.record_failure(district, ONEROSTER_CSV, log).await;
     };
-    let plan = oneroster::plan(&bundle);
+    let mut plan = oneroster::plan(&bundle);
+    let applied = engine.applied_digests(district).await?;
+    let (bundle, plan) = if applied.is_empty() {
+        (bundle, plan)
+    } else {
+        // Files the district's live rows came from, byte for byte, are not read again.
+        let limits = limits.clone();
+        tokio::task::spawn_blocking(move || {
+            let carried = oneroster::carry_unchanged(&bundle, &mut plan, &applied, &limits);
+            tracing::debug!(?carried, "kinds carried over unread");
+            (bundle, plan)
+        })
+        .await
+        .expect("hashing the bundle does not panic")
+    };
     let (tx, rx) = mpsc::channel(4);
     let limits_for_reader = limits.clone();
+    let reader_plan = plan.clone();
     let producer = tokio::task::spawn_blocking(move || {
         let reading = progress.map(|p| move |kind, rows| p(Reading { kind, rows }));
         let reading = reading
             .as_ref()
             .map(|f| f as &(dyn Fn(RecordKind, u64) + Send + Sync));
-        let mut problems = oneroster::produce(&bundle, &limits_for_reader, tx, reading);
+        let mut problems =
+            oneroster::produce(&bundle, &reader_plan, &limits_for_reader, tx, reading);
         problems.merge(log);
         problems
     });

@@ -1,7 +1,7 @@
 //! A sync run as data: its plan (which kinds, bulk or delta) and its report (what it did or
 //! would do, and what was wrong with its input). Shared by the engine, the store and every edge.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,15 @@ pub struct PlannedKind {
     pub label: String,
     #[serde(default)]
     pub origin: Origin,
+    /// The SHA-256 of this kind's whole input (a CSV file's bytes), when the source knows it
+    /// before reading: what decides whether the kind can be carried over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The district already holds this kind exactly as this input would leave it (the last run
+    /// that changed the kind applied it in bulk from the same digest): the source sends none of
+    /// its records, and the engine reads it as a delta with nothing in it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carried: bool,
 }
 
 impl PlannedKind {
@@ -73,6 +82,45 @@ impl Plan {
     pub fn planned(&self, kind: RecordKind) -> Option<&PlannedKind> {
         self.kinds.iter().find(|p| p.kind == kind)
     }
+    /// Carries over every bulk kind whose input has the digest its live rows were applied from,
+    /// in dependency order, when every other kind it refers to is carried too or not in the plan
+    /// (a kind that changed may have removed what a carried row refers to). `digest` is asked
+    /// only for a kind that could be carried and has none yet. Returns the kinds carried over.
+    pub fn carry_unchanged(
+        &mut self,
+        applied: &HashMap<RecordKind, String>,
+        mut digest: impl FnMut(&PlannedKind) -> Option<String>,
+    ) -> Vec<RecordKind> {
+        let mut carried = Vec::new();
+        for i in 0..self.kinds.len() {
+            let planned = &self.kinds[i];
+            let Some(before) = applied.get(&planned.kind) else {
+                continue;
+            };
+            let references_hold = planned
+                .kind
+                .columns()
+                .iter()
+                .filter_map(|c| c.references)
+                .filter(|&target| target != planned.kind)
+                .all(|target| self.planned(target).is_none_or(|t| t.carried));
+            if planned.mode != Mode::Bulk || !references_hold {
+                continue;
+            }
+            if planned.digest.is_none() {
+                let computed = digest(planned);
+                self.kinds[i].digest = computed;
+            }
+            let planned = &mut self.kinds[i];
+            if planned.digest.as_ref() == Some(before) {
+                planned.carried = true;
+                planned.mode = Mode::Delta;
+                carried.push(planned.kind);
+            }
+        }
+        carried
+    }
+
     pub fn label(&self, kind: RecordKind) -> String {
         self.kinds
             .iter()
@@ -154,6 +202,10 @@ pub struct RunReport {
     /// Why the run waits for an administrator (or would, for a dry run).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_reasons: Vec<String>,
+    /// Types whose input was byte for byte the one their live records were applied from: not
+    /// read again, and counted unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried_over: Vec<String>,
     pub errors: Vec<Problem>,
     pub warnings: Vec<Warning>,
     pub started_at: DateTime<Utc>,
@@ -188,6 +240,12 @@ impl RunReport {
             out.push_str(&format!(
                 "  accounts: {} provisioned ({} ambiguous), {} linked, {} no longer rostered, {} rostered again\n",
                 a.provisioned, a.ambiguous, a.linked, a.no_longer_rostered, a.rostered_again
+            ));
+        }
+        if !self.carried_over.is_empty() {
+            out.push_str(&format!(
+                "  unchanged since last applied, not read again: {}\n",
+                self.carried_over.join(", ")
             ));
         }
         for reason in &self.held_reasons {
@@ -250,6 +308,8 @@ mod tests {
             mode: Mode::Bulk,
             label: label.into(),
             origin,
+            digest: None,
+            carried: false,
         };
         let csv = planned(Origin::File, "enrollments.csv");
         let rest = planned(Origin::Endpoint, "GET /enrollments");
@@ -268,5 +328,126 @@ mod tests {
             assert_eq!(csv.field(column), column);
             assert_eq!(rest.field(column), member);
         }
+    }
+
+    fn bulk_plan(kinds: &[(RecordKind, &str)]) -> Plan {
+        Plan {
+            kinds: kinds
+                .iter()
+                .map(|&(kind, digest)| PlannedKind {
+                    kind,
+                    mode: Mode::Bulk,
+                    label: format!("{}.csv", kind.oneroster_name()),
+                    origin: Origin::File,
+                    digest: Some(digest.to_string()),
+                    carried: false,
+                })
+                .collect(),
+        }
+    }
+
+    const BUNDLE: [(RecordKind, &str); 6] = [
+        (RecordKind::Orgs, "o"),
+        (RecordKind::AcademicSessions, "s"),
+        (RecordKind::Courses, "c"),
+        (RecordKind::Classes, "k"),
+        (RecordKind::Users, "u"),
+        (RecordKind::Enrollments, "e"),
+    ];
+
+    fn applied(changed: &[RecordKind]) -> HashMap<RecordKind, String> {
+        BUNDLE
+            .iter()
+            .map(|&(kind, digest)| {
+                let digest = if changed.contains(&kind) {
+                    format!("{digest}-before")
+                } else {
+                    digest.to_string()
+                };
+                (kind, digest)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_unchanged_kinds_whose_references_are_unchanged_too_are_carried_over() {
+        use RecordKind::*;
+        // (kinds whose file changed since the last applied run, kinds carried over)
+        let cases: [(&[RecordKind], &[RecordKind]); 5] = [
+            (
+                &[],
+                &[Orgs, AcademicSessions, Courses, Classes, Users, Enrollments],
+            ),
+            (&[Users], &[Orgs, AcademicSessions, Courses, Classes]),
+            (
+                &[Enrollments],
+                &[Orgs, AcademicSessions, Courses, Classes, Users],
+            ),
+            (&[Courses], &[Orgs, AcademicSessions, Users]),
+            // Every other kind refers to orgs: a removed school would leave them dangling.
+            (&[Orgs], &[AcademicSessions]),
+        ];
+        for (changed, expected) in cases {
+            let mut plan = bulk_plan(&BUNDLE);
+            let carried = plan.carry_unchanged(&applied(changed), |_| None);
+            assert_eq!(carried, expected, "changed: {changed:?}");
+            for planned in &plan.kinds {
+                let is_carried = expected.contains(&planned.kind);
+                assert_eq!(planned.carried, is_carried, "{:?}", planned.kind);
+                let mode = if is_carried { Mode::Delta } else { Mode::Bulk };
+                assert_eq!(planned.mode, mode, "{:?}", planned.kind);
+            }
+        }
+    }
+
+    #[test]
+    fn deltas_kinds_without_a_digest_and_districts_without_one_are_never_carried_over() {
+        let mut delta = bulk_plan(&BUNDLE);
+        delta.kinds[4].mode = Mode::Delta;
+        assert!(!delta
+            .carry_unchanged(&applied(&[]), |_| None)
+            .contains(&RecordKind::Users));
+
+        let mut no_digest = bulk_plan(&BUNDLE);
+        no_digest.kinds[0].digest = None;
+        assert_eq!(
+            no_digest.carry_unchanged(&applied(&[]), |_| None),
+            [RecordKind::AcademicSessions]
+        );
+
+        let mut first_import = bulk_plan(&BUNDLE);
+        assert!(first_import
+            .carry_unchanged(&HashMap::new(), |_| panic!("nothing to compare with"))
+            .is_empty());
+    }
+
+    #[test]
+    fn a_kind_whose_references_are_not_in_the_plan_can_be_carried_over() {
+        let mut users_only = bulk_plan(&[(RecordKind::Users, "u")]);
+        assert_eq!(
+            users_only.carry_unchanged(&applied(&[]), |_| None),
+            [RecordKind::Users]
+        );
+    }
+
+    #[test]
+    fn files_are_hashed_only_where_the_kind_could_be_carried_over() {
+        let mut plan = bulk_plan(&BUNDLE);
+        for planned in &mut plan.kinds {
+            planned.digest = None;
+        }
+        let mut hashed = Vec::new();
+        let carried = plan.carry_unchanged(&applied(&[RecordKind::Users]), |planned| {
+            hashed.push(planned.kind);
+            BUNDLE
+                .iter()
+                .find(|(kind, _)| *kind == planned.kind)
+                .map(|(_, digest)| digest.to_string())
+        });
+        use RecordKind::*;
+        // Enrollments refer to the changed users: their file is never read for a digest.
+        assert_eq!(hashed, [Orgs, AcademicSessions, Courses, Classes, Users]);
+        assert_eq!(carried, [Orgs, AcademicSessions, Courses, Classes]);
+        assert_eq!(plan.kinds[4].digest.as_deref(), Some("u"));
     }
 }

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod clients;
 pub mod connections;
 pub mod deliveries;
+pub mod digests;
 pub mod districts;
 pub mod inbound;
 pub mod jobs;

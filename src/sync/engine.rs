@@ -18,7 +18,7 @@ use crate::domain::thresholds::{hold_reasons, KindCounts};
 use crate::store::accounts::{self as account_store, DistrictRef, RosterChanges};
 use crate::store::locks::{self, DistrictLock};
 use crate::store::sync_apply;
-use crate::store::{connections, districts, runs, staging, Db, StoreError};
+use crate::store::{connections, digests, districts, runs, staging, Db, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -217,10 +217,28 @@ impl Engine {
         let mut log = ProblemLog::new(self.max_reported_errors);
         let mut known: HashMap<RecordKind, HashSet<String>> = HashMap::new();
         let mut staged_rows: i64 = 0;
+        if let Some(problem) = self.carried_changed(district, plan).await? {
+            // The source already skipped those records: this run cannot be completed.
+            drop(feed);
+            log.error(problem);
+            return self.finish(report, log, RunStatus::Failed, 0).await;
+        }
+        report.carried_over = plan
+            .kinds
+            .iter()
+            .filter(|p| p.carried)
+            .map(|p| p.kind.oneroster_name().to_string())
+            .collect();
+        let mut digests = HashMap::new();
         let phase_start = std::time::Instant::now();
         while let Some(item) = feed.recv().await {
-            let Feed::Records(kind, records) = item else {
-                continue;
+            let (kind, records) = match item {
+                Feed::Records(kind, records) => (kind, records),
+                Feed::Digest(kind, digest) => {
+                    digests.insert(kind, digest);
+                    continue;
+                }
+                Feed::Done(_) => continue,
             };
             self.check_list_references(district.id, &run_id, plan, &records, &mut known, &mut log)
                 .await?;
@@ -302,6 +320,14 @@ impl Engine {
                 sync_apply::diff(&self.db, &run_id, district.id, planned.kind, planned.mode)
                     .await?;
             let live = sync_apply::live_count(&self.db, district.id, planned.kind).await?;
+            let counts = if planned.carried {
+                KindCounts {
+                    unchanged: live,
+                    ..counts
+                }
+            } else {
+                counts
+            };
             report
                 .counts
                 .insert(planned.kind.oneroster_name().to_string(), counts);
@@ -324,7 +350,9 @@ impl Engine {
         if options.dry_run {
             // Apply and roll back: the counts, coaching included, are exactly what applying would do.
             let diff = report.counts.clone();
-            let rehearsed = self.apply(district, &run_id, plan, &diff, None).await?;
+            let rehearsed = self
+                .apply(district, &run_id, plan, (&diff, &digests), None)
+                .await?;
             report.coaching = rehearsed.coaching;
             report.accounts = rehearsed.accounts;
             for warning in rehearsed.warnings {
@@ -341,19 +369,55 @@ impl Engine {
         report.errors = errors;
         report.warnings = warnings;
         let diff = report.counts.clone();
-        self.apply(district, &run_id, plan, &diff, Some(report))
+        self.apply(district, &run_id, plan, (&diff, &digests), Some(report))
             .await?;
         Ok(())
     }
 
-    /// Applies a run's staged rows in one transaction that also records the run as applied.
-    /// Without a report to complete, it is a rehearsal: everything is rolled back.
+    /// A kind the source carried over must still be as the plan found it: another run of the
+    /// district may have applied between the source's look and this run taking the lock.
+    async fn carried_changed(
+        &self,
+        district: &District,
+        plan: &Plan,
+    ) -> Result<Option<Problem>, SyncError> {
+        if !plan.kinds.iter().any(|p| p.carried) {
+            return Ok(None);
+        }
+        let applied = digests::applied(&self.db, district.id).await?;
+        Ok(plan
+            .kinds
+            .iter()
+            .find(|p| p.carried && applied.get(&p.kind) != p.digest.as_ref())
+            .map(|p| {
+                Problem::file(
+                    &p.label,
+                    format!(
+                        "another sync changed this district's {} while this run was starting; run it again",
+                        p.kind.oneroster_name()
+                    ),
+                )
+            }))
+    }
+
+    /// The digests the district's live rows were applied from, by kind: what a source compares
+    /// its input with to carry kinds over.
+    pub async fn applied_digests(
+        &self,
+        district: &District,
+    ) -> Result<HashMap<RecordKind, String>, SyncError> {
+        Ok(digests::applied(&self.db, district.id).await?)
+    }
+
+    /// Applies a run's staged rows in one transaction that also records the run as applied, with
+    /// the digests its bulk kinds were read from. Without a report to complete, it is a
+    /// rehearsal: everything is rolled back.
     async fn apply(
         &self,
         district: &District,
         run_id: &str,
         plan: &Plan,
-        diff: &BTreeMap<String, KindCounts>,
+        (diff, digests): (&BTreeMap<String, KindCounts>, &HashMap<RecordKind, String>),
         report: Option<&mut RunReport>,
     ) -> Result<Applied, SyncError> {
         self.phase(Phase::Applying);
@@ -432,6 +496,7 @@ impl Engine {
                     connections::advance_in(&mut tx, district.id, &cursor, now).await?;
                 }
                 districts::bump_roster_version(&mut tx, district.id).await?;
+                digests::record_in(&mut tx, district.id, run_id, plan, digests).await?;
                 report.status = RunStatus::Applied;
                 report.coaching = coaching;
                 report.accounts = accounts;
@@ -654,9 +719,17 @@ impl Engine {
             }
             report.held_reasons.clear();
             self.supersede_held(district.id, run_id).await?;
+            // A held run's digests were not kept: its kinds are read in full next time.
             let diff = report.counts.clone();
-            self.apply(district, run_id, &plan, &diff, Some(&mut report))
-                .await?;
+            let digests = HashMap::new();
+            self.apply(
+                district,
+                run_id,
+                &plan,
+                (&diff, &digests),
+                Some(&mut report),
+            )
+            .await?;
             Ok(report)
         }
         .await;
@@ -726,6 +799,7 @@ fn placeholder_report(district: &District, run_id: &str) -> RunReport {
         coaching: CoachingCounts::default(),
         accounts: AccountCounts::default(),
         held_reasons: Vec::new(),
+        carried_over: Vec::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
         started_at: Utc::now(),

@@ -8,6 +8,9 @@ pub use crate::domain::run::{CursorMove, Plan, PlannedKind};
 #[derive(Debug)]
 pub enum Feed {
     Records(RecordKind, Vec<SourceRecord>),
+    /// The digest of this kind's whole input, read to its end (sent after its records, by a
+    /// source that has one): a bulk kind applied with it can be carried over next time.
+    Digest(RecordKind, String),
     /// No more records of this kind.
     Done(RecordKind),
 }

@@ -6,6 +6,7 @@ mod common;
 
 mod accounts;
 mod auth;
+mod carried_over;
 mod cli;
 mod connections;
 mod contract;

@@ -16,8 +16,12 @@ use serde::Serialize;
 
 use rostergate::synthetic::{self, GenerateError, GeneratedCounts, SyntheticDistrict};
 
+use std::collections::BTreeMap;
+
 use crate::child::{run_child, ChildRun};
+use crate::delta::{self, Changes, DeltaCounts};
 use crate::raw_load::{self, rate, RawLoadError, RawLoadResult};
+use crate::read_hash::{self, ReadMeasurement};
 use crate::scratch_db::{ScratchDb, ScratchDbError};
 
 /// Seed of every generated bundle, so runs on different machines import the same data.
@@ -66,6 +70,15 @@ pub struct ImportMeasurement {
     pub peak_rss_kib: u64,
 }
 
+/// A re-import's measurements: the same bundle again, or its 1 % delta.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReimportMeasurement {
+    /// Records created, updated or deleted, over every type (checked against what was changed).
+    pub changed: u64,
+    pub seconds: f64,
+    pub peak_rss_kib: u64,
+}
+
 /// One (district size, backend) measurement.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BenchRun {
@@ -73,10 +86,22 @@ pub struct BenchRun {
     pub backend: String,
     pub bundle: GeneratedCounts,
     pub generate_seconds: f64,
+    /// The first import, into an empty district.
     pub import: ImportMeasurement,
+    /// The same bundle imported again.
+    pub unchanged: ReimportMeasurement,
+    /// The bundle with 1 % of its users and enrollments changed, removed or added.
+    pub delta: ReimportMeasurement,
+    pub delta_counts: DeltaCounts,
     pub raw: RawLoadResult,
+    /// Reading and hashing the bundle, and reading it into records, without a database.
+    pub read: ReadMeasurement,
     /// `import.seconds / raw.seconds`: how many times slower than the bulk loader.
     pub ratio: f64,
+    /// `unchanged.seconds / read.hash_seconds`.
+    pub unchanged_ratio: f64,
+    /// `delta.seconds / unchanged.seconds`.
+    pub delta_ratio: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -89,33 +114,50 @@ impl BenchReport {
     /// Plain-text table, one line per run.
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "{:>9}  {:<8}  {:>10}  {:>9}  {:>13}  {:>14}  {:>8}  {:>11}  {:>6}\n",
+            "{:>9}  {:<8}  {:>10}  {:>8}  {:>7}  {:>9}  {:>9}  {:>8}  {:>10}  {:>8}  {:>8}  {:>10}  {:>8}\n",
             "students",
             "backend",
             "rows",
-            "import s",
-            "import rows/s",
-            "import RSS MiB",
+            "first s",
             "raw s",
-            "raw rows/s",
-            "ratio"
+            "first/raw",
+            "unchanged",
+            "hash s",
+            "unch/hash",
+            "delta s",
+            "parse s",
+            "delta/unch",
+            "peak MiB"
         );
         for r in &self.runs {
+            let peak = r
+                .import
+                .peak_rss_kib
+                .max(r.unchanged.peak_rss_kib)
+                .max(r.delta.peak_rss_kib);
             out += &format!(
-                "{:>9}  {:<8}  {:>10}  {:>9.2}  {:>13.0}  {:>14.1}  {:>8.2}  {:>11.0}  {:>6.1}\n",
+                "{:>9}  {:<8}  {:>10}  {:>8.2}  {:>7.2}  {:>9.1}  {:>9.2}  {:>8.2}  {:>10.2}  {:>8.2}  {:>8.2}  {:>10.2}  {:>8.1}\n",
                 r.students,
                 r.backend,
                 r.import.rows,
                 r.import.seconds,
-                r.import.rows_per_sec,
-                r.import.peak_rss_kib as f64 / 1024.0,
                 r.raw.seconds,
-                r.raw.rows_per_sec,
-                r.ratio
+                r.ratio,
+                r.unchanged.seconds,
+                r.read.hash_seconds,
+                r.unchanged_ratio,
+                r.delta.seconds,
+                r.read.parse_seconds,
+                r.delta_ratio,
+                peak as f64 / 1024.0
             );
         }
-        out += "rows: rows the importer created (all files); raw rows/s: users + enrollments \
-                only; import RSS: importer peak RSS; ratio: import s / raw s\n";
+        out += "rows: records the first import created (all files); first s: first import into an empty \
+                district; raw s: users and enrollments bulk-loaded (COPY / .import) into tables with their \
+                key and the two enrollment indexes; unchanged: the same bundle again; hash s: reading and \
+                hashing the bundle's files, no database; delta s: 1 % of users and enrollments changed, \
+                removed or added; parse s: reading the bundle into records, no database; peak MiB: the \
+                importer's highest peak RSS of the three imports\n";
         out
     }
 
@@ -165,6 +207,10 @@ pub enum BenchError {
     },
     #[error(transparent)]
     ScratchDb(#[from] ScratchDbError),
+    #[error("writing the 1 % delta failed: {0}")]
+    Delta(#[from] delta::DeltaError),
+    #[error("reading the bundle without a database failed: {0}")]
+    Read(#[from] read_hash::ReadError),
     #[error("background task panicked or was cancelled: {0}")]
     Join(String),
 }
@@ -180,21 +226,38 @@ pub async fn run_benchmark(opts: BenchOptions) -> Result<BenchReport, BenchError
     for &students in &opts.students {
         let bundle_dir = work_dir.join(format!("bundle-{students}"));
         let (bundle, generate_seconds) = generate_bundle(students, &bundle_dir).await?;
+        let delta_dir = work_dir.join(format!("bundle-{students}-delta"));
+        let (from, to) = (bundle_dir.clone(), delta_dir.clone());
+        let delta_counts = blocking(move || Ok(delta::write_delta(&from, &to)?)).await?;
+        let dir = bundle_dir.clone();
+        let read = blocking(move || Ok(read_hash::measure(&dir)?)).await?;
+        let bundles = Bundles {
+            first: &bundle_dir,
+            delta: &delta_dir,
+            delta_counts,
+        };
         for backend in &opts.backends {
             tracing::info!(students, backend = backend.name(), "benchmarking import");
-            let (import, raw) = run_backend(&opts.exe, backend, &bundle_dir, &work_dir).await?;
+            let measured = run_backend(&opts.exe, backend, &bundles, &work_dir).await?;
             runs.push(BenchRun {
                 students,
                 backend: backend.name().to_string(),
                 bundle,
                 generate_seconds,
-                ratio: ratio(import.seconds, raw.seconds),
-                import,
-                raw,
+                ratio: ratio(measured.first.seconds, measured.raw.seconds),
+                unchanged_ratio: ratio(measured.unchanged.seconds, read.hash_seconds),
+                delta_ratio: ratio(measured.delta.seconds, measured.unchanged.seconds),
+                import: measured.first,
+                unchanged: measured.unchanged,
+                delta: measured.delta,
+                delta_counts,
+                raw: measured.raw,
+                read,
             });
         }
         // Large bundles are gigabytes; keep disk use flat across sizes.
         let _ = std::fs::remove_dir_all(&bundle_dir);
+        let _ = std::fs::remove_dir_all(&delta_dir);
     }
     Ok(BenchReport {
         seed: BENCH_SEED,
@@ -202,12 +265,27 @@ pub async fn run_benchmark(opts: BenchOptions) -> Result<BenchReport, BenchError
     })
 }
 
-fn ratio(import_seconds: f64, raw_seconds: f64) -> f64 {
-    if raw_seconds > 0.0 {
-        import_seconds / raw_seconds
+fn ratio(measured: f64, baseline: f64) -> f64 {
+    if baseline > 0.0 {
+        measured / baseline
     } else {
         f64::NAN
     }
+}
+
+/// The bundles one size is measured with.
+struct Bundles<'a> {
+    first: &'a Path,
+    delta: &'a Path,
+    delta_counts: DeltaCounts,
+}
+
+/// What one backend measured.
+struct Measured {
+    first: ImportMeasurement,
+    unchanged: ReimportMeasurement,
+    delta: ReimportMeasurement,
+    raw: RawLoadResult,
 }
 
 fn io_err(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BenchError {
@@ -251,20 +329,34 @@ async fn generate_bundle(
 async fn run_backend(
     exe: &Path,
     backend: &Backend,
-    bundle_dir: &Path,
+    bundles: &Bundles<'_>,
     work_dir: &Path,
-) -> Result<(ImportMeasurement, RawLoadResult), BenchError> {
+) -> Result<Measured, BenchError> {
     match backend {
-        Backend::Sqlite => run_sqlite(exe, bundle_dir, work_dir).await,
-        Backend::Postgres(admin_url) => run_postgres(exe, admin_url, bundle_dir).await,
+        Backend::Sqlite => run_sqlite(exe, bundles, work_dir).await,
+        Backend::Postgres(admin_url) => run_postgres(exe, admin_url, bundles).await,
     }
+}
+
+/// The three imports, one after the other on one database: first, unchanged, delta.
+fn run_imports(
+    exe: &Path,
+    url: &str,
+    first: &Path,
+    delta: &Path,
+    delta_counts: DeltaCounts,
+) -> Result<(ImportMeasurement, ReimportMeasurement, ReimportMeasurement), BenchError> {
+    let import = run_importer(exe, url, first)?;
+    let unchanged = run_reimport(exe, url, first, None)?;
+    let delta = run_reimport(exe, url, delta, Some(delta_counts))?;
+    Ok((import, unchanged, delta))
 }
 
 async fn run_sqlite(
     exe: &Path,
-    bundle_dir: &Path,
+    bundles: &Bundles<'_>,
     work_dir: &Path,
-) -> Result<(ImportMeasurement, RawLoadResult), BenchError> {
+) -> Result<Measured, BenchError> {
     let db_dir = work_dir.join("sqlite");
     let _ = std::fs::remove_dir_all(&db_dir);
     std::fs::create_dir_all(&db_dir).map_err(io_err("cannot create SQLite folder", &db_dir))?;
@@ -273,15 +365,27 @@ async fn run_sqlite(
     std::fs::File::create(&db).map_err(io_err("cannot create SQLite file", &db))?;
     let url = format!("sqlite://{}", db.display());
 
-    let (exe, bundle, raw_dir) = (exe.to_path_buf(), bundle_dir.to_path_buf(), db_dir.clone());
+    let (exe, first, delta, raw_dir) = (
+        exe.to_path_buf(),
+        bundles.first.to_path_buf(),
+        bundles.delta.to_path_buf(),
+        db_dir.clone(),
+    );
+    let delta_counts = bundles.delta_counts;
     let result = blocking(move || {
-        let import = run_importer(&exe, &url, &bundle)?;
+        let (first_import, unchanged, delta) =
+            run_imports(&exe, &url, &first, &delta, delta_counts)?;
         let raw =
-            raw_load::load_sqlite(&bundle, &raw_dir).map_err(|source| BenchError::RawLoad {
+            raw_load::load_sqlite(&first, &raw_dir).map_err(|source| BenchError::RawLoad {
                 backend: "sqlite",
                 source,
             })?;
-        Ok((import, raw))
+        Ok(Measured {
+            first: first_import,
+            unchanged,
+            delta,
+            raw,
+        })
     })
     .await;
     let _ = std::fs::remove_dir_all(&db_dir);
@@ -291,19 +395,31 @@ async fn run_sqlite(
 async fn run_postgres(
     exe: &Path,
     admin_url: &str,
-    bundle_dir: &Path,
-) -> Result<(ImportMeasurement, RawLoadResult), BenchError> {
+    bundles: &Bundles<'_>,
+) -> Result<Measured, BenchError> {
     let db = ScratchDb::create(admin_url).await?;
     let result = async {
-        let (exe, url, bundle) = (exe.to_path_buf(), db.url.clone(), bundle_dir.to_path_buf());
-        let import = blocking(move || run_importer(&exe, &url, &bundle)).await?;
-        let raw = raw_load::load_postgres(bundle_dir, &db.url)
+        let (exe, url, first, delta) = (
+            exe.to_path_buf(),
+            db.url.clone(),
+            bundles.first.to_path_buf(),
+            bundles.delta.to_path_buf(),
+        );
+        let delta_counts = bundles.delta_counts;
+        let (first_import, unchanged, delta) =
+            blocking(move || run_imports(&exe, &url, &first, &delta, delta_counts)).await?;
+        let raw = raw_load::load_postgres(bundles.first, &db.url)
             .await
             .map_err(|source| BenchError::RawLoad {
                 backend: "postgres",
                 source,
             })?;
-        Ok((import, raw))
+        Ok(Measured {
+            first: first_import,
+            unchanged,
+            delta,
+            raw,
+        })
     }
     .await;
     db.drop_database().await;
@@ -348,6 +464,91 @@ fn run_importer(exe: &Path, url: &str, bundle: &Path) -> Result<ImportMeasuremen
         rows_per_sec: rate(rows, run.seconds),
         peak_rss_kib: run.peak_rss_kib,
     })
+}
+
+/// Imports `bundle` into the bench district again and checks the report counts exactly what
+/// changed: nothing (`expected` `None`), or the delta's users and enrollments and nothing else.
+fn run_reimport(
+    exe: &Path,
+    url: &str,
+    bundle: &Path,
+    expected: Option<DeltaCounts>,
+) -> Result<ReimportMeasurement, BenchError> {
+    let import_args: [&OsStr; 6] = [
+        "import".as_ref(),
+        "oneroster".as_ref(),
+        "--district".as_ref(),
+        DISTRICT_SLUG.as_ref(),
+        "--json".as_ref(),
+        bundle.as_os_str(),
+    ];
+    let step = if expected.is_some() {
+        "import oneroster (1 % delta)"
+    } else {
+        "import oneroster (unchanged)"
+    };
+    let run = run_step(exe, url, step, &import_args)?;
+    let rejected = |reason: String| BenchError::ImportOutput {
+        step,
+        reason,
+        stdout_head: String::from_utf8_lossy(&run.stdout)
+            .chars()
+            .take(500)
+            .collect(),
+        stderr_tail: run.stderr_tail.clone(),
+    };
+    let counts = applied_counts(&run.stdout).map_err(rejected)?;
+    let mut changed = 0;
+    for (kind, got) in &counts {
+        let want = match (expected, kind.as_str()) {
+            (Some(delta), "users") => delta.users,
+            (Some(delta), "enrollments") => delta.enrollments,
+            _ => Changes::default(),
+        };
+        if *got != want {
+            return Err(rejected(format!(
+                "counts.{kind} is {got:?}, expected {want:?}"
+            )));
+        }
+        changed += got.created + got.updated + got.deleted;
+    }
+    Ok(ReimportMeasurement {
+        changed,
+        seconds: run.seconds,
+        peak_rss_kib: run.peak_rss_kib,
+    })
+}
+
+/// Checks the importer's `--json` report says `applied` and returns what it created, updated
+/// and deleted per type.
+fn applied_counts(stdout: &[u8]) -> Result<BTreeMap<String, Changes>, String> {
+    let summary = parse_summary(stdout)?;
+    match summary.get("status").and_then(|s| s.as_str()) {
+        Some("applied") => {}
+        other => return Err(format!("status is {other:?}, expected \"applied\"")),
+    }
+    let counts = summary
+        .get("counts")
+        .and_then(|c| c.as_object())
+        .ok_or("no \"counts\" object")?;
+    counts
+        .iter()
+        .map(|(kind, c)| {
+            let count = |field: &str| {
+                c.get(field)
+                    .and_then(|n| n.as_u64())
+                    .ok_or_else(|| format!("counts.{kind}.{field} is missing or not a count"))
+            };
+            Ok((
+                kind.clone(),
+                Changes {
+                    created: count("created")?,
+                    updated: count("updated")?,
+                    deleted: count("deleted")?,
+                },
+            ))
+        })
+        .collect()
 }
 
 pub(crate) fn run_step(
@@ -458,13 +659,32 @@ mod tests {
                     rows_per_sec: 3000.0,
                     peak_rss_kib: 20 * 1024,
                 },
+                unchanged: ReimportMeasurement {
+                    changed: 0,
+                    seconds: 0.6,
+                    peak_rss_kib: 18 * 1024,
+                },
+                delta: ReimportMeasurement {
+                    changed: 170,
+                    seconds: 0.63,
+                    peak_rss_kib: 22 * 1024,
+                },
+                delta_counts: DeltaCounts::default(),
                 raw: RawLoadResult {
                     rows: 8500,
                     seconds: 0.5,
                     rows_per_sec: 17000.0,
                     peak_rss_kib: Some(4096),
                 },
+                read: ReadMeasurement {
+                    bytes: 750_000,
+                    hash_seconds: 0.5,
+                    records: 9000,
+                    parse_seconds: 0.9,
+                },
                 ratio: 6.0,
+                unchanged_ratio: 1.2,
+                delta_ratio: 1.05,
             }],
         }
     }
@@ -473,11 +693,14 @@ mod tests {
     fn report_prints_one_table_line_per_run() {
         let table = sample_report().to_table();
         let lines: Vec<&str> = table.lines().collect();
-        assert!(lines[0].contains("import rows/s") && lines[0].contains("ratio"));
+        assert!(lines[0].contains("first/raw") && lines[0].contains("delta/unch"));
         let cells: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(
             cells,
-            ["1000", "sqlite", "9000", "3.00", "3000", "20.0", "0.50", "17000", "6.0"]
+            [
+                "1000", "sqlite", "9000", "3.00", "0.50", "6.0", "0.60", "0.50", "1.20", "0.63",
+                "0.90", "1.05", "22.0"
+            ]
         );
     }
 
@@ -491,7 +714,9 @@ mod tests {
     }
 
     /// A stand-in for the rostergate binary: checks the arguments and the database it
-    /// is given, then prints an import summary like the real `--json` output.
+    /// is given, then prints an import summary like the real `--json` output: everything
+    /// created the first time, then what differs from the bundle imported before (by
+    /// sourcedId and line, as the importer's hashes would tell).
     const FAKE_EXE: &str = r#"#!/bin/sh
 [ "$1" = "--database-url" ] || { echo "no --database-url" >&2; exit 2; }
 url="$2"; shift 2
@@ -499,13 +724,26 @@ case "$url" in
   sqlite://*) [ -f "${url#sqlite://}" ] || { echo "no sqlite file $url" >&2; exit 2; } ;;
   postgres://*) if command -v psql >/dev/null; then psql -qAt "$url" -c 'select 1' >/dev/null || exit 2; fi ;;
 esac
+state="${TMPDIR:-/tmp}/fake-rostergate-$(printf %s "$url" | cksum | cut -d' ' -f1)"
+changes() {
+  awk -F, 'NR == FNR { if (FNR > 1) old[$1] = $0; next }
+    FNR > 1 { if (!($1 in old)) c++; else if (old[$1] != $0) u++; seen[$1] = 1 }
+    END { for (k in old) if (!(k in seen)) d++;
+      printf "{\"created\":%d,\"updated\":%d,\"deleted\":%d}", c, u, d }' "$1" "$2"
+}
 case "$*" in
-  "district create --slug bench --name Bench --timezone America/Chicago") exit 0 ;;
+  "district create --slug bench --name Bench --timezone America/Chicago") rm -f "$state"; exit 0 ;;
   "import oneroster --district bench --json "*)
     [ -f "$6/manifest.csv" ] || { echo "no bundle at $6" >&2; exit 2; }
-    users=$(($(wc -l < "$6/users.csv") - 1))
-    enr=$(($(wc -l < "$6/enrollments.csv") - 1))
-    echo "{\"status\":\"${FAKE_STATUS:-applied}\",\"counts\":{\"users\":{\"created\":$users,\"updated\":0},\"enrollments\":{\"created\":$enr}}}"
+    if [ -f "$state" ]; then
+      before=$(cat "$state")
+      echo "{\"status\":\"${FAKE_STATUS:-applied}\",\"counts\":{\"users\":$(changes "$before/users.csv" "$6/users.csv"),\"enrollments\":$(changes "$before/enrollments.csv" "$6/enrollments.csv")}}"
+    else
+      users=$(($(wc -l < "$6/users.csv") - 1))
+      enr=$(($(wc -l < "$6/enrollments.csv") - 1))
+      echo "{\"status\":\"${FAKE_STATUS:-applied}\",\"counts\":{\"users\":{\"created\":$users,\"updated\":0},\"enrollments\":{\"created\":$enr}}}"
+    fi
+    printf %s "$6" > "$state"
     ;;
   *) echo "unexpected arguments: $*" >&2; exit 2 ;;
 esac
@@ -554,12 +792,57 @@ esac
         assert_eq!(run.import.rows, expected_import_rows(&report));
         assert_eq!(run.raw.rows, run.import.rows);
         assert!(run.ratio > 0.0);
+        // The re-imports were checked against what changed: nothing, then the delta.
+        assert_eq!(run.unchanged.changed, 0);
+        let delta = run.delta_counts;
+        assert_eq!(
+            run.delta.changed,
+            [delta.users, delta.enrollments]
+                .iter()
+                .map(|c| c.created + c.updated + c.deleted)
+                .sum::<u64>()
+        );
+        assert!(delta.users.updated > 0 && delta.enrollments.deleted > 0);
+        assert!(run.read.hash_seconds > 0.0 && run.read.records >= run.import.rows);
+        assert!(run.unchanged_ratio > 0.0 && run.delta_ratio > 0.0);
         // Bundle and databases are cleaned up.
         assert_eq!(
             std::fs::read_dir(work.path().join("bench"))
                 .unwrap()
                 .count(),
             0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reimport_that_counts_changes_that_were_not_made_fails_the_benchmark() {
+        let work = tempfile::tempdir().unwrap();
+        let body = FAKE_EXE.replacen(
+            "changes() {\n",
+            "changes() {\n  printf '{\"created\":0,\"updated\":1,\"deleted\":0}'; return\n",
+            1,
+        );
+        let opts = BenchOptions {
+            students: vec![10],
+            backends: vec![Backend::Sqlite],
+            work_dir: work.path().join("bench"),
+            exe: fake_exe(work.path(), &body),
+        };
+        let err = run_benchmark(opts).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BenchError::ImportOutput {
+                    step: "import oneroster (unchanged)",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("updated: 1, deleted: 0 }, expected"),
+            "{err}"
         );
     }
 

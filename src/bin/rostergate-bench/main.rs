@@ -5,11 +5,13 @@
 
 mod api;
 mod child;
+mod delta;
 mod http1;
 mod import;
 mod load;
 mod pull;
 mod raw_load;
+mod read_hash;
 mod receiver;
 mod scratch_db;
 mod webhooks;

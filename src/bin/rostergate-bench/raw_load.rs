@@ -78,10 +78,15 @@ pub enum RawLoadError {
     Join(String),
 }
 
-/// The files loaded, in load order, with their table names.
-const RAW_FILES: [(&str, &str); 2] = [
-    ("users.csv", "raw_users"),
-    ("enrollments.csv", "raw_enrollments"),
+/// The files loaded, in load order, with their table names and the secondary indexes a real
+/// query needs (a class's enrollments, a user's), built by the load as the import builds its own.
+const RAW_FILES: [(&str, &str, &[&str]); 2] = [
+    ("users.csv", "raw_users", &[]),
+    (
+        "enrollments.csv",
+        "raw_enrollments",
+        &["class_sourced_id", "user_sourced_id"],
+    ),
 ];
 
 /// PostgreSQL COPY is fed in chunks of this size: bounded memory, few round trips.
@@ -93,6 +98,7 @@ struct RawTable {
     file: PathBuf,
     table: &'static str,
     columns: Vec<String>,
+    indexes: &'static [&'static str],
     rows: u64,
 }
 
@@ -106,11 +112,19 @@ impl RawTable {
                 _ => format!("\"{c}\" TEXT"),
             })
             .collect();
-        format!(
+        let mut sql = format!(
             "CREATE TABLE {} ({});",
             qualified(schema, self.table),
             columns.join(", ")
-        )
+        );
+        for column in self.indexes {
+            sql += &format!(
+                "\nCREATE INDEX \"{table}_{column}_idx\" ON {qualified} (\"{column}\");",
+                table = self.table,
+                qualified = qualified(schema, self.table),
+            );
+        }
+        sql
     }
 
     fn copy_sql(&self, schema: &str) -> String {
@@ -154,7 +168,7 @@ fn column_name(header: &str) -> String {
 fn inspect(bundle_dir: &Path) -> Result<Vec<RawTable>, RawLoadError> {
     RAW_FILES
         .iter()
-        .map(|(file, table)| {
+        .map(|&(file, table, indexes)| {
             let path = bundle_dir.join(file);
             let read_err = |source| RawLoadError::ReadCsv {
                 path: path.clone(),
@@ -179,6 +193,7 @@ fn inspect(bundle_dir: &Path) -> Result<Vec<RawTable>, RawLoadError> {
                 file: path,
                 table,
                 columns,
+                indexes,
                 rows,
             })
         })
@@ -401,7 +416,8 @@ mod tests {
     }
 
     #[test]
-    fn raw_tables_are_keyed_on_sourced_id_and_keep_every_column() {
+    fn raw_tables_are_keyed_on_sourced_id_keep_every_column_and_index_enrollments_by_class_and_user(
+    ) {
         let (dir, counts) = bundle(60);
         let tables = inspect(dir.path()).unwrap();
         assert_eq!(tables[0].table, "raw_users");
@@ -410,7 +426,15 @@ mod tests {
         assert_eq!(tables[1].rows, counts.enrollments);
         let sql = tables[1].create_sql(None);
         assert!(sql.starts_with("CREATE TABLE \"raw_enrollments\" (\"sourced_id\" TEXT PRIMARY KEY, \"status\" TEXT"), "{sql}");
-        assert!(sql.contains("\"end_date\" TEXT)"), "{sql}");
+        assert!(sql.contains("\"end_date\" TEXT);"), "{sql}");
+        // A class's enrollments and a user's are found by index, as in the gateway's tables.
+        for column in ["class_sourced_id", "user_sourced_id"] {
+            assert!(
+                sql.contains(&format!("ON \"raw_enrollments\" (\"{column}\");")),
+                "{sql}"
+            );
+        }
+        assert!(!tables[0].create_sql(None).contains("CREATE INDEX"));
     }
 
     #[test]

@@ -3,12 +3,15 @@
 
 pub mod bundle;
 pub mod columns;
+pub mod digest;
 pub mod fields;
 pub mod push;
 pub mod reader;
 pub mod records;
 pub mod rest;
 pub mod values;
+
+use std::collections::HashMap;
 
 use tokio::sync::mpsc;
 
@@ -18,6 +21,7 @@ use crate::domain::records::RecordKind;
 use crate::domain::run::Origin;
 use crate::sync::input::{Feed, Plan, PlannedKind};
 use bundle::Bundle;
+use digest::{HashingReader, Salt};
 use reader::FileReader;
 
 /// The collections of OneRoster JSON (REST pulls, pushes), in dependency order. 1.2 roles come
@@ -55,22 +59,52 @@ pub fn plan(bundle: &Bundle) -> Plan {
                     mode,
                     label: bundle.file_name(kind),
                     origin: Origin::File,
+                    digest: None,
+                    carried: false,
                 })
             })
             .collect(),
     }
 }
 
-/// Reads every declared file and sends its records (blocking: run it on a blocking thread).
-/// Returns what was wrong with the input. Stops early when the engine hangs up.
+fn salt(bundle: &Bundle, planned: &PlannedKind) -> Salt {
+    Salt {
+        version: bundle.manifest.version,
+        kind: planned.kind,
+        mode: planned.mode,
+    }
+}
+
+/// Carries over the kinds whose file is byte for byte the one the district's live rows were
+/// applied from (see [`Plan::carry_unchanged`]), hashing only the files that could be (blocking).
+/// A file that cannot be read is not carried; reading it reports why.
+pub fn carry_unchanged(
+    bundle: &Bundle,
+    plan: &mut Plan,
+    applied: &HashMap<RecordKind, String>,
+    limits: &ImportSettings,
+) -> Vec<RecordKind> {
+    plan.carry_unchanged(applied, |planned| {
+        bundle
+            .with_file(&planned.label, limits.max_file_bytes, |r| {
+                digest::digest_of(r, salt(bundle, planned))
+            })
+            .ok()
+    })
+}
+
+/// Reads every file of `plan` that is not carried over and sends its records, then its digest
+/// when it was read to the end (blocking: run it on a blocking thread). Returns what was wrong
+/// with the input. Stops early when the engine hangs up.
 pub fn produce(
     bundle: &Bundle,
+    plan: &Plan,
     limits: &ImportSettings,
     feed: mpsc::Sender<Feed>,
     progress: Option<&(dyn Fn(RecordKind, u64) + Send + Sync)>,
 ) -> ProblemLog {
     let mut log = problem_log(limits);
-    for planned in plan(bundle).kinds {
+    for planned in plan.kinds.iter().filter(|p| !p.carried) {
         let reader = FileReader {
             kind: planned.kind,
             version: bundle.manifest.version,
@@ -87,8 +121,10 @@ pub fn produce(
             }
         };
         report(0);
+        let mut digest = None;
         let result = bundle.with_file(&planned.label, limits.max_file_bytes, |r| {
-            Ok(reader.read(r, &mut log, |record| {
+            let mut hashing = HashingReader::new(r, salt(bundle, planned));
+            let rows = reader.read(&mut hashing, &mut log, |record| {
                 chunk.push(record);
                 read += 1;
                 if read % PROGRESS_EVERY == 0 {
@@ -101,7 +137,9 @@ pub fn produce(
                         .is_err();
                 }
                 !hung_up
-            }))
+            });
+            digest = hashing.digest();
+            Ok(rows)
         });
         let rows = match result {
             Ok(rows) => rows,
@@ -129,6 +167,14 @@ pub fn produce(
                 .is_err()
         {
             break;
+        }
+        if let Some(digest) = digest {
+            if feed
+                .blocking_send(Feed::Digest(planned.kind, digest))
+                .is_err()
+            {
+                break;
+            }
         }
         if feed.blocking_send(Feed::Done(planned.kind)).is_err() {
             break;

@@ -140,6 +140,8 @@ pub fn plan(pushed: &PushedRoster) -> Plan {
             mode: pushed.mode,
             label: label(*kind),
             origin: Origin::Endpoint,
+            digest: None,
+            carried: false,
         });
         if *kind == RecordKind::Users && pushed.version == Version::V1_2 {
             kinds.push(PlannedKind {
@@ -147,6 +149,8 @@ pub fn plan(pushed: &PushedRoster) -> Plan {
                 mode: pushed.mode,
                 label: label(RecordKind::Users),
                 origin: Origin::Endpoint,
+                digest: None,
+                carried: false,
             });
         }
     }

@@ -99,6 +99,8 @@ pub fn plan(spec: &PullSpec) -> Plan {
             mode,
             label: endpoint(kind),
             origin: Origin::Endpoint,
+            digest: None,
+            carried: false,
         });
         if kind == RecordKind::Users && spec.version == OneRosterVersion::V1_2 {
             kinds.push(PlannedKind {
@@ -106,6 +108,8 @@ pub fn plan(spec: &PullSpec) -> Plan {
                 mode,
                 label: endpoint(RecordKind::Users),
                 origin: Origin::Endpoint,
+                digest: None,
+                carried: false,
             });
         }
     }
