@@ -12,12 +12,12 @@ use super::report::{RunReport, RunStatus};
 use crate::domain::account::{ambiguity_message, decide, Decision};
 use crate::domain::district::District;
 use crate::domain::problem::{Location, Problem, ProblemLog, Warning};
-use crate::domain::records::{enrollment_cutoff, ColumnType, RecordKind, SourceRecord};
+use crate::domain::records::{enrollment_cutoff, ColumnType, Mode, RecordKind, SourceRecord};
 use crate::domain::run::{AccountCounts, CoachingCounts, Origin};
 use crate::domain::thresholds::{hold_reasons, KindCounts};
 use crate::store::accounts::{self as account_store, DistrictRef, RosterChanges};
 use crate::store::locks::{self, DistrictLock};
-use crate::store::sync_apply;
+use crate::store::sync_apply::{self, CoachingScope};
 use crate::store::{connections, digests, districts, runs, staging, Db, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -424,6 +424,13 @@ impl Engine {
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
         let phase_start = std::time::Instant::now();
+        let cutoff = enrollment_cutoff(
+            district.timezone.today(),
+            district.settings.end_date_inclusive,
+        );
+        let coaching = self
+            .coaching_scope(&mut tx, district.id, run_id, plan, (diff, cutoff))
+            .await?;
         for planned in &plan.kinds {
             let counts = diff
                 .get(planned.kind.oneroster_name())
@@ -459,31 +466,15 @@ impl Engine {
         );
         let phase_start = std::time::Instant::now();
         self.phase(Phase::Coaching);
-        let cutoff = enrollment_cutoff(
-            district.timezone.today(),
-            district.settings.end_date_inclusive,
-        );
-        // Coaching depends on classes, users, enrollments and the date: when none changed since
-        // the last derivation, it cannot have changed either.
-        let roster_changed = [
-            RecordKind::Classes,
-            RecordKind::Users,
-            RecordKind::Enrollments,
-        ]
-        .iter()
-        .any(|k| {
-            diff.get(k.oneroster_name())
-                .is_some_and(|c| c.created + c.updated + c.deleted > 0)
-        });
-        let coaching = if roster_changed
-            || sync_apply::coaching_cutoff(&mut tx, district.id).await? != Some(cutoff)
-        {
-            let counts =
-                sync_apply::derive_coaching(&mut tx, run_id, district.id, cutoff, now).await?;
-            sync_apply::set_coaching_cutoff(&mut tx, district.id, cutoff).await?;
-            counts
-        } else {
-            CoachingCounts::default()
+        let coaching = match coaching {
+            Some(scope) => {
+                let counts =
+                    sync_apply::derive_coaching(&mut tx, run_id, district.id, (cutoff, scope), now)
+                        .await?;
+                sync_apply::set_coaching_cutoff(&mut tx, district.id, cutoff).await?;
+                counts
+            }
+            None => CoachingCounts::default(),
         };
         tracing::debug!(
             phase = "coaching",
@@ -517,6 +508,42 @@ impl Engine {
             accounts,
             warnings,
         })
+    }
+
+    /// Which classes' coaching the run must derive again, decided (and, when only some, written)
+    /// before its changes are applied: none when nothing coaching depends on changed since the
+    /// last derivation; every class when the cut-off date moved; else the classes the run's
+    /// changes touch.
+    async fn coaching_scope(
+        &self,
+        tx: &mut crate::store::Tx,
+        district_id: i64,
+        run_id: &str,
+        plan: &Plan,
+        (diff, cutoff): (&BTreeMap<String, KindCounts>, chrono::NaiveDate),
+    ) -> Result<Option<CoachingScope>, SyncError> {
+        if sync_apply::coaching_cutoff(tx, district_id).await? != Some(cutoff) {
+            return Ok(Some(CoachingScope::AllClasses));
+        }
+        let changed = |kind: RecordKind, f: fn(&KindCounts) -> u64| {
+            diff.get(kind.oneroster_name()).is_some_and(|c| f(c) > 0)
+        };
+        // Users and classes matter by coming and going; enrollments by any change.
+        let coaching_inputs_changed = changed(RecordKind::Classes, |c| c.created + c.deleted)
+            || changed(RecordKind::Users, |c| c.created + c.deleted)
+            || changed(RecordKind::Enrollments, |c| {
+                c.created + c.updated + c.deleted
+            });
+        if !coaching_inputs_changed {
+            return Ok(None);
+        }
+        let modes: Vec<(RecordKind, Mode)> = plan.kinds.iter().map(|p| (p.kind, p.mode)).collect();
+        let marked = sync_apply::mark_coaching_classes(tx, run_id, district_id, &modes).await?;
+        tracing::debug!(
+            classes = marked,
+            "coaching re-derived for the classes the run touches"
+        );
+        Ok(Some(CoachingScope::MarkedClasses))
     }
 
     /// Provisions and links accounts for the users the run brought in, and moves roster

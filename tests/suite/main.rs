@@ -8,6 +8,7 @@ mod accounts;
 mod auth;
 mod carried_over;
 mod cli;
+mod coaching_updates;
 mod connections;
 mod contract;
 mod corrupt_data;

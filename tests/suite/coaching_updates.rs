@@ -1,0 +1,312 @@
+//! Black-box tests of coaching kept up to date by re-imports: a run re-derives coaching only for
+//! the classes its changes touch, and what it leaves must be what deriving everything gives.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::common;
+
+use crate::common::{Bundle, OPERATOR_TOKEN};
+use rostergate::synthetic::{write_bundle, SyntheticDistrict};
+use serde_json::Value;
+
+/// Rewrites a CSV text row by row: `edit` gets the row's index (from 0) and its fields, and
+/// returns the rows to write in its place (none drops it).
+fn edit_csv(text: &str, mut edit: impl FnMut(usize, Vec<String>) -> Vec<Vec<String>>) -> String {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(reader.headers().unwrap()).unwrap();
+    for (n, row) in reader.records().enumerate() {
+        let row: Vec<String> = row.unwrap().iter().map(str::to_string).collect();
+        for out in edit(n, row) {
+            writer.write_record(&out).unwrap();
+        }
+    }
+    String::from_utf8(writer.into_inner().unwrap()).unwrap()
+}
+
+fn rows(text: &str) -> Vec<Vec<String>> {
+    csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+// Columns of the generated files.
+const USER_ID: usize = 0;
+const USER_ROLE: usize = 5;
+const ENROLLMENT_CLASS: usize = 3;
+const ENROLLMENT_SCHOOL: usize = 4;
+const ENROLLMENT_USER: usize = 5;
+const ENROLLMENT_ROLE: usize = 6;
+const ENROLLMENT_END: usize = 9;
+
+/// Three rosters in a row: a generated district; then students moved between classes,
+/// enrollments and students removed; then teachers' enrollments ended and the removed students
+/// back with their enrollments.
+fn three_rosters() -> [Bundle; 3] {
+    let dir = tempfile::tempdir().unwrap();
+    write_bundle(
+        &SyntheticDistrict {
+            students: 150,
+            seed: 11,
+        },
+        dir.path(),
+    )
+    .unwrap();
+    let first = Bundle::from_dir(dir.path());
+    let enrollments = rows(first.get("enrollments.csv"));
+
+    let removed: HashSet<String> = rows(first.get("users.csv"))
+        .into_iter()
+        .filter(|u| u[USER_ROLE] == "student")
+        .step_by(13)
+        .map(|u| u[USER_ID].clone())
+        .collect();
+    let users = edit_csv(first.get("users.csv"), |_, u| {
+        if removed.contains(&u[USER_ID]) {
+            vec![]
+        } else {
+            vec![u]
+        }
+    });
+    let moved = edit_csv(first.get("enrollments.csv"), |n, mut e| {
+        if removed.contains(&e[ENROLLMENT_USER]) || n % 11 == 5 {
+            return vec![];
+        }
+        if n % 7 == 3 && e[ENROLLMENT_ROLE] == "student" {
+            let other = &enrollments[(n + 40) % enrollments.len()];
+            e[ENROLLMENT_CLASS] = other[ENROLLMENT_CLASS].clone();
+            e[ENROLLMENT_SCHOOL] = other[ENROLLMENT_SCHOOL].clone();
+        }
+        vec![e]
+    });
+    let second = first
+        .clone()
+        .with("users.csv", &users)
+        .with("enrollments.csv", &moved);
+
+    let mut teachers = 0;
+    let ended = edit_csv(&moved, |_, mut e| {
+        if e[ENROLLMENT_ROLE] != "student" {
+            teachers += 1;
+            if teachers % 3 == 0 {
+                e[ENROLLMENT_END] = "2020-06-30".into();
+            }
+        }
+        vec![e]
+    });
+    // The removed students come back with their enrollments as they were.
+    let mut returning: String = rows(first.get("enrollments.csv"))
+        .into_iter()
+        .filter(|e| removed.contains(&e[ENROLLMENT_USER]))
+        .map(|e| e.join(",") + "\n")
+        .collect();
+    returning.insert_str(0, &ended);
+    let third = first.clone().with("enrollments.csv", &returning);
+    [first, second, third]
+}
+
+/// Every user's coaches and students, with the classes each comes from.
+async fn coaching_of(
+    app: &common::TestApp,
+    district: &str,
+    bundle: &Bundle,
+) -> BTreeMap<String, Value> {
+    let mut all = BTreeMap::new();
+    for user in rows(bundle.get("users.csv")) {
+        let id = &user[USER_ID];
+        let (status, body) = app
+            .get(
+                &format!("/api/v1/districts/{district}/users/{id}/coaching"),
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        all.insert(id.clone(), body);
+    }
+    all
+}
+
+on_every_backend!(
+    coaching_after_a_series_of_imports_is_what_a_fresh_import_of_the_last_derives,
+    |app| {
+        let rosters = three_rosters();
+        // These rosters change more than the safeguards let through unreviewed.
+        let settings = serde_json::json!({ "delete_threshold_percent": 100.0 });
+        app.create_district_with("kept", settings).await;
+        let mut moved = 0;
+        for bundle in &rosters {
+            let (status, report) = app.import("kept", OPERATOR_TOKEN, bundle).await;
+            assert_eq!(status, 200, "{report}");
+            assert_eq!(report["status"], "applied", "{report}");
+            moved += report["coaching"]["started"].as_u64().unwrap()
+                + report["coaching"]["ended"].as_u64().unwrap();
+        }
+        assert!(moved > 0, "the rosters change coaching");
+        app.create_district("fresh").await;
+        let last = &rosters[2];
+        let (_, report) = app.import("fresh", OPERATOR_TOKEN, last).await;
+        assert_eq!(report["status"], "applied", "{report}");
+
+        let kept = coaching_of(&app, "kept", last).await;
+        let fresh = coaching_of(&app, "fresh", last).await;
+        let with_coaching = fresh
+            .values()
+            .filter(|c| !c["coaches"].as_array().unwrap().is_empty())
+            .count();
+        assert!(with_coaching > 100, "{with_coaching} users are coached");
+        for (user, expected) in &fresh {
+            assert_eq!(&kept[user], expected, "{user}");
+        }
+    }
+);
+
+/// `(coach, classes)` of a student's coaches, or `(student, classes)` of a coach's students.
+async fn coaching_list(
+    app: &common::TestApp,
+    user: &str,
+    which: &str,
+) -> Vec<(String, Vec<String>)> {
+    let (status, body) = app
+        .get(
+            &format!("/api/v1/districts/lincoln/users/{user}/coaching"),
+            OPERATOR_TOKEN,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body[which]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let classes = c["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["sourcedId"].as_str().unwrap().to_string())
+                .collect();
+            (c["sourcedId"].as_str().unwrap().to_string(), classes)
+        })
+        .collect()
+}
+
+fn list(entries: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+    entries
+        .iter()
+        .map(|(id, classes)| {
+            (
+                id.to_string(),
+                classes.iter().map(|c| c.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// The school with one enrollment line replaced (`None`: removed).
+fn school_with_enrollment(id: &str, line: Option<&str>) -> Bundle {
+    let school = common::school();
+    let enrollments: String = school
+        .get("enrollments.csv")
+        .lines()
+        .filter_map(|l| {
+            if l.starts_with(&format!("{id},")) {
+                line.map(str::to_string)
+            } else {
+                Some(l.to_string())
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    school.with("enrollments.csv", &enrollments)
+}
+
+on_every_backend!(
+    a_student_moved_to_another_class_is_coached_from_there_alone,
+    |app| {
+        app.create_district("lincoln").await;
+        app.import("lincoln", OPERATOR_TOKEN, &common::school())
+            .await;
+        let moved = school_with_enrollment(
+            "e-4",
+            Some("e-4,,,cls-2,sch-1,stu-1,student,,2026-08-01,2099-06-30"),
+        );
+        let (_, report) = app.import("lincoln", OPERATOR_TOKEN, &moved).await;
+        assert_eq!(report["status"], "applied", "{report}");
+        // The aide is in cls-1 only; the teacher teaches both classes.
+        assert_eq!(
+            report["coaching"],
+            serde_json::json!({ "started": 0, "ended": 1 })
+        );
+        assert_eq!(
+            coaching_list(&app, "stu-1", "coaches").await,
+            list(&[("tch-1", &["cls-2"])])
+        );
+        assert_eq!(
+            coaching_list(&app, "aid-1", "students").await,
+            list(&[("stu-2", &["cls-1"])])
+        );
+    }
+);
+
+on_every_backend!(
+    an_aides_enrollment_missing_from_a_bulk_file_ends_the_coaching_it_gave,
+    |app| {
+        app.create_district("lincoln").await;
+        app.import("lincoln", OPERATOR_TOKEN, &common::school())
+            .await;
+        let (_, report) = app
+            .import(
+                "lincoln",
+                OPERATOR_TOKEN,
+                &school_with_enrollment("e-3", None),
+            )
+            .await;
+        assert_eq!(report["status"], "applied", "{report}");
+        assert_eq!(
+            report["coaching"],
+            serde_json::json!({ "started": 0, "ended": 2 })
+        );
+        assert!(coaching_list(&app, "aid-1", "students").await.is_empty());
+        assert_eq!(
+            coaching_list(&app, "stu-2", "coaches").await,
+            list(&[("tch-1", &["cls-1", "cls-2"])])
+        );
+    }
+);
+
+on_every_backend!(
+    a_teachers_enrollment_that_ended_ends_the_coaching_of_that_class_only,
+    |app| {
+        app.create_district("lincoln").await;
+        app.import("lincoln", OPERATOR_TOKEN, &common::school())
+            .await;
+        let ended = school_with_enrollment(
+            "e-2",
+            Some("e-2,,,cls-2,sch-1,tch-1,teacher,true,2026-08-01,2020-06-30"),
+        );
+        let (_, report) = app.import("lincoln", OPERATOR_TOKEN, &ended).await;
+        assert_eq!(report["status"], "applied", "{report}");
+        assert_eq!(
+            report["coaching"],
+            serde_json::json!({ "started": 0, "ended": 1 })
+        );
+        assert_eq!(
+            coaching_list(&app, "tch-1", "students").await,
+            list(&[("stu-1", &["cls-1"]), ("stu-2", &["cls-1"])])
+        );
+        assert!(coaching_list(&app, "stu-3", "coaches").await.is_empty());
+
+        // Back as it was: the coaching comes back.
+        let (_, report) = app
+            .import("lincoln", OPERATOR_TOKEN, &common::school())
+            .await;
+        assert_eq!(
+            report["coaching"],
+            serde_json::json!({ "started": 1, "ended": 0 })
+        );
+        assert_eq!(
+            coaching_list(&app, "stu-3", "coaches").await,
+            list(&[("tch-1", &["cls-2"])])
+        );
+    }
+);
