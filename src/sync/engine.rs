@@ -16,9 +16,10 @@ use crate::domain::records::{enrollment_cutoff, ColumnType, Mode, RecordKind, So
 use crate::domain::run::{AccountCounts, CoachingCounts, Origin};
 use crate::domain::thresholds::{hold_reasons, KindCounts};
 use crate::store::accounts::{self as account_store, DistrictRef, RosterChanges};
+use crate::store::digests::{self, AppliedDigest};
 use crate::store::locks::{self, DistrictLock};
 use crate::store::sync_apply::{self, CoachingScope};
-use crate::store::{connections, digests, districts, runs, staging, Db, StoreError};
+use crate::store::{connections, districts, runs, staging, Db, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -217,7 +218,12 @@ impl Engine {
         let mut log = ProblemLog::new(self.max_reported_errors);
         let mut known: HashMap<RecordKind, HashSet<String>> = HashMap::new();
         let mut staged_rows: i64 = 0;
-        if let Some(problem) = self.carried_changed(district, plan).await? {
+        let applied = if plan.kinds.iter().any(|p| p.carried) {
+            digests::applied(&self.db, district.id).await?
+        } else {
+            HashMap::new()
+        };
+        if let Some(problem) = carried_changed(plan, &applied) {
             // The source already skipped those records: this run cannot be completed.
             drop(feed);
             log.error(problem);
@@ -316,17 +322,20 @@ impl Engine {
         self.phase(Phase::Comparing);
         let mut planned_counts = Vec::new();
         for planned in &plan.kinds {
-            let counts =
-                sync_apply::diff(&self.db, &run_id, district.id, planned.kind, planned.mode)
-                    .await?;
-            let live = sync_apply::live_count(&self.db, district.id, planned.kind).await?;
-            let counts = if planned.carried {
-                KindCounts {
-                    unchanged: live,
-                    ..counts
-                }
-            } else {
-                counts
+            let (counts, live) = match applied.get(&planned.kind).filter(|_| planned.carried) {
+                // Carried over: in effect as counted when applied, and nothing to compare.
+                Some(carried) => (
+                    KindCounts {
+                        unchanged: carried.records,
+                        ..KindCounts::default()
+                    },
+                    carried.records,
+                ),
+                None => (
+                    sync_apply::diff(&self.db, &run_id, district.id, planned.kind, planned.mode)
+                        .await?,
+                    sync_apply::live_count(&self.db, district.id, planned.kind).await?,
+                ),
             };
             report
                 .counts
@@ -374,39 +383,17 @@ impl Engine {
         Ok(())
     }
 
-    /// A kind the source carried over must still be as the plan found it: another run of the
-    /// district may have applied between the source's look and this run taking the lock.
-    async fn carried_changed(
-        &self,
-        district: &District,
-        plan: &Plan,
-    ) -> Result<Option<Problem>, SyncError> {
-        if !plan.kinds.iter().any(|p| p.carried) {
-            return Ok(None);
-        }
-        let applied = digests::applied(&self.db, district.id).await?;
-        Ok(plan
-            .kinds
-            .iter()
-            .find(|p| p.carried && applied.get(&p.kind) != p.digest.as_ref())
-            .map(|p| {
-                Problem::file(
-                    &p.label,
-                    format!(
-                        "another sync changed this district's {} while this run was starting; run it again",
-                        p.kind.oneroster_name()
-                    ),
-                )
-            }))
-    }
-
     /// The digests the district's live rows were applied from, by kind: what a source compares
     /// its input with to carry kinds over.
     pub async fn applied_digests(
         &self,
         district: &District,
     ) -> Result<HashMap<RecordKind, String>, SyncError> {
-        Ok(digests::applied(&self.db, district.id).await?)
+        Ok(digests::applied(&self.db, district.id)
+            .await?
+            .into_iter()
+            .map(|(kind, applied)| (kind, applied.digest))
+            .collect())
     }
 
     /// Applies a run's staged rows in one transaction that also records the run as applied, with
@@ -451,7 +438,19 @@ impl Engine {
             )
             .await?;
         }
-        sync_apply::analyze_applied(&mut tx).await?;
+        // Coaching is planned on these tables' statistics: refreshed when a district's share of
+        // one at least doubles (a first import); smaller drift is autovacuum's to catch.
+        let doubled = [
+            RecordKind::Classes,
+            RecordKind::Users,
+            RecordKind::Enrollments,
+        ]
+        .iter()
+        .filter_map(|k| diff.get(k.oneroster_name()))
+        .any(|c| c.created > 0 && c.created >= c.updated + c.unchanged);
+        if doubled {
+            sync_apply::analyze_applied(&mut tx).await?;
+        }
         tracing::debug!(
             phase = "apply",
             ms = phase_start.elapsed().as_millis() as u64
@@ -487,7 +486,7 @@ impl Engine {
                     connections::advance_in(&mut tx, district.id, &cursor, now).await?;
                 }
                 districts::bump_roster_version(&mut tx, district.id).await?;
-                digests::record_in(&mut tx, district.id, run_id, plan, digests).await?;
+                digests::record_in(&mut tx, district.id, run_id, plan, (digests, diff)).await?;
                 report.status = RunStatus::Applied;
                 report.coaching = coaching;
                 report.accounts = accounts;
@@ -736,7 +735,9 @@ impl Engine {
             let mut report = row
                 .report()
                 .unwrap_or_else(|| placeholder_report(district, run_id));
-            for planned in &plan.kinds {
+            for planned in plan.kinds.iter().filter(|p| !p.carried) {
+                // A carried kind keeps its held counts: nothing was applied since (a newer
+                // applied run would have superseded this one).
                 let counts =
                     sync_apply::diff(&self.db, run_id, district.id, planned.kind, planned.mode)
                         .await?;
@@ -813,6 +814,23 @@ struct Applied {
     accounts: AccountCounts,
     /// Ambiguous identity matches, for the run's warnings.
     warnings: Vec<Problem>,
+}
+
+/// A kind the source carried over must still be as the plan found it: another run of the
+/// district may have applied between the source's look and this run taking the lock.
+fn carried_changed(plan: &Plan, applied: &HashMap<RecordKind, AppliedDigest>) -> Option<Problem> {
+    plan.kinds
+        .iter()
+        .find(|p| p.carried && applied.get(&p.kind).map(|a| &a.digest) != p.digest.as_ref())
+        .map(|p| {
+            Problem::file(
+                &p.label,
+                format!(
+                    "another sync changed this district's {} while this run was starting; run it again",
+                    p.kind.oneroster_name()
+                ),
+            )
+        })
 }
 
 /// A report with nothing in it yet.

@@ -175,3 +175,52 @@ on_every_backend!(
         assert_eq!(again["carried_over"], json!(KINDS), "{again}");
     }
 );
+
+on_every_backend!(
+    a_held_run_keeps_counting_its_carried_kinds_unchanged_when_approved,
+    |app| {
+        app.create_district_with("lincoln", json!({ "threshold_min_changes": 1 }))
+            .await;
+        app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        // Syd leaves: a third of the students, more than the safeguard lets through.
+        let base = school();
+        let keep = |file: &str, gone: &str| {
+            base.get(file)
+                .lines()
+                .filter(|l| !l.contains(gone))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        };
+        let without_syd = base
+            .clone()
+            .with("users.csv", &keep("users.csv", "stu-3,"))
+            .with("enrollments.csv", &keep("enrollments.csv", ",stu-3,"));
+        let (_, held) = app.import("lincoln", OPERATOR_TOKEN, &without_syd).await;
+        assert_eq!(held["status"], "held", "{held}");
+        assert_eq!(
+            held["carried_over"],
+            json!(["orgs", "academicSessions", "courses", "classes"])
+        );
+        let run_id = held["run_id"].as_str().unwrap();
+        let (status, approved) = app
+            .post_json(
+                &format!("/api/v1/districts/lincoln/runs/{run_id}/approve"),
+                OPERATOR_TOKEN,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{approved}");
+        assert_eq!(approved["status"], "applied", "{approved}");
+        assert_eq!(count(&approved, "classes", "unchanged"), 2);
+        assert_eq!(count(&approved, "users", "deleted"), 1);
+        assert_eq!(given_name(&app, "stu-1").await, "Sam");
+        // The approved kinds kept no digest: the same bundle again reads them.
+        let (_, again) = app.import("lincoln", OPERATOR_TOKEN, &without_syd).await;
+        assert_eq!(again["status"], "applied", "{again}");
+        assert_eq!(
+            again["carried_over"],
+            json!(["orgs", "academicSessions", "courses", "classes"])
+        );
+        assert_eq!(count(&again, "users", "unchanged"), 4);
+    }
+);
