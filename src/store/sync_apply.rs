@@ -92,9 +92,11 @@ fn removed_predicate(kind: RecordKind, mode: Mode) -> String {
     let active = active_predicate(kind, "l");
     match mode {
         Mode::Delta => format!("l.district_id = $2 AND {active} AND {explicit}"),
+        // Deleted explicitly or absent: no staged row keeps it (a run stages a sourcedId once).
+        // One anti-join, where "explicitly OR absent" made PostgreSQL probe twice per live row.
         Mode::Bulk => format!(
-            "l.district_id = $2 AND {active} AND ({explicit} OR NOT EXISTS \
-             (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id))"
+            "l.district_id = $2 AND {active} AND NOT EXISTS \
+             (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id AND NOT s.deleting)"
         ),
     }
 }
@@ -374,8 +376,10 @@ impl CoachingScope {
     fn includes(self, column: &str) -> String {
         match self {
             CoachingScope::AllClasses => "1 = 1".into(),
+            // A correlated EXISTS is a key lookup wherever it sits (inside a NOT, inside another
+            // subquery); an IN list there can be re-scanned for every row.
             CoachingScope::MarkedClasses => format!(
-                "{column} IN (SELECT m.class_sourced_id FROM stage_coaching_classes m WHERE m.run_id = $1)"
+                "EXISTS (SELECT 1 FROM stage_coaching_classes m WHERE m.run_id = $1 AND m.class_sourced_id = {column})"
             ),
         }
     }
@@ -436,15 +440,18 @@ pub async fn mark_coaching_classes(
     if selects.is_empty() {
         return Ok(0);
     }
-    tx.execute(
-        &format!(
-            "INSERT INTO stage_coaching_classes (run_id, class_sourced_id) \
-             SELECT DISTINCT $1, x.c FROM ({}) x WHERE x.c IS NOT NULL",
-            selects.join(" UNION ")
-        ),
-        &args![run_id, district_id],
-    )
-    .await
+    let marked = tx
+        .execute(
+            &format!(
+                "INSERT INTO stage_coaching_classes (run_id, class_sourced_id) \
+                 SELECT DISTINCT $1, x.c FROM ({}) x WHERE x.c IS NOT NULL",
+                selects.join(" UNION ")
+            ),
+            &args![run_id, district_id],
+        )
+        .await?;
+    super::staging::refresh_statistics(tx, &["stage_coaching_classes"]).await?;
+    Ok(marked)
 }
 
 /// Re-derives the coaching sources that come from district classes (those in `scope`): a teacher

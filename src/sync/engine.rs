@@ -410,6 +410,9 @@ impl Engine {
         self.phase(Phase::Applying);
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
+        // A write first: SQLite then takes its write lock at once (waiting for it if need be),
+        // where a transaction that read first fails to upgrade if another write came between.
+        districts::bump_roster_version(&mut tx, district.id).await?;
         let phase_start = std::time::Instant::now();
         let cutoff = enrollment_cutoff(
             district.timezone.today(),
@@ -485,7 +488,6 @@ impl Engine {
                 if let Some(cursor) = runs::cursor_move_in(&mut tx, run_id).await? {
                     connections::advance_in(&mut tx, district.id, &cursor, now).await?;
                 }
-                districts::bump_roster_version(&mut tx, district.id).await?;
                 digests::record_in(&mut tx, district.id, run_id, plan, (digests, diff)).await?;
                 report.status = RunStatus::Applied;
                 report.coaching = coaching;
