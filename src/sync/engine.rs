@@ -12,13 +12,13 @@ use super::report::{RunReport, RunStatus};
 use crate::domain::account::{ambiguity_message, decide, Decision};
 use crate::domain::district::District;
 use crate::domain::problem::{Location, Problem, ProblemLog, Warning};
-use crate::domain::records::{enrollment_cutoff, ColumnType, Mode, RecordKind, SourceRecord};
+use crate::domain::records::{enrollment_cutoff, ColumnType, RecordKind, SourceRecord};
 use crate::domain::run::{AccountCounts, CoachingCounts, Origin};
 use crate::domain::thresholds::{hold_reasons, KindCounts};
 use crate::store::accounts::{self as account_store, DistrictRef, RosterChanges};
 use crate::store::digests::{self, AppliedDigest};
 use crate::store::locks::{self, DistrictLock};
-use crate::store::sync_apply::{self, CoachingScope};
+use crate::store::sync_apply;
 use crate::store::{connections, districts, runs, staging, Db, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -418,9 +418,8 @@ impl Engine {
             district.timezone.today(),
             district.settings.end_date_inclusive,
         );
-        let coaching = self
-            .coaching_scope(&mut tx, district.id, run_id, plan, (diff, cutoff))
-            .await?;
+        let last_cutoff = sync_apply::coaching_cutoff(&mut tx, district.id).await?;
+        let coaching_moves = Self::coaching_moves(diff, cutoff, last_cutoff);
         for planned in &plan.kinds {
             let counts = diff
                 .get(planned.kind.oneroster_name())
@@ -468,15 +467,13 @@ impl Engine {
         );
         let phase_start = std::time::Instant::now();
         self.phase(Phase::Coaching);
-        let coaching = match coaching {
-            Some(scope) => {
-                let counts =
-                    sync_apply::derive_coaching(&mut tx, run_id, district.id, (cutoff, scope), now)
-                        .await?;
-                sync_apply::set_coaching_cutoff(&mut tx, district.id, cutoff).await?;
-                counts
-            }
-            None => CoachingCounts::default(),
+        let coaching = if coaching_moves {
+            let counts =
+                sync_apply::derive_coaching(&mut tx, run_id, district.id, cutoff, now).await?;
+            sync_apply::set_coaching_cutoff(&mut tx, district.id, cutoff).await?;
+            counts
+        } else {
+            CoachingCounts::default()
         };
         tracing::debug!(
             phase = "coaching",
@@ -511,40 +508,23 @@ impl Engine {
         })
     }
 
-    /// Which classes' coaching the run must derive again, decided (and, when only some, written)
-    /// before its changes are applied: none when nothing coaching depends on changed since the
-    /// last derivation; every class when the cut-off date moved; else the classes the run's
-    /// changes touch.
-    async fn coaching_scope(
-        &self,
-        tx: &mut crate::store::Tx,
-        district_id: i64,
-        run_id: &str,
-        plan: &Plan,
-        (diff, cutoff): (&BTreeMap<String, KindCounts>, chrono::NaiveDate),
-    ) -> Result<Option<CoachingScope>, SyncError> {
-        if sync_apply::coaching_cutoff(tx, district_id).await? != Some(cutoff) {
-            return Ok(Some(CoachingScope::AllClasses));
-        }
+    /// Whether the run must derive coaching again: when the cut-off date moved since the last
+    /// derivation, or something coaching depends on changes (enrollments, and users or classes
+    /// coming or going; their other details never move it).
+    fn coaching_moves(
+        diff: &BTreeMap<String, KindCounts>,
+        cutoff: chrono::NaiveDate,
+        last_cutoff: Option<chrono::NaiveDate>,
+    ) -> bool {
         let changed = |kind: RecordKind, f: fn(&KindCounts) -> u64| {
             diff.get(kind.oneroster_name()).is_some_and(|c| f(c) > 0)
         };
-        // Users and classes matter by coming and going; enrollments by any change.
-        let coaching_inputs_changed = changed(RecordKind::Classes, |c| c.created + c.deleted)
+        last_cutoff != Some(cutoff)
+            || changed(RecordKind::Classes, |c| c.created + c.deleted)
             || changed(RecordKind::Users, |c| c.created + c.deleted)
             || changed(RecordKind::Enrollments, |c| {
                 c.created + c.updated + c.deleted
-            });
-        if !coaching_inputs_changed {
-            return Ok(None);
-        }
-        let modes: Vec<(RecordKind, Mode)> = plan.kinds.iter().map(|p| (p.kind, p.mode)).collect();
-        let marked = sync_apply::mark_coaching_classes(tx, run_id, district_id, &modes).await?;
-        tracing::debug!(
-            classes = marked,
-            "coaching re-derived for the classes the run touches"
-        );
-        Ok(Some(CoachingScope::MarkedClasses))
+            })
     }
 
     /// Provisions and links accounts for the users the run brought in, and moves roster

@@ -1,5 +1,6 @@
-//! Black-box tests of coaching kept up to date by re-imports: a run re-derives coaching only for
-//! the classes its changes touch, and what it leaves must be what deriving everything gives.
+//! Black-box tests of coaching kept up to date by re-imports: whatever a series of runs changes
+//! (and whatever a run skips deriving because nothing coaching depends on changed), what it
+//! leaves must be what deriving everything afresh gives.
 
 use std::collections::{BTreeMap, HashSet};
 
