@@ -361,6 +361,12 @@ pub async fn analyze_applied(tx: &mut Tx) -> Result<(), StoreError> {
     super::staging::refresh_statistics(tx, &grown).await
 }
 
+/// Refreshes statistics on the coaching sources after a derivation that filled them (a first
+/// import), so that the next run's derivation is not planned on an empty table.
+pub async fn analyze_coaching(tx: &mut Tx) -> Result<(), StoreError> {
+    super::staging::refresh_statistics(tx, &["coaching_sources"]).await
+}
+
 /// Re-derives the coaching sources that come from district classes: a teacher or aide enrolled in
 /// a class coaches its students, while the class, both users and both enrollments are in effect
 /// (an enrollment counts while `end_date >= cutoff`). Detached classes keep what they had.

@@ -471,6 +471,9 @@ impl Engine {
             let counts =
                 sync_apply::derive_coaching(&mut tx, run_id, district.id, cutoff, now).await?;
             sync_apply::set_coaching_cutoff(&mut tx, district.id, cutoff).await?;
+            if doubled {
+                sync_apply::analyze_coaching(&mut tx).await?;
+            }
             counts
         } else {
             CoachingCounts::default()
