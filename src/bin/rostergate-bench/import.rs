@@ -449,15 +449,7 @@ fn run_importer(exe: &Path, url: &str, bundle: &Path) -> Result<ImportMeasuremen
     ];
     let step = "import oneroster";
     let run = run_step(exe, url, step, &import_args)?;
-    let rows = created_rows(&run.stdout).map_err(|reason| BenchError::ImportOutput {
-        step,
-        reason,
-        stdout_head: String::from_utf8_lossy(&run.stdout)
-            .chars()
-            .take(500)
-            .collect(),
-        stderr_tail: run.stderr_tail.clone(),
-    })?;
+    let rows = created_rows(&run.stdout).map_err(|reason| rejected_output(step, &run, reason))?;
     Ok(ImportMeasurement {
         rows,
         seconds: run.seconds,
@@ -488,15 +480,7 @@ fn run_reimport(
         "import oneroster (unchanged)"
     };
     let run = run_step(exe, url, step, &import_args)?;
-    let rejected = |reason: String| BenchError::ImportOutput {
-        step,
-        reason,
-        stdout_head: String::from_utf8_lossy(&run.stdout)
-            .chars()
-            .take(500)
-            .collect(),
-        stderr_tail: run.stderr_tail.clone(),
-    };
+    let rejected = |reason: String| rejected_output(step, &run, reason);
     let counts = applied_counts(&run.stdout).map_err(rejected)?;
     let mut changed = 0;
     for (kind, got) in &counts {
@@ -522,16 +506,7 @@ fn run_reimport(
 /// Checks the importer's `--json` report says `applied` and returns what it created, updated
 /// and deleted per type.
 fn applied_counts(stdout: &[u8]) -> Result<BTreeMap<String, Changes>, String> {
-    let summary = parse_summary(stdout)?;
-    match summary.get("status").and_then(|s| s.as_str()) {
-        Some("applied") => {}
-        other => return Err(format!("status is {other:?}, expected \"applied\"")),
-    }
-    let counts = summary
-        .get("counts")
-        .and_then(|c| c.as_object())
-        .ok_or("no \"counts\" object")?;
-    counts
+    applied_summary_counts(stdout)?
         .iter()
         .map(|(kind, c)| {
             let count = |field: &str| {
@@ -590,16 +565,7 @@ pub(crate) fn run_step_with_env(
 /// Checks the importer's (or a pull's) `--json` report says `applied` and sums
 /// `counts.*.created`.
 pub(crate) fn created_rows(stdout: &[u8]) -> Result<u64, String> {
-    let summary = parse_summary(stdout)?;
-    match summary.get("status").and_then(|s| s.as_str()) {
-        Some("applied") => {}
-        other => return Err(format!("status is {other:?}, expected \"applied\"")),
-    }
-    let counts = summary
-        .get("counts")
-        .and_then(|c| c.as_object())
-        .ok_or("no \"counts\" object")?;
-    counts
+    applied_summary_counts(stdout)?
         .iter()
         .map(|(kind, c)| {
             c.get("created")
@@ -607,6 +573,35 @@ pub(crate) fn created_rows(stdout: &[u8]) -> Result<u64, String> {
                 .ok_or_else(|| format!("counts.{kind}.created is missing or not a count"))
         })
         .sum()
+}
+
+/// The `counts` object of a `--json` report, once the report says `applied`.
+fn applied_summary_counts(
+    stdout: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let mut summary = parse_summary(stdout)?;
+    match summary.get("status").and_then(|s| s.as_str()) {
+        Some("applied") => {}
+        other => return Err(format!("status is {other:?}, expected \"applied\"")),
+    }
+    match summary.get_mut("counts").map(serde_json::Value::take) {
+        Some(serde_json::Value::Object(counts)) => Ok(counts),
+        _ => Err("no \"counts\" object".into()),
+    }
+}
+
+/// A child's report that did not say what the benchmark expected, with the start of its stdout
+/// and the end of its stderr.
+pub(crate) fn rejected_output(step: &'static str, run: &ChildRun, reason: String) -> BenchError {
+    BenchError::ImportOutput {
+        step,
+        reason,
+        stdout_head: String::from_utf8_lossy(&run.stdout)
+            .chars()
+            .take(500)
+            .collect(),
+        stderr_tail: run.stderr_tail.clone(),
+    }
 }
 
 /// The whole stdout as JSON, or else its last line that parses as a JSON object

@@ -35,7 +35,9 @@ use rostergate::synthetic::provider::{
     ProviderError, Roster, RosterError,
 };
 
-use crate::import::{created_rows, run_step, run_step_with_env, Backend, BenchError, BENCH_SEED};
+use crate::import::{
+    created_rows, rejected_output, run_step, run_step_with_env, Backend, BenchError, BENCH_SEED,
+};
 use crate::scratch_db::{ScratchDb, ScratchDbError};
 
 /// District and connection the pull child creates and pulls into.
@@ -577,15 +579,8 @@ async fn measure_pull(
         Ok(run_step_with_env(&exe, &url, &env, "sync pull", &args)?)
     })
     .await?;
-    let records = created_rows(&run.stdout).map_err(|reason| BenchError::ImportOutput {
-        step: "sync pull",
-        reason,
-        stdout_head: String::from_utf8_lossy(&run.stdout)
-            .chars()
-            .take(500)
-            .collect(),
-        stderr_tail: run.stderr_tail.clone(),
-    })?;
+    let records =
+        created_rows(&run.stdout).map_err(|reason| rejected_output("sync pull", &run, reason))?;
     Ok(PullMeasurement {
         requests: data_requests(provider, source.base_path),
         records,
