@@ -199,6 +199,41 @@ pub async fn import_oneroster(
     Ok(report_exit(&report))
 }
 
+pub async fn scores_import(
+    settings: Settings,
+    district: &str,
+    path: &Path,
+    json_out: bool,
+) -> CliResult {
+    let db = db(&settings).await?;
+    let district = districts::get(&db, district).await?;
+    let plans = crate::scores::install_plans(&settings)
+        .context(|| "cannot load the learning plans".to_string())?;
+    let label = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let report = crate::scores::cdf_import::import_cdf(
+        &db,
+        &district,
+        &plans,
+        (path, &label),
+        &settings.import,
+    )
+    .await
+    .context(|| format!("cannot import scores into district {}", district.slug))?;
+    db.close().await;
+    if json_out {
+        output::line(serde_json::to_string(&report)?)?;
+    } else {
+        output::text(&report.summary())?;
+    }
+    Ok(ExitCode::from(match report.status {
+        crate::scores::ingest::ImportStatus::Applied => exit::APPLIED,
+        crate::scores::ingest::ImportStatus::Refused => exit::FAILED,
+    }))
+}
+
 pub async fn sync_pull(
     settings: Settings,
     district: &str,
@@ -313,6 +348,85 @@ pub fn generate_oneroster(students: usize, seed: u64, out: &Path, json_out: bool
             out.display()
         ))?;
         output::line(counts)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `generate cdf`: no terms given means the current school year's terms so far.
+pub fn generate_cdf(
+    roster: &Path,
+    out: &Path,
+    mut options: crate::synthetic::cdf::CdfOptions,
+    json_out: bool,
+) -> CliResult {
+    use crate::synthetic::cdf;
+    if options.terms.is_empty() {
+        options.terms = cdf::terms_so_far(chrono::Local::now().date_naive());
+    }
+    let summary = cdf::write_cdf(roster, out, &options)
+        .context(|| format!("cannot write the MAP Growth export {}", out.display()))?;
+    if json_out {
+        let line = serde_json::json!({
+            "path": out.display().to_string(),
+            "roster": roster.display().to_string(),
+            "seed": options.seed,
+            "layout": options.layout,
+            "terms": options.terms,
+            "subjects": options.subjects,
+            "summary": summary,
+        });
+        output::line(line)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let subjects: Vec<String> = options.subjects.iter().map(|s| s.to_string()).collect();
+    output::line(format_args!(
+        "wrote a synthetic MAP Growth export ({} layout, seed {}) for {} students to {}",
+        options.layout,
+        options.seed,
+        summary.students,
+        out.display()
+    ))?;
+    output::line(format_args!(
+        "  terms: {}; subjects: {}",
+        options.terms.join(", "),
+        subjects.join(", ")
+    ))?;
+    let rows = |file: &str, n: u64| format!("  {file:<24} {n:>12} rows");
+    output::line(rows(cdf::RESULTS_FILE, summary.results))?;
+    output::line(rows(cdf::STUDENTS_FILE, summary.students_by_school))?;
+    match (
+        summary.class_assignments,
+        &summary.class_assignments_omitted,
+    ) {
+        (Some(n), _) => output::line(rows(cdf::CLASSES_FILE, n))?,
+        (None, reason) => output::line(format_args!(
+            "  {:<24} left out: {}",
+            cdf::CLASSES_FILE,
+            reason.as_deref().unwrap_or("no classes")
+        ))?,
+    }
+    if summary.skipped_students > 0 {
+        output::line(format_args!(
+            "  {} students without an identifier (StudentID) were skipped",
+            summary.skipped_students
+        ))?;
+    }
+    if !summary.malformed_at.is_empty() {
+        const SHOWN: usize = 10;
+        let mut at: Vec<String> = summary
+            .malformed_at
+            .iter()
+            .take(SHOWN)
+            .map(|(line, field)| format!("{line} ({field})"))
+            .collect();
+        if summary.malformed_at.len() > SHOWN {
+            at.push(format!("… {} more", summary.malformed_at.len() - SHOWN));
+        }
+        output::line(format_args!(
+            "  {} malformed rows at lines {}",
+            summary.malformed,
+            at.join(", ")
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -65,6 +65,9 @@ pub struct Settings {
     /// Events delivered to webhook subscribers (`delivery`).
     #[serde(default)]
     pub webhooks: WebhookSettings,
+    /// Assessment results and the learning plans made from them.
+    #[serde(default)]
+    pub scores: ScoreSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -82,6 +85,7 @@ impl fmt::Debug for Settings {
             .field("jobs", &self.jobs)
             .field("inbound", &self.inbound)
             .field("webhooks", &self.webhooks)
+            .field("scores", &self.scores)
             .finish()
     }
 }
@@ -234,6 +238,15 @@ impl Default for JobSettings {
             busy_retry_secs: 60,
         }
     }
+}
+
+/// Assessment results and learning plans.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoreSettings {
+    /// A folder of learning-plan mappings (`<subject>.toml`, as in `config/learning-plans/`)
+    /// used instead of the ones built into the gateway.
+    pub learning_plans_dir: Option<PathBuf>,
 }
 
 /// Pushes to the gateway (rosters, scores): what a push may weigh, and how long its body is kept.

@@ -17,6 +17,7 @@ pub mod inbound;
 pub mod jobs;
 pub mod outbound;
 pub mod pulls;
+pub mod scores;
 pub mod sources;
 pub mod startup;
 pub mod store;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use rostergate::cli;
 use rostergate::config::{Overrides, Settings};
+use rostergate::synthetic::cdf::{CdfLayout, CdfOptions, CdfSubject};
 use rostergate::telemetry::{self, LogAudience};
 
 #[derive(Parser)]
@@ -57,7 +58,12 @@ enum Command {
         #[command(subcommand)]
         command: SyncCommand,
     },
-    /// Write a synthetic district as a OneRoster CSV bundle.
+    /// Import assessment results (MAP Growth–style scores) into learning plans.
+    Scores {
+        #[command(subcommand)]
+        command: ScoresCommand,
+    },
+    /// Write synthetic data: a district as a OneRoster CSV bundle, or a MAP Growth export for one.
     Generate {
         #[command(subcommand)]
         command: GenerateCommand,
@@ -201,7 +207,7 @@ enum ClientCommand {
         /// Slug of the district the client's tokens are bound to.
         #[arg(long)]
         district: String,
-        /// Space- or comma-separated: roster:read, roster:write, scores:write, admin.
+        /// Space- or comma-separated: roster:read, roster:write, scores:write, plans:write, admin.
         #[arg(long)]
         scopes: String,
         /// A name to recognise the client by.
@@ -242,6 +248,32 @@ Exit codes:
         #[arg(long)]
         json: bool,
         /// The bundle: a zip file or a folder holding manifest.csv and the CSV files.
+        path: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScoresCommand {
+    /// A MAP Growth Comprehensive Data File: the export's zip, or its AssessmentResults.csv.
+    #[command(after_long_help = "\
+Each result is stored once per test event (importing the same file again changes nothing),
+matched to a rostered student by the district's score_student_key (default: the OneRoster
+identifier, which MAP exports carry as StudentID), and placed per goal area through the
+learning-plan mappings. Results no student matches are kept and matched when the student is
+rostered. A file with any error is refused whole: nothing is stored.
+
+Exit codes:
+  0  imported
+  1  refused or failed: nothing stored (the report lists each error with file, line and field)
+  2  usage error (unknown flag, missing argument)")]
+    Import {
+        /// Slug of the district the results belong to.
+        #[arg(long)]
+        district: String,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// The export: a zip holding AssessmentResults.csv, or that CSV file itself.
         path: PathBuf,
     },
 }
@@ -338,6 +370,39 @@ enum GenerateCommand {
         /// Folder to write (created if missing).
         out: PathBuf,
     },
+    /// A MAP Growth Comprehensive Data File (a zip of AssessmentResults.csv,
+    /// StudentsBySchool.csv and ClassAssignments.csv) for the students of a OneRoster bundle
+    /// folder; StudentID is each student's `identifier`.
+    Cdf {
+        /// The OneRoster 1.1 CSV bundle folder (e.g. one `generate oneroster` wrote).
+        #[arg(long)]
+        roster: PathBuf,
+        /// Zip file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Comma-separated term names ("Fall 2025-2026,Winter 2025-2026"); by default the
+        /// current school year's terms whose testing has begun.
+        #[arg(long, value_delimiter = ',')]
+        terms: Vec<String>,
+        /// Comma-separated: mathematics, reading, language-usage, science.
+        #[arg(long, value_delimiter = ',', default_value = "mathematics,reading")]
+        subjects: Vec<CdfSubject>,
+        /// AssessmentResults.csv columns: combined (current) or post2015 (with TestID).
+        #[arg(long, default_value = "combined")]
+        layout: CdfLayout,
+        /// The same seed writes the same zip, byte for byte.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Extra result rows, each with one broken field, spread through the file.
+        #[arg(long, default_value_t = 0)]
+        malformed: usize,
+        /// Write some headers in the casings real exports vary by (termname, FalltoFall…).
+        #[arg(long)]
+        odd_casing: bool,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -405,6 +470,14 @@ fn main() -> ExitCode {
                         path,
                     },
             } => cli::import_oneroster(settings, &district, &path, dry_run, json).await,
+            Command::Scores {
+                command:
+                    ScoresCommand::Import {
+                        district,
+                        json,
+                        path,
+                    },
+            } => cli::scores_import(settings, &district, &path, json).await,
             Command::Sync { command } => match command {
                 SyncCommand::Pull {
                     district,
@@ -441,6 +514,30 @@ fn main() -> ExitCode {
                         out,
                     },
             } => cli::generate_oneroster(students, seed, &out, json),
+            Command::Generate {
+                command:
+                    GenerateCommand::Cdf {
+                        roster,
+                        out,
+                        terms,
+                        subjects,
+                        layout,
+                        seed,
+                        malformed,
+                        odd_casing,
+                        json,
+                    },
+            } => {
+                let options = CdfOptions {
+                    terms,
+                    subjects,
+                    layout,
+                    seed,
+                    malformed_rows: malformed,
+                    odd_header_casing: odd_casing,
+                };
+                cli::generate_cdf(&roster, &out, options, json)
+            }
             Command::Connection { command } => match command {
                 ConnectionCommand::Add(args) => cli::connection::add(settings, *args).await,
                 ConnectionCommand::List { district, json } => {

@@ -31,6 +31,8 @@ pub enum StartupError {
     TokenTooShort { name: &'static str, len: usize },
     #[error(transparent)]
     Webhooks(#[from] crate::delivery::send::ClientError),
+    #[error("cannot load the learning plans: {0}")]
+    LearningPlans(#[from] crate::domain::learning_plan::PlanError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -73,6 +75,7 @@ impl Application {
     /// Connects, migrates, and binds (port 0 picks a free port, as tests do).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         check_token_lengths(&settings)?;
+        crate::scores::install_plans(&settings)?;
         let db = open_database(&settings).await?;
         let master = MasterKey::load(&settings)?;
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {

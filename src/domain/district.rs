@@ -18,6 +18,8 @@ pub enum DistrictError {
     BadPercent(&'static str),
     #[error("identity_keys lists {0:?} twice")]
     DuplicateIdentityKey(IdentityKey),
+    #[error("score_student_key must be identifier, sourcedId or userIds:TYPE (TYPE of a-z, 0-9, '-', '_', '.'), not {0:?}")]
+    BadScoreStudentKey(String),
 }
 
 /// A district's handle in URLs and on the command line.
@@ -116,6 +118,61 @@ pub struct DistrictSettings {
     /// Identity matching keys, tried in this order when a user enters the roster.
     #[serde(default = "default_identity_keys")]
     pub identity_keys: Vec<IdentityKey>,
+    /// Which user field an assessment result's student id (MAP's `StudentID`) is matched on.
+    pub score_student_key: ScoreStudentKey,
+}
+
+/// The user field assessment results name students by. A result that names a sourcedId (a push
+/// may) is matched on it whatever this says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ScoreStudentKey {
+    /// The OneRoster `identifier`: the SIS student number MAP exports carry as `StudentID`.
+    #[default]
+    Identifier,
+    /// The OneRoster `sourcedId`.
+    SourcedId,
+    /// The `userIds` entry of this type (`{MAP:12345}` → `userIds:MAP`).
+    UserId(String),
+}
+
+impl ScoreStudentKey {
+    pub fn parse(raw: &str) -> Result<ScoreStudentKey, DistrictError> {
+        match raw {
+            "identifier" => Ok(ScoreStudentKey::Identifier),
+            "sourcedId" => Ok(ScoreStudentKey::SourcedId),
+            _ => match raw.strip_prefix("userIds:") {
+                Some(t)
+                    if (1..=64).contains(&t.len())
+                        && t.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+                {
+                    Ok(ScoreStudentKey::UserId(t.to_string()))
+                }
+                _ => Err(DistrictError::BadScoreStudentKey(raw.to_string())),
+            },
+        }
+    }
+
+    pub fn as_string(&self) -> String {
+        match self {
+            ScoreStudentKey::Identifier => "identifier".into(),
+            ScoreStudentKey::SourcedId => "sourcedId".into(),
+            ScoreStudentKey::UserId(t) => format!("userIds:{t}"),
+        }
+    }
+}
+
+impl Serialize for ScoreStudentKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ScoreStudentKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        ScoreStudentKey::parse(&raw).map_err(serde::de::Error::custom)
+    }
 }
 
 impl DistrictSettings {
@@ -147,6 +204,7 @@ impl Default for DistrictSettings {
             review_every_sync: false,
             end_date_inclusive: true,
             identity_keys: default_identity_keys(),
+            score_student_key: ScoreStudentKey::default(),
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod account;
 pub mod connection;
 pub mod connection_input;
 pub mod district;
+pub mod learning_plan;
 pub mod problem;
 pub mod records;
 pub mod run;

@@ -13,19 +13,24 @@ pub enum Scope {
     /// Push assessment results (`POST …/scores`); implies nothing else.
     #[serde(rename = "scores:write")]
     ScoresWrite,
+    /// Set and clear teachers' placement overrides (the platform acting for a teacher, whom
+    /// the gateway checks coaches the student); implies nothing else.
+    #[serde(rename = "plans:write")]
+    PlansWrite,
     #[serde(rename = "admin")]
     Admin,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown scope {0:?} (known: roster:read, roster:write, scores:write, admin)")]
+#[error("unknown scope {0:?} (known: roster:read, roster:write, scores:write, plans:write, admin)")]
 pub struct UnknownScope(pub String);
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 5] = [
         Scope::RosterRead,
         Scope::RosterWrite,
         Scope::ScoresWrite,
+        Scope::PlansWrite,
         Scope::Admin,
     ];
 
@@ -34,6 +39,7 @@ impl Scope {
             Scope::RosterRead => "roster:read",
             Scope::RosterWrite => "roster:write",
             Scope::ScoresWrite => "scores:write",
+            Scope::PlansWrite => "plans:write",
             Scope::Admin => "admin",
         }
     }

@@ -32,6 +32,12 @@ pub const EVENT_TYPES: &[&str] = &[
     "sync_run.held",
     // A sync run was applied to the roster.
     "sync_run.applied",
+    // An assessment result was received (or restated) for a rostered student.
+    "assessment_result.received",
+    // A student's proposed placements in a subject moved with a new result.
+    "placement.generated",
+    // A teacher set or cleared a placement override.
+    "placement.overridden",
 ];
 
 /// Is `name` an event type of the catalogue?
@@ -56,7 +62,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(EVENT_TYPES.len(), 14);
+        assert_eq!(EVENT_TYPES.len(), 17);
     }
 
     #[test]

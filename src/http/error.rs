@@ -95,6 +95,40 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::scores::ingest::IngestError> for ApiError {
+    fn from(e: crate::scores::ingest::IngestError) -> Self {
+        use crate::scores::ingest::IngestError;
+        match e {
+            IngestError::Busy => {
+                ApiError::new(StatusCode::CONFLICT, "sync_in_progress", e.to_string())
+            }
+            IngestError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<crate::scores::overrides::OverrideError> for ApiError {
+    fn from(e: crate::scores::overrides::OverrideError) -> Self {
+        use crate::scores::overrides::OverrideError;
+        match e {
+            OverrideError::UnknownSubject(_) | OverrideError::UnknownGoalArea { .. } => {
+                ApiError::not_found(e.to_string())
+            }
+            OverrideError::UnknownStudent(_) => ApiError::not_found(e.to_string()),
+            OverrideError::UnknownUnit { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_unit",
+                e.to_string(),
+            ),
+            OverrideError::NotCoaching { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "not_coaching", e.to_string())
+            }
+            OverrideError::NothingToClear { .. } => ApiError::not_found(e.to_string()),
+            OverrideError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         match e {

@@ -11,6 +11,7 @@ pub mod imports;
 pub mod inbound;
 pub mod jobs;
 pub mod oauth;
+pub mod plans;
 pub mod pulls;
 pub mod roster;
 pub mod runs;
@@ -82,6 +83,36 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
             "/api/v1/districts/{district}/imports/oneroster",
             Method::POST,
             web::post().to(imports::oneroster),
+        ),
+        (
+            "/api/v1/districts/{district}/imports/scores",
+            Method::POST,
+            web::post().to(imports::scores),
+        ),
+        (
+            "/api/v1/districts/{district}/students/{sourced_id}/plan",
+            Method::GET,
+            web::get().to(plans::student_plan),
+        ),
+        (
+            "/api/v1/districts/{district}/students/{sourced_id}/results",
+            Method::GET,
+            web::get().to(plans::student_results),
+        ),
+        (
+            "/api/v1/districts/{district}/students/{sourced_id}/plan/{subject}/{goal_area}",
+            Method::PUT,
+            web::put().to(plans::set_override),
+        ),
+        (
+            "/api/v1/districts/{district}/students/{sourced_id}/plan/{subject}/{goal_area}",
+            Method::DELETE,
+            web::delete().to(plans::clear_override),
+        ),
+        (
+            "/api/v1/districts/{district}/classes/{sourced_id}/plans",
+            Method::GET,
+            web::get().to(plans::class_plans),
         ),
         (
             "/api/v1/districts/{district}/runs",

@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod push_secrets;
 pub mod roster;
 pub mod runs;
+pub mod scores;
 pub mod staging;
 pub mod subscriptions;
 pub mod sync_apply;
@@ -90,6 +91,9 @@ pub enum Arg {
     OptText(Option<String>),
     Bool(bool),
     OptBool(Option<bool>),
+    OptI64(Option<i64>),
+    F64(f64),
+    OptF64(Option<f64>),
     OptDate(Option<NaiveDate>),
     Date(NaiveDate),
     Time(DateTime<Utc>),
@@ -120,6 +124,26 @@ impl From<&String> for Arg {
 impl From<Option<String>> for Arg {
     fn from(v: Option<String>) -> Self {
         Arg::OptText(v)
+    }
+}
+impl From<Option<bool>> for Arg {
+    fn from(v: Option<bool>) -> Self {
+        Arg::OptBool(v)
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::OptI64(v)
+    }
+}
+impl From<f64> for Arg {
+    fn from(v: f64) -> Self {
+        Arg::F64(v)
+    }
+}
+impl From<Option<f64>> for Arg {
+    fn from(v: Option<f64>) -> Self {
+        Arg::OptF64(v)
     }
 }
 impl From<bool> for Arg {
@@ -159,6 +183,9 @@ macro_rules! bind_args {
                 Arg::OptText(v) => q.bind(v.clone()),
                 Arg::Bool(v) => q.bind(*v),
                 Arg::OptBool(v) => q.bind(*v),
+                Arg::OptI64(v) => q.bind(*v),
+                Arg::F64(v) => q.bind(*v),
+                Arg::OptF64(v) => q.bind(*v),
                 Arg::OptDate(v) => q.bind(*v),
                 Arg::Date(v) => q.bind(*v),
                 Arg::Time(v) => q.bind(*v),

@@ -94,6 +94,29 @@ pub async fn insert_run_event(
     Ok(())
 }
 
+/// Records one event the gateway built in full (assessment and placement events), in `tx`.
+pub async fn insert_event(
+    tx: &mut Tx,
+    district_id: i64,
+    (run_id, event_type, subject_id): (&str, &str, &str),
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        &format!("{INSERT_EVENTS} VALUES ($1, $2, $3, $4, $5, $6)"),
+        &args![
+            district_id,
+            run_id,
+            event_type,
+            subject_id,
+            payload.to_string(),
+            now
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Events of a district after `after_id`, oldest first.
 pub async fn list(
     db: &Db,

@@ -465,6 +465,20 @@ impl Engine {
             phase = "accounts",
             ms = phase_start.elapsed().as_millis() as u64
         );
+        // Results stored before their students were rostered are matched (and placed) now.
+        let users_moved = diff
+            .get(RecordKind::Users.oneroster_name())
+            .is_some_and(|c| c.created > 0 || c.updated > 0);
+        if users_moved {
+            let matched = crate::scores::ingest::match_late(
+                &mut tx,
+                district,
+                &crate::scores::plans(),
+                run_id,
+            )
+            .await?;
+            tracing::debug!(phase = "scores", matched);
+        }
         let phase_start = std::time::Instant::now();
         self.phase(Phase::Coaching);
         let coaching = if coaching_moves {

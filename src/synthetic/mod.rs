@@ -5,6 +5,7 @@
 //! file is written in its own streaming pass and still agrees with the others. Nothing
 //! proportional to the number of users or enrollments is ever held in memory.
 
+pub mod cdf;
 mod plan;
 pub mod provider;
 mod rng;

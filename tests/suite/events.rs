@@ -43,6 +43,7 @@ fn violations(schema: &Value, value: &Value, at: &str) -> Vec<String> {
                     "array" => value.is_array(),
                     "string" => value.is_string(),
                     "integer" => value.is_i64() || value.is_u64(),
+                    "boolean" => value.is_boolean(),
                     "null" => value.is_null(),
                     _ => false,
                 });
@@ -61,6 +62,20 @@ fn violations(schema: &Value, value: &Value, at: &str) -> Vec<String> {
                 if let Some(s) = value.as_str() {
                     if (s.chars().count() as u64) < rule.as_u64().unwrap() {
                         out.push(format!("{at}: shorter than {rule}"));
+                    }
+                }
+            }
+            "maxLength" => {
+                if let Some(s) = value.as_str() {
+                    if (s.chars().count() as u64) > rule.as_u64().unwrap() {
+                        out.push(format!("{at}: longer than {rule}"));
+                    }
+                }
+            }
+            "minItems" => {
+                if let Some(items) = value.as_array() {
+                    if (items.len() as u64) < rule.as_u64().unwrap() {
+                        out.push(format!("{at}: fewer items than {rule}"));
                     }
                 }
             }
@@ -254,6 +269,27 @@ on_every_backend!(
         );
         let (status, first) = app.import("lincoln", OPERATOR_TOKEN, &base).await;
         assert_eq!(status, 200, "{first}");
+
+        // A score for stu-1 (identifier S1) places them; their teacher overrides one area.
+        let (status, scores) = app
+            .post_bytes(
+                "/api/v1/districts/lincoln/imports/scores",
+                OPERATOR_TOKEN,
+                b"TermName,StudentID,Subject,TestStartDate,TestRITScore,Goal1Name,Goal1RitScore\n\
+                  Fall 2026-2027,S1,Mathematics,2026-09-14,201,Geometry,199\n"
+                    .to_vec(),
+            )
+            .await;
+        assert_eq!(status, 200, "{scores}");
+        let overridden = app
+            .client
+            .put(app.url("/api/v1/districts/lincoln/students/stu-1/plan/math/geometry"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&json!({ "teacher": "tch-1", "unit": "g2-ready-shapes" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(overridden.status().as_u16(), 200);
 
         // Something was done in cls-2: the platform marks it used.
         let db = rostergate::store::Db::connect(&app.db.url).await.unwrap();

@@ -22,6 +22,7 @@ mod import_limits;
 mod imports;
 mod inbound;
 mod jobs;
+mod learning_plans;
 mod metrics;
 mod pull_jobs;
 mod pulls;

@@ -405,15 +405,16 @@ fn parse_manifest(file: &str, reader: &mut dyn Read, log: &mut ProblemLog) -> Op
 }
 
 /// Caps a reader's total size, so that a zip bomb fails with a clear error instead of running
-/// for ever. (Rows are capped while they are parsed: see [`Records`].)
-struct Guarded<R> {
+/// for ever. (Rows are capped while they are parsed: see [`Records`].) Shared with the score
+/// file reader (`sources::scores::cdf`), which opens zips of its own.
+pub(crate) struct Guarded<R> {
     inner: R,
     remaining: u64,
     max_bytes: u64,
 }
 
 impl<R: Read> Guarded<R> {
-    fn new(inner: R, max_bytes: u64) -> Self {
+    pub(crate) fn new(inner: R, max_bytes: u64) -> Self {
         Guarded {
             inner,
             remaining: max_bytes,

@@ -1,7 +1,9 @@
 //! Assessment results (MAP Growth–style scores) as partners send them: the JSON document pushed
-//! to `POST …/scores`, read into neutral values. Reading only: matching results to rostered
-//! students and turning them into placements come later.
+//! to `POST …/scores` ([`push`]) and MAP Growth's own data export, the CDF zip ([`cdf`]), read
+//! into neutral values. Reading only: matching results to rostered students and turning them
+//! into placements come later.
 
+pub mod cdf;
 pub mod push;
 
 pub use push::{

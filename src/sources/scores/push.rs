@@ -8,7 +8,7 @@
 //! `percentile`, goals with `name`, `rit`, `range`, `adjective`); optional members may be `null`
 //! (an empty cell in the export they came from).
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveTime, Timelike};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
@@ -33,12 +33,13 @@ pub const DURATION_MAX: i64 = 1440;
 
 /// The members of a document, of a result, of its student, of a goal and of a goal's range.
 pub const DOCUMENT_MEMBERS: [&str; 1] = ["results"];
-pub const RESULT_MEMBERS: [&str; 16] = [
+pub const RESULT_MEMBERS: [&str; 17] = [
     "student",
     "subject",
     "course",
     "term",
     "test_date",
+    "test_start_time",
     "test_id",
     "test_name",
     "test_type",
@@ -86,8 +87,16 @@ impl Adjective {
         }
     }
 
-    fn parse(text: &str) -> Option<Adjective> {
+    /// The adjective spelt exactly as MAP writes it (`HiAvg`).
+    pub fn parse(text: &str) -> Option<Adjective> {
         Adjective::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+
+    /// The adjective in any letter case (`hiavg`, `HIAVG`): exports are not consistent.
+    pub fn parse_ignoring_case(text: &str) -> Option<Adjective> {
+        Adjective::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(text))
     }
 }
 
@@ -118,6 +127,8 @@ pub struct AssessmentResult {
     pub course: Option<String>,
     pub term: String,
     pub test_date: NaiveDate,
+    /// When the test started, in the district's time zone (MAP's `TestStartTime`).
+    pub test_start_time: Option<NaiveTime>,
     pub test_id: Option<String>,
     pub test_name: Option<String>,
     pub test_type: Option<String>,
@@ -258,6 +269,7 @@ fn read_result(value: &Json, at: &str, problems: &mut Problems) -> Option<Assess
     let course = object.text("course", false, problems);
     let term = object.text("term", true, problems);
     let test_date = object.date("test_date", problems);
+    let test_start_time = object.time("test_start_time", problems);
     let test_id = object.text("test_id", false, problems);
     let test_name = object.text("test_name", false, problems);
     let test_type = object.text("test_type", false, problems);
@@ -284,6 +296,7 @@ fn read_result(value: &Json, at: &str, problems: &mut Problems) -> Option<Assess
         course,
         term: term?,
         test_date: test_date?,
+        test_start_time,
         test_id,
         test_name,
         test_type,
@@ -532,6 +545,24 @@ impl<'a> Object<'a> {
             problems.add(
                 &self.pointer(name),
                 "must be a date written YYYY-MM-DD (e.g. 2026-09-15)",
+            );
+        }
+        parsed
+    }
+
+    /// A time of day, `HH:MM:SS` (24-hour clock, no leap second).
+    fn time(&self, name: &str, problems: &mut Problems) -> Option<NaiveTime> {
+        let value = self.optional(name)?;
+        let parsed = value
+            .as_str()
+            .filter(|text| text.len() == 8)
+            .and_then(|text| NaiveTime::parse_from_str(text, "%H:%M:%S").ok())
+            // chrono reads second 60 as a leap second; no test starts on one.
+            .filter(|time| time.nanosecond() < 1_000_000_000);
+        if parsed.is_none() {
+            problems.add(
+                &self.pointer(name),
+                "must be a time of day written HH:MM:SS (e.g. 09:05:00)",
             );
         }
         parsed

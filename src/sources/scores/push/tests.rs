@@ -14,6 +14,7 @@ fn full_result() -> Json {
         "course": "Math K-12",
         "term": "Fall 2026-2027",
         "test_date": "2026-09-15",
+        "test_start_time": "13:05:09",
         "test_id": "T-1",
         "test_name": "Growth: Math 6+ IL 2020",
         "test_type": "Survey With Goals",
@@ -192,6 +193,10 @@ fn a_full_result_is_read_into_its_values() {
         first.test_date,
         NaiveDate::from_ymd_opt(2026, 9, 15).unwrap()
     );
+    assert_eq!(
+        first.test_start_time,
+        Some(NaiveTime::from_hms_opt(13, 5, 9).unwrap())
+    );
     assert_eq!((first.rit, first.percentile), (221, Some(63)));
     assert_eq!(first.growth_event, Some(true));
     assert_eq!(
@@ -206,6 +211,7 @@ fn a_full_result_is_read_into_its_values() {
     );
     let second = &pushed.results[1];
     assert_eq!(second.student.sourced_id, None);
+    assert_eq!(second.test_start_time, None);
     assert!(second.goals.is_empty());
     assert_eq!(second.standard_error, None);
 }
@@ -275,6 +281,26 @@ fn each_problem_is_named_by_its_json_pointer() {
             with("test_date", json!("2026-02-30")),
             "/results/0/test_date",
             "YYYY-MM-DD",
+        ),
+        (
+            with("test_start_time", json!("1:05 PM")),
+            "/results/0/test_start_time",
+            "HH:MM:SS",
+        ),
+        (
+            with("test_start_time", json!("24:00:00")),
+            "/results/0/test_start_time",
+            "HH:MM:SS",
+        ),
+        (
+            with("test_start_time", json!("23:59:60")),
+            "/results/0/test_start_time",
+            "HH:MM:SS",
+        ),
+        (
+            with("test_start_time", json!(1305)),
+            "/results/0/test_start_time",
+            "HH:MM:SS",
         ),
         (
             with("growth_event", json!("Yes")),
