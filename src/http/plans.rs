@@ -97,6 +97,18 @@ pub struct TeacherQuery {
     teacher: String,
 }
 
+impl TeacherQuery {
+    /// The teacher's sourcedId: present and not blank.
+    fn teacher(&self) -> Result<&str, ApiError> {
+        if self.teacher.trim().is_empty() || self.teacher.chars().count() > MAX_TEXT {
+            return Err(ApiError::bad_request(format!(
+                "teacher must be a sourcedId of 1 to {MAX_TEXT} characters"
+            )));
+        }
+        Ok(&self.teacher)
+    }
+}
+
 /// `GET …/classes/{sourcedId}/plans?teacher=T`: the effective plans of the students `T`
 /// coaches through the class (and only those).
 #[tracing::instrument(skip_all, fields(caller = %caller.0.subject, district = %path.0))]
@@ -120,7 +132,7 @@ pub async fn class_plans(
     }
     Ok(HttpResponse::Ok().json(json!({
         "class": class,
-        "teacher": query.teacher,
+        "teacher": teacher,
         "students": items,
     })))
 }

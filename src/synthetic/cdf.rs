@@ -159,7 +159,7 @@ pub struct CdfSummary {
     /// Size of the zip.
     pub bytes: u64,
     /// Where each malformed row is: its line in AssessmentResults.csv (1-based, the header is
-    /// line 1) and the canonical header of the broken field.
+    /// line 1) and the header of the broken field (one `odd_header_casing` never changes).
     pub malformed_at: Vec<(u64, &'static str)>,
     /// Student users skipped because they have no `identifier` (NWEA's StudentID).
     pub skipped_students: u64,
@@ -211,55 +211,28 @@ pub fn write_cdf(
     options: &CdfOptions,
 ) -> Result<CdfSummary, CdfGenError> {
     let gen = Generator::new(roster, out, options)?;
-    let write_err = |source: io::Error| CdfGenError::Write {
-        path: out.to_path_buf(),
-        source,
-    };
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(write_err)?;
-    }
-    let file = File::create(out).map_err(write_err)?;
-    let mut zip = ZipWriter::new(BufWriter::with_capacity(256 * 1024, file));
-    let mut summary = CdfSummary::default();
-
-    // First pass: how many students there are, so malformed rows can be spread evenly.
+    // The read-only passes come first, so a roster that cannot be read leaves no zip behind.
+    // How many students there are, so malformed rows can be spread evenly:
     let (students, skipped) = gen.count_students()?;
-    summary.students = students;
-    summary.skipped_students = skipped;
-    let good_rows = students * gen.terms.len() as u64 * gen.subjects.len() as u64;
-    let malformed = if good_rows == 0 {
-        0 // nothing to base a broken retest on
-    } else {
-        options.malformed_rows as u64
-    };
-
-    gen.start_entry(&mut zip, RESULTS_FILE, (good_rows + malformed) * 4096)
-        .map_err(write_err)?;
-    gen.write_results(&mut zip, good_rows, malformed, &mut summary)?;
-
-    gen.start_entry(
-        &mut zip,
-        STUDENTS_FILE,
-        students * gen.terms.len() as u64 * 1024,
-    )
-    .map_err(write_err)?;
-    summary.students_by_school = gen.write_students(&mut zip)?;
-
-    match gen.class_index()? {
-        Err(reason) => summary.class_assignments_omitted = Some(reason),
+    let classes = match gen.class_index()? {
+        Err(reason) => Err(reason),
         Ok(index) => match gen.join_classes(&index, None)? {
-            Err(reason) => summary.class_assignments_omitted = Some(reason.to_string()),
-            Ok(rows) => {
-                gen.start_entry(&mut zip, CLASSES_FILE, rows * gen.terms.len() as u64 * 512)
-                    .map_err(write_err)?;
-                summary.class_assignments = Some(gen.write_classes(&mut zip, &index)?);
-            }
+            Ok(rows) => Ok((index, rows)),
+            Err(reason) => Err(reason.to_string()),
         },
+    };
+    let mut summary = CdfSummary {
+        students,
+        skipped_students: skipped,
+        ..CdfSummary::default()
+    };
+    let written = gen.write_zip(&mut summary, classes.as_ref().ok());
+    if written.is_err() {
+        // Best effort: a half-written export is worse than none.
+        let _ = std::fs::remove_file(out);
     }
-
-    let mut inner = zip.finish().map_err(|e| write_err(e.into()))?;
-    inner.flush().map_err(write_err)?;
-    summary.bytes = inner.stream_position().map_err(write_err)?;
+    written?;
+    summary.class_assignments_omitted = classes.err();
     Ok(summary)
 }
 
@@ -1681,6 +1654,46 @@ impl<'o> Generator<'o> {
             stamp,
             test_id_base,
         })
+    }
+
+    /// Writes the zip's entries; `summary` comes with the student counts filled in.
+    fn write_zip(
+        &self,
+        summary: &mut CdfSummary,
+        classes: Option<&(ClassIndex, u64)>,
+    ) -> Result<(), CdfGenError> {
+        let write_err = |source: io::Error| self.write_error(source);
+        if let Some(parent) = self.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(write_err)?;
+        }
+        let file = File::create(self.out).map_err(write_err)?;
+        let mut zip = ZipWriter::new(BufWriter::with_capacity(256 * 1024, file));
+        let terms = self.terms.len() as u64;
+
+        let good_rows = summary.students * terms * self.subjects.len() as u64;
+        let malformed = if good_rows == 0 {
+            0 // no row to base a broken retest on
+        } else {
+            self.options.malformed_rows as u64
+        };
+        self.start_entry(&mut zip, RESULTS_FILE, (good_rows + malformed) * 4096)
+            .map_err(write_err)?;
+        self.write_results(&mut zip, good_rows, malformed, summary)?;
+
+        self.start_entry(&mut zip, STUDENTS_FILE, summary.students * terms * 1024)
+            .map_err(write_err)?;
+        summary.students_by_school = self.write_students(&mut zip)?;
+
+        if let Some((index, rows)) = classes {
+            self.start_entry(&mut zip, CLASSES_FILE, rows * terms * 512)
+                .map_err(write_err)?;
+            summary.class_assignments = Some(self.write_classes(&mut zip, index)?);
+        }
+
+        let mut inner = zip.finish().map_err(|e| write_err(e.into()))?;
+        inner.flush().map_err(write_err)?;
+        summary.bytes = inner.stream_position().map_err(write_err)?;
+        Ok(())
     }
 
     fn start_entry(&self, zip: &mut Zip, name: &str, estimated_bytes: u64) -> io::Result<()> {

@@ -942,6 +942,7 @@ fn terms_are_parsed_and_checked() {
         write_cdf(out.path(), &zip, &options(&[FALL], &[CdfSubject::Reading])),
         Err(CdfGenError::Read { .. })
     ));
+    assert!(!zip.exists(), "a roster that cannot be read leaves no zip");
     assert_eq!(
         "language-usage".parse::<CdfSubject>().unwrap(),
         CdfSubject::LanguageUsage
