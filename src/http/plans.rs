@@ -122,8 +122,9 @@ pub async fn class_plans(
     let district = caller
         .district(&state, &district, Scope::RosterRead)
         .await?;
+    let teacher = query.teacher()?;
     let plans = crate::scores::plans();
-    let students = store::coached_in_class(&state.db, district.id, &query.teacher, &class).await?;
+    let students = store::coached_in_class(&state.db, district.id, teacher, &class).await?;
     let mut items = Vec::with_capacity(students.len());
     for student in &students {
         let placements = store::placements_of(&state.db, district.id, student).await?;
