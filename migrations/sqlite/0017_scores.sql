@@ -44,6 +44,7 @@ CREATE TABLE assessment_results (
     -- SHA-256 of every score value: a restated result has the same key and another hash.
     row_hash TEXT NOT NULL,
     source TEXT NOT NULL,
+    -- The import or roster sync that last stored or matched it (whose students it places).
     import_id TEXT NOT NULL,
     received_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
@@ -51,8 +52,50 @@ CREATE TABLE assessment_results (
 );
 CREATE INDEX assessment_results_student_idx
     ON assessment_results (district_id, student_sourced_id, test_date);
+CREATE INDEX assessment_results_import_idx ON assessment_results (district_id, import_id);
 CREATE INDEX assessment_results_unmatched_idx
     ON assessment_results (district_id) WHERE student_sourced_id IS NULL;
+
+-- One import's results as read, keyed and matched, before they are compared with the stored
+-- ones and applied set-based; cleared in the same transaction.
+CREATE TABLE stage_assessment_results (
+    import_id TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    result_key TEXT NOT NULL,
+    student_sourced_id TEXT,
+    ref_sourced_id TEXT,
+    ref_identifier TEXT,
+    ref_state_id TEXT,
+    subject TEXT NOT NULL,
+    course TEXT,
+    term TEXT NOT NULL,
+    test_date TEXT NOT NULL,
+    test_start_time TEXT,
+    test_id TEXT,
+    test_name TEXT,
+    test_type TEXT,
+    growth_event INTEGER,
+    duration_minutes INTEGER,
+    rit INTEGER NOT NULL,
+    standard_error REAL,
+    percentile INTEGER,
+    rapid_guessing_percentage REAL,
+    norms_reference TEXT,
+    goals TEXT NOT NULL,
+    row_hash TEXT NOT NULL
+);
+CREATE INDEX stage_assessment_results_import_idx
+    ON stage_assessment_results (import_id, result_key, line);
+
+-- For a district matching on a userIds entry: that entry's id → the one student who carries it,
+-- written by the run that matches (the entries are a list in one text column, which SQL cannot
+-- index).
+CREATE TABLE stage_score_student_ids (
+    run_id TEXT NOT NULL,
+    id_value TEXT NOT NULL,
+    student_sourced_id TEXT NOT NULL
+);
+CREATE INDEX stage_score_student_ids_idx ON stage_score_student_ids (run_id, id_value);
 
 -- The proposed placement per student, subject (learning-plan key) and goal area: what the latest
 -- result places, and what placed it.

@@ -1,23 +1,21 @@
-//! One import of assessment results, from any source: every result stored once per test event
-//! (sending it again changes nothing), matched to a rostered student by the district's key,
-//! and the students whose results moved placed again, all in one transaction under the
-//! district's lock (so a roster sync bringing a student cannot slip between matching and
-//! placing). A source that found problems refuses the whole import: nothing is stored.
-
-use std::collections::HashMap;
+//! One import of assessment results, from any source: results staged as they are read, then
+//! matched to rostered students by the district's key, compared with the stored ones and applied
+//! set-based (sending a result again changes nothing), and the students whose results moved
+//! placed again, all in one transaction under the district's lock (so a roster sync bringing a
+//! student cannot slip between matching and placing). A source that found problems refuses the
+//! whole import: nothing is stored.
 
 use chrono::Utc;
 use serde::Serialize;
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{keys, placement};
-use crate::domain::district::{District, ScoreStudentKey};
+use crate::domain::district::District;
 use crate::domain::learning_plan::LearningPlans;
 use crate::domain::problem::{Problem, ProblemLog, Warning};
 use crate::sources::scores::AssessmentResult;
-use crate::store::scores::{self as store, StoredResult};
-use crate::store::{locks, outbox, Db, StoreError, Tx};
+use crate::store::scores as store;
+use crate::store::{locks, Db, StoreError, Tx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -150,19 +148,20 @@ pub async fn import(
     let outcome = async {
         let mut tx = db.begin().await?;
         store::take_write_lock(&mut tx).await?;
-        let mut matcher = Matcher::new(&district.settings.score_student_key);
+        let mut line = 0;
         while let Some(chunk) = results.recv().await {
-            for result in chunk {
-                store_one(
-                    &mut tx,
-                    district.id,
-                    (&import_id, source.kind),
-                    (&result, plans),
-                    &mut matcher,
-                    &mut report,
-                )
-                .await?;
-            }
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|r| {
+                    line += 1;
+                    if plans.for_subject(&r.subject).is_none() {
+                        report.without_plan += 1;
+                    }
+                    (line, keys::stored(r, source.kind))
+                })
+                .collect();
+            report.received += rows.len() as u64;
+            store::stage(&mut tx, &import_id, &rows).await?;
         }
         let log = finish.await;
         Ok::<_, StoreError>((tx, log))
@@ -190,14 +189,14 @@ pub async fn import(
             tx.commit().await?;
             return Ok::<_, StoreError>(());
         }
-        report.matched_earlier_results = store::match_pending(
+        apply(
             &mut tx,
-            district.id,
-            &district.settings.score_student_key,
-            &import_id,
+            district,
+            plans,
+            (&import_id, source.kind),
+            &mut report,
         )
         .await?;
-        report.students_placed = place_touched(&mut tx, district.id, plans, &import_id).await?;
         record(&mut tx, district.id, &source, &report, started_at).await?;
         tx.commit().await
     }
@@ -242,84 +241,33 @@ async fn record(
     .await
 }
 
-/// Stores one result and counts what it did.
-async fn store_one(
+/// Matches, compares and applies what the import staged; places the students it moved.
+async fn apply(
     tx: &mut Tx,
-    district_id: i64,
+    district: &District,
+    plans: &LearningPlans,
     (import_id, source): (&str, &str),
-    (result, plans): (&AssessmentResult, &LearningPlans),
-    matcher: &mut Matcher,
     report: &mut ScoreImportReport,
 ) -> Result<(), StoreError> {
-    report.received += 1;
-    if plans.for_subject(&result.subject).is_none() {
-        report.without_plan += 1;
-    }
-    let mut row: StoredResult = keys::stored(result, source);
-    row.student_sourced_id = matcher.student(tx, district_id, result).await?;
-    match &row.student_sourced_id {
-        Some(_) => report.matched += 1,
-        None => report.unmatched += 1,
-    }
-    let before = store::stored_key(tx, district_id, &row.result_key).await?;
-    let restated = match &before {
-        None => {
-            report.new += 1;
-            false
-        }
-        Some(b) if b.row_hash != row.row_hash => {
-            report.restated += 1;
-            true
-        }
-        Some(b) => {
-            report.unchanged += 1;
-            // The same values, already matched the same way: nothing to write. (One stored
-            // before its student was rostered is matched by `match_pending`.)
-            if b.student_sourced_id == row.student_sourced_id || row.student_sourced_id.is_none() {
-                return Ok(());
-            }
-            false
-        }
-    };
     let now = Utc::now();
-    store::put_result(tx, district_id, import_id, &row, now).await?;
-    if let Some(student) = &row.student_sourced_id {
-        outbox::insert_event(
-            tx,
-            district_id,
-            (import_id, "assessment_result.received", student),
-            &json!({
-                "student": student,
-                "result": row.result_key,
-                "subject": row.subject,
-                "term": row.term,
-                "test_date": row.test_date,
-                "restated": restated,
-            }),
-            now,
-        )
-        .await?;
-    }
+    let key = &district.settings.score_student_key;
+    store::drop_earlier_duplicates(tx, import_id).await?;
+    store::prepare_user_id_matching(tx, district.id, key, import_id).await?;
+    store::match_staged(tx, district.id, key, import_id).await?;
+    let counts = store::staged_counts(tx, district.id, import_id).await?;
+    report.new = counts.new as u64;
+    report.restated = counts.restated as u64;
+    report.unchanged = counts.unchanged as u64;
+    report.matched = counts.matched as u64;
+    report.unmatched = counts.unmatched as u64;
+    store::announce_staged(tx, district.id, import_id, now).await?;
+    store::apply_staged(tx, district.id, (import_id, source), now).await?;
+    report.matched_earlier_results =
+        store::match_pending(tx, district.id, key, import_id, now).await?;
+    store::clear_stage(tx, import_id).await?;
+    report.students_placed =
+        placement::place_touched(tx, district.id, plans, import_id, now).await?;
     Ok(())
-}
-
-/// Places again every student whose results `run_id` stored or matched; returns how many
-/// students' placements moved.
-pub async fn place_touched(
-    tx: &mut Tx,
-    district_id: i64,
-    plans: &LearningPlans,
-    run_id: &str,
-) -> Result<u64, StoreError> {
-    let students = store::touched_students(tx, district_id, run_id).await?;
-    let now = Utc::now();
-    let mut placed = 0;
-    for student in students {
-        if placement::replace(tx, district_id, &student, plans, run_id, now).await? > 0 {
-            placed += 1;
-        }
-    }
-    Ok(placed)
 }
 
 /// Results stored before their students were rostered, matched now (a roster sync calls this in
@@ -330,112 +278,12 @@ pub async fn match_late(
     plans: &LearningPlans,
     run_id: &str,
 ) -> Result<u64, StoreError> {
-    let matched = store::match_pending(
-        tx,
-        district.id,
-        &district.settings.score_student_key,
-        run_id,
-    )
-    .await?;
+    let now = Utc::now();
+    let key = &district.settings.score_student_key;
+    let matched = store::match_pending(tx, district.id, key, run_id, now).await?;
+    store::clear_stage(tx, run_id).await?;
     if matched > 0 {
-        place_touched(tx, district.id, plans, run_id).await?;
+        placement::place_touched(tx, district.id, plans, run_id, now).await?;
     }
     Ok(matched)
-}
-
-/// Finds the student a result names: by a sourcedId it names, else by the district's key.
-struct Matcher {
-    key: ScoreStudentKey,
-    /// For a userIds key: the district's students by that entry (loaded on first use).
-    by_user_id: Option<HashMap<String, Option<String>>>,
-}
-
-impl Matcher {
-    fn new(key: &ScoreStudentKey) -> Self {
-        Matcher {
-            key: key.clone(),
-            by_user_id: None,
-        }
-    }
-
-    async fn student(
-        &mut self,
-        tx: &mut Tx,
-        district_id: i64,
-        result: &AssessmentResult,
-    ) -> Result<Option<String>, StoreError> {
-        if let Some(id) = &result.student.sourced_id {
-            return store::find_student(tx, district_id, &ScoreStudentKey::SourcedId, id).await;
-        }
-        let Some(value) = &result.student.identifier else {
-            return Ok(None);
-        };
-        match &self.key {
-            ScoreStudentKey::UserId(kind) => {
-                if self.by_user_id.is_none() {
-                    let rows = store::student_user_ids(tx, district_id).await?;
-                    self.by_user_id = Some(index_user_ids(kind, rows));
-                }
-                Ok(self
-                    .by_user_id
-                    .as_ref()
-                    .and_then(|m| m.get(value).cloned().flatten()))
-            }
-            key => store::find_student(tx, district_id, key, value).await,
-        }
-    }
-}
-
-/// `{kind:id}` entries of each student's userIds → the student; an id two students share maps
-/// to `None` (ambiguous: left unmatched).
-fn index_user_ids(kind: &str, rows: Vec<(String, String)>) -> HashMap<String, Option<String>> {
-    let mut index: HashMap<String, Option<String>> = HashMap::new();
-    for (student, ids) in rows {
-        for entry in ids.split(',') {
-            let Some(inner) = entry
-                .trim()
-                .strip_prefix('{')
-                .and_then(|e| e.strip_suffix('}'))
-            else {
-                continue;
-            };
-            let Some((k, id)) = inner.split_once(':') else {
-                continue;
-            };
-            if k.trim() != kind {
-                continue;
-            }
-            index
-                .entry(id.trim().to_string())
-                .and_modify(|e| {
-                    if e.as_deref() != Some(student.as_str()) {
-                        *e = None;
-                    }
-                })
-                .or_insert_with(|| Some(student.clone()));
-        }
-    }
-    index
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_user_id_entry_names_its_student_and_a_shared_one_names_none() {
-        let index = index_user_ids(
-            "MAP",
-            vec![
-                ("s1".into(), "{MAP:100},{Fed:9}".into()),
-                ("s2".into(), "{MAP:200}".into()),
-                ("s3".into(), "{MAP:300},{Fed:100}".into()),
-                ("s4".into(), "{MAP:300}".into()),
-            ],
-        );
-        assert_eq!(index.get("100"), Some(&Some("s1".to_string())));
-        assert_eq!(index.get("200"), Some(&Some("s2".to_string())));
-        assert_eq!(index.get("300"), Some(&None));
-        assert_eq!(index.get("9"), None);
-    }
 }

@@ -5,6 +5,7 @@
 //! either backend. Only the migrations and the bulk loader differ per backend.
 
 pub mod accounts;
+pub mod bulk;
 pub mod clients;
 pub mod connections;
 pub mod deliveries;

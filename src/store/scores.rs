@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Backend, Db, StoreError, Tx};
+use std::collections::HashMap;
+
+use super::outbox::{json_object_sql, INSERT_EVENTS};
+use super::{bulk, Arg, Backend, Db, StoreError, Tx};
 use crate::args;
 use crate::domain::district::ScoreStudentKey;
 
@@ -43,117 +46,146 @@ const RESULT_COLUMNS: &str = "result_key, student_sourced_id, ref_sourced_id, re
      duration_minutes, rit, standard_error, percentile, rapid_guessing_percentage, norms_reference, \
      goals, row_hash, source, received_at";
 
-/// What is stored under a result's key: its hash and the student it matched.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct StoredKey {
-    pub row_hash: String,
-    pub student_sourced_id: Option<String>,
+/// The staged copy of a result's columns, in [`stage`]'s order.
+const STAGE_COLUMNS: [&str; 24] = [
+    "import_id",
+    "line",
+    "result_key",
+    "student_sourced_id",
+    "ref_sourced_id",
+    "ref_identifier",
+    "ref_state_id",
+    "subject",
+    "course",
+    "term",
+    "test_date",
+    "test_start_time",
+    "test_id",
+    "test_name",
+    "test_type",
+    "growth_event",
+    "duration_minutes",
+    "rit",
+    "standard_error",
+    "percentile",
+    "rapid_guessing_percentage",
+    "norms_reference",
+    "goals",
+    "row_hash",
+];
+
+/// The columns an applied result copies from its staged row (all but `import_id` and `line`).
+fn copied_columns() -> &'static [&'static str] {
+    &STAGE_COLUMNS[2..]
 }
 
-pub async fn stored_key(
+/// Writes results read by an import (with the line each starts on) to the staging table.
+pub async fn stage(
     tx: &mut Tx,
-    district_id: i64,
-    result_key: &str,
-) -> Result<Option<StoredKey>, StoreError> {
-    tx.fetch_optional(
-        "SELECT row_hash, student_sourced_id FROM assessment_results WHERE district_id = $1 AND result_key = $2",
-        &args![district_id, result_key],
+    import_id: &str,
+    results: &[(u64, StoredResult)],
+) -> Result<(), StoreError> {
+    let rows: Vec<Vec<Arg>> = results
+        .iter()
+        .map(|(line, r)| {
+            vec![
+                Arg::from(import_id),
+                Arg::I64(*line as i64),
+                Arg::from(&r.result_key),
+                Arg::OptText(None),
+                Arg::from(r.ref_sourced_id.clone()),
+                Arg::from(r.ref_identifier.clone()),
+                Arg::from(r.ref_state_id.clone()),
+                Arg::from(&r.subject),
+                Arg::from(r.course.clone()),
+                Arg::from(&r.term),
+                Arg::from(r.test_date),
+                Arg::from(r.test_start_time.clone()),
+                Arg::from(r.test_id.clone()),
+                Arg::from(r.test_name.clone()),
+                Arg::from(r.test_type.clone()),
+                Arg::from(r.growth_event),
+                Arg::from(r.duration_minutes),
+                Arg::from(r.rit),
+                Arg::from(r.standard_error),
+                Arg::from(r.percentile),
+                Arg::from(r.rapid_guessing_percentage),
+                Arg::from(r.norms_reference.clone()),
+                Arg::from(&r.goals),
+                Arg::from(&r.row_hash),
+            ]
+        })
+        .collect();
+    bulk::insert(tx, "stage_assessment_results", &STAGE_COLUMNS, &rows).await
+}
+
+/// Keeps only the last copy of a result the import read twice (overlapping exports zipped
+/// together); returns how many copies were dropped.
+pub async fn drop_earlier_duplicates(tx: &mut Tx, import_id: &str) -> Result<u64, StoreError> {
+    tx.execute(
+        "DELETE FROM stage_assessment_results WHERE import_id = $1 AND EXISTS (\
+           SELECT 1 FROM stage_assessment_results t WHERE t.import_id = $1 \
+             AND t.result_key = stage_assessment_results.result_key \
+             AND t.line > stage_assessment_results.line)",
+        &args![import_id],
     )
     .await
-}
-
-/// Inserts a result, or replaces the one stored under its key, marking it with `import_id` (so
-/// that the import finds the students whose plans may move).
-pub async fn put_result(
-    tx: &mut Tx,
-    district_id: i64,
-    import_id: &str,
-    r: &StoredResult,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO assessment_results (district_id, result_key, ref_sourced_id, ref_identifier, ref_state_id, \
-           subject, course, term, test_date, test_start_time, test_id, test_name, test_type, growth_event, \
-           duration_minutes, rit, standard_error, percentile, rapid_guessing_percentage, norms_reference, \
-           goals, row_hash, source, import_id, received_at, updated_at, student_sourced_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-           $21, $22, $23, $24, $25, $25, $26) \
-         ON CONFLICT (district_id, result_key) DO UPDATE SET student_sourced_id = $26, ref_sourced_id = $3, \
-           ref_identifier = $4, ref_state_id = $5, subject = $6, course = $7, term = $8, test_date = $9, \
-           test_start_time = $10, test_id = $11, test_name = $12, test_type = $13, growth_event = $14, \
-           duration_minutes = $15, rit = $16, standard_error = $17, percentile = $18, \
-           rapid_guessing_percentage = $19, norms_reference = $20, goals = $21, row_hash = $22, source = $23, \
-           import_id = $24, updated_at = $25",
-        &args![
-            district_id,
-            r.result_key.clone(),
-            r.ref_sourced_id.clone(),
-            r.ref_identifier.clone(),
-            r.ref_state_id.clone(),
-            r.subject.clone(),
-            r.course.clone(),
-            r.term.clone(),
-            r.test_date,
-            r.test_start_time.clone(),
-            r.test_id.clone(),
-            r.test_name.clone(),
-            r.test_type.clone(),
-            r.growth_event,
-            r.duration_minutes,
-            r.rit,
-            r.standard_error,
-            r.percentile,
-            r.rapid_guessing_percentage,
-            r.norms_reference.clone(),
-            r.goals.clone(),
-            r.row_hash.clone(),
-            r.source.clone(),
-            import_id,
-            now,
-            r.student_sourced_id.clone(),
-        ],
-    )
-    .await?;
-    Ok(())
 }
 
 /// The role condition on `u`: a student (OneRoster 1.1 `role`; 1.2 users carry roles elsewhere
 /// and have none here, so they are not excluded).
 const STUDENT_ROLE_SQL: &str = "(u.role IS NULL OR lower(u.role) = 'student')";
 
-/// The one student user `value` names by the district's key (`Ok(None)` when none or several do).
-/// Not for [`ScoreStudentKey::UserId`], which [`student_user_ids`] serves.
-pub async fn find_student(
+/// The SQL expression (over rows of `table`, district `$1`, run `$2`) giving the one student user
+/// a result names, or NULL when none or several do. A named sourcedId wins; otherwise the
+/// district's key is compared with the result's student id (for a userIds key, through the
+/// run's [`prepare_user_id_matching`] rows).
+fn student_match_sql(key: &ScoreStudentKey, table: &str) -> String {
+    let student = STUDENT_ROLE_SQL;
+    let by_key = match key {
+        ScoreStudentKey::UserId(_) => format!(
+            "(SELECT m.student_sourced_id FROM stage_score_student_ids m \
+              WHERE m.run_id = $2 AND m.id_value = {table}.ref_identifier)"
+        ),
+        ScoreStudentKey::Identifier | ScoreStudentKey::SourcedId => {
+            let column = if *key == ScoreStudentKey::SourcedId {
+                "sourced_id"
+            } else {
+                "identifier"
+            };
+            format!(
+                "(SELECT MIN(u.sourced_id) FROM users u WHERE u.district_id = $1 \
+                   AND u.{column} = {table}.ref_identifier AND {student} HAVING COUNT(*) = 1)"
+            )
+        }
+    };
+    format!(
+        "CASE WHEN {table}.ref_sourced_id IS NOT NULL THEN \
+           (SELECT u.sourced_id FROM users u WHERE u.district_id = $1 \
+              AND u.sourced_id = {table}.ref_sourced_id AND {student}) \
+         ELSE {by_key} END"
+    )
+}
+
+/// For a district matching on a userIds entry: writes, for `run_id`, each id of that type the
+/// district's students carry with the one student who carries it (an id two students share
+/// names neither). Nothing for the other keys.
+pub async fn prepare_user_id_matching(
     tx: &mut Tx,
     district_id: i64,
     key: &ScoreStudentKey,
-    value: &str,
-) -> Result<Option<String>, StoreError> {
-    let column = match key {
-        ScoreStudentKey::SourcedId => "sourced_id",
-        _ => "identifier",
+    run_id: &str,
+) -> Result<(), StoreError> {
+    let ScoreStudentKey::UserId(kind) = key else {
+        return Ok(());
     };
-    let found: Vec<String> = tx
-        .strings(
-            &format!(
-                "SELECT u.sourced_id FROM users u WHERE u.district_id = $1 AND u.{column} = $2 \
-                   AND {STUDENT_ROLE_SQL} LIMIT 2"
-            ),
-            &args![district_id, value],
-        )
-        .await?;
-    Ok(match found.as_slice() {
-        [one] => Some(one.clone()),
-        _ => None,
-    })
-}
-
-/// Every student user's sourcedId with its `userIds` text, for matching on a userIds entry.
-pub async fn student_user_ids(
-    tx: &mut Tx,
-    district_id: i64,
-) -> Result<Vec<(String, String)>, StoreError> {
-    let rows = tx
+    // Prepared again by a later step of the same run: the ids are read anew, never doubled.
+    tx.execute(
+        "DELETE FROM stage_score_student_ids WHERE run_id = $1",
+        &args![run_id],
+    )
+    .await?;
+    let users = tx
         .text_rows(
             &format!(
                 "SELECT u.sourced_id, u.user_ids FROM users u WHERE u.district_id = $1 \
@@ -162,58 +194,221 @@ pub async fn student_user_ids(
             &args![district_id],
         )
         .await?;
-    Ok(rows
+    let pairs = users.into_iter().filter_map(|r| {
+        let mut r = r.into_iter();
+        Some((r.next()??, r.next()??))
+    });
+    let rows: Vec<Vec<Arg>> = index_user_ids(kind, pairs)
         .into_iter()
-        .filter_map(
-            |r| match (r.first().cloned().flatten(), r.get(1).cloned().flatten()) {
-                (Some(id), Some(ids)) => Some((id, ids)),
-                _ => None,
-            },
-        )
-        .collect())
+        .filter_map(|(id, student)| {
+            Some(vec![Arg::from(run_id), Arg::from(id), Arg::from(student?)])
+        })
+        .collect();
+    bulk::insert(
+        tx,
+        "stage_score_student_ids",
+        &["run_id", "id_value", "student_sourced_id"],
+        &rows,
+    )
+    .await
 }
 
-/// The SQL expression (over `assessment_results`, district `$1`) giving the one student user a
-/// result names, or NULL when none or several do. A named sourcedId wins; otherwise the
-/// district's key is compared with the result's student id.
-fn student_match_sql(backend: Backend, key: &ScoreStudentKey) -> String {
-    let by_key = match key {
-        ScoreStudentKey::Identifier => {
-            "u.identifier = assessment_results.ref_identifier".to_string()
-        }
-        ScoreStudentKey::SourcedId => {
-            "u.sourced_id = assessment_results.ref_identifier".to_string()
-        }
-        // userIds are stored comma-joined as `{type:id}`; the type is checked to be plain
-        // (see ScoreStudentKey::parse), the id is a bound column, compared with instr, not LIKE.
-        ScoreStudentKey::UserId(t) => {
-            let find = match backend {
-                Backend::Postgres => "strpos",
-                Backend::Sqlite => "instr",
+/// `{kind:id}` entries of each student's userIds → the student; an id two students share maps
+/// to `None` (ambiguous: left unmatched).
+fn index_user_ids(
+    kind: &str,
+    users: impl Iterator<Item = (String, String)>,
+) -> HashMap<String, Option<String>> {
+    let mut index: HashMap<String, Option<String>> = HashMap::new();
+    for (student, ids) in users {
+        for entry in ids.split(',') {
+            let Some(inner) = entry
+                .trim()
+                .strip_prefix('{')
+                .and_then(|e| e.strip_suffix('}'))
+            else {
+                continue;
             };
-            format!(
-                "{find}(',' || u.user_ids || ',', ',{{{t}:' || assessment_results.ref_identifier || '}},') > 0"
-            )
+            let Some((k, id)) = inner.split_once(':') else {
+                continue;
+            };
+            if k.trim() != kind {
+                continue;
+            }
+            index
+                .entry(id.trim().to_string())
+                .and_modify(|e| {
+                    if e.as_deref() != Some(student.as_str()) {
+                        *e = None;
+                    }
+                })
+                .or_insert_with(|| Some(student.clone()));
+        }
+    }
+    index
+}
+
+/// Matches the import's staged results to students.
+pub async fn match_staged(
+    tx: &mut Tx,
+    district_id: i64,
+    key: &ScoreStudentKey,
+    import_id: &str,
+) -> Result<(), StoreError> {
+    let matched = student_match_sql(key, "stage_assessment_results");
+    tx.execute(
+        &format!(
+            "UPDATE stage_assessment_results SET student_sourced_id = {matched} WHERE import_id = $2"
+        ),
+        &args![district_id, import_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// What the staged results are against the stored ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct StagedCounts {
+    pub new: i64,
+    pub restated: i64,
+    pub unchanged: i64,
+    pub matched: i64,
+    pub unmatched: i64,
+}
+
+/// The join of each staged result with the stored one of its key (`r`, absent for a new one).
+const STAGED_JOIN: &str = "stage_assessment_results s LEFT JOIN assessment_results r \
+     ON r.district_id = $1 AND r.result_key = s.result_key";
+
+/// A staged result that changes what is stored: new, restated, or now matched where the stored
+/// copy was not.
+const STAGED_CHANGES: &str = "(r.result_key IS NULL OR r.row_hash <> s.row_hash \
+     OR (s.student_sourced_id IS NOT NULL AND COALESCE(r.student_sourced_id, '') <> s.student_sourced_id))";
+
+pub async fn staged_counts(
+    tx: &mut Tx,
+    district_id: i64,
+    import_id: &str,
+) -> Result<StagedCounts, StoreError> {
+    let counts: StagedCounts = tx
+        .fetch_optional(
+            &format!(
+                "SELECT \
+                   CAST(COALESCE(SUM(CASE WHEN r.result_key IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS new, \
+                   CAST(COALESCE(SUM(CASE WHEN r.row_hash <> s.row_hash THEN 1 ELSE 0 END), 0) AS BIGINT) AS restated, \
+                   CAST(COALESCE(SUM(CASE WHEN r.row_hash = s.row_hash THEN 1 ELSE 0 END), 0) AS BIGINT) AS unchanged, \
+                   CAST(COALESCE(SUM(CASE WHEN s.student_sourced_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS matched, \
+                   CAST(COALESCE(SUM(CASE WHEN s.student_sourced_id IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS unmatched \
+                 FROM {STAGED_JOIN} WHERE s.import_id = $2"
+            ),
+            &args![district_id, import_id],
+        )
+        .await?
+        .unwrap_or_default();
+    Ok(counts)
+}
+
+/// `assessment_result.received` for every matched result the import changes (before it is
+/// applied, while the stored copies are still the old ones).
+pub async fn announce_staged(
+    tx: &mut Tx,
+    district_id: i64,
+    import_id: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let backend = tx.backend();
+    let restated = match backend {
+        Backend::Postgres => "(r.result_key IS NOT NULL AND r.row_hash <> s.row_hash)".to_string(),
+        Backend::Sqlite => {
+            "json(CASE WHEN r.result_key IS NOT NULL AND r.row_hash <> s.row_hash THEN 'true' ELSE 'false' END)"
+                .to_string()
         }
     };
-    let student = STUDENT_ROLE_SQL;
-    format!(
-        "COALESCE(\
-           (SELECT u.sourced_id FROM users u WHERE u.district_id = $1 \
-              AND u.sourced_id = assessment_results.ref_sourced_id AND {student}), \
-           (SELECT MIN(u.sourced_id) FROM users u WHERE u.district_id = $1 \
-              AND assessment_results.ref_sourced_id IS NULL AND {by_key} AND {student} \
-            HAVING COUNT(*) = 1))"
+    let payload = received_payload(backend, "s", &restated);
+    tx.execute(
+        &format!(
+            "{INSERT_EVENTS} SELECT $1, $2, 'assessment_result.received', s.student_sourced_id, {payload}, $3 \
+             FROM {STAGED_JOIN} WHERE s.import_id = $2 AND s.student_sourced_id IS NOT NULL AND {STAGED_CHANGES} \
+             ORDER BY s.line"
+        ),
+        &args![district_id, import_id, now],
+    )
+    .await
+}
+
+/// The thin payload of `assessment_result.received` over the result row `alias`.
+fn received_payload(backend: Backend, alias: &str, restated: &str) -> String {
+    json_object_sql(
+        backend,
+        &[
+            ("student", &format!("{alias}.student_sourced_id")),
+            ("result", &format!("{alias}.result_key")),
+            ("subject", &format!("{alias}.subject")),
+            ("term", &format!("{alias}.term")),
+            ("test_date", &format!("{alias}.test_date")),
+            ("restated", restated),
+        ],
     )
 }
 
-/// Matches the district's unmatched results to rostered students, marking each match with
-/// `run_id` (the import or sync that made it). Returns how many matched.
+/// Writes the import's changing results to the stored ones, marked with the import.
+pub async fn apply_staged(
+    tx: &mut Tx,
+    district_id: i64,
+    (import_id, source): (&str, &str),
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let columns = copied_columns();
+    let selected = columns
+        .iter()
+        .map(|c| format!("s.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let updates = columns
+        .iter()
+        .filter(|c| **c != "result_key")
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    tx.execute(
+        &format!(
+            "INSERT INTO assessment_results (district_id, {}, source, import_id, received_at, updated_at) \
+             SELECT $1, {selected}, $3, $2, $4, $4 FROM {STAGED_JOIN} \
+             WHERE s.import_id = $2 AND {STAGED_CHANGES} \
+             ON CONFLICT (district_id, result_key) DO UPDATE SET {updates}, source = excluded.source, \
+               import_id = excluded.import_id, updated_at = excluded.updated_at",
+            columns.join(", ")
+        ),
+        &args![district_id, import_id, source, now],
+    )
+    .await
+}
+
+/// Removes a run's staged results and userIds matches.
+pub async fn clear_stage(tx: &mut Tx, run_id: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM stage_assessment_results WHERE import_id = $1",
+        &args![run_id],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM stage_score_student_ids WHERE run_id = $1",
+        &args![run_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Matches the district's stored, unmatched results to students (who may have been rostered
+/// since), marking each with `run_id` and announcing it with `assessment_result.received`.
+/// Returns how many matched. Results `run_id` itself staged are not among them (it matched and
+/// announced those already).
 pub async fn match_pending(
     tx: &mut Tx,
     district_id: i64,
     key: &ScoreStudentKey,
     run_id: &str,
+    now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let pending = tx
         .scalar(
@@ -224,65 +419,134 @@ pub async fn match_pending(
     if pending == 0 {
         return Ok(0);
     }
-    let matched = student_match_sql(tx.backend(), key);
-    tx.execute(
-        &format!(
-            "UPDATE assessment_results SET student_sourced_id = {matched}, import_id = $2 \
-             WHERE district_id = $1 AND student_sourced_id IS NULL AND {matched} IS NOT NULL"
-        ),
-        &args![district_id, run_id],
-    )
-    .await
+    prepare_user_id_matching(tx, district_id, key, run_id).await?;
+    let matched = student_match_sql(key, "assessment_results");
+    let count = tx
+        .execute(
+            &format!(
+                "UPDATE assessment_results SET student_sourced_id = {matched}, import_id = $2 \
+                 WHERE district_id = $1 AND student_sourced_id IS NULL AND {matched} IS NOT NULL"
+            ),
+            &args![district_id, run_id],
+        )
+        .await?;
+    if count > 0 {
+        let backend = tx.backend();
+        let restated = match backend {
+            Backend::Postgres => "false",
+            Backend::Sqlite => "json('false')",
+        };
+        let payload = received_payload(backend, "r", restated);
+        tx.execute(
+            &format!(
+                "{INSERT_EVENTS} SELECT $1, $2, 'assessment_result.received', r.student_sourced_id, {payload}, $3 \
+                 FROM assessment_results r WHERE r.district_id = $1 AND r.import_id = $2 \
+                   AND NOT EXISTS (SELECT 1 FROM stage_assessment_results s \
+                                   WHERE s.import_id = $2 AND s.result_key = r.result_key) \
+                 ORDER BY r.result_key"
+            ),
+            &args![district_id, run_id, now],
+        )
+        .await?;
+    }
+    Ok(count)
 }
 
-/// How many of the district's results no student matches.
-pub async fn unmatched_count(tx: &mut Tx, district_id: i64) -> Result<i64, StoreError> {
-    tx.scalar(
-        "SELECT COUNT(*) FROM assessment_results WHERE district_id = $1 AND student_sourced_id IS NULL",
-        &args![district_id],
-    )
-    .await
-}
-
-/// The students whose results `run_id` stored or matched: their plans may move.
+/// Up to `limit` students after `after` (in sourcedId order) whose results `run_id` stored or
+/// matched: their plans may move. Read in pages so that memory stays flat.
 pub async fn touched_students(
     tx: &mut Tx,
     district_id: i64,
     run_id: &str,
+    (after, limit): (&str, i64),
 ) -> Result<Vec<String>, StoreError> {
     tx.strings(
         "SELECT DISTINCT student_sourced_id FROM assessment_results \
-         WHERE district_id = $1 AND import_id = $2 AND student_sourced_id IS NOT NULL \
-         ORDER BY student_sourced_id",
-        &args![district_id, run_id],
+         WHERE district_id = $1 AND import_id = $2 AND student_sourced_id > $3 \
+         ORDER BY student_sourced_id LIMIT $4",
+        &args![district_id, run_id, after, limit],
     )
     .await
 }
 
-/// A student's results, newest test first.
-pub async fn results_of_in(
+/// `$first, $first+1, …` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The results of these students, each student's newest test first.
+pub async fn results_of_students(
     tx: &mut Tx,
     district_id: i64,
-    student: &str,
+    students: &[String],
 ) -> Result<Vec<StoredResult>, StoreError> {
-    tx.fetch_all(&results_of_sql(), &args![district_id, student])
-        .await
-}
-
-fn results_of_sql() -> String {
-    format!(
-        "SELECT {RESULT_COLUMNS} FROM assessment_results WHERE district_id = $1 AND student_sourced_id = $2 \
-         ORDER BY test_date DESC, test_start_time DESC, received_at DESC, result_key"
+    if students.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut params = vec![Arg::I64(district_id)];
+    params.extend(students.iter().map(Arg::from));
+    tx.fetch_all(
+        &format!(
+            "SELECT {RESULT_COLUMNS} FROM assessment_results WHERE district_id = $1 \
+               AND student_sourced_id IN ({}) \
+             ORDER BY student_sourced_id, test_date DESC, test_start_time DESC, received_at DESC, result_key",
+            placeholders(2, students.len())
+        ),
+        &params,
     )
+    .await
 }
 
+/// The proposed placements of these students, by student.
+pub async fn placements_of_students(
+    tx: &mut Tx,
+    district_id: i64,
+    students: &[String],
+) -> Result<Vec<(String, PlacementRow)>, StoreError> {
+    if students.is_empty() {
+        return Ok(Vec::new());
+    }
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        student_sourced_id: String,
+        #[sqlx(flatten)]
+        placement: PlacementRow,
+    }
+    let mut params = vec![Arg::I64(district_id)];
+    params.extend(students.iter().map(Arg::from));
+    let rows: Vec<Row> = tx
+        .fetch_all(
+            &format!(
+                "SELECT student_sourced_id, subject, goal_area, unit, rit, basis, result_key, plan_version, placed_at \
+                 FROM placements WHERE district_id = $1 AND student_sourced_id IN ({})",
+                placeholders(2, students.len())
+            ),
+            &params,
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.student_sourced_id, r.placement))
+        .collect())
+}
+
+/// A student's results, newest test first.
 pub async fn results_of(
     db: &Db,
     district_id: i64,
     student: &str,
 ) -> Result<Vec<StoredResult>, StoreError> {
     db.conn()
-        .fetch_all(&results_of_sql(), &args![district_id, student])
+        .fetch_all(
+            &format!(
+                "SELECT {RESULT_COLUMNS} FROM assessment_results WHERE district_id = $1 AND student_sourced_id = $2 \
+                 ORDER BY test_date DESC, test_start_time DESC, received_at DESC, result_key"
+            ),
+            &args![district_id, student],
+        )
         .await
 }
 
@@ -354,33 +618,61 @@ pub async fn overrides_of(
         .await
 }
 
-/// Writes a student's proposed placement of one goal area.
-pub async fn put_placement(
+/// Replaces every proposed placement of these students with `rows` (student, placement).
+pub async fn replace_placements(
     tx: &mut Tx,
     district_id: i64,
-    student: &str,
-    p: &PlacementRow,
+    students: &[String],
+    rows: &[(String, PlacementRow)],
 ) -> Result<(), StoreError> {
+    if students.is_empty() {
+        return Ok(());
+    }
+    let mut params = vec![Arg::I64(district_id)];
+    params.extend(students.iter().map(Arg::from));
     tx.execute(
-        "INSERT INTO placements (district_id, student_sourced_id, subject, goal_area, unit, rit, basis, \
-           result_key, plan_version, placed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (district_id, student_sourced_id, subject, goal_area) DO UPDATE SET unit = $5, rit = $6, \
-           basis = $7, result_key = $8, plan_version = $9, placed_at = $10",
-        &args![
-            district_id,
-            student,
-            p.subject.clone(),
-            p.goal_area.clone(),
-            p.unit.clone(),
-            p.rit,
-            p.basis.clone(),
-            p.result_key.clone(),
-            p.plan_version.clone(),
-            p.placed_at,
-        ],
+        &format!(
+            "DELETE FROM placements WHERE district_id = $1 AND student_sourced_id IN ({})",
+            placeholders(2, students.len())
+        ),
+        &params,
     )
     .await?;
-    Ok(())
+    let rows: Vec<Vec<Arg>> = rows
+        .iter()
+        .map(|(student, p)| {
+            vec![
+                Arg::I64(district_id),
+                Arg::from(student),
+                Arg::from(&p.subject),
+                Arg::from(&p.goal_area),
+                Arg::from(&p.unit),
+                Arg::F64(p.rit),
+                Arg::from(&p.basis),
+                Arg::from(&p.result_key),
+                Arg::from(&p.plan_version),
+                Arg::Time(p.placed_at),
+            ]
+        })
+        .collect();
+    bulk::insert(
+        tx,
+        "placements",
+        &[
+            "district_id",
+            "student_sourced_id",
+            "subject",
+            "goal_area",
+            "unit",
+            "rit",
+            "basis",
+            "result_key",
+            "plan_version",
+            "placed_at",
+        ],
+        &rows,
+    )
+    .await
 }
 
 /// Sets (or replaces) a teacher's override and records it in the history.
@@ -579,4 +871,27 @@ pub async fn record_import(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_id_entry_names_its_student_and_a_shared_one_names_none() {
+        let users = [
+            ("s1", "{MAP:100},{Fed:9}"),
+            ("s2", "{MAP:200}"),
+            ("s3", "{MAP:300},{Fed:100}"),
+            ("s4", " {MAP:300}"),
+        ];
+        let index = index_user_ids(
+            "MAP",
+            users.iter().map(|(s, i)| (s.to_string(), i.to_string())),
+        );
+        assert_eq!(index.get("100"), Some(&Some("s1".to_string())));
+        assert_eq!(index.get("200"), Some(&Some("s2".to_string())));
+        assert_eq!(index.get("300"), Some(&None));
+        assert_eq!(index.get("9"), None);
+    }
 }

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
+use super::bulk::copy_field;
 use super::tables::KindTables;
 use super::{Arg, Db, StoreError, Tx};
 use crate::args;
@@ -160,23 +161,6 @@ async fn stage_with_copy(
     copy.send(buf.into_bytes()).await?;
     copy.finish().await?;
     Ok(())
-}
-
-/// Escapes a value for COPY's text format.
-fn copy_field(buf: &mut String, value: Option<&str>) {
-    let Some(value) = value else {
-        buf.push_str("\\N");
-        return;
-    };
-    for c in value.chars() {
-        match c {
-            '\\' => buf.push_str("\\\\"),
-            '\t' => buf.push_str("\\t"),
-            '\n' => buf.push_str("\\n"),
-            '\r' => buf.push_str("\\r"),
-            c => buf.push(c),
-        }
-    }
 }
 
 /// Refreshes PostgreSQL's statistics on tables that just grew: without them the planner takes a

@@ -251,14 +251,11 @@ on_every_backend!(
             area(&plan, "operations-algebra")["proposed"]["unit"],
             "g4-multi-step-factors-patterns"
         );
+        // The roster sync matched it: the result is announced, and the student placed.
         let events = event_types(&app, "lincoln").await;
-        assert!(
-            events.contains(&"assessment_result.received".to_string())
-                || events.contains(&"placement.generated".to_string()),
-            "{events:?}"
-        );
-        assert!(
-            events.contains(&"placement.generated".to_string()),
+        assert_eq!(
+            events,
+            ["assessment_result.received", "placement.generated"],
             "{events:?}"
         );
     }
@@ -517,3 +514,48 @@ on_every_backend!(the_cli_imports_an_export_and_prints_its_counts, |app| {
     assert_eq!(report["errors"][0]["line"], 2);
     assert_eq!(report["errors"][0]["field"], "TestStartDate");
 });
+
+on_every_backend!(
+    a_district_matching_on_a_user_ids_entry_finds_its_one_student,
+    |app| {
+        app.create_district_with("maple", json!({ "score_student_key": "userIds:MAP" }))
+            .await;
+        // stu-1 carries MAP id 9001 alone; stu-2 and stu-3 share 9002, so it names neither.
+        let users = school()
+            .get("users.csv")
+            .replace(
+                "stu-1,,,true,sch-1,student,sam,,",
+                "stu-1,,,true,sch-1,student,sam,\"{Fed:1},{MAP:9001}\",",
+            )
+            .replace(
+                "stu-2,,,true,sch-1,student,sue,,",
+                "stu-2,,,true,sch-1,student,sue,{MAP:9002},",
+            )
+            .replace(
+                "stu-3,,,true,sch-1,student,syd,,",
+                "stu-3,,,true,sch-1,student,syd,{MAP:9002},",
+            );
+        let (status, body) = app
+            .import("maple", OPERATOR_TOKEN, &school().with("users.csv", &users))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, report) = upload(
+            &app,
+            "maple",
+            export(&[
+                math_row("9001", "2026-09-14", 201, (195, 212)),
+                math_row("9002", "2026-09-14", 201, (195, 212)),
+                math_row("S1", "2026-09-14", 201, (195, 212)),
+            ]),
+        )
+        .await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["matched"], 1, "{report}");
+        assert_eq!(report["unmatched"], 2, "{report}");
+        let plan = plan_of(&app, "maple", "stu-1").await;
+        assert_eq!(
+            area(&plan, "operations-algebra")["proposed"]["unit"],
+            "g3-multiplication-division"
+        );
+    }
+);
