@@ -93,6 +93,24 @@ fn area<'a>(plan: &'a Value, key: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no goal area {key} in {plan}"))
 }
 
+/// `PUT`s a teacher's override of a lincoln student's math operations-algebra placement.
+async fn put_override(app: &TestApp, token: &str, student: &str, body: Value) -> (u16, Value) {
+    let r = app
+        .client
+        .put(app.url(&format!(
+            "/api/v1/districts/lincoln/students/{student}/plan/math/operations-algebra"
+        )))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (
+        r.status().as_u16(),
+        r.json::<Value>().await.unwrap_or(Value::Null),
+    )
+}
+
 async fn event_types(app: &TestApp, district: &str) -> Vec<String> {
     let (status, body) = app
         .get(
@@ -276,20 +294,7 @@ on_every_backend!(
             .token_for("lincoln", &["plans:write", "roster:read"])
             .await;
         let path = "/api/v1/districts/lincoln/students/stu-1/plan/math/operations-algebra";
-        let put = |body: Value| {
-            let request = app
-                .client
-                .put(app.url(path))
-                .bearer_auth(&token)
-                .json(&body);
-            async move {
-                let r = request.send().await.unwrap();
-                (
-                    r.status().as_u16(),
-                    r.json::<Value>().await.unwrap_or(Value::Null),
-                )
-            }
-        };
+        let put = |body: Value| put_override(&app, &token, "stu-1", body);
         let (status, body) = put(json!({
             "teacher": "tch-1", "unit": "g2-add-subtract-word-problems", "reason": "gaps in fluency"
         }))
@@ -322,27 +327,26 @@ on_every_backend!(
         let (status, body) =
             put(json!({"teacher": "aid-1", "unit": "g2-add-subtract-word-problems"})).await;
         assert_eq!(status, 200, "the aide coaches stu-1 through cls-1: {body}");
-        let other = app
-            .client
-            .put(app.url("/api/v1/districts/lincoln/students/stu-3/plan/math/operations-algebra"))
-            .bearer_auth(&token)
-            .json(&json!({"teacher": "aid-1", "unit": "g2-add-subtract-word-problems"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(other.status().as_u16(), 403);
+        let (status, body) = put_override(
+            &app,
+            &token,
+            "stu-3",
+            json!({"teacher": "aid-1", "unit": "g2-add-subtract-word-problems"}),
+        )
+        .await;
+        assert_eq!(status, 403, "aid-1 has no class with stu-3: {body}");
+        assert_eq!(body["error"]["code"], "not_coaching");
         let (status, body) = put(json!({"teacher": "tch-1", "unit": "g99-nothing"})).await;
         assert_eq!(status, 422, "{body}");
         let read_only = app.token_for("lincoln", &["roster:read"]).await;
-        let denied = app
-            .client
-            .put(app.url(path))
-            .bearer_auth(&read_only)
-            .json(&json!({"teacher": "tch-1", "unit": "g2-add-subtract-word-problems"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(denied.status().as_u16(), 403);
+        let (status, body) = put_override(
+            &app,
+            &read_only,
+            "stu-1",
+            json!({"teacher": "tch-1", "unit": "g2-add-subtract-word-problems"}),
+        )
+        .await;
+        assert_eq!(status, 403, "roster:read cannot decide placements: {body}");
 
         let cleared = app
             .client
