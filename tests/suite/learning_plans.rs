@@ -563,3 +563,151 @@ on_every_backend!(
         );
     }
 );
+
+/// Runs `rostergate generate …` (no database) in `dir` and returns its JSON.
+fn generated(dir: &std::path::Path, args: &[&str]) -> Value {
+    let out = common::run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_rostergate"))
+            .arg("generate")
+            .args(args)
+            .current_dir(dir)
+            .env("ROSTERGATE_LOG__FILTER", "error"),
+    );
+    common::json_of(&out)
+}
+
+on_every_backend!(
+    a_generated_export_is_refused_for_exactly_its_broken_rows_then_imported_whole,
+    |app| {
+        let dir = tempfile::tempdir().unwrap();
+        common::run_ok(
+            std::process::Command::new(env!("CARGO_BIN_EXE_rostergate"))
+                .args([
+                    "generate",
+                    "oneroster",
+                    "--students",
+                    "60",
+                    "--seed",
+                    "3",
+                    "roster",
+                ])
+                .current_dir(dir.path())
+                .env("ROSTERGATE_LOG__FILTER", "error"),
+        );
+        app.create_district("lincoln").await;
+        let roster = common::Bundle::from_dir(&dir.path().join("roster"));
+        let (status, body) = app.import("lincoln", OPERATOR_TOKEN, &roster).await;
+        assert_eq!(status, 200, "{body}");
+        let cdf = |out: &str, malformed: &str| {
+            generated(
+                dir.path(),
+                &[
+                    "cdf",
+                    "--roster",
+                    "roster",
+                    "--out",
+                    out,
+                    "--terms",
+                    "Fall 2025-2026,Winter 2025-2026",
+                    "--subjects",
+                    "mathematics,reading",
+                    "--malformed",
+                    malformed,
+                    "--odd-casing",
+                    "--json",
+                ],
+            )
+        };
+        let import = |file: &str| {
+            common::rostergate_command(&app.db.url, dir.path())
+                .args(["scores", "import", "--district", "lincoln", "--json", file])
+                .output()
+                .unwrap()
+        };
+
+        // Several terms and subjects, every goal area, odd header casing, and broken rows: the
+        // export is refused, each broken row named by line and field, and nothing is stored.
+        let broken = cdf("broken.zip", "4");
+        let out = import("broken.zip");
+        assert_eq!(out.status.code(), Some(1));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["status"], "refused");
+        let mut named: Vec<(u64, String)> = report["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                assert_eq!(e["file"], "AssessmentResults.csv", "{e}");
+                (
+                    e["line"].as_u64().unwrap(),
+                    e["field"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        named.sort();
+        let mut planted: Vec<(u64, String)> = broken["summary"]["malformed_at"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap(), p[1].as_str().unwrap().to_string()))
+            .collect();
+        planted.sort();
+        assert_eq!(named, planted, "{report}");
+
+        // The same export without them imports whole: every student matched and placed.
+        let clean = cdf("clean.zip", "0");
+        let results = clean["summary"]["results"].as_u64().unwrap();
+        assert_eq!(results, 60 * 2 * 2);
+        let out = import("clean.zip");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["received"], results, "{report}");
+        assert_eq!(report["new"], results);
+        assert_eq!(report["matched"], results);
+        assert_eq!(report["unmatched"], 0);
+        assert_eq!(
+            report["without_plan"],
+            results / 2,
+            "reading has no shipped plan"
+        );
+        assert_eq!(report["students_placed"], 60);
+
+        let (status, students) = app
+            .get("/api/v1/districts/lincoln/users?limit=1000", OPERATOR_TOKEN)
+            .await;
+        assert_eq!(status, 200);
+        let student = students["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["role"] == "student")
+            .unwrap()["sourcedId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let plan = plan_of(&app, "lincoln", &student).await;
+        let areas = plan["subjects"][0]["goal_areas"].as_array().unwrap();
+        assert_eq!(areas.len(), 5, "{plan}");
+        assert!(
+            areas.iter().all(|a| a["effective"]["source"] == "proposed"),
+            "{plan}"
+        );
+        let (status, results) = app
+            .get(
+                &format!("/api/v1/districts/lincoln/students/{student}/results"),
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            results["results"].as_array().unwrap().len(),
+            4,
+            "two terms, two subjects"
+        );
+    }
+);
