@@ -125,12 +125,25 @@ pub async fn class_plans(
     let teacher = query.teacher()?;
     let plans = crate::scores::plans();
     let students = store::coached_in_class(&state.db, district.id, teacher, &class).await?;
-    let mut items = Vec::with_capacity(students.len());
-    for student in &students {
-        let placements = store::placements_of(&state.db, district.id, student).await?;
-        let overrides = store::overrides_of(&state.db, district.id, student).await?;
-        items.push(plan_view::build(student, &plans, &placements, &overrides));
-    }
+    let (placements, overrides) =
+        store::class_plans(&state.db, district.id, teacher, &class).await?;
+    let items: Vec<_> = students
+        .iter()
+        .map(|student| {
+            let mine = |s: &String| s == student;
+            let placements: Vec<_> = placements
+                .iter()
+                .filter(|(s, _)| mine(s))
+                .map(|(_, p)| p.clone())
+                .collect();
+            let overrides: Vec<_> = overrides
+                .iter()
+                .filter(|(s, _)| mine(s))
+                .map(|(_, o)| o.clone())
+                .collect();
+            plan_view::build(student, &plans, &placements, &overrides)
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({
         "class": class,
         "teacher": teacher,

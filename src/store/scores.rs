@@ -533,6 +533,62 @@ pub async fn placements_of_students(
         .collect())
 }
 
+/// The students `$2` coaches through class `$3` (district `$1`).
+const COACHED_IN_CLASS_SQL: &str = "SELECT c.student_sourced_id FROM coaching_sources c \
+     WHERE c.district_id = $1 AND c.teacher_sourced_id = $2 AND c.source_type = 'class' AND c.source_id = $3";
+
+/// The proposed placements and overrides of the students `teacher` coaches through `class`,
+/// by student: two statements for the whole class.
+pub async fn class_plans(
+    db: &Db,
+    district_id: i64,
+    teacher: &str,
+    class: &str,
+) -> Result<(Vec<(String, PlacementRow)>, Vec<(String, OverrideRow)>), StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Placed {
+        student_sourced_id: String,
+        #[sqlx(flatten)]
+        row: PlacementRow,
+    }
+    #[derive(sqlx::FromRow)]
+    struct Overridden {
+        student_sourced_id: String,
+        #[sqlx(flatten)]
+        row: OverrideRow,
+    }
+    let placed: Vec<Placed> = db
+        .conn()
+        .fetch_all(
+            &format!(
+                "SELECT student_sourced_id, subject, goal_area, unit, rit, basis, result_key, plan_version, placed_at \
+                 FROM placements WHERE district_id = $1 AND student_sourced_id IN ({COACHED_IN_CLASS_SQL})"
+            ),
+            &args![district_id, teacher, class],
+        )
+        .await?;
+    let overridden: Vec<Overridden> = db
+        .conn()
+        .fetch_all(
+            &format!(
+                "SELECT student_sourced_id, subject, goal_area, unit, teacher_sourced_id, reason, previous_unit, set_at \
+                 FROM placement_overrides WHERE district_id = $1 AND student_sourced_id IN ({COACHED_IN_CLASS_SQL})"
+            ),
+            &args![district_id, teacher, class],
+        )
+        .await?;
+    Ok((
+        placed
+            .into_iter()
+            .map(|p| (p.student_sourced_id, p.row))
+            .collect(),
+        overridden
+            .into_iter()
+            .map(|o| (o.student_sourced_id, o.row))
+            .collect(),
+    ))
+}
+
 /// A student's results, newest test first.
 pub async fn results_of(
     db: &Db,
@@ -840,8 +896,7 @@ pub async fn coached_in_class(
 ) -> Result<Vec<String>, StoreError> {
     db.conn()
         .strings(
-            "SELECT student_sourced_id FROM coaching_sources WHERE district_id = $1 AND teacher_sourced_id = $2 \
-               AND source_type = 'class' AND source_id = $3 ORDER BY student_sourced_id",
+            &format!("{COACHED_IN_CLASS_SQL} ORDER BY c.student_sourced_id"),
             &args![district_id, teacher, class],
         )
         .await
