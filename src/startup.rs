@@ -15,7 +15,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::config::Settings;
 use crate::delivery::DeliveryHandle;
 use crate::http::{self, AppState};
-use crate::inbound::{InboundJobs, INBOUND_ROSTER_KIND};
+use crate::inbound::{InboundJobs, INBOUND_ROSTER_KIND, INBOUND_SCORES_KIND};
 use crate::jobs::{Handlers, JobsHandle, PULL_KIND};
 use crate::pulls::{scheduled_items, PullJobs};
 use crate::store::{Db, StoreError};
@@ -101,6 +101,19 @@ impl Application {
                 tracing::warn!(error = %e, "could not check for runs a stopped gateway left running")
             }
         }
+        // Score pushes an earlier version stored without processing them get their job now (at
+        // start-up rather than in a migration: it also catches those an earlier replica stores
+        // during a rolling upgrade, and the job takes this gateway's `max_attempts`).
+        match crate::inbound::enqueue_waiting(&db, &settings).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                jobs = n,
+                "queued score pushes stored before they were processed"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not queue the score pushes waiting without a job")
+            }
+        }
         let settings = Arc::new(settings);
         let secrets = SecretBox::new(&master);
         let jobs = {
@@ -121,7 +134,8 @@ impl Application {
                 settings.jobs.clone(),
                 Handlers::new()
                     .with(PULL_KIND, pulls)
-                    .with(INBOUND_ROSTER_KIND, pushes),
+                    .with(INBOUND_ROSTER_KIND, pushes.clone())
+                    .with(INBOUND_SCORES_KIND, pushes),
                 move || {
                     let db = items_db.clone();
                     async move { scheduled_items(&db).await }

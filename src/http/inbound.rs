@@ -1,8 +1,9 @@
 //! `POST …/roster` and `POST …/scores`: a roster pushed by an SIS, or assessment results pushed
 //! by a partner, signed as a Standard Webhook with one of the district's push secrets (or sent
 //! with a bearer token: `roster:write`, `scores:write`). The body's shape is checked and the body
-//! stored before the answer (202, the delivery to follow under `…/inbound/{id}`); a roster is
-//! then processed by a background job. `GET …/inbound[/{id}]` shows deliveries;
+//! stored before the answer (202, the delivery to follow under `…/inbound/{id}`); a background
+//! job then processes it (a roster: a sync run; scores: a score import). `GET …/inbound[/{id}]`
+//! shows deliveries;
 //! `POST …/inbound/{id}/retry` puts a dead-lettered one back in the queue.
 
 use actix_web::http::{header, StatusCode};
@@ -128,8 +129,8 @@ pub async fn push(
     receive(&state, &req, &path.into_inner(), body, &ROSTER_PUSH).await
 }
 
-/// `POST …/scores`: assessment results, stored (and listed under `…/inbound`) but not yet
-/// processed.
+/// `POST …/scores`: assessment results, stored (and listed under `…/inbound`), then imported by
+/// an `inbound_scores` job.
 #[tracing::instrument(skip_all, fields(district = %path.as_str()))]
 pub async fn push_scores(
     state: web::Data<AppState>,
@@ -297,8 +298,13 @@ pub async fn get(
         .await?;
     let delivery = find(&state, &district, &id).await?;
     let mut answer = delivery_json(&delivery);
-    // A held run may since have been approved or discarded: the run's own status says so.
-    if let Some(run_id) = &delivery.run_id {
+    // A held run may since have been approved or discarded: the run's own status says so. A
+    // score push's `run_id` is its score import's, which is final when recorded.
+    if let Some(run_id) = delivery
+        .run_id
+        .as_ref()
+        .filter(|_| delivery.kind == PushKind::Roster.as_str())
+    {
         let run = runs::find(&state.db, district.id, run_id).await?;
         answer["run_status"] = json!(run.map(|r| r.status));
     }
@@ -315,19 +321,19 @@ pub async fn retry(
     let (district, id) = path.into_inner();
     let district = caller.district(&state, &district, Scope::Admin).await?;
     let delivery = find(&state, &district, &id).await?;
-    if delivery.kind != PushKind::Roster.as_str() {
+    let Some(kind) = PushKind::parse(&delivery.kind) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "delivery_not_retryable",
             format!(
-                "inbound delivery {id:?} is a {} push: those are stored, not processed, so there is nothing to retry",
+                "inbound delivery {id:?} is a {} push, which this gateway does not process",
                 delivery.kind
             ),
         ));
-    }
+    };
     let now = Utc::now();
     let retry = uuid::Uuid::new_v4().to_string();
-    let job = inbound::processing_job(district.id, &id, Some(&retry), now, &state.settings);
+    let job = inbound::processing_job(district.id, kind, &id, Some(&retry), now, &state.settings);
     let from = [DeliveryStatus::Dead, DeliveryStatus::Failed];
     if !deliveries::requeue_with_job(&state.db, district.id, &id, &from, &job, now).await? {
         // Read again: a retention sweep may have purged it since.

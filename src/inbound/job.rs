@@ -1,7 +1,9 @@
-//! Processing a pushed roster as a background job (`inbound_roster`): the stored body through
-//! the engine, and the delivery's status after its run. A district busy with another sync
-//! defers the job; the gateway's own trouble (database, an unreadable body file) is retried,
-//! and on the last attempt the delivery is dead-lettered for an admin to retry.
+//! Processing a push as a background job: a roster (`inbound_roster`) through the engine, a
+//! score push (`inbound_scores`) through the score import, and the delivery's status after its
+//! run or import. One handler runs both kinds, by the delivery's own kind. A district busy with
+//! another sync (or score import) defers the job; the gateway's own trouble (database, an
+//! unreadable body file) is retried, and on the last attempt the delivery is dead-lettered for an
+//! admin to retry.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,11 +12,13 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{apply_json, body_file, read_body, BodyFormat, InboundError};
+use super::{apply_json, apply_scores, body_file, read_body, BodyFormat, InboundError, PushKind};
 use crate::config::Settings;
+use crate::domain::district::District;
 use crate::domain::problem::Problem;
 use crate::imports::import_oneroster_csv;
 use crate::jobs::{Job, JobError, JobHandler};
+use crate::scores::ingest::{ImportStatus, IngestError};
 use crate::store::inbound::{self, Delivery, DeliveryStatus};
 use crate::store::{districts, Db, StoreError};
 use crate::sync::engine::RunOptions;
@@ -22,14 +26,16 @@ use crate::sync::{Engine, RunReport, RunStatus, SyncError};
 
 /// The job kind that processes a pushed roster.
 pub const INBOUND_ROSTER_KIND: &str = "inbound_roster";
+/// The job kind that processes pushed assessment results.
+pub const INBOUND_SCORES_KIND: &str = "inbound_scores";
 
-/// What an `inbound_roster` job carries: the delivery to process.
+/// What an `inbound_roster` or `inbound_scores` job carries: the delivery to process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InboundPayload {
     pub delivery: String,
 }
 
-/// Runs `inbound_roster` jobs.
+/// Runs `inbound_roster` and `inbound_scores` jobs.
 #[derive(Clone)]
 pub struct InboundJobs {
     pub engine: Engine,
@@ -37,17 +43,54 @@ pub struct InboundJobs {
     pub settings: Arc<Settings>,
 }
 
-/// Why processing stopped short of a run.
+/// Why processing stopped short of a run (or a score import).
 #[derive(Debug, thiserror::Error)]
 enum ProcessError {
     #[error("the stored body is missing")]
     BodyMissing,
-    #[error("the stored content type {0:?} is not a roster push")]
-    UnknownFormat(String),
+    #[error("the stored content type {content_type:?} is not one of a {kind} push")]
+    UnknownFormat { kind: String, content_type: String },
+    #[error("this gateway does not process pushes of kind {0:?}")]
+    UnknownKind(String),
     #[error(transparent)]
     Body(#[from] InboundError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    #[error(transparent)]
+    Scores(#[from] IngestError),
+}
+
+impl ProcessError {
+    /// The district is held by another sync or score import: no fault of the push.
+    fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            ProcessError::Sync(SyncError::Busy(_)) | ProcessError::Scores(IngestError::Busy)
+        )
+    }
+}
+
+/// Where processing got to: the run or score import it made, as the delivery records it.
+struct Processed {
+    status: DeliveryStatus,
+    /// The run's id, or the score import's.
+    id: String,
+    errors: Vec<Problem>,
+}
+
+impl From<RunReport> for Processed {
+    fn from(report: RunReport) -> Processed {
+        let status = match report.status {
+            RunStatus::Applied => DeliveryStatus::Applied,
+            RunStatus::Held => DeliveryStatus::Held,
+            _ => DeliveryStatus::Failed,
+        };
+        Processed {
+            status,
+            id: report.run_id,
+            errors: report.errors,
+        }
+    }
 }
 
 impl JobHandler for InboundJobs {
@@ -82,30 +125,24 @@ impl JobHandler for InboundJobs {
             .await
             .map_err(store)?;
         match self.process(&district, &delivery).await {
-            Ok(report) => {
-                let status = match report.status {
-                    RunStatus::Applied => DeliveryStatus::Applied,
-                    RunStatus::Held => DeliveryStatus::Held,
-                    _ => DeliveryStatus::Failed,
-                };
-                let errors = serde_json::to_value(&report.errors).expect("problems serialize");
+            Ok(done) => {
+                let errors = serde_json::to_value(&done.errors).expect("problems serialize");
                 inbound::finish(
                     &self.db,
                     district.id,
                     &delivery.id,
-                    status,
-                    Some(&report.run_id),
+                    done.status,
+                    Some(&done.id),
                     &errors,
                     Utc::now(),
                 )
                 .await
                 .map_err(store)?;
-                tracing::info!(delivery = %delivery.id, run_id = %report.run_id, status = status.as_str(), "pushed roster processed");
-                Ok(result(&delivery.id, status, Some(&report.run_id)))
+                tracing::info!(delivery = %delivery.id, kind = %delivery.kind, run_id = %done.id, status = done.status.as_str(), "push processed");
+                Ok(result(&delivery.id, done.status, Some(&done.id)))
             }
             Err(e) => {
-                let busy = matches!(e, ProcessError::Sync(SyncError::Busy(_)));
-                if busy {
+                if e.is_busy() {
                     inbound::put_back(&self.db, district.id, &delivery.id, Utc::now())
                         .await
                         .map_err(store)?;
@@ -133,7 +170,7 @@ impl JobHandler for InboundJobs {
                 .await
                 .map_err(store)?;
                 if status == DeliveryStatus::Dead {
-                    tracing::warn!(delivery = %delivery.id, error = %e, "pushed roster dead-lettered");
+                    tracing::warn!(delivery = %delivery.id, kind = %delivery.kind, error = %e, "push dead-lettered");
                 }
                 Err(JobError::retryable(e.to_string()))
             }
@@ -169,9 +206,54 @@ impl InboundJobs {
         .await
     }
 
+    /// Processes a delivery as its own kind says (whatever the job's kind).
     async fn process(
         &self,
-        district: &crate::domain::district::District,
+        district: &District,
+        delivery: &Delivery,
+    ) -> Result<Processed, ProcessError> {
+        match PushKind::parse(&delivery.kind) {
+            Some(PushKind::Roster) => Ok(self.process_roster(district, delivery).await?.into()),
+            Some(PushKind::Scores) => self.process_scores(district, delivery).await,
+            None => Err(ProcessError::UnknownKind(delivery.kind.clone())),
+        }
+    }
+
+    /// A score push: a score import, applied or refused (its problems are the delivery's).
+    async fn process_scores(
+        &self,
+        district: &District,
+        delivery: &Delivery,
+    ) -> Result<Processed, ProcessError> {
+        if BodyFormat::from_content_type(&delivery.content_type) != Some(BodyFormat::Json) {
+            return Err(unknown_format(delivery));
+        }
+        let body = read_body(&self.db, &self.settings, delivery)
+            .await?
+            .ok_or(ProcessError::BodyMissing)?;
+        let plans = crate::scores::plans();
+        let report = apply_scores(
+            &self.db,
+            district,
+            &plans,
+            (&delivery.id, body),
+            &self.settings.import,
+        )
+        .await?;
+        let status = match report.status {
+            ImportStatus::Applied => DeliveryStatus::Applied,
+            ImportStatus::Refused => DeliveryStatus::Failed,
+        };
+        Ok(Processed {
+            status,
+            id: report.import_id,
+            errors: report.errors,
+        })
+    }
+
+    async fn process_roster(
+        &self,
+        district: &District,
         delivery: &Delivery,
     ) -> Result<RunReport, ProcessError> {
         let limits = &self.settings.import;
@@ -196,11 +278,19 @@ impl InboundJobs {
                 )
                 .await?)
             }
-            None => Err(ProcessError::UnknownFormat(delivery.content_type.clone())),
+            None => Err(unknown_format(delivery)),
         }
     }
 }
 
+fn unknown_format(delivery: &Delivery) -> ProcessError {
+    ProcessError::UnknownFormat {
+        kind: delivery.kind.clone(),
+        content_type: delivery.content_type.clone(),
+    }
+}
+
+/// The job's result; `run_id` is a score push's import id, as on its delivery.
 fn result(id: &str, status: DeliveryStatus, run_id: Option<&str>) -> Value {
     json!({ "delivery": id, "status": status.as_str(), "run_id": run_id })
 }

@@ -1,7 +1,9 @@
 //! Pushes to a district (rosters, scores): a body is stored and recorded, with the job that
-//! processes it, before the push is acknowledged. A roster's job (see [`InboundJobs`]) then feeds
-//! it through the sync engine like any other source; scores are stored and listed, not processed
-//! yet. [`retention`] deletes bodies once they are of no more use.
+//! processes it, before the push is acknowledged. The job (see [`InboundJobs`]) then feeds a
+//! roster through the sync engine like any other source, and assessment results through the score
+//! import as a CDF file is fed; either way the delivery records where it got to. Score pushes
+//! stored by a gateway that did not process them yet are given their job at start-up
+//! ([`enqueue_waiting`]). [`retention`] deletes bodies once they are of no more use.
 //!
 //! A body up to `[inbound] inline_body_bytes` is kept in its delivery's row: the push is durable
 //! with that one commit, where a file costs two syncs (the file, its folder) of its own, which
@@ -11,8 +13,10 @@
 
 mod job;
 pub mod retention;
+mod scores;
 
-pub use job::{InboundJobs, InboundPayload, INBOUND_ROSTER_KIND};
+pub use job::{InboundJobs, InboundPayload, INBOUND_ROSTER_KIND, INBOUND_SCORES_KIND};
+pub use scores::{apply_scores, SCORES_PUSH_SOURCE};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,13 +40,16 @@ pub const ONEROSTER_PUSH: &str = "oneroster_push";
 /// What a push carries: its delivery's `kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushKind {
-    /// A OneRoster roster, processed by an `inbound_roster` job.
+    /// A OneRoster roster, processed by an `inbound_roster` job: a sync run.
     Roster,
-    /// Assessment results: stored and listed; nothing processes them yet.
+    /// Assessment results, processed by an `inbound_scores` job: a score import (source `push`,
+    /// labelled with the delivery's id), whose id the delivery keeps in its `run_id`.
     Scores,
 }
 
 impl PushKind {
+    pub const ALL: [PushKind; 2] = [PushKind::Roster, PushKind::Scores];
+
     pub fn as_str(self) -> &'static str {
         match self {
             PushKind::Roster => "roster",
@@ -50,10 +57,19 @@ impl PushKind {
         }
     }
 
-    /// Whether a job processes a delivery of this kind (none is enqueued for the others, so
-    /// that no job waits for a handler that does not exist).
-    pub fn is_processed(self) -> bool {
-        matches!(self, PushKind::Roster)
+    /// The kind of a stored delivery; `None` for one this version does not know.
+    pub fn parse(text: &str) -> Option<PushKind> {
+        PushKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// The job kind that processes a delivery of this kind. One handler runs both; the kinds
+    /// differ so that a gateway of an earlier version sharing the database, which claims only
+    /// the kinds it has a handler for, never takes a score push for a roster.
+    pub fn job_kind(self) -> &'static str {
+        match self {
+            PushKind::Roster => INBOUND_ROSTER_KIND,
+            PushKind::Scores => INBOUND_SCORES_KIND,
+        }
     }
 }
 
@@ -106,9 +122,8 @@ pub enum InboundError {
     Store(#[from] StoreError),
 }
 
-/// Stores a pushed body and its delivery, with the job that will process it (for a kind that has
-/// one), in one transaction. A webhook id the district has seen returns the first delivery and
-/// stores nothing.
+/// Stores a pushed body and its delivery, with the job that will process it, in one transaction.
+/// A webhook id the district has seen returns the first delivery and stores nothing.
 pub async fn receive(
     db: &Db,
     settings: &Settings,
@@ -151,10 +166,8 @@ pub async fn receive(
         body: stored_body,
         body_bytes,
     };
-    let job = kind
-        .is_processed()
-        .then(|| processing_job(district_id, &id, None, now, settings));
-    let stored = inbound::insert(db, &new, job.as_ref(), now).await;
+    let job = processing_job(district_id, kind, &id, None, now, settings);
+    let stored = inbound::insert(db, &new, Some(&job), now).await;
     // A body without its row (a failed insert, or a concurrent push of the same webhook id that
     // won) is nobody's: it goes.
     if let Some(file) = file.filter(|_| !matches!(stored, Ok(Stored::New(_)))) {
@@ -163,21 +176,27 @@ pub async fn receive(
     Ok(stored?)
 }
 
-/// The job that processes delivery `id`; `retry` tells an admin's retry apart from the first.
+/// The first job of a delivery has this prefix and the delivery's id as its dedupe key: a
+/// delivery is enqueued once at receipt, and [`enqueue_waiting`] never enqueues it again.
+const JOB_KEY_PREFIX: &str = "inbound:";
+
+/// The job that processes delivery `id` of `kind`; `retry` tells an admin's retry apart from the
+/// first.
 pub fn processing_job(
     district_id: i64,
+    kind: PushKind,
     id: &str,
     retry: Option<&str>,
     now: DateTime<Utc>,
     settings: &Settings,
 ) -> NewJob {
     let key = match retry {
-        None => format!("inbound:{id}"),
-        Some(retry) => format!("inbound:{id}:retry:{retry}"),
+        None => format!("{JOB_KEY_PREFIX}{id}"),
+        Some(retry) => format!("{JOB_KEY_PREFIX}{id}:retry:{retry}"),
     };
     NewJob {
         district_id,
-        kind: INBOUND_ROSTER_KIND.to_string(),
+        kind: kind.job_kind().to_string(),
         payload: serde_json::to_value(InboundPayload {
             delivery: id.to_string(),
         })
@@ -185,6 +204,46 @@ pub fn processing_job(
         dedupe_key: Some(key),
         run_after: now,
         max_attempts: i64::from(settings.jobs.max_attempts),
+    }
+}
+
+/// Deliveries waiting without a job looked at per batch by [`enqueue_waiting`].
+const WAITING_BATCH: i64 = 500;
+
+/// Enqueues the job of every score push still `received` without one: a gateway before score
+/// pushes were processed stored them with no job. Run at start-up by every gateway, it is
+/// idempotent: the job has the dedupe key it would have had at receipt, so a delivery gets one
+/// job however many gateways start (and one enqueued at receipt is left alone). Returns how many
+/// jobs it enqueued.
+pub async fn enqueue_waiting(db: &Db, settings: &Settings) -> Result<u64, StoreError> {
+    let mut enqueued = 0;
+    loop {
+        let waiting = inbound::waiting_without_job(
+            db,
+            PushKind::Scores.as_str(),
+            JOB_KEY_PREFIX,
+            WAITING_BATCH,
+        )
+        .await?;
+        let mut new = 0;
+        for (district_id, id) in &waiting {
+            let job = processing_job(
+                *district_id,
+                PushKind::Scores,
+                id,
+                None,
+                Utc::now(),
+                settings,
+            );
+            if crate::store::jobs::enqueue(db, &job, Utc::now()).await?.new {
+                new += 1;
+            }
+        }
+        enqueued += new;
+        // A short batch was the last; one that enqueued nothing would come back the same.
+        if (waiting.len() as i64) < WAITING_BATCH || new == 0 {
+            return Ok(enqueued);
+        }
     }
 }
 

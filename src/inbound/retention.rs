@@ -1,7 +1,9 @@
-//! Retention of pushed bodies: once a delivery has been final (applied, held, failed) for
-//! `[inbound] keep_bodies_days`, its body is deleted (from its row, or its file under
-//! `data_dir/inbound/`) and the delivery records when. A delivery that is not final keeps its body whatever its age: dead-lettered
-//! ones wait for an admin's retry, score pushes for the processing that will read them.
+//! Retention of pushed bodies, rosters and scores alike: once a delivery has been final
+//! (applied, held, failed) for `[inbound] keep_bodies_days`, its body is deleted (from its row,
+//! or its file under `data_dir/inbound/`) and the delivery records when. A delivery that is not
+//! final keeps its body whatever its age: dead-lettered ones wait for an admin's retry, received
+//! ones (score pushes stored before they were processed among them) for the job that will read
+//! them.
 //!
 //! Every gateway with background jobs sweeps; several may at once. A body is marked purged and
 //! deleted inside one transaction whose update re-checks that the delivery is still final and

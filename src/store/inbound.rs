@@ -1,7 +1,7 @@
 //! Pushes to a district (rosters, scores): one row per delivery, inserted with the job that
-//! processes it (if its kind has one), deduplicated by the sender's `webhook-id`. A body is in the
-//! row itself (`body`, with `body_path` empty) or, when large, a file named by `body_path`. A body
-//! kept past its retention is purged; the row stays and says so.
+//! processes it, deduplicated by the sender's `webhook-id`. A body is in the row itself (`body`,
+//! with `body_path` empty) or, when large, a file named by `body_path`. A body kept past its
+//! retention is purged; the row stays and says so.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -98,8 +98,10 @@ pub struct Delivery {
     pub body: BodyPlace,
     pub body_bytes: i64,
     pub status: DeliveryStatus,
+    /// What processing it made: a roster's sync run, or a score push's score import (the column
+    /// predates score pushes; one id per delivery either way).
     pub run_id: Option<String>,
-    /// The problems that failed it, as the run reported them.
+    /// The problems that failed it, as the run (or import) reported them.
     pub errors: Value,
     pub attempts: i64,
     pub created_at: DateTime<Utc>,
@@ -323,6 +325,34 @@ pub async fn count(
             &filter_args(district_id, status),
         )
         .await
+}
+
+/// Up to `limit` deliveries of `kind`, in any district, still `received` and with no job whose
+/// dedupe key is `key_prefix` and their id (the key a delivery's job gets at receipt): oldest
+/// first, as (district, id).
+pub async fn waiting_without_job(
+    db: &Db,
+    kind: &str,
+    key_prefix: &str,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Waiting {
+        district_id: i64,
+        id: String,
+    }
+    let rows: Vec<Waiting> = db
+        .conn()
+        .fetch_all(
+            "SELECT d.district_id, d.id FROM inbound_deliveries d \
+             WHERE d.kind = $1 AND d.status = 'received' AND NOT EXISTS \
+             (SELECT 1 FROM jobs j WHERE j.district_id = d.district_id \
+              AND j.dedupe_key = $2 || d.id) \
+             ORDER BY d.created_at, d.id LIMIT $3",
+            &args![kind, key_prefix, limit],
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.district_id, r.id)).collect())
 }
 
 /// Marks a delivery taken up by its job (one more attempt).

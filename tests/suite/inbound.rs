@@ -919,17 +919,14 @@ on_every_backend!(bodies_of_final_deliveries_are_purged_and_a_purged_delivery_is
     roster["users"][1]["role"] = json!("wizard");
     let (_, answer, _) = push_json(&app, "lincoln", &secret, "bad-role", &roster).await;
     let failed = answer["id"].as_str().unwrap().to_string();
-    for (id, status) in [(&applied, "applied"), (&failed, "failed")] {
+    // A score push, once imported, is kept no longer than a roster.
+    for (id, status) in [(&applied, "applied"), (&failed, "failed"), (&scores, "applied")] {
         let delivery = purged(&app, "lincoln", id).await;
         assert_eq!(delivery["status"], status, "the delivery stays as it was: {delivery}");
         assert!(delivery["run_id"].is_string(), "{delivery}");
     }
-    // Only the score push (received: not processed yet) keeps its body, in its row.
-    let kept: Vec<String> = bodies_in_rows(&app).await.into_iter().map(|(id, _)| id).collect();
-    assert_eq!(kept, vec![scores.clone()]);
+    assert!(bodies_in_rows(&app).await.is_empty());
     assert!(stored_bodies(&app).is_empty());
-    let (_, delivery) = app.get(&format!("/api/v1/districts/lincoln/inbound/{scores}"), OPERATOR_TOKEN).await;
-    assert_eq!((&delivery["status"], &delivery["body_purged_at"]), (&json!("received"), &Value::Null), "{delivery}");
     assert_eq!(total(&app, "lincoln", "").await, 3, "purged deliveries stay listed");
     let (status, answer) = app
         .post_json(&format!("/api/v1/districts/lincoln/inbound/{failed}/retry"), OPERATOR_TOKEN, &json!({}))
@@ -951,6 +948,7 @@ on_every_backend!(
         app.create_district("lincoln").await;
         let (_, secret) = push_secret(&app, "lincoln").await;
         let scores = push_scores(&app, "lincoln").await;
+        assert_eq!(settled(&app, "lincoln", &scores).await["status"], "applied");
         let mut ids = Vec::new();
         for msg in ["first", "second"] {
             let (_, answer, _) =
@@ -985,26 +983,25 @@ on_every_backend!(
             )
             .await
             .unwrap();
-        let delivery = purged(&app, "lincoln", applied).await;
-        assert_eq!(delivery["status"], "applied");
+        // The score push, imported, goes with the roster.
+        for id in [applied, &scores] {
+            let delivery = purged(&app, "lincoln", id).await;
+            assert_eq!(delivery["status"], "applied");
+        }
         let swept = rostergate::inbound::retention::sweep(&db, &settings, Utc::now())
             .await
             .unwrap();
         assert_eq!(swept.purged, 0, "nothing else may go");
         db.close().await;
-        for id in [dead, &scores] {
-            let (_, delivery) = app
-                .get(
-                    &format!("/api/v1/districts/lincoln/inbound/{id}"),
-                    OPERATOR_TOKEN,
-                )
-                .await;
-            assert!(delivery["body_purged_at"].is_null(), "{delivery}");
-        }
+        let (_, delivery) = app
+            .get(
+                &format!("/api/v1/districts/lincoln/inbound/{dead}"),
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert!(delivery["body_purged_at"].is_null(), "{delivery}");
         let bodies = stored_bodies(&app);
-        assert_eq!(bodies.len(), 2, "{bodies:?}");
-        assert!(bodies
-            .iter()
-            .all(|b| !b.to_string_lossy().contains(applied.as_str())));
+        assert_eq!(bodies.len(), 1, "{bodies:?}");
+        assert!(bodies[0].to_string_lossy().contains(dead.as_str()));
     }
 );

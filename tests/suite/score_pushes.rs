@@ -1,9 +1,12 @@
 //! Assessment results pushed to `POST …/scores`: signed as Standard Webhooks with the district's
 //! push secrets (or sent with a `scores:write` bearer token), their shape checked at receipt,
-//! stored before the 202 and listed with the district's deliveries, deduplicated by webhook id.
-//! Nothing processes them yet. On both databases.
+//! stored before the 202 and listed with the district's deliveries, deduplicated by webhook id;
+//! then imported by an `inbound_scores` job (matched, stored once per test event, placed), the
+//! delivery recording its score import. On both databases.
 
 use crate::common;
+
+use std::time::Duration;
 
 use chrono::Utc;
 use reqwest::header::HeaderMap;
@@ -11,10 +14,14 @@ use rostergate::auth::keys::MasterKey;
 use rostergate::auth::push_secrets;
 use rostergate::auth::secrets::SecretBox;
 use rostergate::events::signing::{self, WebhookSecret};
+use rostergate::startup::Application;
 use rostergate::store::{districts, Db};
 use serde_json::{json, Value};
 
-use crate::common::{TestApp, MASTER_KEY, OPERATOR_TOKEN};
+use crate::common::{school, TestApp, MASTER_KEY, OPERATOR_TOKEN};
+
+/// Fast polling, so that a push is processed within a test's patience.
+const FAST_JOBS: &[(&str, &str)] = &[("ROSTERGATE_JOBS__POLL_INTERVAL_MS", "50")];
 
 fn scores_path(district: &str) -> String {
     format!("/api/v1/districts/{district}/scores")
@@ -163,8 +170,10 @@ async fn nothing_stored(app: &TestApp, district: &str) {
     assert!(stored_bodies(app).await.is_empty(), "no body is stored");
 }
 
+// Jobs off: the push as stored, before anything takes it up.
 on_every_backend!(
-    a_signed_score_push_is_stored_and_listed_and_not_processed,
+    a_signed_score_push_is_stored_and_listed_with_its_job,
+    with & [("ROSTERGATE_JOBS__ENABLED", "false")],
     |app| {
         app.create_district("lincoln").await;
         let secret = push_secret(&app, "lincoln").await;
@@ -196,12 +205,18 @@ on_every_backend!(
         assert_eq!(stored_bodies(&app).await, vec![body.clone()]);
         assert!(body_files(&app).is_empty());
         assert_eq!(total(&app, "lincoln", "?status=received").await, 1);
-        // No job is queued for it: nothing would take it up.
+        // Its job was queued with it.
         let (_, jobs) = app
             .get("/api/v1/districts/lincoln/jobs", OPERATOR_TOKEN)
             .await;
-        assert_eq!(jobs["total"], 0, "{jobs}");
-        // Nor is it retried: there is nothing to process it.
+        assert_eq!(jobs["total"], 1, "{jobs}");
+        assert_eq!(jobs["jobs"][0]["kind"], "inbound_scores", "{jobs}");
+        assert_eq!(
+            jobs["jobs"][0]["payload"],
+            json!({"delivery": id}),
+            "{jobs}"
+        );
+        // Waiting for it, the delivery is not retried.
         let (status, answer) = app
             .post_json(
                 &format!("/api/v1/districts/lincoln/inbound/{id}/retry"),
@@ -559,3 +574,467 @@ on_every_backend!(
 fn body_len(file: &std::path::Path) -> u64 {
     std::fs::metadata(file).unwrap().len()
 }
+
+/// Polls a delivery (through the gateway at `address`) until it is no longer waiting.
+async fn settled_at(client: &reqwest::Client, address: &str, district: &str, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let delivery: Value = client
+            .get(format!(
+                "{address}/api/v1/districts/{district}/inbound/{id}"
+            ))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let status = delivery["status"].as_str().unwrap_or_default().to_string();
+        if !["received", "processing"].contains(&status.as_str()) {
+            return delivery;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "delivery {id} still {status}: {delivery}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn settled(app: &TestApp, district: &str, id: &str) -> Value {
+    settled_at(&app.client, &app.address, district, id).await
+}
+
+/// Another gateway process on the app's database and data folder (a restart); its address.
+async fn second_gateway(app: &TestApp, extra: &[(&str, &str)]) -> String {
+    let settings = common::settings_with(&app.db.url, app.data_dir.path(), extra);
+    let second = Application::build(settings).await.expect("the app starts");
+    let address = format!("http://127.0.0.1:{}", second.port());
+    tokio::spawn(second.run_until_stopped());
+    address
+}
+
+/// Pushes `body` signed with a new secret of the district; the delivery's id.
+async fn push(
+    app: &TestApp,
+    district: &str,
+    secret: &WebhookSecret,
+    msg: &str,
+    body: &[u8],
+) -> String {
+    let (status, answer, _) = send(app, district, &signed(secret, msg, body), body.to_vec()).await;
+    assert_eq!(status, 202, "{answer}");
+    answer["id"].as_str().unwrap().to_string()
+}
+
+/// The report of score import `id`, as recorded, with its source and label.
+async fn score_import(app: &TestApp, id: &str) -> (String, String, Value) {
+    #[derive(sqlx::FromRow)]
+    struct Import {
+        source: String,
+        label: String,
+        report: String,
+    }
+    let db = Db::connect(&app.db.url).await.unwrap();
+    let import: Import = db
+        .conn()
+        .fetch_optional(
+            "SELECT source, label, report FROM score_imports WHERE id = $1",
+            &rostergate::args![id],
+        )
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no score import {id}"));
+    db.close().await;
+    (
+        import.source,
+        import.label,
+        serde_json::from_str(&import.report).unwrap(),
+    )
+}
+
+/// The score import an applied delivery made: its report, checked to be the push's.
+async fn import_of(app: &TestApp, delivery: &Value) -> Value {
+    assert_eq!(delivery["status"], "applied", "{delivery}");
+    assert_eq!(delivery["errors"], json!([]), "{delivery}");
+    let import_id = delivery["run_id"].as_str().expect("the import's id");
+    let (source, label, report) = score_import(app, import_id).await;
+    assert_eq!((source.as_str(), &json!(label)), ("push", &delivery["id"]));
+    assert_eq!(report["source"], "push", "{report}");
+    assert_eq!(report["import_id"], import_id, "{report}");
+    report
+}
+
+async fn plan_of(app: &TestApp, district: &str, student: &str) -> (u16, Value) {
+    app.get(
+        &format!("/api/v1/districts/{district}/students/{student}/plan"),
+        OPERATOR_TOKEN,
+    )
+    .await
+}
+
+/// The math plan's goal area `key` of a plan response.
+fn math_area<'a>(plan: &'a Value, key: &str) -> &'a Value {
+    plan["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["subject"] == "math")
+        .unwrap_or_else(|| panic!("no math plan in {plan}"))["goal_areas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["goal_area"] == key)
+        .unwrap_or_else(|| panic!("no goal area {key} in {plan}"))
+}
+
+async fn rostered(app: &TestApp, district: &str) {
+    app.create_district(district).await;
+    let (status, body) = app.import(district, OPERATOR_TOKEN, &school()).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn score_events(app: &TestApp, district: &str) -> Vec<Value> {
+    let (status, body) = app
+        .get(
+            &format!("/api/v1/districts/{district}/events?limit=1000"),
+            OPERATOR_TOKEN,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            let t = e["type"].as_str().unwrap();
+            t.starts_with("assessment_result.") || t.starts_with("placement.")
+        })
+        .cloned()
+        .collect()
+}
+
+on_every_backend!(
+    a_push_for_a_rostered_student_is_imported_and_places_them,
+    with FAST_JOBS,
+    |app| {
+        rostered(&app, "lincoln").await;
+        let secret = push_secret(&app, "lincoln").await;
+        let id = push(&app, "lincoln", &secret, "map-1", &scores(&["S1"])).await;
+        let delivery = settled(&app, "lincoln", &id).await;
+        let report = import_of(&app, &delivery).await;
+        assert_eq!(delivery["attempts"], 1, "{delivery}");
+        assert!(
+            delivery.get("run_status").is_none(),
+            "an import is no run: {delivery}"
+        );
+        assert_eq!(report["status"], "applied");
+        assert_eq!(
+            (&report["received"], &report["new"], &report["matched"]),
+            (&json!(1), &json!(1), &json!(1)),
+            "{report}"
+        );
+        assert_eq!(report["students_placed"], 1, "{report}");
+
+        let (status, plan) = plan_of(&app, "lincoln", "stu-1").await;
+        assert_eq!(status, 200, "{plan}");
+        // The goal area's RIT places it where the result has one…
+        let ops = math_area(&plan, "operations-algebra");
+        assert_eq!(ops["proposed"]["basis"], "goal_area", "{plan}");
+        assert_eq!(ops["proposed"]["rit"], 219.0, "{plan}");
+        assert!(ops["proposed"]["unit"].is_string(), "{plan}");
+        assert_eq!(ops["effective"]["source"], "proposed");
+        assert_eq!(math_area(&plan, "geometry")["proposed"]["rit"], 224.5);
+        // …and the overall RIT where it has none.
+        let data = math_area(&plan, "measurement-data");
+        assert_eq!(data["proposed"]["basis"], "overall", "{plan}");
+        assert_eq!(data["proposed"]["rit"], 214.0, "{plan}");
+
+        let (_, jobs) = app
+            .get(
+                "/api/v1/districts/lincoln/jobs?kind=inbound_scores",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(jobs["total"], 1, "{jobs}");
+        assert_eq!(jobs["jobs"][0]["status"], "succeeded", "{jobs}");
+        assert_eq!(jobs["jobs"][0]["result"]["run_id"], delivery["run_id"]);
+        // Applied, the push is retried no more.
+        let (status, answer) = app
+            .post_json(
+                &format!("/api/v1/districts/lincoln/inbound/{id}/retry"),
+                OPERATOR_TOKEN,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, 409, "{answer}");
+    }
+);
+
+on_every_backend!(
+    the_same_results_pushed_again_under_a_new_webhook_id_change_nothing,
+    with FAST_JOBS,
+    |app| {
+        rostered(&app, "lincoln").await;
+        let secret = push_secret(&app, "lincoln").await;
+        let body = scores(&["S1", "S2"]);
+        let first = push(&app, "lincoln", &secret, "map-1", &body).await;
+        let report = import_of(&app, &settled(&app, "lincoln", &first).await).await;
+        assert_eq!((&report["new"], &report["matched"]), (&json!(2), &json!(2)));
+        let events = score_events(&app, "lincoln").await;
+        let (_, plan) = plan_of(&app, "lincoln", "stu-2").await;
+
+        let again = push(&app, "lincoln", &secret, "map-2", &body).await;
+        assert_ne!(again, first, "another webhook id is another delivery");
+        let delivery = settled(&app, "lincoln", &again).await;
+        let report = import_of(&app, &delivery).await;
+        assert_ne!(delivery["run_id"], json!(first), "{delivery}");
+        assert_eq!(
+            (
+                &report["received"],
+                &report["new"],
+                &report["restated"],
+                &report["unchanged"],
+                &report["students_placed"]
+            ),
+            (&json!(2), &json!(0), &json!(0), &json!(2), &json!(0)),
+            "{report}"
+        );
+        assert_eq!(score_events(&app, "lincoln").await, events);
+        assert_eq!(plan_of(&app, "lincoln", "stu-2").await.1, plan);
+    }
+);
+
+on_every_backend!(
+    a_pushed_result_for_an_unknown_student_is_kept_and_matched_when_the_roster_brings_them,
+    with FAST_JOBS,
+    |app| {
+        rostered(&app, "lincoln").await;
+        let secret = push_secret(&app, "lincoln").await;
+        let id = push(&app, "lincoln", &secret, "map-1", &scores(&["S4"])).await;
+        let report = import_of(&app, &settled(&app, "lincoln", &id).await).await;
+        assert_eq!(
+            (&report["new"], &report["matched"], &report["unmatched"]),
+            (&json!(1), &json!(0), &json!(1)),
+            "{report}"
+        );
+        assert_eq!(plan_of(&app, "lincoln", "stu-4").await.0, 404);
+
+        let users = school().get("users.csv").to_string()
+            + "stu-4,,,true,sch-1,student,sol,,Sol,Four,,S4,sol@example.org,,,,09,\n";
+        let enrollments = school().get("enrollments.csv").to_string()
+            + "e-8,,,cls-2,sch-1,stu-4,student,,2026-08-01,2099-06-30\n";
+        let bundle = school()
+            .with("users.csv", &users)
+            .with("enrollments.csv", &enrollments);
+        let (status, body) = app.import("lincoln", OPERATOR_TOKEN, &bundle).await;
+        assert_eq!(status, 200, "{body}");
+
+        let (status, plan) = plan_of(&app, "lincoln", "stu-4").await;
+        assert_eq!(status, 200, "{plan}");
+        assert_eq!(
+            math_area(&plan, "operations-algebra")["proposed"]["rit"],
+            219.0,
+            "{plan}"
+        );
+        let types: Vec<Value> = score_events(&app, "lincoln")
+            .await
+            .iter()
+            .map(|e| e["type"].clone())
+            .collect();
+        assert_eq!(
+            types,
+            [json!("assessment_result.received"), json!("placement.generated")]
+        );
+    }
+);
+
+on_every_backend!(
+    a_score_push_to_a_busy_district_waits_without_using_an_attempt,
+    with & [
+        ("ROSTERGATE_JOBS__POLL_INTERVAL_MS", "50"),
+        ("ROSTERGATE_JOBS__BUSY_RETRY_SECS", "1")
+    ],
+    |app| {
+        rostered(&app, "lincoln").await;
+        let secret = push_secret(&app, "lincoln").await;
+        let db = Db::connect(&app.db.url).await.unwrap();
+        let district = districts::get(&db, "lincoln").await.unwrap();
+        // A sync holds the district.
+        let lock = rostergate::store::locks::try_lock(&db, district.id, "another-run")
+            .await
+            .unwrap()
+            .expect("the district is free");
+        let id = push(&app, "lincoln", &secret, "while-busy", &scores(&["S1"])).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, jobs) = app
+                .get(
+                    "/api/v1/districts/lincoln/jobs?kind=inbound_scores",
+                    OPERATOR_TOKEN,
+                )
+                .await;
+            let job = &jobs["jobs"][0];
+            if job["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("try again"))
+            {
+                assert_eq!(
+                    (&job["status"], &job["attempts"]),
+                    (&json!("queued"), &json!(0)),
+                    "{job}"
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job never found the district busy: {jobs}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (_, waiting) = delivery(&app, "lincoln", &id).await;
+        assert_eq!(
+            (&waiting["status"], &waiting["attempts"]),
+            (&json!("received"), &json!(0)),
+            "{waiting}"
+        );
+        lock.release().await.unwrap();
+        db.close().await;
+        let delivery = settled(&app, "lincoln", &id).await;
+        assert_eq!(delivery["attempts"], 1, "{delivery}");
+        assert_eq!(import_of(&app, &delivery).await["matched"], 1);
+    }
+);
+
+// What a gateway before score pushes were processed left: a delivery `received`, with no job.
+on_every_backend!(
+    score_pushes_stored_without_a_job_are_queued_once_when_a_gateway_starts,
+    with & [("ROSTERGATE_JOBS__ENABLED", "false")],
+    |app| {
+        rostered(&app, "lincoln").await;
+        let secret = push_secret(&app, "lincoln").await;
+        let id = push(&app, "lincoln", &secret, "old", &scores(&["S1"])).await;
+        let db = Db::connect(&app.db.url).await.unwrap();
+        db.conn()
+            .execute("DELETE FROM jobs WHERE kind = 'inbound_scores'", &[])
+            .await
+            .unwrap();
+        db.close().await;
+        let jobs = || async {
+            let (_, jobs) = app
+                .get(
+                    "/api/v1/districts/lincoln/jobs?kind=inbound_scores",
+                    OPERATOR_TOKEN,
+                )
+                .await;
+            jobs["total"].clone()
+        };
+        assert_eq!(jobs().await, 0);
+        let second = second_gateway(&app, FAST_JOBS).await;
+        let delivery = settled_at(&app.client, &second, "lincoln", &id).await;
+        assert_eq!(import_of(&app, &delivery).await["matched"], 1);
+        // Another start (and another gateway) queues nothing more.
+        second_gateway(&app, &[("ROSTERGATE_JOBS__ENABLED", "false")]).await;
+        assert_eq!(jobs().await, 1);
+        let (_, again) = delivery_at(&app, &second, &id).await;
+        assert_eq!(again["attempts"], 1, "{again}");
+    }
+);
+
+async fn delivery_at(app: &TestApp, address: &str, id: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .get(format!("{address}/api/v1/districts/lincoln/inbound/{id}"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+// The body was checked at receipt; one that no longer reads (changed where it is stored) is
+// still read as a stranger's: a refused import, the delivery failed with the problems.
+on_every_backend!(
+    a_stored_score_body_that_no_longer_reads_fails_its_delivery,
+    with & [("ROSTERGATE_JOBS__ENABLED", "false")],
+    |app| {
+        rostered(&app, "lincoln").await;
+        let secret = push_secret(&app, "lincoln").await;
+        let id = push(&app, "lincoln", &secret, "changed", &scores(&["S1"])).await;
+        let mut tampered = result("S1", 214);
+        tampered["rit"] = json!("high");
+        let db = Db::connect(&app.db.url).await.unwrap();
+        db.conn()
+            .execute(
+                "UPDATE inbound_deliveries SET body = $1 WHERE id = $2",
+                &rostergate::args![
+                    Some(serde_json::to_vec(&json!({ "results": [tampered] })).unwrap()),
+                    id.as_str()
+                ],
+            )
+            .await
+            .unwrap();
+        db.close().await;
+        let second = second_gateway(&app, FAST_JOBS).await;
+        let delivery = settled_at(&app.client, &second, "lincoln", &id).await;
+        assert_eq!(delivery["status"], "failed", "{delivery}");
+        assert_eq!(
+            delivery["errors"][0]["field"], "/results/0/rit",
+            "{delivery}"
+        );
+        let (source, _, report) = score_import(&app, delivery["run_id"].as_str().unwrap()).await;
+        assert_eq!(
+            (source.as_str(), &report["status"]),
+            ("push", &json!("refused"))
+        );
+        let (status, results) = app
+            .get(
+                "/api/v1/districts/lincoln/students/stu-1/results",
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!((status, &results["results"]), (200, &json!([])));
+    }
+);
+
+// One attempt per job (set where the job is enqueued), so that the first failure dead-letters.
+on_every_backend!(
+    a_dead_lettered_score_push_is_retried_by_an_admin,
+    with & [
+        ("ROSTERGATE_JOBS__ENABLED", "false"),
+        ("ROSTERGATE_JOBS__MAX_ATTEMPTS", "1"),
+        ("ROSTERGATE_INBOUND__INLINE_BODY_BYTES", "0")
+    ],
+    |app| {
+        rostered(&app, "lincoln").await;
+        let secret = push_secret(&app, "lincoln").await;
+        let id = push(&app, "lincoln", &secret, "lost", &scores(&["S1"])).await;
+        let files = body_files(&app);
+        assert_eq!(files.len(), 1);
+        let aside = app.data_dir.path().join("aside.json");
+        std::fs::rename(&files[0], &aside).unwrap();
+        let second = second_gateway(
+            &app,
+            &[
+                ("ROSTERGATE_JOBS__POLL_INTERVAL_MS", "50"),
+                ("ROSTERGATE_JOBS__MAX_ATTEMPTS", "1"),
+            ],
+        )
+        .await;
+        let delivery = settled_at(&app.client, &second, "lincoln", &id).await;
+        assert_eq!(delivery["status"], "dead", "{delivery}");
+        std::fs::rename(&aside, &files[0]).unwrap();
+        let (status, retried) = app
+            .post_json(
+                &format!("/api/v1/districts/lincoln/inbound/{id}/retry"),
+                OPERATOR_TOKEN,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, 202, "{retried}");
+        let delivery = settled_at(&app.client, &second, "lincoln", &id).await;
+        assert_eq!(delivery["attempts"], 2, "{delivery}");
+        assert_eq!(import_of(&app, &delivery).await["matched"], 1);
+    }
+);
