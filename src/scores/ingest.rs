@@ -251,6 +251,7 @@ async fn apply(
 ) -> Result<(), StoreError> {
     let now = Utc::now();
     let key = &district.settings.score_student_key;
+    store::analyze_stage(tx).await?;
     store::drop_earlier_duplicates(tx, import_id).await?;
     store::prepare_user_id_matching(tx, district.id, key, import_id).await?;
     store::match_staged(tx, district.id, key, import_id).await?;

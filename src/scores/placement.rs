@@ -27,9 +27,11 @@ pub async fn place_touched(
 ) -> Result<u64, StoreError> {
     let mut moved = 0;
     let mut after = String::new();
+    store::plan_for_each_execution(tx, true).await?;
     loop {
         let students = store::touched_students(tx, district_id, run_id, (&after, PAGE)).await?;
         let Some(last) = students.last() else {
+            store::plan_for_each_execution(tx, false).await?;
             return Ok(moved);
         };
         after = last.clone();

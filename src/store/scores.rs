@@ -119,6 +119,28 @@ pub async fn stage(
     bulk::insert(tx, "stage_assessment_results", &STAGE_COLUMNS, &rows).await
 }
 
+/// PostgreSQL: statistics for the rows just staged (in this transaction, which autovacuum cannot
+/// see), so that comparing them with the stored results is planned as joins, not as loops.
+pub async fn analyze_stage(tx: &mut Tx) -> Result<(), StoreError> {
+    if tx.backend() == Backend::Postgres {
+        tx.execute("ANALYZE stage_assessment_results", &[]).await?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL: plan each statement for its own values from here to `false`. Placing students
+/// runs the same statements page after page while the placements table grows from empty in the
+/// same transaction; a generic plan made on the first pages (a scan of a table that was empty)
+/// would be kept for all the others.
+pub async fn plan_for_each_execution(tx: &mut Tx, on: bool) -> Result<(), StoreError> {
+    if tx.backend() == Backend::Postgres {
+        let mode = if on { "force_custom_plan" } else { "auto" };
+        tx.execute(&format!("SET LOCAL plan_cache_mode = {mode}"), &[])
+            .await?;
+    }
+    Ok(())
+}
+
 /// Keeps only the last copy of a result the import read twice (overlapping exports zipped
 /// together); returns how many copies were dropped.
 pub async fn drop_earlier_duplicates(tx: &mut Tx, import_id: &str) -> Result<u64, StoreError> {
