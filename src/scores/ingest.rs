@@ -149,6 +149,7 @@ pub async fn import(
         let mut tx = db.begin().await?;
         store::take_write_lock(&mut tx).await?;
         let mut line = 0;
+        let reading = std::time::Instant::now();
         while let Some(chunk) = results.recv().await {
             let rows: Vec<_> = chunk
                 .iter()
@@ -164,6 +165,10 @@ pub async fn import(
             store::stage(&mut tx, &import_id, &rows).await?;
         }
         let log = finish.await;
+        tracing::debug!(
+            phase = "scores.read_and_stage",
+            ms = reading.elapsed().as_millis() as u64
+        );
         Ok::<_, StoreError>((tx, log))
     }
     .await;
@@ -251,23 +256,35 @@ async fn apply(
 ) -> Result<(), StoreError> {
     let now = Utc::now();
     let key = &district.settings.score_student_key;
+    // Phase timings at debug, as the sync engine prints its own.
+    let mut phase_start = std::time::Instant::now();
+    let mut phase = |name: &'static str| {
+        tracing::debug!(phase = name, ms = phase_start.elapsed().as_millis() as u64);
+        phase_start = std::time::Instant::now();
+    };
     store::analyze_stage(tx).await?;
     store::drop_earlier_duplicates(tx, import_id).await?;
+    phase("scores.dedupe");
     store::prepare_user_id_matching(tx, district.id, key, import_id).await?;
     store::match_staged(tx, district.id, key, import_id).await?;
+    phase("scores.match");
     let counts = store::staged_counts(tx, district.id, import_id).await?;
     report.new = counts.new as u64;
     report.restated = counts.restated as u64;
     report.unchanged = counts.unchanged as u64;
     report.matched = counts.matched as u64;
     report.unmatched = counts.unmatched as u64;
+    phase("scores.compare");
     store::announce_staged(tx, district.id, import_id, now).await?;
     store::apply_staged(tx, district.id, (import_id, source), now).await?;
+    phase("scores.apply");
     report.matched_earlier_results =
         store::match_pending(tx, district.id, key, import_id, now).await?;
     store::clear_stage(tx, import_id).await?;
+    phase("scores.late_matches");
     report.students_placed =
         placement::place_touched(tx, district.id, plans, import_id, now).await?;
+    phase("scores.place");
     Ok(())
 }
 

@@ -28,7 +28,7 @@ use crate::scratch_db::{ScratchDb, ScratchDbError};
 pub const BENCH_SEED: u64 = 0x5EED_2025;
 
 /// District the importer child creates and imports into.
-const DISTRICT_SLUG: &str = "bench";
+pub(crate) const DISTRICT_SLUG: &str = "bench";
 
 /// Database a benchmark run targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,9 +228,10 @@ pub async fn run_benchmark(opts: BenchOptions) -> Result<BenchReport, BenchError
         let (bundle, generate_seconds) = generate_bundle(students, &bundle_dir).await?;
         let delta_dir = work_dir.join(format!("bundle-{students}-delta"));
         let (from, to) = (bundle_dir.clone(), delta_dir.clone());
-        let delta_counts = blocking(move || Ok(delta::write_delta(&from, &to)?)).await?;
+        let delta_counts =
+            blocking::<_, BenchError>(move || Ok(delta::write_delta(&from, &to)?)).await?;
         let dir = bundle_dir.clone();
-        let read = blocking(move || Ok(read_hash::measure(&dir)?)).await?;
+        let read = blocking::<_, BenchError>(move || Ok(read_hash::measure(&dir)?)).await?;
         let bundles = Bundles {
             first: &bundle_dir,
             delta: &delta_dir,
@@ -265,7 +266,7 @@ pub async fn run_benchmark(opts: BenchOptions) -> Result<BenchReport, BenchError
     })
 }
 
-fn ratio(measured: f64, baseline: f64) -> f64 {
+pub(crate) fn ratio(measured: f64, baseline: f64) -> f64 {
     if baseline > 0.0 {
         measured / baseline
     } else {
@@ -288,7 +289,7 @@ struct Measured {
     raw: RawLoadResult,
 }
 
-fn io_err(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BenchError {
+pub(crate) fn io_err(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BenchError {
     let path = path.to_path_buf();
     move |source| BenchError::Io {
         context,
@@ -297,16 +298,17 @@ fn io_err(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Bench
     }
 }
 
-/// Runs blocking work (file generation, child processes) off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, BenchError> + Send + 'static,
-) -> Result<T, BenchError> {
+/// Runs blocking work (file generation, child processes) off the async workers; `E` is the
+/// calling benchmark's error.
+pub(crate) async fn blocking<T: Send + 'static, E: From<BenchError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| BenchError::Join(e.to_string()))?
+        .map_err(|e| E::from(BenchError::Join(e.to_string())))?
 }
 
-async fn generate_bundle(
+pub(crate) async fn generate_bundle(
     students: usize,
     dir: &Path,
 ) -> Result<(GeneratedCounts, f64), BenchError> {
@@ -357,13 +359,7 @@ async fn run_sqlite(
     bundles: &Bundles<'_>,
     work_dir: &Path,
 ) -> Result<Measured, BenchError> {
-    let db_dir = work_dir.join("sqlite");
-    let _ = std::fs::remove_dir_all(&db_dir);
-    std::fs::create_dir_all(&db_dir).map_err(io_err("cannot create SQLite folder", &db_dir))?;
-    let db = db_dir.join("bench.db");
-    // An empty file is a valid empty SQLite database, so the URL needs no `mode=rwc`.
-    std::fs::File::create(&db).map_err(io_err("cannot create SQLite file", &db))?;
-    let url = format!("sqlite://{}", db.display());
+    let (db_dir, url) = fresh_sqlite(work_dir)?;
 
     let (exe, first, delta, raw_dir) = (
         exe.to_path_buf(),
@@ -376,9 +372,11 @@ async fn run_sqlite(
         let (first_import, unchanged, delta) =
             run_imports(&exe, &url, &first, &delta, delta_counts)?;
         let raw =
-            raw_load::load_sqlite(&first, &raw_dir).map_err(|source| BenchError::RawLoad {
-                backend: "sqlite",
-                source,
+            raw_load::load_sqlite(&first, &raw_load::ONEROSTER, &raw_dir).map_err(|source| {
+                BenchError::RawLoad {
+                    backend: "sqlite",
+                    source,
+                }
             })?;
         Ok(Measured {
             first: first_import,
@@ -390,6 +388,18 @@ async fn run_sqlite(
     .await;
     let _ = std::fs::remove_dir_all(&db_dir);
     result
+}
+
+/// A fresh, empty SQLite database in its own folder `work_dir/sqlite` (whatever was there is
+/// removed): the folder, to remove once measured, and the database URL.
+pub(crate) fn fresh_sqlite(work_dir: &Path) -> Result<(PathBuf, String), BenchError> {
+    let db_dir = work_dir.join("sqlite");
+    let _ = std::fs::remove_dir_all(&db_dir);
+    std::fs::create_dir_all(&db_dir).map_err(io_err("cannot create SQLite folder", &db_dir))?;
+    let db = db_dir.join("bench.db");
+    // An empty file is a valid empty SQLite database, so the URL needs no `mode=rwc`.
+    std::fs::File::create(&db).map_err(io_err("cannot create SQLite file", &db))?;
+    Ok((db_dir, format!("sqlite://{}", db.display())))
 }
 
 async fn run_postgres(
@@ -408,7 +418,7 @@ async fn run_postgres(
         let delta_counts = bundles.delta_counts;
         let (first_import, unchanged, delta) =
             blocking(move || run_imports(&exe, &url, &first, &delta, delta_counts)).await?;
-        let raw = raw_load::load_postgres(bundles.first, &db.url)
+        let raw = raw_load::load_postgres(bundles.first, &raw_load::ONEROSTER, &db.url)
             .await
             .map_err(|source| BenchError::RawLoad {
                 backend: "postgres",
@@ -427,7 +437,11 @@ async fn run_postgres(
 }
 
 /// Creates the bench district, then times the import child.
-fn run_importer(exe: &Path, url: &str, bundle: &Path) -> Result<ImportMeasurement, BenchError> {
+pub(crate) fn run_importer(
+    exe: &Path,
+    url: &str,
+    bundle: &Path,
+) -> Result<ImportMeasurement, BenchError> {
     let create_args: [&OsStr; 8] = [
         "district".as_ref(),
         "create".as_ref(),
@@ -606,7 +620,7 @@ pub(crate) fn rejected_output(step: &'static str, run: &ChildRun, reason: String
 
 /// The whole stdout as JSON, or else its last line that parses as a JSON object
 /// (tolerates a stray log line before the summary).
-fn parse_summary(stdout: &[u8]) -> Result<serde_json::Value, String> {
+pub(crate) fn parse_summary(stdout: &[u8]) -> Result<serde_json::Value, String> {
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(stdout) {
         return Ok(value);
     }

@@ -1,5 +1,5 @@
-//! `rostergate-bench`: measures the importer (against the databases' own bulk loaders), the
-//! read API (under a wrk-like load), REST pulls (against fetching the same pages) and webhooks
+//! `rostergate-bench`: measures the importer and score imports (against the databases' own
+//! bulk loaders), the read API (under a wrk-like load), REST pulls (against fetching the same pages) and webhooks
 //! (signed pushes against plain INSERTs; deliveries to a local receiver), on SQLite and
 //! PostgreSQL.
 
@@ -13,6 +13,7 @@ mod pull;
 mod raw_load;
 mod read_hash;
 mod receiver;
+mod scores;
 mod scratch_db;
 mod webhooks;
 
@@ -28,7 +29,7 @@ use rostergate::config::{LogFormat, LogSettings};
 #[command(
     name = "rostergate-bench",
     version,
-    about = "Benchmarks for rostergate: import speed and memory, read-API throughput, REST pulls, webhooks"
+    about = "Benchmarks for rostergate: import speed and memory, score imports, read-API throughput, REST pulls, webhooks"
 )]
 struct Args {
     #[command(subcommand)]
@@ -52,6 +53,28 @@ enum Command {
         work_dir: PathBuf,
         /// The `rostergate` binary to measure; default: the one next to this program
         /// (`cargo build --release` builds both).
+        #[arg(long)]
+        exe: Option<PathBuf>,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a synthetic MAP Growth export (CDF) for a synthetic district with the `rostergate`
+    /// binary on SQLite and PostgreSQL, first into the freshly rostered district and then
+    /// again, and compare with the raw bulk load of its AssessmentResults.csv (time and peak
+    /// memory).
+    Scores {
+        /// Student counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        students: Vec<usize>,
+        /// Administrative PostgreSQL URL (a scratch database is created and dropped); omit to
+        /// measure SQLite only.
+        #[arg(long)]
+        postgres_url: Option<String>,
+        /// Where rosters, exports and SQLite files go.
+        #[arg(long, default_value = "target/bench")]
+        work_dir: PathBuf,
+        /// The `rostergate` binary to measure; default: the one next to this program.
         #[arg(long)]
         exe: Option<PathBuf>,
         /// Print one JSON object instead of the table.
@@ -155,6 +178,8 @@ enum MainError {
     #[error(transparent)]
     Import(#[from] import::BenchError),
     #[error(transparent)]
+    Scores(#[from] scores::ScoresBenchError),
+    #[error(transparent)]
     Api(#[from] api::ApiBenchError),
     #[error(transparent)]
     Pull(#[from] pull::PullBenchError),
@@ -209,6 +234,34 @@ async fn run(command: Command) -> Result<(), MainError> {
                 None => sibling_rostergate()?,
             };
             let report = import::run_benchmark(import::BenchOptions {
+                students,
+                backends,
+                work_dir,
+                exe,
+            })
+            .await?;
+            if json {
+                println!("{}", report.to_json()?);
+            } else {
+                print!("{}", report.to_table());
+            }
+        }
+        Command::Scores {
+            students,
+            postgres_url,
+            work_dir,
+            exe,
+            json,
+        } => {
+            let mut backends = vec![import::Backend::Sqlite];
+            if let Some(url) = postgres_url {
+                backends.push(import::Backend::Postgres(url));
+            }
+            let exe = match exe {
+                Some(exe) => exe,
+                None => sibling_rostergate()?,
+            };
+            let report = scores::run_scores_benchmark(scores::ScoresOptions {
                 students,
                 backends,
                 work_dir,
@@ -322,5 +375,69 @@ fn sibling_rostergate() -> Result<PathBuf, MainError> {
         Ok(exe)
     } else {
         Err(MainError::NoExe(exe))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_takes_sizes_a_postgres_url_a_work_dir_an_exe_and_json() {
+        let args = Args::try_parse_from([
+            "rostergate-bench",
+            "scores",
+            "--students",
+            "10000,100000",
+            "--postgres-url",
+            "postgres://postgres@127.0.0.1:5432/test",
+            "--work-dir",
+            "/tmp/bench-scores",
+            "--exe",
+            "/opt/rostergate",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Scores {
+            students,
+            postgres_url,
+            work_dir,
+            exe,
+            json,
+        } = args.command
+        else {
+            panic!("not the scores command");
+        };
+        assert_eq!(students, [10_000, 100_000]);
+        assert_eq!(
+            postgres_url.as_deref(),
+            Some("postgres://postgres@127.0.0.1:5432/test")
+        );
+        assert_eq!(work_dir, PathBuf::from("/tmp/bench-scores"));
+        assert_eq!(exe, Some(PathBuf::from("/opt/rostergate")));
+        assert!(json);
+    }
+
+    #[test]
+    fn scores_defaults_to_both_sizes_on_sqlite_only() {
+        let args = Args::try_parse_from(["rostergate-bench", "scores"]).unwrap();
+        let Command::Scores {
+            students,
+            postgres_url,
+            work_dir,
+            exe,
+            json,
+        } = args.command
+        else {
+            panic!("not the scores command");
+        };
+        assert_eq!(students, [10_000, 100_000]);
+        assert_eq!(postgres_url, None);
+        assert_eq!(work_dir, PathBuf::from("target/bench"));
+        assert_eq!(exe, None);
+        assert!(!json);
+        assert!(
+            Args::try_parse_from(["rostergate-bench", "scores", "--students", "many"]).is_err()
+        );
     }
 }

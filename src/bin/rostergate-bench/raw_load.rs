@@ -1,8 +1,8 @@
-//! Baseline for the importer benchmark: the same users.csv and enrollments.csv rows
-//! loaded into bare keyed tables by the database's own bulk loader (`COPY` for
-//! PostgreSQL, the `sqlite3` shell's `.import` for SQLite). The importer can hardly
-//! beat this, so `import time / raw time` says how much its validation, diffing and
-//! bookkeeping cost.
+//! Baseline for the import benchmarks: the same CSV rows (a bundle's users.csv and
+//! enrollments.csv; a score export's AssessmentResults.csv) loaded into bare keyed tables by
+//! the database's own bulk loader (`COPY` for PostgreSQL, the `sqlite3` shell's `.import` for
+//! SQLite). An importer can hardly beat this, so `import time / raw time` says how much its
+//! validation, diffing and bookkeeping cost.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -18,7 +18,7 @@ use crate::child::{run_child, ChildRun};
 /// Outcome of one timed raw load.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RawLoadResult {
-    /// Data rows loaded (users plus enrollments).
+    /// Data rows loaded (of every file).
     pub rows: u64,
     /// Wall time of the load itself; table creation and the row check are excluded.
     pub seconds: f64,
@@ -51,8 +51,10 @@ pub fn rate(rows: u64, seconds: f64) -> f64 {
 pub enum RawLoadError {
     #[error("cannot read {path}: {source}")]
     ReadCsv { path: PathBuf, source: csv::Error },
-    #[error("{path} has no sourcedId column to key the raw table on")]
-    NoSourcedId { path: PathBuf },
+    #[error("{path} has no {column} column to key the raw table on")]
+    NoKeyColumn { path: PathBuf, column: &'static str },
+    #[error("{path} has two columns named {column} once made SQL identifiers")]
+    DuplicateColumn { path: PathBuf, column: String },
     #[error("{context} ({path}): {source}")]
     Io {
         context: &'static str,
@@ -78,15 +80,32 @@ pub enum RawLoadError {
     Join(String),
 }
 
-/// The files loaded, in load order, with their table names and the secondary indexes a real
-/// query needs (a class's enrollments, a user's), built by the load as the import builds its own.
-const RAW_FILES: [(&str, &str, &[&str]); 2] = [
-    ("users.csv", "raw_users", &[]),
-    (
-        "enrollments.csv",
-        "raw_enrollments",
-        &["class_sourced_id", "user_sourced_id"],
-    ),
+/// One CSV file of a folder and how it is loaded: its table, its primary key and the secondary
+/// indexes a real query needs, built by the load as an import builds its own. Columns are named
+/// as [`column_name`] derives them from the header.
+#[derive(Debug, Clone, Copy)]
+pub struct RawFile {
+    pub file: &'static str,
+    pub table: &'static str,
+    pub key: &'static [&'static str],
+    pub indexes: &'static [&'static str],
+}
+
+/// A OneRoster bundle's users and enrollments, indexed as a class's enrollments and a user's
+/// are found.
+pub const ONEROSTER: [RawFile; 2] = [
+    RawFile {
+        file: "users.csv",
+        table: "raw_users",
+        key: &["sourced_id"],
+        indexes: &[],
+    },
+    RawFile {
+        file: "enrollments.csv",
+        table: "raw_enrollments",
+        key: &["sourced_id"],
+        indexes: &["class_sourced_id", "user_sourced_id"],
+    },
 ];
 
 /// PostgreSQL COPY is fed in chunks of this size: bounded memory, few round trips.
@@ -98,20 +117,20 @@ struct RawTable {
     file: PathBuf,
     table: &'static str,
     columns: Vec<String>,
+    key: &'static [&'static str],
     indexes: &'static [&'static str],
     rows: u64,
 }
 
 impl RawTable {
     fn create_sql(&self, schema: Option<&str>) -> String {
-        let columns: Vec<String> = self
+        let mut columns: Vec<String> = self
             .columns
             .iter()
-            .map(|c| match c.as_str() {
-                "sourced_id" => format!("\"{c}\" TEXT PRIMARY KEY"),
-                _ => format!("\"{c}\" TEXT"),
-            })
+            .map(|c| format!("\"{c}\" TEXT"))
             .collect();
+        let key: Vec<String> = self.key.iter().map(|c| format!("\"{c}\"")).collect();
+        columns.push(format!("PRIMARY KEY ({})", key.join(", ")));
         let mut sql = format!(
             "CREATE TABLE {} ({});",
             qualified(schema, self.table),
@@ -144,13 +163,24 @@ fn qualified(schema: Option<&str>, table: &str) -> String {
     }
 }
 
-/// `sourcedId` -> `sourced_id`, `metadata.x` -> `metadata_x`: safe, unquoted-looking
-/// SQL identifiers derived from the CSV header.
-fn column_name(header: &str) -> String {
+/// `sourcedId` -> `sourced_id`, `metadata.x` -> `metadata_x`, `TestRITScore` ->
+/// `test_rit_score`: safe, unquoted-looking SQL identifiers derived from the CSV header (an
+/// acronym stays one word).
+pub fn column_name(header: &str) -> String {
+    let chars: Vec<char> = header
+        .trim()
+        .trim_start_matches('\u{feff}')
+        .chars()
+        .collect();
     let mut out = String::with_capacity(header.len() + 4);
-    for ch in header.trim().trim_start_matches('\u{feff}').chars() {
+    for (i, &ch) in chars.iter().enumerate() {
         if ch.is_ascii_uppercase() {
-            if !out.is_empty() && !out.ends_with('_') {
+            let prev = i.checked_sub(1).map(|j| chars[j]);
+            let next = chars.get(i + 1);
+            let word_starts = prev.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
+                || (prev.is_some_and(|p| p.is_ascii_uppercase())
+                    && next.is_some_and(|n| n.is_ascii_lowercase()));
+            if word_starts && !out.ends_with('_') {
                 out.push('_');
             }
             out.push(ch.to_ascii_lowercase());
@@ -165,11 +195,11 @@ fn column_name(header: &str) -> String {
 
 /// Reads each file's header and counts its data rows (untimed), so the load can be
 /// checked for silently skipped rows.
-fn inspect(bundle_dir: &Path) -> Result<Vec<RawTable>, RawLoadError> {
-    RAW_FILES
+fn inspect(dir: &Path, files: &[RawFile]) -> Result<Vec<RawTable>, RawLoadError> {
+    files
         .iter()
-        .map(|&(file, table, indexes)| {
-            let path = bundle_dir.join(file);
+        .map(|f| {
+            let path = dir.join(f.file);
             let read_err = |source| RawLoadError::ReadCsv {
                 path: path.clone(),
                 source,
@@ -181,8 +211,15 @@ fn inspect(bundle_dir: &Path) -> Result<Vec<RawTable>, RawLoadError> {
                 .iter()
                 .map(|h| column_name(&String::from_utf8_lossy(h)))
                 .collect();
-            if !columns.iter().any(|c| c == "sourced_id") {
-                return Err(RawLoadError::NoSourcedId { path });
+            if let Some(&column) = f.key.iter().find(|k| !columns.iter().any(|c| c == *k)) {
+                return Err(RawLoadError::NoKeyColumn { path, column });
+            }
+            let mut seen = std::collections::HashSet::new();
+            if let Some(column) = columns.iter().find(|c| !seen.insert(c.as_str())) {
+                return Err(RawLoadError::DuplicateColumn {
+                    path,
+                    column: column.clone(),
+                });
             }
             let mut record = csv::ByteRecord::new();
             let mut rows = 0;
@@ -191,9 +228,10 @@ fn inspect(bundle_dir: &Path) -> Result<Vec<RawTable>, RawLoadError> {
             }
             Ok(RawTable {
                 file: path,
-                table,
+                table: f.table,
                 columns,
-                indexes,
+                key: f.key,
+                indexes: f.indexes,
                 rows,
             })
         })
@@ -212,11 +250,14 @@ fn check_rows(expected: u64, loaded: u64) -> Result<(), RawLoadError> {
     }
 }
 
-/// Loads the bundle's users and enrollments into a fresh SQLite file created in
-/// `work_dir` with the `sqlite3` shell, timing only the `.import` run. The database
-/// file is removed afterwards.
-pub fn load_sqlite(bundle_dir: &Path, work_dir: &Path) -> Result<RawLoadResult, RawLoadError> {
-    let tables = inspect(bundle_dir)?;
+/// Loads `files` of `bundle_dir` into a fresh SQLite file created in `work_dir` with the
+/// `sqlite3` shell, timing only the `.import` run. The database file is removed afterwards.
+pub fn load_sqlite(
+    bundle_dir: &Path,
+    files: &[RawFile],
+    work_dir: &Path,
+) -> Result<RawLoadResult, RawLoadError> {
+    let tables = inspect(bundle_dir, files)?;
     std::fs::create_dir_all(work_dir).map_err(|source| RawLoadError::Io {
         context: "cannot create work folder",
         path: work_dir.to_path_buf(),
@@ -298,16 +339,17 @@ fn sqlite3(
     }
 }
 
-/// Loads the bundle's users and enrollments into keyed tables of a throwaway schema
-/// of `database_url` with `COPY … FROM STDIN`, timing only the two COPYs. The schema
-/// is dropped afterwards, also when the load fails.
+/// Loads `files` of `bundle_dir` into keyed tables of a throwaway schema of `database_url`
+/// with `COPY … FROM STDIN`, timing only the COPYs. The schema is dropped afterwards, also
+/// when the load fails.
 pub async fn load_postgres(
     bundle_dir: &Path,
+    files: &'static [RawFile],
     database_url: &str,
 ) -> Result<RawLoadResult, RawLoadError> {
     let dir = bundle_dir.to_path_buf();
     // Counting millions of rows is blocking work; keep it off the async workers.
-    let tables = tokio::task::spawn_blocking(move || inspect(&dir))
+    let tables = tokio::task::spawn_blocking(move || inspect(&dir, files))
         .await
         .map_err(|e| RawLoadError::Join(e.to_string()))??;
     let mut conn = PgConnection::connect(database_url)
@@ -413,20 +455,34 @@ mod tests {
         assert_eq!(column_name("\u{feff}sourcedId"), "sourced_id");
         assert_eq!(column_name("metadata.address1"), "metadata_address1");
         assert_eq!(column_name("primary"), "primary");
+        // MAP Growth headers: acronyms stay one word.
+        assert_eq!(column_name("StudentID"), "student_id");
+        assert_eq!(column_name("TestRITScore"), "test_rit_score");
+        assert_eq!(column_name("Goal1RitScore"), "goal1_rit_score");
+        assert_eq!(column_name("District_StateID"), "district_state_id");
+        assert_eq!(column_name("NWEAStandard_Grade"), "nwea_standard_grade");
     }
 
     #[test]
     fn raw_tables_are_keyed_on_sourced_id_keep_every_column_and_index_enrollments_by_class_and_user(
     ) {
         let (dir, counts) = bundle(60);
-        let tables = inspect(dir.path()).unwrap();
+        let tables = inspect(dir.path(), &ONEROSTER).unwrap();
         assert_eq!(tables[0].table, "raw_users");
         assert_eq!(tables[0].columns.len(), 18);
         assert_eq!(tables[0].rows, counts.users);
         assert_eq!(tables[1].rows, counts.enrollments);
         let sql = tables[1].create_sql(None);
-        assert!(sql.starts_with("CREATE TABLE \"raw_enrollments\" (\"sourced_id\" TEXT PRIMARY KEY, \"status\" TEXT"), "{sql}");
-        assert!(sql.contains("\"end_date\" TEXT);"), "{sql}");
+        assert!(
+            sql.starts_with(
+                "CREATE TABLE \"raw_enrollments\" (\"sourced_id\" TEXT, \"status\" TEXT"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("\"end_date\" TEXT, PRIMARY KEY (\"sourced_id\"));"),
+            "{sql}"
+        );
         // A class's enrollments and a user's are found by index, as in the gateway's tables.
         for column in ["class_sourced_id", "user_sourced_id"] {
             assert!(
@@ -445,7 +501,7 @@ mod tests {
         }
         let (dir, counts) = bundle(700);
         let work = tempfile::tempdir().unwrap();
-        let result = load_sqlite(dir.path(), work.path()).unwrap();
+        let result = load_sqlite(dir.path(), &ONEROSTER, work.path()).unwrap();
         assert_eq!(result.rows, counts.users + counts.enrollments);
         assert!(result.seconds > 0.0 && result.rows_per_sec > 0.0);
         assert!(result.peak_rss_kib.is_some_and(|kib| kib > 0));
@@ -465,7 +521,7 @@ mod tests {
         let first_row = text.lines().nth(1).unwrap().to_string();
         std::fs::write(&users, format!("{text}{first_row}\n")).unwrap();
         let work = tempfile::tempdir().unwrap();
-        let err = load_sqlite(dir.path(), work.path()).unwrap_err();
+        let err = load_sqlite(dir.path(), &ONEROSTER, work.path()).unwrap_err();
         assert!(
             matches!(err, RawLoadError::SqliteFailed { step: "import", .. }),
             "{err}"
@@ -497,7 +553,7 @@ mod tests {
         };
         let (dir, counts) = bundle(700);
         let before = raw_schemas(&url).await;
-        let result = load_postgres(dir.path(), &url).await.unwrap();
+        let result = load_postgres(dir.path(), &ONEROSTER, &url).await.unwrap();
         assert_eq!(result.rows, counts.users + counts.enrollments);
         assert!(result.seconds > 0.0 && result.peak_rss_kib.is_none());
         assert_eq!(raw_schemas(&url).await, before);
