@@ -52,7 +52,9 @@ CREATE TABLE assessment_results (
 );
 CREATE INDEX assessment_results_student_idx
     ON assessment_results (district_id, student_sourced_id, test_date);
-CREATE INDEX assessment_results_import_idx ON assessment_results (district_id, import_id);
+-- Placing reads the students an import touched in pages, from the last one read on.
+CREATE INDEX assessment_results_import_idx
+    ON assessment_results (district_id, import_id, student_sourced_id);
 CREATE INDEX assessment_results_unmatched_idx
     ON assessment_results (district_id) WHERE student_sourced_id IS NULL;
 

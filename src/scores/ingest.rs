@@ -281,6 +281,9 @@ async fn apply(
     report.matched_earlier_results =
         store::match_pending(tx, district.id, key, import_id, now).await?;
     store::clear_stage(tx, import_id).await?;
+    if counts.new + counts.restated > 10_000 {
+        store::analyze_results(tx).await?;
+    }
     phase("scores.late_matches");
     report.students_placed =
         placement::place_touched(tx, district.id, plans, import_id, now).await?;

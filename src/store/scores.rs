@@ -128,6 +128,16 @@ pub async fn analyze_stage(tx: &mut Tx) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// PostgreSQL: statistics for the results an import just wrote (in its own transaction, which
+/// autovacuum cannot see), so that reading its students page by page is planned on the index
+/// rather than as a scan of every result on every page.
+pub async fn analyze_results(tx: &mut Tx) -> Result<(), StoreError> {
+    if tx.backend() == Backend::Postgres {
+        tx.execute("ANALYZE assessment_results", &[]).await?;
+    }
+    Ok(())
+}
+
 /// PostgreSQL: plan each statement for its own values from here to `false`. Placing students
 /// runs the same statements page after page while the placements table grows from empty in the
 /// same transaction; a generic plan made on the first pages (a scan of a table that was empty)
