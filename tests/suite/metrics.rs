@@ -1,11 +1,14 @@
-//! `/metrics` stays bounded whatever clients send. Its own test binary, because the metrics
-//! registry is per process and other tests running alongside would add series of their own.
+//! `/metrics` stays bounded whatever clients send. The metrics registry is per process and the
+//! other tests of this binary add series of their own while this one runs, so a scrape here keeps
+//! only the HTTP series the made-up requests below can land in: an unknown method, or a GET
+//! that matches no route.
 
 use crate::common;
 
 use crate::common::OPERATOR_TOKEN;
 
-/// The series of a scrape (sample lines without their values), and the body's size.
+/// The series a made-up request can land in (sample lines without their values), and the size
+/// of their lines.
 async fn scrape(app: &common::TestApp) -> (std::collections::BTreeSet<String>, usize) {
     let body = app
         .client
@@ -17,16 +20,24 @@ async fn scrape(app: &common::TestApp) -> (std::collections::BTreeSet<String>, u
         .text()
         .await
         .unwrap();
-    let series = body
+    let lines: Vec<&str> = body
         .lines()
-        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with("rostergate_http_requests")
+                && (l.contains("method=\"other\"")
+                    || l.contains("method=\"GET\",route=\"unmatched\""))
+        })
+        .collect();
+    let size = lines.iter().map(|l| l.len() + 1).sum();
+    let series = lines
+        .into_iter()
         .map(|l| {
             l.rsplit_once(' ')
                 .map_or(l, |(series, _)| series)
                 .to_string()
         })
         .collect();
-    (series, body.len())
+    (series, size)
 }
 
 /// Sends `method` to `path`, as a client making things up would.
