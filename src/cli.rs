@@ -223,8 +223,45 @@ pub async fn scores_import(
     .await
     .context(|| format!("cannot import scores into district {}", district.slug))?;
     db.close().await;
+    print_score_report(&report, json_out)
+}
+
+pub async fn scores_pull(
+    settings: Settings,
+    district: &str,
+    connection: &str,
+    full: bool,
+    json_out: bool,
+) -> CliResult {
+    let db = db(&settings).await?;
+    let district = districts::get(&db, district).await?;
+    let plans = crate::scores::install_plans(&settings)
+        .context(|| "cannot load the learning plans".to_string())?;
+    let secrets =
+        crate::auth::secrets::SecretBox::new(&crate::auth::keys::MasterKey::load(&settings)?);
+    let request = crate::pulls::scores::ScorePullRequest {
+        connection: connection.to_string(),
+        full,
+    };
+    let report =
+        crate::pulls::scores::pull_scores(&db, &secrets, &settings, &district, &plans, &request)
+            .await
+            .context(|| {
+                format!(
+                    "cannot pull scores from connection {connection:?} into district {}",
+                    district.slug
+                )
+            })?;
+    db.close().await;
+    print_score_report(&report, json_out)
+}
+
+fn print_score_report(
+    report: &crate::scores::ingest::ScoreImportReport,
+    json_out: bool,
+) -> CliResult {
     if json_out {
-        output::line(serde_json::to_string(&report)?)?;
+        output::line(serde_json::to_string(report)?)?;
     } else {
         output::text(&report.summary())?;
     }

@@ -276,6 +276,33 @@ Exit codes:
         /// The export: a zip holding AssessmentResults.csv, or that CSV file itself.
         path: PathBuf,
     },
+    /// Pull the results of an assessment partner's connection (kind assessment-rest) now.
+    #[command(after_long_help = "\
+The partner serves GET {base}/results as contracts/partner-results.openapi.json describes.
+The first pull of a connection, and --full, ask for every result; the others ask for what
+changed since the last applied pull (less five minutes). Results are imported as a CDF file
+is: stored once per test event, matched, placed. A page that cannot be fetched or read
+refuses the whole pull: nothing is stored and the connection's cursor stays where it was.
+Pulls also run by themselves on the connection's schedules when a gateway serves.
+
+Exit codes:
+  0  imported
+  1  refused or failed: nothing stored (the report lists each error with its page and JSON pointer)
+  2  usage error (unknown flag, missing argument)")]
+    Pull {
+        /// Slug of the district the connection belongs to.
+        #[arg(long)]
+        district: String,
+        /// The connection's name.
+        #[arg(long)]
+        connection: String,
+        /// Ask for every result, even when the connection has a cursor.
+        #[arg(long)]
+        full: bool,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -478,6 +505,15 @@ fn main() -> ExitCode {
                         path,
                     },
             } => cli::scores_import(settings, &district, &path, json).await,
+            Command::Scores {
+                command:
+                    ScoresCommand::Pull {
+                        district,
+                        connection,
+                        full,
+                        json,
+                    },
+            } => cli::scores_pull(settings, &district, &connection, full, json).await,
             Command::Sync { command } => match command {
                 SyncCommand::Pull {
                     district,

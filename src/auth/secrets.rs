@@ -13,6 +13,7 @@ use base64::Engine as _;
 
 use crate::auth::keys::MasterKey;
 use crate::config::Secret;
+use crate::domain::connection::ConnectionSecrets;
 
 /// What [`MasterKey::derive`] is asked for: a new purpose string is a new key.
 const KEY_PURPOSE: &str = "connection-secrets/v1";
@@ -104,6 +105,53 @@ impl SecretBox {
         self.open(sealed, &connection_aad(district_id, name))
     }
 
+    /// Seals a connection's secrets: (secret, API key).
+    pub fn seal_connection(
+        &self,
+        district_id: i64,
+        name: &str,
+        secrets: &ConnectionSecrets,
+    ) -> (String, Option<String>) {
+        (
+            self.seal_connection_secret(district_id, name, &secrets.secret),
+            secrets
+                .api_key
+                .as_ref()
+                .map(|key| self.seal_connection_api_key(district_id, name, key)),
+        )
+    }
+
+    /// Opens a connection's sealed secret and, when it has one, its sealed API key.
+    pub fn open_connection(
+        &self,
+        district_id: i64,
+        name: &str,
+        (secret, api_key): (&str, Option<&str>),
+    ) -> Result<ConnectionSecrets, SecretError> {
+        Ok(ConnectionSecrets {
+            secret: self.open_connection_secret(district_id, name, secret)?,
+            api_key: api_key
+                .map(|sealed| self.open_connection_api_key(district_id, name, sealed))
+                .transpose()?,
+        })
+    }
+
+    /// Seals a connection's API key, bound to its district and name under a purpose of its
+    /// own, so that it cannot be swapped with the connection's secret.
+    pub fn seal_connection_api_key(&self, district_id: i64, name: &str, key: &Secret) -> String {
+        self.seal(key, &connection_api_key_aad(district_id, name))
+    }
+
+    /// Opens a connection's sealed API key stored under this district and name.
+    pub fn open_connection_api_key(
+        &self,
+        district_id: i64,
+        name: &str,
+        sealed: &str,
+    ) -> Result<Secret, SecretError> {
+        self.open(sealed, &connection_api_key_aad(district_id, name))
+    }
+
     /// Seals a district's push secret, bound to its district and id.
     pub fn seal_push_secret(&self, district_id: i64, id: &str, secret: &Secret) -> String {
         self.seal(secret, &push_secret_aad(district_id, id))
@@ -140,6 +188,12 @@ impl SecretBox {
 /// which neither holds, so no two rows share one.
 pub fn connection_aad(district_id: i64, name: &str) -> Vec<u8> {
     format!("connection\0{district_id}\0{name}").into_bytes()
+}
+
+/// The associated data of a connection's API key: its row's key under its own label, so the
+/// key and the secret never open as each other.
+pub fn connection_api_key_aad(district_id: i64, name: &str) -> Vec<u8> {
+    format!("connection-api-key\0{district_id}\0{name}").into_bytes()
 }
 
 /// The associated data of a push secret: its row's key, under another label than a

@@ -88,6 +88,8 @@ pub struct SourceTokens {
     /// For messages: the token URL without its query.
     display_url: String,
     secret: Secret,
+    /// The sensitive header values sent (an API key): scrubbed from messages as the secret is.
+    sensitive_headers: Vec<Secret>,
     cache: tokio::sync::Mutex<Cache>,
 }
 
@@ -98,12 +100,13 @@ struct Cache {
 }
 
 impl SourceTokens {
-    /// `timeout` bounds each token request; `connect_timeout` its connection.
+    /// `timeout` bounds each token request; `connect_timeout` its connection. `headers` go on
+    /// every token request (a partner's API key: NWEA's token endpoint wants it too).
     pub fn new(
         endpoint: &TokenEndpoint,
         secret: Secret,
-        timeout: Duration,
-        connect_timeout: Duration,
+        headers: reqwest::header::HeaderMap,
+        (timeout, connect_timeout): (Duration, Duration),
     ) -> Result<SourceTokens, FetchError> {
         let url = TokenUrl::new(endpoint.token_url.clone()).map_err(|e| {
             FetchError::Config(format!(
@@ -127,6 +130,12 @@ impl SourceTokens {
             .set_auth_type(auth_type)
             .set_token_uri(url);
         crate::outbound::tls::install_crypto_provider();
+        let sensitive_headers = headers
+            .values()
+            .filter(|v| v.is_sensitive())
+            .filter_map(|v| v.to_str().ok())
+            .map(Secret::new)
+            .collect();
         // Never follow redirects from a token endpoint: the client secret would travel with
         // the request to wherever it points (oauth2's upgrade guide).
         let http = reqwest::Client::builder()
@@ -134,6 +143,7 @@ impl SourceTokens {
             .timeout(timeout)
             .connect_timeout(connect_timeout)
             .user_agent(crate::outbound::USER_AGENT)
+            .default_headers(headers)
             .build()
             .map_err(|e| {
                 FetchError::Config(format!(
@@ -147,6 +157,7 @@ impl SourceTokens {
             http: TokenHttp(http),
             display_url,
             secret,
+            sensitive_headers,
             cache: tokio::sync::Mutex::new(Cache::default()),
         })
     }
@@ -226,10 +237,13 @@ impl SourceTokens {
                 }
                 RequestTokenError::Other(message) => (message, false),
             };
-            TokenError {
-                message: scrub(&message, self.secret.expose()),
-                transient,
-            }
+            let message = self
+                .sensitive_headers
+                .iter()
+                .fold(scrub(&message, self.secret.expose()), |m, value| {
+                    scrub(&m, value.expose())
+                });
+            TokenError { message, transient }
         })
     }
 }

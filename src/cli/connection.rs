@@ -10,12 +10,12 @@ use super::{db, output, CliError, CliResult, Context};
 use crate::auth::keys::MasterKey;
 use crate::auth::secrets::SecretBox;
 use crate::config::{Secret, Settings};
-use crate::domain::connection::AuthConfig;
+use crate::domain::connection::{ApiVersion, AuthConfig};
 use crate::domain::connection_input::{
     AuthInput, ConnectionInput, Field, InputErrors, ScheduleInput,
 };
 use crate::http::connections::connection_json;
-use crate::store::connections::{self, StoredConnection};
+use crate::store::connections::{self, Sealed, StoredConnection};
 use crate::store::{districts, StoreError};
 
 /// The flags of `connection add`.
@@ -27,13 +27,15 @@ pub struct AddArgs {
     /// The connection's name in the district: a-z, 0-9 and '-', up to 63 characters.
     #[arg(long)]
     pub name: String,
-    /// What the source speaks: oneroster-rest.
+    /// What the source speaks: oneroster-rest (a SIS's rosters) or assessment-rest (a partner's
+    /// scores, contracts/partner-results.openapi.json).
     #[arg(long)]
     pub kind: String,
-    /// OneRoster version: 1.1 or 1.2.
+    /// The API's version: OneRoster 1.1 or 1.2; for assessment-rest, 1 (the default).
     #[arg(long)]
-    pub version: String,
-    /// What collection paths are appended to, e.g. https://sis.example.org/ims/oneroster/v1p1.
+    pub version: Option<String>,
+    /// What collection paths are appended to, e.g. https://sis.example.org/ims/oneroster/v1p1
+    /// (or a partner's base, where `/results` lives).
     #[arg(long)]
     pub base_url: String,
     /// Records asked for per page (1-50000; default 1000).
@@ -60,6 +62,16 @@ pub struct AddArgs {
     /// oauth2: how the client authenticates at the token endpoint: basic (default) or body.
     #[arg(long)]
     pub client_auth: Option<String>,
+    /// oauth2: an API key the source asks for besides the token, sent on every request
+    /// (visible in `ps`: prefer --api-key-file).
+    #[arg(long, conflicts_with = "api_key_file")]
+    pub api_key: Option<String>,
+    /// oauth2: a file holding the API key (one trailing newline is ignored).
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// oauth2: the header the API key goes in (default: apikey).
+    #[arg(long)]
+    pub api_key_header: Option<String>,
     /// oauth1: the consumer key.
     #[arg(long)]
     pub consumer_key: Option<String>,
@@ -114,6 +126,8 @@ fn flag(field: Field, method: &str) -> String {
         Field::SignatureMethod => "--signature-method",
         Field::Secret if method == "oauth1" => "--consumer-secret",
         Field::Secret => "--client-secret",
+        Field::ApiKeyHeader => "--api-key-header",
+        Field::ApiKey => "--api-key",
         Field::RequestsPerSecond => "--requests-per-second",
         Field::MaxInFlight => "--max-in-flight",
         Field::TimeoutSecs => "--timeout-secs",
@@ -180,7 +194,7 @@ fn input_from_args(args: &AddArgs) -> Result<ConnectionInput, CliError> {
     Ok(ConnectionInput {
         name: args.name.clone(),
         kind: args.kind.clone(),
-        version: args.version.clone(),
+        version: args.version.clone().unwrap_or_default(),
         base_url: args.base_url.clone(),
         page_size: args.page_size,
         auth: AuthInput {
@@ -191,8 +205,13 @@ fn input_from_args(args: &AddArgs) -> Result<ConnectionInput, CliError> {
             scopes: args.scopes.clone(),
             consumer_key: args.consumer_key.clone(),
             signature_method: args.signature_method.clone(),
+            api_key_header: args.api_key_header.clone(),
         },
         secret: read_secret(args)?,
+        api_key: match &args.api_key_file {
+            Some(path) => Some(secret_from_file(path)?),
+            None => args.api_key.as_deref().map(Secret::new),
+        },
         requests_per_second: args.requests_per_second,
         max_in_flight: args.max_in_flight,
         timeout_secs: args.timeout_secs,
@@ -212,13 +231,14 @@ fn connection_line(c: &StoredConnection) -> String {
         AuthConfig::Oauth2 { .. } => "oauth2",
         AuthConfig::Oauth1 { .. } => "oauth1",
     };
-    let version = serde_json::to_value(config.version)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let api = match config.version {
+        ApiVersion::OneRoster(_) => "OneRoster",
+        ApiVersion::PartnerResults(_) => "partner results API",
+    };
     format!(
-        "{}\tOneRoster {version}\t{}\t{auth}\tdelta: {}\tfull: {}\tcursor: {}",
+        "{}\t{api} {}\t{}\t{auth}\tdelta: {}\tfull: {}\tcursor: {}",
         config.name,
+        config.version.as_str(),
         config.base_url,
         schedule_text(config.schedule.delta),
         schedule_text(config.schedule.full),
@@ -229,15 +249,19 @@ fn connection_line(c: &StoredConnection) -> String {
 
 pub async fn add(settings: Settings, args: AddArgs) -> CliResult {
     let input = input_from_args(&args)?;
-    let (config, secret) = input.validate().map_err(|e| refused(e, &args.auth))?;
-    let secrets = SecretBox::new(&MasterKey::load(&settings)?);
+    let (config, secrets) = input.validate().map_err(|e| refused(e, &args.auth))?;
+    let secret_box = SecretBox::new(&MasterKey::load(&settings)?);
     let db = db(&settings).await?;
     let district = districts::get(&db, &args.district).await?;
-    let sealed = secrets.seal_connection_secret(district.id, &config.name, &secret);
+    let (secret, api_key) = secret_box.seal_connection(district.id, &config.name, &secrets);
+    let sealed = Sealed {
+        secret: &secret,
+        api_key: api_key.as_deref(),
+    };
     let stored = if args.replace {
-        connections::replace(&db, district.id, &config, &sealed).await
+        connections::replace(&db, district.id, &config, sealed).await
     } else {
-        connections::insert(&db, district.id, &config, &sealed)
+        connections::insert(&db, district.id, &config, sealed)
             .await
             .map(Some)
     };

@@ -1,6 +1,7 @@
-//! A district's connection to a source system (an SIS's OneRoster REST API): where it is, how
-//! the gateway authenticates, how fast it may ask, and when it pulls. Secrets travel beside the
-//! configuration, never inside it, so the configuration can be listed, logged and returned.
+//! A district's connection to a source system (an SIS's OneRoster REST API, or an assessment
+//! partner's results API): where it is, how the gateway authenticates, how fast it may ask, and
+//! when it pulls. Secrets travel beside the configuration, never inside it, so the
+//! configuration can be listed, logged and returned.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,10 +15,27 @@ pub const DEFAULT_SCOPES_1_2: &[&str] =
 pub const DEFAULT_SCOPES_1_1: &[&str] =
     &["https://purl.imsglobal.org/spec/or/v1p1/scope/roster-core.readonly"];
 
+/// The header an API key travels in when none is named (NWEA's API calls it `apikey`).
+pub const DEFAULT_API_KEY_HEADER: &str = "apikey";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConnectionKind {
+    /// A SIS's OneRoster REST API: rosters, through the sync engine.
     #[serde(rename = "oneroster-rest")]
     OneRosterRest,
+    /// An assessment partner's results API (contracts/partner-results.openapi.json): scores,
+    /// through the score import.
+    #[serde(rename = "assessment-rest")]
+    AssessmentRest,
+}
+
+impl ConnectionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionKind::OneRosterRest => "oneroster-rest",
+            ConnectionKind::AssessmentRest => "assessment-rest",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +44,48 @@ pub enum OneRosterVersion {
     V1_1,
     #[serde(rename = "1.2")]
     V1_2,
+}
+
+/// Versions of the partner results contract (contracts/partner-results.openapi.json).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartnerResultsVersion {
+    #[serde(rename = "1")]
+    V1,
+}
+
+/// The version of the API a connection speaks: a OneRoster version for `oneroster-rest`, a
+/// partner results contract version for `assessment-rest`. Written as the API writes it
+/// (`1.1`, `1.2`, `1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ApiVersion {
+    OneRoster(OneRosterVersion),
+    PartnerResults(PartnerResultsVersion),
+}
+
+impl ApiVersion {
+    pub fn oneroster(self) -> Option<OneRosterVersion> {
+        match self {
+            ApiVersion::OneRoster(v) => Some(v),
+            ApiVersion::PartnerResults(_) => None,
+        }
+    }
+
+    /// The kind of connection that speaks this version.
+    pub fn kind(self) -> ConnectionKind {
+        match self {
+            ApiVersion::OneRoster(_) => ConnectionKind::OneRosterRest,
+            ApiVersion::PartnerResults(_) => ConnectionKind::AssessmentRest,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::OneRoster(OneRosterVersion::V1_1) => "1.1",
+            ApiVersion::OneRoster(OneRosterVersion::V1_2) => "1.2",
+            ApiVersion::PartnerResults(PartnerResultsVersion::V1) => "1",
+        }
+    }
 }
 
 /// How an OAuth 2 client proves who it is at the token endpoint.
@@ -58,6 +118,10 @@ pub enum AuthConfig {
         #[serde(default)]
         client_auth: ClientAuthStyle,
         scopes: Vec<String>,
+        /// The header an API key travels in, on the token request and every other, when the
+        /// source asks for one besides the token (the key itself is a secret).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_key_header: Option<String>,
     },
     Oauth1 {
         consumer_key: String,
@@ -66,8 +130,23 @@ pub enum AuthConfig {
     },
 }
 
-/// The one secret of a connection: the OAuth 2 client secret or the OAuth 1.0a consumer secret.
-pub type ConnectionSecret = Secret;
+/// A connection's secrets: the OAuth 2 client secret or the OAuth 1.0a consumer secret, and the
+/// API key of a source that asks for one besides.
+#[derive(Debug, Clone)]
+pub struct ConnectionSecrets {
+    pub secret: Secret,
+    pub api_key: Option<Secret>,
+}
+
+impl From<Secret> for ConnectionSecrets {
+    /// A secret alone, without an API key.
+    fn from(secret: Secret) -> Self {
+        ConnectionSecrets {
+            secret,
+            api_key: None,
+        }
+    }
+}
 
 /// When a connection pulls by itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,8 +181,8 @@ impl Default for RequestLimits {
 pub struct ConnectionConfig {
     pub name: String,
     pub kind: ConnectionKind,
-    pub version: OneRosterVersion,
-    /// What the collection paths are appended to: `GET {base_url}/users`.
+    pub version: ApiVersion,
+    /// What the collection paths are appended to: `GET {base_url}/users`, `GET {base_url}/results`.
     pub base_url: String,
     /// Records asked for per page (`limit`); a source that returns fewer is followed anyway.
     pub page_size: u32,

@@ -6,9 +6,9 @@ use std::fmt;
 
 use crate::config::Secret;
 use crate::domain::connection::{
-    AuthConfig, ClientAuthStyle, ConnectionConfig, ConnectionKind, ConnectionSecret,
-    OneRosterVersion, PullSchedule, RequestLimits, SignatureMethod, DEFAULT_PAGE_SIZE,
-    DEFAULT_SCOPES_1_1, DEFAULT_SCOPES_1_2,
+    ApiVersion, AuthConfig, ClientAuthStyle, ConnectionConfig, ConnectionKind, ConnectionSecrets,
+    OneRosterVersion, PartnerResultsVersion, PullSchedule, RequestLimits, SignatureMethod,
+    DEFAULT_API_KEY_HEADER, DEFAULT_PAGE_SIZE, DEFAULT_SCOPES_1_1, DEFAULT_SCOPES_1_2,
 };
 use crate::domain::problem::quoted;
 use crate::domain::schedule::Schedule;
@@ -24,6 +24,19 @@ pub const MAX_URL_CHARS: usize = 2048;
 pub const MAX_TOKEN_CHARS: usize = 256;
 pub const MAX_SCOPES: usize = 20;
 pub const MAX_SECRET_CHARS: usize = 1024;
+/// Longest API key header name.
+pub const MAX_HEADER_NAME_CHARS: usize = 64;
+/// Headers the gateway sets itself, which an API key may not take the place of.
+const RESERVED_HEADERS: [&str; 8] = [
+    "authorization",
+    "accept",
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "connection",
+    "transfer-encoding",
+];
 /// Default pull schedules: deltas hourly, a full reconciliation weekly (oneroster.md §6).
 pub const DEFAULT_DELTA_SCHEDULE: Schedule = Schedule::Every(3600);
 pub const DEFAULT_FULL_SCHEDULE: Schedule = Schedule::Every(7 * 86_400);
@@ -48,6 +61,8 @@ pub enum Field {
     SignatureMethod,
     /// The client secret (OAuth 2) or consumer secret (OAuth 1.0a).
     Secret,
+    ApiKeyHeader,
+    ApiKey,
     RequestsPerSecond,
     MaxInFlight,
     TimeoutSecs,
@@ -72,6 +87,8 @@ impl fmt::Display for Field {
             Field::ConsumerKey => "consumer_key",
             Field::SignatureMethod => "signature_method",
             Field::Secret => "secret",
+            Field::ApiKeyHeader => "api_key_header",
+            Field::ApiKey => "api_key",
             Field::RequestsPerSecond => "requests_per_second",
             Field::MaxInFlight => "max_in_flight",
             Field::TimeoutSecs => "timeout_secs",
@@ -126,6 +143,8 @@ pub struct AuthInput {
     pub scopes: Vec<String>,
     pub consumer_key: Option<String>,
     pub signature_method: Option<String>,
+    /// oauth2: the header an API key goes in (`apikey` when a key is given without one).
+    pub api_key_header: Option<String>,
 }
 
 /// A connection as written, before any check.
@@ -133,11 +152,14 @@ pub struct AuthInput {
 pub struct ConnectionInput {
     pub name: String,
     pub kind: String,
+    /// Empty: the kind's only version (`assessment-rest`); a OneRoster connection names its own.
     pub version: String,
     pub base_url: String,
     pub page_size: Option<i64>,
     pub auth: AuthInput,
     pub secret: Option<Secret>,
+    /// An API key sent besides the OAuth 2 token, for sources that ask for one.
+    pub api_key: Option<Secret>,
     pub requests_per_second: Option<i64>,
     pub max_in_flight: Option<i64>,
     pub timeout_secs: Option<i64>,
@@ -165,11 +187,12 @@ impl Problems {
 
 impl ConnectionInput {
     /// The checked configuration and secret, or every problem found.
-    pub fn validate(&self) -> Result<(ConnectionConfig, ConnectionSecret), InputErrors> {
+    pub fn validate(&self) -> Result<(ConnectionConfig, ConnectionSecrets), InputErrors> {
         let mut p = Problems::default();
         let name = p.check(Field::Name, check_name(&self.name).map(str::to_string));
         let kind = p.check(Field::Kind, parse_kind(&self.kind));
-        let version = p.check(Field::Version, parse_version(&self.version));
+        let version =
+            kind.and_then(|kind| p.check(Field::Version, parse_version(kind, &self.version)));
         let base_url = p.check(Field::BaseUrl, check_url(&self.base_url));
         let page_size = p.check(
             Field::PageSize,
@@ -177,6 +200,31 @@ impl ConnectionInput {
         );
         let auth = self.auth.validate(version, &mut p);
         let secret = p.check(Field::Secret, check_secret(self.secret.as_ref()));
+        let api_key = self.checked_api_key(&mut p);
+        let auth = match (auth, &api_key) {
+            // A key needs a header to travel in: the usual one unless another is named.
+            (
+                Some(AuthConfig::Oauth2 {
+                    token_url,
+                    client_id,
+                    client_auth,
+                    scopes,
+                    api_key_header: None,
+                }),
+                Some(Some(_)),
+            ) => Some(AuthConfig::Oauth2 {
+                token_url,
+                client_id,
+                client_auth,
+                scopes,
+                api_key_header: Some(DEFAULT_API_KEY_HEADER.to_string()),
+            }),
+            (Some(AuthConfig::Oauth1 { .. }), Some(Some(_))) => {
+                p.add(Field::ApiKey, "does not apply to oauth1 authentication");
+                None
+            }
+            (auth, _) => auth,
+        };
         let defaults = RequestLimits::default();
         let requests_per_second = p.check(
             Field::RequestsPerSecond,
@@ -226,6 +274,7 @@ impl ConnectionInput {
             timeout_secs,
             delta,
             full,
+            api_key,
         ) {
             (
                 Some(name),
@@ -240,6 +289,7 @@ impl ConnectionInput {
                 Some(timeout_secs),
                 Some(delta),
                 Some(full),
+                Some(api_key),
             ) if p.0.is_empty() => Ok((
                 ConnectionConfig {
                     name,
@@ -255,15 +305,30 @@ impl ConnectionInput {
                     },
                     schedule: PullSchedule { delta, full },
                 },
-                secret,
+                ConnectionSecrets { secret, api_key },
             )),
             _ => Err(InputErrors(p.0)),
         }
     }
 }
 
+impl ConnectionInput {
+    /// The API key, which goes with a header: a header named without a key is refused, and a
+    /// key without a header goes in [`DEFAULT_API_KEY_HEADER`]. `Some(None)`: no key.
+    fn checked_api_key(&self, p: &mut Problems) -> Option<Option<Secret>> {
+        match (&self.api_key, &self.auth.api_key_header) {
+            (None, None) => Some(None),
+            (None, Some(_)) => {
+                p.add(Field::ApiKey, "is required when api_key_header is set");
+                None
+            }
+            (Some(key), _) => p.check(Field::ApiKey, check_api_key(key)).map(Some),
+        }
+    }
+}
+
 impl AuthInput {
-    fn validate(&self, version: Option<OneRosterVersion>, p: &mut Problems) -> Option<AuthConfig> {
+    fn validate(&self, version: Option<ApiVersion>, p: &mut Problems) -> Option<AuthConfig> {
         let before = p.0.len();
         let refuse_foreign = |p: &mut Problems, field: Field, present: bool, method: &str| {
             if present {
@@ -297,6 +362,13 @@ impl AuthInput {
                     },
                 );
                 let scopes = self.checked_scopes(version, p);
+                let api_key_header = p.check(
+                    Field::ApiKeyHeader,
+                    self.api_key_header
+                        .as_deref()
+                        .map(check_header_name)
+                        .transpose(),
+                );
                 if p.0.len() > before {
                     return None;
                 }
@@ -305,6 +377,7 @@ impl AuthInput {
                     client_id: client_id?,
                     client_auth: client_auth?,
                     scopes: scopes?,
+                    api_key_header: api_key_header?,
                 })
             }
             "oauth1" => {
@@ -312,11 +385,22 @@ impl AuthInput {
                 refuse_foreign(p, Field::ClientId, self.client_id.is_some(), "oauth1");
                 refuse_foreign(p, Field::ClientAuth, self.client_auth.is_some(), "oauth1");
                 refuse_foreign(p, Field::Scopes, !self.scopes.is_empty(), "oauth1");
-                if version == Some(OneRosterVersion::V1_2) {
-                    p.add(
+                refuse_foreign(
+                    p,
+                    Field::ApiKeyHeader,
+                    self.api_key_header.is_some(),
+                    "oauth1",
+                );
+                match version {
+                    Some(ApiVersion::OneRoster(OneRosterVersion::V1_2)) => p.add(
                         Field::AuthMethod,
                         "OneRoster 1.2 allows only oauth2 (OAuth 1.0a is a 1.1 method)",
-                    );
+                    ),
+                    Some(ApiVersion::PartnerResults(_)) => p.add(
+                        Field::AuthMethod,
+                        "an assessment-rest connection authenticates with oauth2 only",
+                    ),
+                    _ => {}
                 }
                 let consumer_key = p.check(
                     Field::ConsumerKey,
@@ -352,11 +436,7 @@ impl AuthInput {
     }
 
     /// The scopes asked for, or the version's defaults when none are given.
-    fn checked_scopes(
-        &self,
-        version: Option<OneRosterVersion>,
-        p: &mut Problems,
-    ) -> Option<Vec<String>> {
+    fn checked_scopes(&self, version: Option<ApiVersion>, p: &mut Problems) -> Option<Vec<String>> {
         if self.scopes.len() > MAX_SCOPES {
             p.add(Field::Scopes, format!("at most {MAX_SCOPES} scopes"));
             return None;
@@ -375,9 +455,11 @@ impl AuthInput {
         if !self.scopes.is_empty() {
             return Some(self.scopes.clone());
         }
-        let defaults = match version? {
-            OneRosterVersion::V1_1 => DEFAULT_SCOPES_1_1,
-            OneRosterVersion::V1_2 => DEFAULT_SCOPES_1_2,
+        // A partner's scopes are its own: none are asked for unless configured.
+        let defaults: &[&str] = match version? {
+            ApiVersion::OneRoster(OneRosterVersion::V1_1) => DEFAULT_SCOPES_1_1,
+            ApiVersion::OneRoster(OneRosterVersion::V1_2) => DEFAULT_SCOPES_1_2,
+            ApiVersion::PartnerResults(_) => &[],
         };
         Some(defaults.iter().map(|s| s.to_string()).collect())
     }
@@ -403,21 +485,68 @@ pub fn check_name(raw: &str) -> Result<&str, String> {
 fn parse_kind(raw: &str) -> Result<ConnectionKind, String> {
     match raw {
         "oneroster-rest" => Ok(ConnectionKind::OneRosterRest),
+        "assessment-rest" => Ok(ConnectionKind::AssessmentRest),
         other => Err(format!(
-            "{} is not a known kind: use oneroster-rest",
+            "{} is not a known kind: use oneroster-rest or assessment-rest",
             quoted(other)
         )),
     }
 }
 
-fn parse_version(raw: &str) -> Result<OneRosterVersion, String> {
-    match raw {
-        "1.1" => Ok(OneRosterVersion::V1_1),
-        "1.2" => Ok(OneRosterVersion::V1_2),
-        other => Err(format!(
+fn parse_version(kind: ConnectionKind, raw: &str) -> Result<ApiVersion, String> {
+    match (kind, raw) {
+        (ConnectionKind::OneRosterRest, "1.1") => Ok(ApiVersion::OneRoster(OneRosterVersion::V1_1)),
+        (ConnectionKind::OneRosterRest, "1.2") => Ok(ApiVersion::OneRoster(OneRosterVersion::V1_2)),
+        (ConnectionKind::OneRosterRest, "") => {
+            Err("is required: the OneRoster version, 1.1 or 1.2".into())
+        }
+        (ConnectionKind::OneRosterRest, other) => Err(format!(
             "{} is not a OneRoster version: use 1.1 or 1.2",
             quoted(other)
         )),
+        (ConnectionKind::AssessmentRest, "" | "1") => {
+            Ok(ApiVersion::PartnerResults(PartnerResultsVersion::V1))
+        }
+        (ConnectionKind::AssessmentRest, other) => Err(format!(
+            "{} is not a version of the partner results API: use 1",
+            quoted(other)
+        )),
+    }
+}
+
+/// An HTTP header name (RFC 9110 token characters) that the gateway does not set itself.
+fn check_header_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim().to_ascii_lowercase();
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || name.len() > MAX_HEADER_NAME_CHARS || !name.chars().all(token) {
+        return Err(format!(
+            "{} is not a header name: 1-{MAX_HEADER_NAME_CHARS} letters, digits and - _ . ! # $ % & ' * + ^ ` | ~",
+            quoted(raw)
+        ));
+    }
+    if RESERVED_HEADERS.contains(&name.as_str()) {
+        return Err(format!(
+            "{} is a header the gateway sets itself",
+            quoted(raw)
+        ));
+    }
+    Ok(name)
+}
+
+/// An API key: what a header value may carry (visible ASCII and spaces inside).
+fn check_api_key(key: &Secret) -> Result<Secret, String> {
+    let text = key.expose();
+    if text.trim().is_empty() {
+        Err("must not be empty".into())
+    } else if text.len() > MAX_SECRET_CHARS {
+        Err(format!("at most {MAX_SECRET_CHARS} characters"))
+    } else if text != text.trim() || !text.chars().all(|c| c == ' ' || c.is_ascii_graphic()) {
+        Err(
+            "must be printable ASCII without leading or trailing spaces (it travels in a header)"
+                .into(),
+        )
+    } else {
+        Ok(key.clone())
     }
 }
 
@@ -545,8 +674,9 @@ mod tests {
 
     #[test]
     fn defaults_fill_what_is_left_out() {
-        let (config, secret) = oauth2().validate().unwrap();
-        assert_eq!(secret.expose(), "s3cret");
+        let (config, secrets) = oauth2().validate().unwrap();
+        assert_eq!(secrets.secret.expose(), "s3cret");
+        assert!(secrets.api_key.is_none());
         assert_eq!(
             config.base_url,
             "https://sis.example.org/ims/oneroster/rostering/v1p2"
@@ -567,6 +697,7 @@ mod tests {
                 client_id: "gateway".into(),
                 client_auth: ClientAuthStyle::Basic,
                 scopes: vec![DEFAULT_SCOPES_1_2[0].into()],
+                api_key_header: None,
             }
         );
         let (config, _) = oauth1().validate().unwrap();
@@ -585,6 +716,150 @@ mod tests {
         assert!(
             matches!(&config.auth, AuthConfig::Oauth2 { scopes, .. } if scopes == &[DEFAULT_SCOPES_1_1[0]])
         );
+    }
+
+    fn partner() -> ConnectionInput {
+        ConnectionInput {
+            name: "map".into(),
+            kind: "assessment-rest".into(),
+            version: String::new(),
+            base_url: "https://partner.example.org/v1".into(),
+            api_key: Some(Secret::new("k3y-value")),
+            ..oauth2()
+        }
+    }
+
+    #[test]
+    fn a_partner_connection_has_one_version_no_default_scopes_and_its_key_in_apikey() {
+        let (config, secrets) = partner().validate().unwrap();
+        assert_eq!(config.kind, ConnectionKind::AssessmentRest);
+        assert_eq!(
+            config.version,
+            ApiVersion::PartnerResults(PartnerResultsVersion::V1)
+        );
+        assert_eq!(secrets.api_key.unwrap().expose(), "k3y-value");
+        assert!(matches!(
+            &config.auth,
+            AuthConfig::Oauth2 { scopes, api_key_header: Some(h), .. }
+                if scopes.is_empty() && h == "apikey"
+        ));
+        let named = ConnectionInput {
+            version: "1".into(),
+            auth: AuthInput {
+                api_key_header: Some("X-Api-Key".into()),
+                ..partner().auth
+            },
+            ..partner()
+        };
+        let (config, _) = named.validate().unwrap();
+        assert!(matches!(
+            &config.auth,
+            AuthConfig::Oauth2 { api_key_header: Some(h), .. } if h == "x-api-key"
+        ));
+        // A OneRoster connection may carry a key too; without one it sends no header.
+        let (config, secrets) = oauth2().validate().unwrap();
+        assert!(secrets.api_key.is_none());
+        assert!(matches!(
+            &config.auth,
+            AuthConfig::Oauth2 {
+                api_key_header: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn partner_and_api_key_mistakes_are_named() {
+        let with_header = |header: &str| ConnectionInput {
+            auth: AuthInput {
+                api_key_header: Some(header.into()),
+                ..partner().auth
+            },
+            ..partner()
+        };
+        let cases: Vec<(ConnectionInput, Vec<Field>)> = vec![
+            (
+                ConnectionInput {
+                    version: "1.2".into(),
+                    ..partner()
+                },
+                vec![Field::Version],
+            ),
+            (
+                ConnectionInput {
+                    version: String::new(),
+                    ..oauth2()
+                },
+                vec![Field::Version],
+            ),
+            (
+                ConnectionInput {
+                    kind: "assessment-rest".into(),
+                    version: String::new(),
+                    api_key: None,
+                    ..oauth1()
+                },
+                vec![Field::AuthMethod],
+            ),
+            (
+                ConnectionInput {
+                    api_key: Some(Secret::new("k")),
+                    ..oauth1()
+                },
+                vec![Field::ApiKey],
+            ),
+            (
+                ConnectionInput {
+                    api_key: None,
+                    ..with_header("apikey")
+                },
+                vec![Field::ApiKey],
+            ),
+            (with_header("Authorization"), vec![Field::ApiKeyHeader]),
+            (with_header("host"), vec![Field::ApiKeyHeader]),
+            (with_header("api key"), vec![Field::ApiKeyHeader]),
+            (with_header("x:y"), vec![Field::ApiKeyHeader]),
+            (with_header(""), vec![Field::ApiKeyHeader]),
+            (with_header(&"x".repeat(65)), vec![Field::ApiKeyHeader]),
+            (
+                ConnectionInput {
+                    api_key: Some(Secret::new("line\nbreak")),
+                    ..partner()
+                },
+                vec![Field::ApiKey],
+            ),
+            (
+                ConnectionInput {
+                    api_key: Some(Secret::new(" padded")),
+                    ..partner()
+                },
+                vec![Field::ApiKey],
+            ),
+            (
+                ConnectionInput {
+                    api_key: Some(Secret::new("clé")),
+                    ..partner()
+                },
+                vec![Field::ApiKey],
+            ),
+            (
+                ConnectionInput {
+                    api_key: Some(Secret::new("k".repeat(MAX_SECRET_CHARS + 1))),
+                    ..partner()
+                },
+                vec![Field::ApiKey],
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(fields(&input), want, "{input:?}");
+        }
+        let refused = ConnectionInput {
+            api_key: Some(Secret::new("s3cret-key\u{7}")),
+            ..partner()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(!refused.to_string().contains("s3cret-key"), "{refused}");
     }
 
     #[test]

@@ -121,14 +121,24 @@ impl Caller {
         slug: &str,
         scope: Scope,
     ) -> Result<District, ApiError> {
+        let district = self.visible_district(state, slug).await?;
+        self.require(scope)?;
+        Ok(district)
+    }
+
+    /// Loads a district the caller is bound to, leaving the scope to check to the caller (for
+    /// routes whose scope depends on what they act on).
+    pub async fn visible_district(
+        &self,
+        state: &AppState,
+        slug: &str,
+    ) -> Result<District, ApiError> {
         let not_found = || ApiError::not_found(format!("district {slug:?} not found"));
         if !self.0.may_see(slug) {
             return Err(not_found());
         }
-        let district = districts::find(&state.db, slug)
+        districts::find(&state.db, slug)
             .await?
-            .ok_or_else(not_found)?;
-        self.require(scope)?;
-        Ok(district)
+            .ok_or_else(not_found)
     }
 }

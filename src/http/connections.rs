@@ -9,18 +9,21 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::AppState;
 use crate::config::Secret;
-use crate::domain::connection::{ConnectionConfig, ConnectionSecret};
+use crate::domain::connection::{ConnectionConfig, ConnectionSecrets};
 use crate::domain::connection_input::{
     check_name, AuthInput, ConnectionInput, Field, FieldError, InputErrors, ScheduleInput,
 };
 use crate::domain::scope::Scope;
-use crate::store::connections::{self, StoredConnection};
+use crate::store::connections::{self, Sealed, StoredConnection};
 
 /// A connection as the API (and the CLI's `--json`) shows it: its configuration, its state,
 /// and never its secret.
 pub fn connection_json(stored: &StoredConnection) -> Value {
     let mut view = serde_json::to_value(&stored.config).expect("configuration serializes");
     view["secret"] = json!("set");
+    if stored.sealed_api_key.is_some() {
+        view["api_key"] = json!("set");
+    }
     view["delta_cursor"] = json!(stored.delta_cursor);
     view["last_full_at"] = json!(stored.last_full_at);
     view["created_at"] = json!(stored.created_at);
@@ -45,6 +48,8 @@ pub fn pointer(field: Field) -> String {
         Field::ConsumerKey => "/auth/consumer_key".into(),
         Field::SignatureMethod => "/auth/signature_method".into(),
         Field::Secret => "/secret".into(),
+        Field::ApiKeyHeader => "/auth/api_key_header".into(),
+        Field::ApiKey => "/api_key".into(),
         Field::RequestsPerSecond => "/limits/requests_per_second".into(),
         Field::MaxInFlight => "/limits/max_in_flight".into(),
         Field::TimeoutSecs => "/limits/timeout_secs".into(),
@@ -202,15 +207,19 @@ fn input_from_json(body: &Value) -> Result<ConnectionInput, ApiError> {
         "page_size",
         "auth",
         "secret",
+        "api_key",
         "limits",
         "schedule",
     ]);
     let name = top.string("name");
     let kind = top.string("kind");
-    let version = top.string("version");
+    // Optional: an assessment-rest connection has one version; validation says when one is
+    // missing.
+    let version = top.opt_string("version").unwrap_or_default();
     let base_url = top.string("base_url");
     let page_size = top.opt_integer("page_size");
     let secret = top.opt_string("secret").map(Secret::new);
+    let api_key = top.opt_string("api_key").map(Secret::new);
     let auth_value = top.member("auth");
     if top.object.is_some() && auth_value.is_none() {
         top.note("auth", "is required");
@@ -230,6 +239,7 @@ fn input_from_json(body: &Value) -> Result<ConnectionInput, ApiError> {
             "scopes",
             "consumer_key",
             "signature_method",
+            "api_key_header",
         ]);
         auth = AuthInput {
             method: r.string("type"),
@@ -239,6 +249,7 @@ fn input_from_json(body: &Value) -> Result<ConnectionInput, ApiError> {
             scopes: r.strings("scopes"),
             consumer_key: r.opt_string("consumer_key"),
             signature_method: r.opt_string("signature_method"),
+            api_key_header: r.opt_string("api_key_header"),
         };
     }
     let (mut requests_per_second, mut max_in_flight, mut timeout_secs) = (None, None, None);
@@ -267,6 +278,7 @@ fn input_from_json(body: &Value) -> Result<ConnectionInput, ApiError> {
         page_size,
         auth,
         secret,
+        api_key,
         requests_per_second,
         max_in_flight,
         timeout_secs,
@@ -302,11 +314,15 @@ pub async fn create(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let district = caller.district(&state, &path, Scope::Admin).await?;
-    let (config, secret) = input_from_json(&body)?.validate().map_err(invalid_fields)?;
-    let sealed = state
+    let (config, secrets) = input_from_json(&body)?.validate().map_err(invalid_fields)?;
+    let (secret, api_key) = state
         .secrets
-        .seal_connection_secret(district.id, &config.name, &secret);
-    let stored = connections::insert(&state.db, district.id, &config, &sealed).await?;
+        .seal_connection(district.id, &config.name, &secrets);
+    let sealed = Sealed {
+        secret: &secret,
+        api_key: api_key.as_deref(),
+    };
+    let stored = connections::insert(&state.db, district.id, &config, sealed).await?;
     tracing::info!(connection = %stored.config.name, "connection created");
     Ok(HttpResponse::Created()
         .insert_header((
@@ -338,7 +354,7 @@ pub async fn get(
 fn validate_replacement(
     input: &ConnectionInput,
     path_name: &str,
-) -> Result<(ConnectionConfig, ConnectionSecret), InputErrors> {
+) -> Result<(ConnectionConfig, ConnectionSecrets), InputErrors> {
     let mismatch = (input.name != path_name).then(|| FieldError {
         field: Field::Name,
         message: "must be the connection's name in the URL (a connection cannot be renamed)".into(),
@@ -371,12 +387,16 @@ pub async fn replace(
     if check_name(&name).is_err() {
         return Err(not_found(&name));
     }
-    let (config, secret) =
+    let (config, secrets) =
         validate_replacement(&input_from_json(&body)?, &name).map_err(invalid_fields)?;
-    let sealed = state
+    let (secret, api_key) = state
         .secrets
-        .seal_connection_secret(district.id, &config.name, &secret);
-    let stored = connections::replace(&state.db, district.id, &config, &sealed)
+        .seal_connection(district.id, &config.name, &secrets);
+    let sealed = Sealed {
+        secret: &secret,
+        api_key: api_key.as_deref(),
+    };
+    let stored = connections::replace(&state.db, district.id, &config, sealed)
         .await?
         .ok_or_else(|| not_found(&name))?;
     tracing::info!(

@@ -11,6 +11,7 @@ use super::connections::not_found;
 use super::error::ApiError;
 use super::jobs::job_json;
 use super::AppState;
+use crate::domain::connection::ConnectionKind;
 use crate::domain::scope::Scope;
 use crate::jobs::{pull_prefix, requested_pull, PULL_KIND};
 use crate::store::{connections, jobs};
@@ -39,13 +40,16 @@ pub async fn start(
     query: web::Query<PullQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (district, name) = path.into_inner();
-    let district = caller
-        .district(&state, &district, Scope::RosterWrite)
-        .await?;
+    let district = caller.visible_district(&state, &district).await?;
     let full = query.full()?;
-    connections::find(&state.db, district.id, &name)
+    let connection = connections::find(&state.db, district.id, &name)
         .await?
         .ok_or_else(|| not_found(&name))?;
+    // Pulling a roster writes the roster; pulling scores writes scores.
+    caller.require(match connection.config.kind {
+        ConnectionKind::OneRosterRest => Scope::RosterWrite,
+        ConnectionKind::AssessmentRest => Scope::ScoresWrite,
+    })?;
     // One pull of a connection at a time: a second request while one waits or runs would
     // only queue the same work again.
     if jobs::has_open(&state.db, district.id, PULL_KIND, &pull_prefix(&name)).await? {

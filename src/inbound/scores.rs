@@ -67,6 +67,7 @@ pub async fn apply_scores(
         ImportSource {
             kind: SCORES_PUSH_SOURCE,
             label: delivery_id,
+            started: None,
         },
         rx,
         async move { log },

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 
 use crate::auth::oauth1::{random_nonce, unix_now, Oauth1Signer};
 use crate::auth::source_tokens::{BearerToken, SourceTokens, TokenEndpoint};
 use crate::config::{OutboundSettings, Secret};
-use crate::domain::connection::{AuthConfig, ConnectionConfig};
+use crate::domain::connection::{AuthConfig, ConnectionConfig, ConnectionSecrets};
 use crate::outbound::diagnostics::{describe_transport_error, error_excerpt};
 use crate::outbound::response::{next_link, pages_by_link, read_capped, total_count};
 use crate::outbound::retry::{parse_retry_after, RetryPolicy, Stop};
@@ -36,6 +36,8 @@ struct Inner {
     http: reqwest::Client,
     auth: SourceAuth,
     secret: Secret,
+    /// Sent on every request when the source asks for one; never quoted in a message.
+    api_key: Option<Secret>,
     rate: DefaultDirectRateLimiter,
     in_flight: tokio::sync::Semaphore,
     retry: RetryPolicy,
@@ -76,9 +78,10 @@ enum Failure {
 impl SourceClient {
     pub fn new(
         config: &ConnectionConfig,
-        secret: Secret,
+        secrets: ConnectionSecrets,
         settings: &OutboundSettings,
     ) -> Result<SourceClient, FetchError> {
+        let ConnectionSecrets { secret, api_key } = secrets;
         tls::install_crypto_provider();
         let limits = &config.limits;
         let name = &config.name;
@@ -108,6 +111,7 @@ impl SourceClient {
         }
         let timeout = Duration::from_secs(limits.timeout_secs.into());
         let connect_timeout = Duration::from_secs(settings.connect_timeout_secs.max(1));
+        let headers = api_key_headers(config, api_key.as_ref())?;
         // Redirects are not followed: a signed or bearer request must not wander to another
         // host, and a moved API is better fixed in the connection's base URL.
         let http = reqwest::Client::builder()
@@ -115,6 +119,7 @@ impl SourceClient {
             .timeout(timeout)
             .connect_timeout(connect_timeout)
             .user_agent(USER_AGENT)
+            .default_headers(headers.clone())
             .build()
             .map_err(|e| {
                 FetchError::Config(format!(
@@ -128,6 +133,7 @@ impl SourceClient {
                 client_id,
                 client_auth,
                 scopes,
+                api_key_header: _,
             } => SourceAuth::Oauth2(Box::new(SourceTokens::new(
                 &TokenEndpoint {
                     token_url: token_url.clone(),
@@ -136,8 +142,8 @@ impl SourceClient {
                     scopes: scopes.clone(),
                 },
                 secret.clone(),
-                timeout,
-                connect_timeout,
+                headers,
+                (timeout, connect_timeout),
             )?)),
             AuthConfig::Oauth1 {
                 consumer_key,
@@ -155,6 +161,7 @@ impl SourceClient {
                 http,
                 auth,
                 secret,
+                api_key,
                 rate: RateLimiter::direct(Quota::per_second(rate)),
                 in_flight: tokio::sync::Semaphore::new(limits.max_in_flight as usize),
                 retry: RetryPolicy::from_settings(settings),
@@ -163,6 +170,48 @@ impl SourceClient {
             }),
         })
     }
+}
+
+/// The API key header of a connection that has one, marked sensitive (left out of debug
+/// output); a connection with a key and no header, or the other way round, is a mistake.
+fn api_key_headers(
+    config: &ConnectionConfig,
+    api_key: Option<&Secret>,
+) -> Result<HeaderMap, FetchError> {
+    let name = &config.name;
+    let header = match &config.auth {
+        AuthConfig::Oauth2 { api_key_header, .. } => api_key_header.as_deref(),
+        AuthConfig::Oauth1 { .. } => None,
+    };
+    let mut headers = HeaderMap::new();
+    match (header, api_key) {
+        (None, None) => {}
+        (Some(header), Some(key)) => {
+            let header = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                FetchError::Config(format!(
+                    "connection {name}: {header:?} is not a header name"
+                ))
+            })?;
+            let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
+                FetchError::Config(format!(
+                    "connection {name}: the API key cannot be sent in an HTTP header"
+                ))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(header, value);
+        }
+        (Some(_), None) => {
+            return Err(FetchError::Config(format!(
+                "connection {name}: it names an API key header but has no API key"
+            )))
+        }
+        (None, Some(_)) => {
+            return Err(FetchError::Config(format!(
+                "connection {name}: it has an API key but no header to send it in"
+            )))
+        }
+    }
+    Ok(headers)
 }
 
 impl Fetch for SourceClient {
@@ -350,6 +399,7 @@ impl Inner {
             .unwrap_or_default();
         self.log(path, Some(status), attempt, started);
         let mut secrets = vec![self.secret.expose()];
+        secrets.extend(self.api_key.as_ref().map(Secret::expose));
         if let Some(token) = &token {
             secrets.push(token.secret().expose());
         }

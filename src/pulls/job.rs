@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::scores::{pull_scores, ScorePullError, ScorePullRequest};
 use super::{pull, PullError, PullRequest};
 use crate::auth::secrets::SecretBox;
 use crate::config::Settings;
+use crate::domain::connection::ConnectionKind;
 use crate::jobs::{Job, JobError, JobHandler, PullPayload, ScheduledItem};
+use crate::scores::ingest::{ImportStatus, IngestError};
 use crate::store::{connections, districts, Db, StoreError};
 use crate::sync::{Engine, SyncError};
 
@@ -30,6 +33,39 @@ impl JobHandler for PullJobs {
             .await
             .map_err(|e| JobError::retryable(e.to_string()))?
             .ok_or_else(|| JobError::permanent("the district is gone"))?;
+        let busy_retry = Duration::from_secs(self.settings.jobs.busy_retry_secs);
+        let kind = connections::find(&self.db, district.id, &payload.connection)
+            .await
+            .map_err(|e| JobError::retryable(e.to_string()))?
+            .map(|c| c.config.kind);
+        if kind == Some(ConnectionKind::AssessmentRest) {
+            let request = ScorePullRequest {
+                connection: payload.connection,
+                full: payload.full,
+            };
+            let report = pull_scores(
+                &self.db,
+                &self.secrets,
+                &self.settings,
+                &district,
+                &crate::scores::plans(),
+                &request,
+            )
+            .await
+            .map_err(|e| score_job_error(e, busy_retry))?;
+            // A refused import is still a finished job: its report says why, and the next
+            // scheduled pull asks again from the same cursor.
+            return Ok(json!({
+                "import_id": report.import_id,
+                "status": match report.status {
+                    ImportStatus::Applied => "applied",
+                    ImportStatus::Refused => "refused",
+                },
+                "full": request.full,
+                "received": report.received,
+                "error_count": report.error_count,
+            }));
+        }
         let request = PullRequest {
             connection: payload.connection,
             full: payload.full,
@@ -45,7 +81,7 @@ impl JobHandler for PullJobs {
             None,
         )
         .await
-        .map_err(|e| job_error(e, Duration::from_secs(self.settings.jobs.busy_retry_secs)))?;
+        .map_err(|e| job_error(e, busy_retry))?;
         // A run that failed on what the source sent is still a finished job: its report says
         // why, and the next scheduled pull tries again.
         Ok(json!({
@@ -69,7 +105,20 @@ fn job_error(e: PullError, busy_retry: Duration) -> JobError {
         PullError::NoSuchConnection { .. }
         | PullError::Secret { .. }
         | PullError::Client { .. }
-        | PullError::BaseUrl { .. } => JobError::permanent(e.to_string()),
+        | PullError::BaseUrl { .. }
+        | PullError::WrongKind { .. } => JobError::permanent(e.to_string()),
+    }
+}
+
+/// As [`job_error`], for a score pull: a district busy with a sync or another import waits.
+fn score_job_error(e: ScorePullError, busy_retry: Duration) -> JobError {
+    match e {
+        ScorePullError::Pull(e) => job_error(e, busy_retry),
+        ScorePullError::Ingest(IngestError::Busy) => JobError::Deferred {
+            message: e.to_string(),
+            after: busy_retry,
+        },
+        ScorePullError::Ingest(IngestError::Store(_)) => JobError::retryable(e.to_string()),
     }
 }
 

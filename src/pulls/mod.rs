@@ -1,9 +1,11 @@
 //! Connects a source to the sync engine: a OneRoster REST pull over a district's stored
 //! connection. The first pull of a connection, and every `--full` or scheduled full pull,
 //! fetches everything and reconciles (records missing are removed, as a bulk CSV removes them);
-//! the others fetch what changed since the cursor, less an overlap.
+//! the others fetch what changed since the cursor, less an overlap. An assessment partner's
+//! connection is pulled the same way into the score import instead ([`scores`]).
 
 mod job;
+pub mod scores;
 
 pub use job::{scheduled_items, PullJobs};
 
@@ -21,6 +23,7 @@ use crate::domain::records::RecordKind;
 use crate::outbound::client::SourceClient;
 use crate::outbound::FetchError;
 use crate::sources::oneroster::rest::{self, PullMode, PullSpec};
+use crate::store::connections::StoredConnection;
 use crate::store::{connections, Db, StoreError};
 use crate::sync::engine::RunOptions;
 use crate::sync::input::{CursorMove, SourceEnd};
@@ -46,6 +49,12 @@ pub enum PullError {
     Client { name: String, source: FetchError },
     #[error("connection {name:?}: the base URL {url:?} is not a URL")]
     BaseUrl { name: String, url: String },
+    #[error("connection {name:?} is an {kind} connection: {hint}")]
+    WrongKind {
+        name: String,
+        kind: &'static str,
+        hint: &'static str,
+    },
     #[error(transparent)]
     Sync(#[from] SyncError),
     #[error(transparent)]
@@ -61,6 +70,44 @@ pub struct PullRequest {
     pub dry_run: bool,
 }
 
+/// A district's connection with its client, ready to ask: its secrets opened, its base URL read.
+pub(crate) async fn open_source(
+    db: &Db,
+    secrets: &SecretBox,
+    settings: &Settings,
+    district: &District,
+    name: &str,
+) -> Result<(StoredConnection, SourceClient, Url), PullError> {
+    let stored = connections::find(db, district.id, name)
+        .await?
+        .ok_or_else(|| PullError::NoSuchConnection {
+            district: district.slug.to_string(),
+            name: name.to_string(),
+        })?;
+    let opened = secrets
+        .open_connection(
+            district.id,
+            name,
+            (&stored.sealed_secret, stored.sealed_api_key.as_deref()),
+        )
+        .map_err(|source| PullError::Secret {
+            name: name.to_string(),
+            source,
+        })?;
+    let client =
+        SourceClient::new(&stored.config, opened, &settings.outbound).map_err(|source| {
+            PullError::Client {
+                name: name.to_string(),
+                source,
+            }
+        })?;
+    let base_url = Url::parse(&stored.config.base_url).map_err(|_| PullError::BaseUrl {
+        name: name.to_string(),
+        url: stored.config.base_url.clone(),
+    })?;
+    Ok((stored, client, base_url))
+}
+
 /// Pulls from a connection into its district. Problems with what the source returned make a
 /// failed run (with a report), not an `Err`; `Err` is for the gateway's own trouble and for a
 /// connection that cannot be used at all.
@@ -74,29 +121,14 @@ pub async fn pull(
     progress: Option<ProgressFn>,
 ) -> Result<RunReport, PullError> {
     let name = request.connection.clone();
-    let stored = connections::find(db, district.id, &name)
-        .await?
-        .ok_or_else(|| PullError::NoSuchConnection {
-            district: district.slug.to_string(),
-            name: name.clone(),
-        })?;
-    let secret = secrets
-        .open_connection_secret(district.id, &name, &stored.sealed_secret)
-        .map_err(|source| PullError::Secret {
-            name: name.clone(),
-            source,
-        })?;
-    let client =
-        SourceClient::new(&stored.config, secret, &settings.outbound).map_err(|source| {
-            PullError::Client {
-                name: name.clone(),
-                source,
-            }
-        })?;
-    let base_url = Url::parse(&stored.config.base_url).map_err(|_| PullError::BaseUrl {
-        name: name.clone(),
-        url: stored.config.base_url.clone(),
-    })?;
+    let (stored, client, base_url) = open_source(db, secrets, settings, district, &name).await?;
+    let Some(version) = stored.config.version.oneroster() else {
+        return Err(PullError::WrongKind {
+            name,
+            kind: stored.config.kind.as_str(),
+            hint: "its scores are pulled with `rostergate scores pull`",
+        });
+    };
     // A connection's first pull has nothing to be a delta of.
     let full = request.full || stored.delta_cursor.is_none();
     let mode = match stored.delta_cursor {
@@ -106,7 +138,7 @@ pub async fn pull(
         _ => PullMode::Full,
     };
     let spec = PullSpec {
-        version: stored.config.version,
+        version,
         base_url,
         page_size: stored.config.page_size,
         mode,

@@ -65,7 +65,11 @@ pub async fn import_cdf(
         db,
         district,
         plans,
-        ImportSource { kind: "cdf", label },
+        ImportSource {
+            kind: "cdf",
+            label,
+            started: None,
+        },
         rx,
         finish,
     )

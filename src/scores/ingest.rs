@@ -5,17 +5,20 @@
 //! student cannot slip between matching and placing). A source that found problems refuses the
 //! whole import: nothing is stored.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::{keys, placement};
 use crate::domain::district::District;
 use crate::domain::learning_plan::LearningPlans;
-use crate::domain::problem::{Problem, ProblemLog, Warning};
+use crate::domain::problem::{Problem, Warning};
 use crate::sources::scores::AssessmentResult;
 use crate::store::scores as store;
-use crate::store::{locks, Db, StoreError, Tx};
+use crate::store::{connections, locks, Db, StoreError, Tx};
+use crate::sync::input::SourceEnd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -106,26 +109,33 @@ impl ScoreImportReport {
 
 /// Where an import's results come from and what to call it.
 pub struct ImportSource<'a> {
-    /// `cdf`, `push`.
+    /// `cdf`, `push`, `pull`.
     pub kind: &'a str,
-    /// The file's name or the push's id: names the import in its record.
+    /// The file's name, the push's id or the connection's name: names the import in its record.
     pub label: &'a str,
+    /// Told once the import holds its district, for a source that should ask nothing of anyone
+    /// before (a pull that finds its district busy costs its partner no request).
+    pub started: Option<Arc<Notify>>,
 }
 
 /// Imports the results `results` delivers, in chunks; `finish` is awaited once they end and
-/// yields the source's problems (an error anywhere refuses the whole import).
-pub async fn import(
+/// yields the source's problems (an error anywhere refuses the whole import) and where its
+/// connection's cursor moves if the import is applied (in the applying transaction).
+pub async fn import<E: Into<SourceEnd>>(
     db: &Db,
     district: &District,
     plans: &LearningPlans,
     source: ImportSource<'_>,
     mut results: mpsc::Receiver<Vec<AssessmentResult>>,
-    finish: impl std::future::Future<Output = ProblemLog>,
+    finish: impl std::future::Future<Output = E>,
 ) -> Result<ScoreImportReport, IngestError> {
     let import_id = format!("scores-{}", uuid::Uuid::new_v4());
     let lock = locks::try_lock(db, district.id, &import_id)
         .await?
         .ok_or(IngestError::Busy)?;
+    if let Some(started) = &source.started {
+        started.notify_one();
+    }
     let started_at = Utc::now();
     let mut report = ScoreImportReport {
         import_id: import_id.clone(),
@@ -164,15 +174,21 @@ pub async fn import(
             report.received += rows.len() as u64;
             store::stage(&mut tx, &import_id, &rows).await?;
         }
-        let log = finish.await;
+        let end: SourceEnd = finish.await.into();
         tracing::debug!(
             phase = "scores.read_and_stage",
             ms = reading.elapsed().as_millis() as u64
         );
-        Ok::<_, StoreError>((tx, log))
+        Ok::<_, StoreError>((tx, end))
     }
     .await;
-    let (mut tx, log) = match outcome {
+    let (
+        mut tx,
+        SourceEnd {
+            problems: log,
+            cursor,
+        },
+    ) = match outcome {
         Ok(done) => done,
         Err(e) => {
             lock.release().await.ok();
@@ -202,6 +218,9 @@ pub async fn import(
             &mut report,
         )
         .await?;
+        if let Some(cursor) = &cursor {
+            connections::advance_in(&mut tx, district.id, cursor, Utc::now()).await?;
+        }
         record(&mut tx, district.id, &source, &report, started_at).await?;
         tx.commit().await
     }

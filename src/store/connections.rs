@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use super::{Arg, Db, StoreError, Tx};
 use crate::args;
 use crate::domain::connection::{
-    AuthConfig, ConnectionConfig, ConnectionKind, OneRosterVersion, PullSchedule, RequestLimits,
+    ApiVersion, AuthConfig, ConnectionConfig, ConnectionKind, PullSchedule, RequestLimits,
 };
 use crate::domain::district::Timezone;
 use crate::domain::run::CursorMove;
@@ -20,6 +20,8 @@ pub struct StoredConnection {
     pub config: ConnectionConfig,
     /// `auth::secrets` text, bound to (district_id, name).
     pub sealed_secret: String,
+    /// The API key, sealed as the secret is (under its own purpose), when the source asks for one.
+    pub sealed_api_key: Option<String>,
     /// Where the next delta pull starts: the source's latest `dateLastModified` applied so far.
     pub delta_cursor: Option<DateTime<Utc>>,
     pub last_full_at: Option<DateTime<Utc>>,
@@ -46,6 +48,7 @@ struct ConnectionRow {
     page_size: i64,
     auth: String,
     secret: String,
+    api_key: Option<String>,
     limits: String,
     delta_schedule: Option<String>,
     full_schedule: Option<String>,
@@ -64,11 +67,11 @@ struct ScheduledRow {
 }
 
 const COLUMNS: &str = "district_id, name, kind, version, base_url, page_size, auth, secret, \
-     limits, delta_schedule, full_schedule, delta_cursor, last_full_at, created_at, updated_at";
+     api_key, limits, delta_schedule, full_schedule, delta_cursor, last_full_at, created_at, updated_at";
 
 /// [`COLUMNS`] of `connections c`, for queries that join another table.
 const C_COLUMNS: &str = "c.district_id, c.name, c.kind, c.version, c.base_url, c.page_size, \
-     c.auth, c.secret, c.limits, c.delta_schedule, c.full_schedule, c.delta_cursor, \
+     c.auth, c.secret, c.api_key, c.limits, c.delta_schedule, c.full_schedule, c.delta_cursor, \
      c.last_full_at, c.created_at, c.updated_at";
 
 /// An enum's serde name (`oneroster-rest`, `1.2`): what is stored, and what the API shows.
@@ -101,10 +104,13 @@ impl ConnectionRow {
             text.map(|t| t.parse::<Schedule>().map_err(|_| corrupt(what)))
                 .transpose()
         };
+        let kind = enum_from_text::<ConnectionKind>(&self.kind).ok_or_else(|| corrupt("kind"))?;
+        let version = enum_from_text::<ApiVersion>(&self.version)
+            .filter(|v| v.kind() == kind)
+            .ok_or_else(|| corrupt("version"))?;
         let config = ConnectionConfig {
-            kind: enum_from_text::<ConnectionKind>(&self.kind).ok_or_else(|| corrupt("kind"))?,
-            version: enum_from_text::<OneRosterVersion>(&self.version)
-                .ok_or_else(|| corrupt("version"))?,
+            kind,
+            version,
             base_url: self.base_url,
             page_size: u32::try_from(self.page_size).map_err(|_| corrupt("page size"))?,
             auth: serde_json::from_str::<AuthConfig>(&self.auth).map_err(|_| corrupt("auth"))?,
@@ -128,6 +134,7 @@ impl ConnectionRow {
             district_id: self.district_id,
             config,
             sealed_secret: self.secret,
+            sealed_api_key: self.api_key,
             delta_cursor,
             last_full_at: self.last_full_at,
             created_at: self.created_at,
@@ -136,14 +143,21 @@ impl ConnectionRow {
     }
 }
 
-/// `$1`…`$12` of [`insert`] and [`replace`]: the row's key, its configuration, its sealed
-/// secret and the time it changed.
+/// A connection's sealed secret and, when it has one, its sealed API key.
+#[derive(Debug, Clone, Copy)]
+pub struct Sealed<'a> {
+    pub secret: &'a str,
+    pub api_key: Option<&'a str>,
+}
+
+/// `$1`…`$13` of [`insert`] and [`replace`]: the row's key, its configuration, its sealed
+/// secrets and the time it changed.
 fn row_args(
     district_id: i64,
     config: &ConnectionConfig,
-    sealed_secret: &str,
+    sealed: Sealed<'_>,
     now: DateTime<Utc>,
-) -> [Arg; 12] {
+) -> [Arg; 13] {
     args![
         district_id,
         config.name.as_str(),
@@ -152,11 +166,12 @@ fn row_args(
         config.base_url.as_str(),
         i64::from(config.page_size),
         serde_json::to_string(&config.auth).expect("auth serializes"),
-        sealed_secret,
+        sealed.secret,
         serde_json::to_string(&config.limits).expect("limits serialize"),
         config.schedule.delta.map(|s| s.to_string()),
         config.schedule.full.map(|s| s.to_string()),
         now,
+        sealed.api_key.map(str::to_string),
     ]
 }
 
@@ -165,7 +180,7 @@ pub async fn insert(
     db: &Db,
     district_id: i64,
     config: &ConnectionConfig,
-    sealed_secret: &str,
+    sealed: Sealed<'_>,
 ) -> Result<StoredConnection, StoreError> {
     let now = Utc::now();
     let row: ConnectionRow = db
@@ -174,10 +189,11 @@ pub async fn insert(
             &format!(
                 "INSERT INTO connections (district_id, name, kind, version, base_url, \
                  page_size, auth, secret, limits, delta_schedule, full_schedule, created_at, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
+                 updated_at, api_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13) \
                  RETURNING {COLUMNS}"
             ),
-            &row_args(district_id, config, sealed_secret, now),
+            &row_args(district_id, config, sealed, now),
         )
         .await
         .map_err(|e| {
@@ -198,13 +214,13 @@ pub async fn insert(
 /// `None` when the district has no connection of that name. The delta cursor and the time of
 /// the last full pull are kept only when the source is the same one (same base URL and
 /// version): a cursor from one system means nothing to another, so a new source's first pull
-/// is a full, reconciling one. `sealed_secret` is bound to (district_id, name), as for
+/// is a full, reconciling one. The sealed secrets are bound to (district_id, name), as for
 /// [`insert`].
 pub async fn replace(
     db: &Db,
     district_id: i64,
     config: &ConnectionConfig,
-    sealed_secret: &str,
+    sealed: Sealed<'_>,
 ) -> Result<Option<StoredConnection>, StoreError> {
     let row: Option<ConnectionRow> = db
         .conn()
@@ -219,10 +235,10 @@ pub async fn replace(
                  THEN last_full_at ELSE NULL END, \
                  kind = $3, version = $4, base_url = $5, page_size = $6, auth = $7, \
                  secret = $8, limits = $9, delta_schedule = $10, full_schedule = $11, \
-                 updated_at = $12 \
+                 updated_at = $12, api_key = $13 \
                  WHERE district_id = $1 AND name = $2 RETURNING {COLUMNS}"
             ),
-            &row_args(district_id, config, sealed_secret, Utc::now()),
+            &row_args(district_id, config, sealed, Utc::now()),
         )
         .await?;
     row.map(ConnectionRow::into_stored).transpose()
@@ -337,7 +353,7 @@ pub async fn scheduled(db: &Db) -> Result<Vec<ScheduledConnection>, StoreError> 
 
 /// The source a connection pulls from, as a [`CursorMove`] records it.
 pub fn source_of(config: &ConnectionConfig) -> String {
-    format!("{} {}", enum_text(&config.version), config.base_url)
+    format!("{} {}", config.version.as_str(), config.base_url)
 }
 
 /// Moves a connection as its pull's run is applied, in the applying transaction. A connection
@@ -373,6 +389,7 @@ pub async fn advance_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::connection::{OneRosterVersion, PartnerResultsVersion};
 
     #[test]
     fn cursors_are_stored_with_fixed_precision_in_utc() {
@@ -385,11 +402,26 @@ mod tests {
     #[test]
     fn enums_are_stored_by_their_wire_names() {
         assert_eq!(enum_text(&ConnectionKind::OneRosterRest), "oneroster-rest");
-        assert_eq!(enum_text(&OneRosterVersion::V1_1), "1.1");
         assert_eq!(
-            enum_from_text::<OneRosterVersion>("1.2"),
-            Some(OneRosterVersion::V1_2)
+            enum_text(&ConnectionKind::AssessmentRest),
+            "assessment-rest"
         );
-        assert_eq!(enum_from_text::<OneRosterVersion>("2.0"), None);
+        let cases = [
+            ("1.1", Some(ApiVersion::OneRoster(OneRosterVersion::V1_1))),
+            ("1.2", Some(ApiVersion::OneRoster(OneRosterVersion::V1_2))),
+            (
+                "1",
+                Some(ApiVersion::PartnerResults(PartnerResultsVersion::V1)),
+            ),
+            ("2.0", None),
+            ("", None),
+        ];
+        for (text, version) in cases {
+            assert_eq!(enum_from_text::<ApiVersion>(text), version, "{text}");
+            if let Some(version) = version {
+                assert_eq!(enum_text(&version), text);
+                assert_eq!(version.as_str(), text);
+            }
+        }
     }
 }

@@ -30,6 +30,7 @@ mod push_secrets;
 mod read_paths;
 mod roster_read;
 mod runs;
+mod score_pulls;
 mod score_pushes;
 mod startup;
 mod subscriptions;

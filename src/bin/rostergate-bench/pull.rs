@@ -22,8 +22,8 @@ use serde::Serialize;
 
 use rostergate::config::{ImportSettings, OutboundSettings, Secret};
 use rostergate::domain::connection::{
-    AuthConfig, ClientAuthStyle, ConnectionConfig, ConnectionKind, OneRosterVersion, PullSchedule,
-    RequestLimits, DEFAULT_SCOPES_1_1,
+    ApiVersion, AuthConfig, ClientAuthStyle, ConnectionConfig, ConnectionKind, ConnectionSecrets,
+    OneRosterVersion, PullSchedule, RequestLimits, DEFAULT_SCOPES_1_1,
 };
 use rostergate::outbound::{Fetch, FetchError, SourceClient};
 use rostergate::sources::oneroster::problem_log;
@@ -373,7 +373,7 @@ fn connection_config(source: &Source, opts: &PullOptions) -> ConnectionConfig {
     ConnectionConfig {
         name: CONNECTION.to_string(),
         kind: ConnectionKind::OneRosterRest,
-        version: OneRosterVersion::V1_1,
+        version: ApiVersion::OneRoster(OneRosterVersion::V1_1),
         base_url: source.base_url.clone(),
         page_size: opts.page_size,
         auth: AuthConfig::Oauth2 {
@@ -381,6 +381,7 @@ fn connection_config(source: &Source, opts: &PullOptions) -> ConnectionConfig {
             client_id: CLIENT_ID.to_string(),
             client_auth: ClientAuthStyle::Basic,
             scopes: DEFAULT_SCOPES_1_1.iter().map(|s| s.to_string()).collect(),
+            api_key_header: None,
         },
         limits: RequestLimits {
             requests_per_second: opts.requests_per_second,
@@ -405,7 +406,10 @@ async fn bare_fetch(
     let config = connection_config(source, opts);
     let client = SourceClient::new(
         &config,
-        Secret::new(source.secret.clone()),
+        ConnectionSecrets {
+            secret: Secret::new(source.secret.clone()),
+            api_key: None,
+        },
         &OutboundSettings::default(),
     )?;
     let base = Url::parse(&source.base_url)
@@ -444,7 +448,10 @@ async fn fetch_and_read(
     let config = connection_config(source, opts);
     let client = SourceClient::new(
         &config,
-        Secret::new(source.secret.clone()),
+        ConnectionSecrets {
+            secret: Secret::new(source.secret.clone()),
+            api_key: None,
+        },
         &OutboundSettings::default(),
     )?;
     let base = Url::parse(&source.base_url)

@@ -47,7 +47,7 @@ async fn source(accepts: impl Fn(&str, usize) -> bool + Send + Sync + 'static) -
 fn bearer_client(server: &TestServer, style: ClientAuthStyle) -> SourceClient {
     SourceClient::new(
         &connection(server, oauth2(server, style), limits()),
-        Secret::new(SECRET),
+        Secret::new(SECRET).into(),
         &fast_settings(),
     )
     .unwrap()
@@ -317,7 +317,7 @@ async fn oauth1_signatures_verify_on_the_server_with_every_query_parameter() {
         let server = TestServer::start(|_: &Request| Reply::json(200, "{}")).await;
         let client = SourceClient::new(
             &connection(&server, oauth1(method), limits()),
-            Secret::new(SECRET),
+            Secret::new(SECRET).into(),
             &fast_settings(),
         )
         .unwrap();
@@ -341,7 +341,7 @@ async fn an_oauth1_401_is_not_retried_and_hints_at_the_signature() {
     let server = TestServer::scripted(vec![Reply::status(401)]).await;
     let client = SourceClient::new(
         &connection(&server, oauth1(SignatureMethod::HmacSha256), limits()),
-        Secret::new(SECRET),
+        Secret::new(SECRET).into(),
         &fast_settings(),
     )
     .unwrap();
@@ -351,4 +351,77 @@ async fn an_oauth1_401_is_not_retried_and_hints_at_the_signature() {
         "{message}"
     );
     assert_eq!(server.requests().len(), 1);
+}
+
+const API_KEY: &str = "partner-api-key-value";
+
+fn keyed_client(server: &TestServer) -> SourceClient {
+    let auth = match oauth2(server, ClientAuthStyle::Basic) {
+        crate::domain::connection::AuthConfig::Oauth2 {
+            token_url,
+            client_id,
+            client_auth,
+            scopes,
+            ..
+        } => crate::domain::connection::AuthConfig::Oauth2 {
+            token_url,
+            client_id,
+            client_auth,
+            scopes,
+            api_key_header: Some("apikey".into()),
+        },
+        other => other,
+    };
+    SourceClient::new(
+        &connection(server, auth, limits()),
+        crate::domain::connection::ConnectionSecrets {
+            secret: Secret::new(SECRET),
+            api_key: Some(Secret::new(API_KEY)),
+        },
+        &fast_settings(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_api_key_goes_on_the_token_request_and_every_other() {
+    let server = source(|token, _| token.starts_with("tok-")).await;
+    let client = keyed_client(&server);
+    client.get(server.url(USERS)).await.unwrap();
+    client.get(server.url(USERS)).await.unwrap();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "one token request, two GETs");
+    for request in &requests {
+        assert_eq!(
+            request.header("apikey"),
+            Some(API_KEY),
+            "{}",
+            request.path()
+        );
+    }
+    // A client without a key sends no such header.
+    let plain = bearer_client(&server, ClientAuthStyle::Basic);
+    plain.get(server.url(USERS)).await.unwrap();
+    assert_eq!(server.requests().last().unwrap().header("apikey"), None);
+}
+
+#[tokio::test]
+async fn an_api_key_echoed_in_an_error_is_not_repeated() {
+    let server = TestServer::start(|request: &Request| {
+        if request.path() == "/token" {
+            return token_reply(1);
+        }
+        Reply::json(
+            403,
+            &format!(r#"{{"message":"key {API_KEY} is not allowed here"}}"#),
+        )
+    })
+    .await;
+    let error = keyed_client(&server)
+        .get(server.url(USERS))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains(API_KEY), "{error}");
+    assert!(error.contains("403"), "{error}");
 }

@@ -69,7 +69,7 @@ async fn zero_limits_are_configuration_errors() {
     ] {
         let result = SourceClient::new(
             &super::connection(&server, super::oauth1(Default::default()), limits),
-            crate::config::Secret::new("s"),
+            crate::config::Secret::new("s").into(),
             &fast_settings(),
         );
         assert!(matches!(result, Err(FetchError::Config(_))), "{limits:?}");

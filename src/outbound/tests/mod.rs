@@ -8,8 +8,8 @@ mod server;
 
 use crate::config::{OutboundSettings, Secret};
 use crate::domain::connection::{
-    AuthConfig, ClientAuthStyle, ConnectionConfig, ConnectionKind, OneRosterVersion, PullSchedule,
-    RequestLimits, SignatureMethod,
+    ApiVersion, AuthConfig, ClientAuthStyle, ConnectionConfig, ConnectionKind, OneRosterVersion,
+    PullSchedule, RequestLimits, SignatureMethod,
 };
 use crate::outbound::SourceClient;
 
@@ -48,6 +48,7 @@ pub fn oauth2(token_server: &TestServer, client_auth: ClientAuthStyle) -> AuthCo
             "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly".into(),
             "extra.scope".into(),
         ],
+        api_key_header: None,
     }
 }
 
@@ -74,7 +75,7 @@ pub fn connection_at(base_url: &str, auth: AuthConfig, limits: RequestLimits) ->
     ConnectionConfig {
         name: "test-sis".into(),
         kind: ConnectionKind::OneRosterRest,
-        version: OneRosterVersion::V1_2,
+        version: ApiVersion::OneRoster(OneRosterVersion::V1_2),
         base_url: base_url.to_string(),
         page_size: 100,
         auth,
@@ -98,7 +99,7 @@ pub fn client_with(
 ) -> SourceClient {
     SourceClient::new(
         &connection(server, oauth1(SignatureMethod::HmacSha256), limits),
-        Secret::new(SECRET),
+        Secret::new(SECRET).into(),
         settings,
     )
     .unwrap()

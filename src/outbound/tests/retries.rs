@@ -145,7 +145,7 @@ async fn a_refused_connection_fails_after_bounded_attempts() {
     let address = listener.local_addr().unwrap();
     drop(listener);
     let config = connection_to(&format!("http://{address}/ims/oneroster/v1p1"));
-    let client = SourceClient::new(&config, Secret::new(SECRET), &fast_settings()).unwrap();
+    let client = SourceClient::new(&config, Secret::new(SECRET).into(), &fast_settings()).unwrap();
     let url = Url::parse(&format!("http://{address}/ims/oneroster/v1p1/users")).unwrap();
     let error = client.get(url).await.unwrap_err();
     let message = error.to_string();
@@ -176,7 +176,7 @@ async fn https_goes_through_the_installed_tls_provider() {
     let config = connection_to(&format!("https://{address}/ims/oneroster/v1p1"));
     let mut settings = fast_settings();
     settings.max_attempts = 1;
-    let client = SourceClient::new(&config, Secret::new(SECRET), &settings).unwrap();
+    let client = SourceClient::new(&config, Secret::new(SECRET).into(), &settings).unwrap();
     let url = Url::parse(&format!("https://{address}/ims/oneroster/v1p1/users")).unwrap();
     let error = client.get(url).await.unwrap_err();
     assert!(matches!(error, FetchError::Connect { .. }), "{error}");

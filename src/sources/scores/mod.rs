@@ -4,6 +4,7 @@
 //! into placements come later.
 
 pub mod cdf;
+pub mod partner;
 pub mod push;
 
 pub use push::{

@@ -191,13 +191,13 @@ impl ShapeRefusal {
 
 /// The problems found so far: the first [`MAX_PROBLEMS`] kept, all counted.
 #[derive(Default)]
-struct Problems {
+pub(super) struct Problems {
     kept: Vec<ShapeProblem>,
     total: usize,
 }
 
 impl Problems {
-    fn add(&mut self, pointer: &str, message: impl Into<String>) {
+    pub(super) fn add(&mut self, pointer: &str, message: impl Into<String>) {
         self.total += 1;
         if self.kept.len() < MAX_PROBLEMS {
             self.kept.push(ShapeProblem {
@@ -209,7 +209,7 @@ impl Problems {
 }
 
 /// `parent`'s member `name` as a JSON pointer (RFC 6901), a hostile name cut short.
-fn member(parent: &str, name: &str) -> String {
+pub(super) fn member(parent: &str, name: &str) -> String {
     let name = shorten(name, 100);
     format!("{parent}/{}", name.replace('~', "~0").replace('/', "~1"))
 }
@@ -230,7 +230,7 @@ pub fn read(body: &[u8]) -> Result<ScorePush, ShapeRefusal> {
     Ok(ScorePush { results })
 }
 
-fn refusal(problems: Problems) -> ShapeRefusal {
+pub(super) fn refusal(problems: Problems) -> ShapeRefusal {
     ShapeRefusal {
         problems: problems.kept,
         total: problems.total,
@@ -259,7 +259,11 @@ fn read_document(document: &Json, problems: &mut Problems) -> Vec<AssessmentResu
         .collect()
 }
 
-fn read_result(value: &Json, at: &str, problems: &mut Problems) -> Option<AssessmentResult> {
+pub(super) fn read_result(
+    value: &Json,
+    at: &str,
+    problems: &mut Problems,
+) -> Option<AssessmentResult> {
     let object = Object::new(value, at, "a result", &RESULT_MEMBERS, problems)?;
     let before = problems.total;
     let student = object
@@ -398,13 +402,13 @@ fn read_range(value: &Json, at: &str, problems: &mut Problems) -> Option<(f64, f
 }
 
 /// A JSON object being read, at its pointer; its unknown members already refused.
-struct Object<'a> {
+pub(super) struct Object<'a> {
     map: &'a Map<String, Json>,
     at: String,
 }
 
 impl<'a> Object<'a> {
-    fn new(
+    pub(super) fn new(
         value: &'a Json,
         at: &str,
         what: &str,
@@ -429,12 +433,12 @@ impl<'a> Object<'a> {
         })
     }
 
-    fn pointer(&self, name: &str) -> String {
+    pub(super) fn pointer(&self, name: &str) -> String {
         member(&self.at, name)
     }
 
     /// A member that must be there and not null.
-    fn required(&self, name: &str, problems: &mut Problems) -> Option<&'a Json> {
+    pub(super) fn required(&self, name: &str, problems: &mut Problems) -> Option<&'a Json> {
         match self.map.get(name) {
             None => {
                 problems.add(&self.pointer(name), "is required");
@@ -449,7 +453,7 @@ impl<'a> Object<'a> {
     }
 
     /// A member that may be absent or null (both read as absent).
-    fn optional(&self, name: &str) -> Option<&'a Json> {
+    pub(super) fn optional(&self, name: &str) -> Option<&'a Json> {
         self.map.get(name).filter(|v| !v.is_null())
     }
 

@@ -104,10 +104,10 @@ impl TokenError {
 
 /// An issued token as the token endpoint returns it.
 #[derive(Debug, Clone)]
-pub(super) struct IssuedToken {
-    pub(super) access_token: String,
-    pub(super) expires_in: u64,
-    pub(super) scope: Option<String>,
+pub(crate) struct IssuedToken {
+    pub(crate) access_token: String,
+    pub(crate) expires_in: u64,
+    pub(crate) scope: Option<String>,
 }
 
 struct TokenState {
@@ -117,13 +117,13 @@ struct TokenState {
 
 /// Bearer tokens issued so far; older tokens stay valid when new ones are issued.
 #[derive(Default)]
-pub(super) struct Tokens {
+pub(crate) struct Tokens {
     live: HashMap<String, TokenState>,
 }
 
 impl Tokens {
     /// Grants a client-credentials token request (`form` is the decoded body).
-    pub(super) fn issue(
+    pub(crate) fn issue(
         &mut self,
         settings: &Oauth2Settings,
         authorization: Option<&str>,
@@ -186,7 +186,7 @@ impl Tokens {
     }
 
     /// Whether `Authorization: Bearer …` names a live token; counts the request against it.
-    pub(super) fn admit(&mut self, settings: &Oauth2Settings, authorization: Option<&str>) -> bool {
+    pub(crate) fn admit(&mut self, settings: &Oauth2Settings, authorization: Option<&str>) -> bool {
         let Some(token) = authorization.and_then(|h| strip_scheme(h, "Bearer")) else {
             return false;
         };
@@ -207,7 +207,7 @@ impl Tokens {
     }
 
     /// Every token issued so far stops working.
-    pub(super) fn revoke_all(&mut self) {
+    pub(crate) fn revoke_all(&mut self) {
         self.live.clear();
     }
 }
@@ -462,7 +462,7 @@ fn parse_oauth_header(header: &str) -> Result<Vec<(String, String)>, Oauth1Error
 }
 
 /// The decoded `name=value` pairs of a query string or form body (`+` is a space).
-pub(super) fn query_pairs(query: &str) -> Option<Vec<(String, String)>> {
+pub(crate) fn query_pairs(query: &str) -> Option<Vec<(String, String)>> {
     query
         .split('&')
         .filter(|p| !p.is_empty())

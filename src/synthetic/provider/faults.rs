@@ -42,12 +42,12 @@ struct Scripted {
 }
 
 /// The request as faults see it.
-pub(super) struct FaultProbe<'a> {
+pub(crate) struct FaultProbe<'a> {
     /// Path relative to the service base (`users`, `users/stu-1`) or `token`.
-    pub(super) path: &'a str,
-    pub(super) offset: usize,
+    pub(crate) path: &'a str,
+    pub(crate) offset: usize,
     /// None for token requests.
-    pub(super) number: Option<u64>,
+    pub(crate) number: Option<u64>,
 }
 
 impl FaultTrigger {
@@ -107,7 +107,7 @@ impl FaultHandle {
     }
 
     /// Takes the first pending fault that applies to the request.
-    pub(super) fn take(&self, probe: &FaultProbe<'_>) -> Option<FaultAction> {
+    pub(crate) fn take(&self, probe: &FaultProbe<'_>) -> Option<FaultAction> {
         let mut script = self.lock();
         let i = script.iter().position(|f| f.trigger.matches(probe))?;
         let action = script[i].action.clone();

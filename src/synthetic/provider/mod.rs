@@ -54,6 +54,12 @@ pub use store::RosterHandle;
 
 use render::RenderContext;
 
+// The partner results server (`synthetic::partner`) authenticates, faults and logs as this
+// provider does.
+pub(crate) use auth::{query_pairs, Tokens};
+pub(crate) use faults::FaultProbe;
+pub(crate) use server::{auth_kind, issue_token};
+
 /// How clients must authenticate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderAuth {

@@ -2,6 +2,7 @@
 //! authentication, then the collection, view or singleton asked for.
 
 use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -9,7 +10,9 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::auth::{percent_decode, query_pairs, verify_oauth1, SignedRequest};
+use super::auth::{
+    percent_decode, query_pairs, verify_oauth1, Oauth2Settings, SignedRequest, Tokens,
+};
 use super::data::Collection;
 use super::faults::{FaultAction, FaultProbe};
 use super::filter::Filter;
@@ -19,19 +22,7 @@ use super::{AuthKind, ProviderAuth, RequestLog, State};
 
 pub(super) async fn handle(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpResponse {
     let (response, fault) = respond(&req, &body, &state).await;
-    let auth = match req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.split(' ').next())
-    {
-        None if req.query_string().contains("oauth_signature=") => AuthKind::Oauth1,
-        None => AuthKind::None,
-        Some(s) if s.eq_ignore_ascii_case("basic") => AuthKind::Basic,
-        Some(s) if s.eq_ignore_ascii_case("bearer") => AuthKind::Bearer,
-        Some(s) if s.eq_ignore_ascii_case("oauth") => AuthKind::Oauth1,
-        Some(_) => AuthKind::Other,
-    };
+    let auth = auth_kind(&req);
     state
         .log
         .lock()
@@ -45,6 +36,24 @@ pub(super) async fn handle(req: HttpRequest, body: Bytes, state: web::Data<State
             fault,
         });
     response
+}
+
+/// The credentials a request carried, by its `Authorization` scheme (shared with the partner
+/// server's request log).
+pub(crate) fn auth_kind(req: &HttpRequest) -> AuthKind {
+    match req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split(' ').next())
+    {
+        None if req.query_string().contains("oauth_signature=") => AuthKind::Oauth1,
+        None => AuthKind::None,
+        Some(s) if s.eq_ignore_ascii_case("basic") => AuthKind::Basic,
+        Some(s) if s.eq_ignore_ascii_case("bearer") => AuthKind::Bearer,
+        Some(s) if s.eq_ignore_ascii_case("oauth") => AuthKind::Oauth1,
+        Some(_) => AuthKind::Other,
+    }
 }
 
 /// OneRoster's imsx status body (reference §7).
@@ -215,6 +224,17 @@ fn token(req: &HttpRequest, body: &Bytes, state: &State) -> HttpResponse {
     let ProviderAuth::Oauth2(settings) = &state.config.auth else {
         return HttpResponse::NotFound().finish();
     };
+    issue_token(req, body, settings, &state.tokens)
+}
+
+/// A client-credentials token request answered per RFC 6749 §4.4 and §5 (shared with the
+/// partner server): POST only, the form body read, the token or the §5.2 error as JSON.
+pub(crate) fn issue_token(
+    req: &HttpRequest,
+    body: &Bytes,
+    settings: &Oauth2Settings,
+    tokens: &Mutex<Tokens>,
+) -> HttpResponse {
     if req.method() != actix_web::http::Method::POST {
         return HttpResponse::MethodNotAllowed().finish();
     }
@@ -226,11 +246,11 @@ fn token(req: &HttpRequest, body: &Bytes, state: &State) -> HttpResponse {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
-    let issued = state
-        .tokens
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .issue(settings, authorization, &form);
+    let issued =
+        tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .issue(settings, authorization, &form);
     match issued {
         Ok(token) => {
             let mut body = json!({
