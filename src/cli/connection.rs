@@ -10,7 +10,7 @@ use super::{db, output, CliError, CliResult, Context};
 use crate::auth::keys::MasterKey;
 use crate::auth::secrets::SecretBox;
 use crate::config::{Secret, Settings};
-use crate::domain::connection::{ApiVersion, AuthConfig};
+use crate::domain::connection::{ApiVersion, AuthConfig, ConnectionKind};
 use crate::domain::connection_input::{
     AuthInput, ConnectionInput, Field, InputErrors, ScheduleInput,
 };
@@ -231,9 +231,10 @@ fn connection_line(c: &StoredConnection) -> String {
         AuthConfig::Oauth2 { .. } => "oauth2",
         AuthConfig::Oauth1 { .. } => "oauth1",
     };
-    let api = match config.version {
-        ApiVersion::OneRoster(_) => "OneRoster",
-        ApiVersion::PartnerResults(_) => "partner results API",
+    let api = match (config.kind, config.version) {
+        (ConnectionKind::OneRosterAssessmentResults, _) => "OneRoster assessment results",
+        (_, ApiVersion::OneRoster(_)) => "OneRoster",
+        (_, ApiVersion::PartnerResults(_)) => "partner results API",
     };
     format!(
         "{}\t{api} {}\t{}\t{auth}\tdelta: {}\tfull: {}\tcursor: {}",

@@ -11,6 +11,10 @@ use crate::domain::schedule::Schedule;
 /// The OneRoster 1.2 scopes a connection asks for unless told otherwise (oneroster.md §8.3).
 pub const DEFAULT_SCOPES_1_2: &[&str] =
     &["https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly"];
+/// The scopes a OneRoster 1.2 gradebook (assessment results) connection asks for unless told
+/// otherwise (oneroster.md §8.3; the Assessment Results Profile names none of its own).
+pub const DEFAULT_SCOPES_GRADEBOOK_1_2: &[&str] =
+    &["https://purl.imsglobal.org/spec/or/v1p2/scope/gradebook.readonly"];
 /// The OneRoster 1.1 scopes asked for over OAuth 2 unless told otherwise (oneroster.md §8.2).
 pub const DEFAULT_SCOPES_1_1: &[&str] =
     &["https://purl.imsglobal.org/spec/or/v1p1/scope/roster-core.readonly"];
@@ -27,6 +31,10 @@ pub enum ConnectionKind {
     /// through the score import.
     #[serde(rename = "assessment-rest")]
     AssessmentRest,
+    /// A SIS's OneRoster 1.2 gradebook service, its assessment results
+    /// (`assessmentLineItems`, `assessmentResults`): scores, through the score import.
+    #[serde(rename = "oneroster-assessment-results")]
+    OneRosterAssessmentResults,
 }
 
 impl ConnectionKind {
@@ -34,7 +42,29 @@ impl ConnectionKind {
         match self {
             ConnectionKind::OneRosterRest => "oneroster-rest",
             ConnectionKind::AssessmentRest => "assessment-rest",
+            ConnectionKind::OneRosterAssessmentResults => "oneroster-assessment-results",
         }
+    }
+
+    /// Whether a pull of this kind imports scores (rather than syncing a roster).
+    pub fn pulls_scores(self) -> bool {
+        !matches!(self, ConnectionKind::OneRosterRest)
+    }
+
+    /// Whether a connection of this kind can speak `version`.
+    pub fn accepts(self, version: ApiVersion) -> bool {
+        matches!(
+            (self, version),
+            (ConnectionKind::OneRosterRest, ApiVersion::OneRoster(_))
+                | (
+                    ConnectionKind::AssessmentRest,
+                    ApiVersion::PartnerResults(_)
+                )
+                | (
+                    ConnectionKind::OneRosterAssessmentResults,
+                    ApiVersion::OneRoster(OneRosterVersion::V1_2)
+                )
+        )
     }
 }
 
@@ -53,9 +83,9 @@ pub enum PartnerResultsVersion {
     V1,
 }
 
-/// The version of the API a connection speaks: a OneRoster version for `oneroster-rest`, a
-/// partner results contract version for `assessment-rest`. Written as the API writes it
-/// (`1.1`, `1.2`, `1`).
+/// The version of the API a connection speaks: a OneRoster version for `oneroster-rest` (and
+/// 1.2 for `oneroster-assessment-results`), a partner results contract version for
+/// `assessment-rest`. Written as the API writes it (`1.1`, `1.2`, `1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ApiVersion {
@@ -68,14 +98,6 @@ impl ApiVersion {
         match self {
             ApiVersion::OneRoster(v) => Some(v),
             ApiVersion::PartnerResults(_) => None,
-        }
-    }
-
-    /// The kind of connection that speaks this version.
-    pub fn kind(self) -> ConnectionKind {
-        match self {
-            ApiVersion::OneRoster(_) => ConnectionKind::OneRosterRest,
-            ApiVersion::PartnerResults(_) => ConnectionKind::AssessmentRest,
         }
     }
 

@@ -9,6 +9,7 @@ use crate::domain::connection::{
     ApiVersion, AuthConfig, ClientAuthStyle, ConnectionConfig, ConnectionKind, ConnectionSecrets,
     OneRosterVersion, PartnerResultsVersion, PullSchedule, RequestLimits, SignatureMethod,
     DEFAULT_API_KEY_HEADER, DEFAULT_PAGE_SIZE, DEFAULT_SCOPES_1_1, DEFAULT_SCOPES_1_2,
+    DEFAULT_SCOPES_GRADEBOOK_1_2,
 };
 use crate::domain::problem::quoted;
 use crate::domain::schedule::Schedule;
@@ -198,7 +199,7 @@ impl ConnectionInput {
             Field::PageSize,
             in_range(self.page_size, DEFAULT_PAGE_SIZE.into(), 1, MAX_PAGE_SIZE),
         );
-        let auth = self.auth.validate(version, &mut p);
+        let auth = self.auth.validate(kind.zip(version), &mut p);
         let secret = p.check(Field::Secret, check_secret(self.secret.as_ref()));
         let api_key = self.checked_api_key(&mut p);
         let auth = match (auth, &api_key) {
@@ -328,7 +329,12 @@ impl ConnectionInput {
 }
 
 impl AuthInput {
-    fn validate(&self, version: Option<ApiVersion>, p: &mut Problems) -> Option<AuthConfig> {
+    fn validate(
+        &self,
+        target: Option<(ConnectionKind, ApiVersion)>,
+        p: &mut Problems,
+    ) -> Option<AuthConfig> {
+        let version = target.map(|(_, v)| v);
         let before = p.0.len();
         let refuse_foreign = |p: &mut Problems, field: Field, present: bool, method: &str| {
             if present {
@@ -361,7 +367,7 @@ impl AuthInput {
                         Some(other) => Err(format!("{} is not basic or body", quoted(other))),
                     },
                 );
-                let scopes = self.checked_scopes(version, p);
+                let scopes = self.checked_scopes(target, p);
                 let api_key_header = p.check(
                     Field::ApiKeyHeader,
                     self.api_key_header
@@ -436,7 +442,11 @@ impl AuthInput {
     }
 
     /// The scopes asked for, or the version's defaults when none are given.
-    fn checked_scopes(&self, version: Option<ApiVersion>, p: &mut Problems) -> Option<Vec<String>> {
+    fn checked_scopes(
+        &self,
+        target: Option<(ConnectionKind, ApiVersion)>,
+        p: &mut Problems,
+    ) -> Option<Vec<String>> {
         if self.scopes.len() > MAX_SCOPES {
             p.add(Field::Scopes, format!("at most {MAX_SCOPES} scopes"));
             return None;
@@ -456,10 +466,11 @@ impl AuthInput {
             return Some(self.scopes.clone());
         }
         // A partner's scopes are its own: none are asked for unless configured.
-        let defaults: &[&str] = match version? {
-            ApiVersion::OneRoster(OneRosterVersion::V1_1) => DEFAULT_SCOPES_1_1,
-            ApiVersion::OneRoster(OneRosterVersion::V1_2) => DEFAULT_SCOPES_1_2,
-            ApiVersion::PartnerResults(_) => &[],
+        let defaults: &[&str] = match target? {
+            (ConnectionKind::OneRosterAssessmentResults, _) => DEFAULT_SCOPES_GRADEBOOK_1_2,
+            (_, ApiVersion::OneRoster(OneRosterVersion::V1_1)) => DEFAULT_SCOPES_1_1,
+            (_, ApiVersion::OneRoster(OneRosterVersion::V1_2)) => DEFAULT_SCOPES_1_2,
+            (_, ApiVersion::PartnerResults(_)) => &[],
         };
         Some(defaults.iter().map(|s| s.to_string()).collect())
     }
@@ -486,8 +497,10 @@ fn parse_kind(raw: &str) -> Result<ConnectionKind, String> {
     match raw {
         "oneroster-rest" => Ok(ConnectionKind::OneRosterRest),
         "assessment-rest" => Ok(ConnectionKind::AssessmentRest),
+        "oneroster-assessment-results" => Ok(ConnectionKind::OneRosterAssessmentResults),
         other => Err(format!(
-            "{} is not a known kind: use oneroster-rest or assessment-rest",
+            "{} is not a known kind: use oneroster-rest, assessment-rest or \
+             oneroster-assessment-results",
             quoted(other)
         )),
     }
@@ -509,6 +522,14 @@ fn parse_version(kind: ConnectionKind, raw: &str) -> Result<ApiVersion, String> 
         }
         (ConnectionKind::AssessmentRest, other) => Err(format!(
             "{} is not a version of the partner results API: use 1",
+            quoted(other)
+        )),
+        // The Assessment Results Profile is a OneRoster 1.2 service.
+        (ConnectionKind::OneRosterAssessmentResults, "" | "1.2") => {
+            Ok(ApiVersion::OneRoster(OneRosterVersion::V1_2))
+        }
+        (ConnectionKind::OneRosterAssessmentResults, other) => Err(format!(
+            "{} is not a version with assessment results: use 1.2",
             quoted(other)
         )),
     }
@@ -766,6 +787,36 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_gradebook_connection_speaks_1_2_and_asks_for_the_gradebook_scope() {
+        let gradebook = ConnectionInput {
+            kind: "oneroster-assessment-results".into(),
+            version: String::new(),
+            ..oauth2()
+        };
+        let (config, _) = gradebook.validate().unwrap();
+        assert_eq!(config.kind, ConnectionKind::OneRosterAssessmentResults);
+        assert_eq!(
+            config.version,
+            ApiVersion::OneRoster(OneRosterVersion::V1_2)
+        );
+        assert!(matches!(
+            &config.auth,
+            AuthConfig::Oauth2 { scopes, .. } if scopes == &[DEFAULT_SCOPES_GRADEBOOK_1_2[0]]
+        ));
+        let eleven = ConnectionInput {
+            version: "1.1".into(),
+            ..gradebook.clone()
+        };
+        assert_eq!(fields(&eleven), vec![Field::Version]);
+        let signed = ConnectionInput {
+            kind: "oneroster-assessment-results".into(),
+            version: "1.2".into(),
+            ..oauth1()
+        };
+        assert_eq!(fields(&signed), vec![Field::AuthMethod]);
     }
 
     #[test]

@@ -198,6 +198,39 @@ impl LearningPlans {
             .find(|p| p.subject_names.contains(&wanted))
     }
 
+    /// The subject name (as a plan file writes it) that a title names as whole words, ignoring
+    /// case and punctuation: "MAP Growth Math 2-5 Fall 2026" names "Math 2-5" (the longest name
+    /// found wins), "Aftermath quiz" names none. For sources that title a test but give no
+    /// subject.
+    pub fn subject_in_title(&self, title: &str) -> Option<&str> {
+        let words = |text: &str| {
+            let spaced: String = text
+                .chars()
+                .map(|c| {
+                    if c.is_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        ' '
+                    }
+                })
+                .collect();
+            format!(
+                " {} ",
+                spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        };
+        let title = words(title);
+        self.plans
+            .iter()
+            .flat_map(|p| p.subjects.iter())
+            .filter(|name| {
+                let name = words(name);
+                !name.trim().is_empty() && title.contains(&name)
+            })
+            .max_by_key(|name| name.len())
+            .map(String::as_str)
+    }
+
     /// The plan with this subject key.
     pub fn subject(&self, key: &str) -> Option<&SubjectPlan> {
         self.plans.iter().find(|p| p.key == key)

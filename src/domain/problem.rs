@@ -215,7 +215,8 @@ impl ProblemLog {
         self.warn_times(problem, 1);
     }
 
-    fn warn_times(&mut self, problem: Problem, occurrences: u64) {
+    /// One warning that happened `occurrences` times (a source that counted them itself).
+    pub fn warn_times(&mut self, problem: Problem, occurrences: u64) {
         let key = (
             problem.at.source().to_string(),
             problem.field.clone(),

@@ -11,7 +11,6 @@ use super::connections::not_found;
 use super::error::ApiError;
 use super::jobs::job_json;
 use super::AppState;
-use crate::domain::connection::ConnectionKind;
 use crate::domain::scope::Scope;
 use crate::jobs::{pull_prefix, requested_pull, PULL_KIND};
 use crate::store::{connections, jobs};
@@ -46,9 +45,10 @@ pub async fn start(
         .await?
         .ok_or_else(|| not_found(&name))?;
     // Pulling a roster writes the roster; pulling scores writes scores.
-    caller.require(match connection.config.kind {
-        ConnectionKind::OneRosterRest => Scope::RosterWrite,
-        ConnectionKind::AssessmentRest => Scope::ScoresWrite,
+    caller.require(if connection.config.kind.pulls_scores() {
+        Scope::ScoresWrite
+    } else {
+        Scope::RosterWrite
     })?;
     // One pull of a connection at a time: a second request while one waits or runs would
     // only queue the same work again.

@@ -38,7 +38,7 @@ impl JobHandler for PullJobs {
             .await
             .map_err(|e| JobError::retryable(e.to_string()))?
             .map(|c| c.config.kind);
-        if kind == Some(ConnectionKind::AssessmentRest) {
+        if kind.is_some_and(ConnectionKind::pulls_scores) {
             let request = ScorePullRequest {
                 connection: payload.connection,
                 full: payload.full,

@@ -4,6 +4,7 @@
 //! the others fetch what changed since the cursor, less an overlap. An assessment partner's
 //! connection is pulled the same way into the score import instead ([`scores`]).
 
+mod arp;
 mod job;
 pub mod scores;
 
@@ -17,7 +18,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::auth::secrets::{SecretBox, SecretError};
 use crate::config::Settings;
-use crate::domain::connection::DELTA_OVERLAP_SECS;
+use crate::domain::connection::{ConnectionKind, DELTA_OVERLAP_SECS};
 use crate::domain::district::District;
 use crate::domain::records::RecordKind;
 use crate::outbound::client::SourceClient;
@@ -122,7 +123,9 @@ pub async fn pull(
 ) -> Result<RunReport, PullError> {
     let name = request.connection.clone();
     let (stored, client, base_url) = open_source(db, secrets, settings, district, &name).await?;
-    let Some(version) = stored.config.version.oneroster() else {
+    let (ConnectionKind::OneRosterRest, Some(version)) =
+        (stored.config.kind, stored.config.version.oneroster())
+    else {
         return Err(PullError::WrongKind {
             name,
             kind: stored.config.kind.as_str(),

@@ -1,7 +1,7 @@
-//! An assessment partner's results pulled into the score import: `GET {base}/results` page by
+//! Scores pulled into the score import: an assessment partner's `GET {base}/results` page by
 //! page (contracts/partner-results.openapi.json), each page read as a score push is and staged
-//! as it arrives, then matched, applied and placed in one transaction that also moves the
-//! connection's cursor. A page that cannot be fetched or read refuses the whole pull: nothing is
+//! as it arrives, or a SIS gradebook's OneRoster assessment results ([`super::arp`]); then
+//! matched, applied and placed in one transaction that also moves the connection's cursor. A page that cannot be fetched or read refuses the whole pull: nothing is
 //! stored and the cursor stays, so the next pull asks again from the same place.
 //!
 //! A pull never removes a result the partner no longer sends: scores are student progress, and
@@ -14,10 +14,11 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use reqwest::Url;
 use tokio::sync::{mpsc, Notify};
 
+use super::arp::fetch_assessment_results;
 use super::{open_source, PullError};
 use crate::auth::secrets::SecretBox;
 use crate::config::Settings;
-use crate::domain::connection::DELTA_OVERLAP_SECS;
+use crate::domain::connection::{ConnectionKind, DELTA_OVERLAP_SECS};
 use crate::domain::district::District;
 use crate::domain::learning_plan::LearningPlans;
 use crate::domain::problem::{Location, Problem, ProblemLog};
@@ -68,10 +69,11 @@ pub async fn pull_scores(
 ) -> Result<ScoreImportReport, ScorePullError> {
     let name = request.connection.clone();
     let (stored, client, base_url) = open_source(db, secrets, settings, district, &name).await?;
-    if stored.config.version.oneroster().is_some() {
+    let kind = stored.config.kind;
+    if !kind.pulls_scores() {
         return Err(PullError::WrongKind {
             name,
-            kind: stored.config.kind.as_str(),
+            kind: kind.as_str(),
             hint: "its rosters are pulled with `rostergate sync pull`",
         }
         .into());
@@ -81,7 +83,8 @@ pub async fn pull_scores(
         Some(cursor) if !full => Some(cursor - Duration::seconds(DELTA_OVERLAP_SECS)),
         _ => None,
     };
-    let first = first_page_url(&base_url, stored.config.page_size, since);
+    let page_size = stored.config.page_size;
+    let plans_for_fetch = plans.clone();
     let (tx, rx) = mpsc::channel(PAGES_BUFFERED);
     // The partner is asked nothing until the import holds its district.
     let started = Arc::new(Notify::new());
@@ -95,7 +98,23 @@ pub async fn pull_scores(
                 () = started.notified() => {}
                 () = tx.closed() => return None,
             }
-            Some(fetch_pages(&client, first, tx, log).await)
+            Some(match kind {
+                ConnectionKind::OneRosterAssessmentResults => {
+                    fetch_assessment_results(
+                        &client,
+                        (&base_url, page_size),
+                        since,
+                        &plans_for_fetch,
+                        tx,
+                        log,
+                    )
+                    .await
+                }
+                _ => {
+                    let first = first_page_url(&base_url, page_size, since);
+                    fetch_pages(&client, first, tx, log).await
+                }
+            })
         }
     });
     let end = async move {
@@ -172,12 +191,14 @@ fn next_page_url(first: &Url, token: &str) -> Url {
 }
 
 /// What fetching the pages came to.
-struct Fetched {
-    problems: ProblemLog,
-    pages: u64,
-    results: u64,
-    /// The latest `modified_at` among the results.
-    newest: Option<DateTime<Utc>>,
+#[derive(Default)]
+pub(super) struct Fetched {
+    pub(super) problems: ProblemLog,
+    pub(super) pages: u64,
+    /// Records read (results, and line items for a gradebook).
+    pub(super) results: u64,
+    /// The latest modification time among the results: where the cursor moves.
+    pub(super) newest: Option<DateTime<Utc>>,
 }
 
 /// Empty pages in a row that still name a next page before the pull gives up: a partner

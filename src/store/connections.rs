@@ -106,7 +106,7 @@ impl ConnectionRow {
         };
         let kind = enum_from_text::<ConnectionKind>(&self.kind).ok_or_else(|| corrupt("kind"))?;
         let version = enum_from_text::<ApiVersion>(&self.version)
-            .filter(|v| v.kind() == kind)
+            .filter(|v| kind.accepts(*v))
             .ok_or_else(|| corrupt("version"))?;
         let config = ConnectionConfig {
             kind,

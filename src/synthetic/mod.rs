@@ -6,6 +6,7 @@
 //! proportional to the number of users or enrollments is ever held in memory.
 
 pub mod cdf;
+pub mod gradebook;
 pub mod partner;
 mod plan;
 pub mod provider;

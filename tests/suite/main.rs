@@ -17,6 +17,7 @@ mod deliveries;
 mod districts;
 mod events;
 mod generate;
+mod gradebook_pulls;
 mod health_and_errors;
 mod import_limits;
 mod imports;

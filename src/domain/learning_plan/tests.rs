@@ -629,3 +629,20 @@ fn load_dir_refuses_an_empty_or_missing_directory() {
     assert!(matches!(err, PlanError::Read { .. }), "{err}");
     assert!(err.to_string().starts_with(&missing.display().to_string()));
 }
+
+#[test]
+fn a_title_names_a_subject_only_as_whole_words() {
+    let plans = LearningPlans::shipped();
+    let cases = [
+        ("MAP Growth Math 2-5 Fall 2026", Some("Math 2-5")),
+        ("MAP Growth Mathematics", Some("Mathematics")),
+        ("math: winter benchmark", Some("Math")),
+        ("MATHS check-in", Some("Maths")),
+        ("Aftermath of the unit quiz", None),
+        ("Reading Fall 2026", None),
+        ("", None),
+    ];
+    for (title, want) in cases {
+        assert_eq!(plans.subject_in_title(title), want, "{title}");
+    }
+}

@@ -3,6 +3,7 @@
 //! into neutral values. Reading only: matching results to rostered students and turning them
 //! into placements come later.
 
+pub mod arp;
 pub mod cdf;
 pub mod partner;
 pub mod push;

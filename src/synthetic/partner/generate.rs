@@ -6,8 +6,9 @@ use serde_json::{json, Value};
 
 use crate::synthetic::rng::SplitMix64;
 
-/// The goal areas of `config/learning-plans/math.toml`, by their display names.
-const GOAL_AREAS: [&str; 5] = [
+/// The goal areas of `config/learning-plans/math.toml`, by their display names (the gradebook's
+/// generated line items use them too).
+pub(crate) const GOAL_AREAS: [&str; 5] = [
     "Operations and Algebraic Thinking",
     "Number and Operations",
     "Measurement and Data",

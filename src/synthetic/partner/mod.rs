@@ -42,6 +42,8 @@ pub use generate::generated_results;
 pub use log::PartnerRequest;
 pub use store::ResultsHandle;
 
+pub(crate) use generate::GOAL_AREAS;
+
 /// Where the results route lives, under the origin.
 pub const BASE_PATH: &str = "/v1";
 /// The token endpoint's path.

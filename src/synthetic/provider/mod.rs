@@ -55,10 +55,11 @@ pub use store::RosterHandle;
 use render::RenderContext;
 
 // The partner results server (`synthetic::partner`) authenticates, faults and logs as this
-// provider does.
+// provider does; the gradebook server (`synthetic::gradebook`) also pages and answers as it does.
 pub(crate) use auth::{query_pairs, Tokens};
 pub(crate) use faults::FaultProbe;
-pub(crate) use server::{auth_kind, issue_token};
+pub(crate) use paging::Paging;
+pub(crate) use server::{auth_kind, collection_page, imsx, issue_token, status_fault};
 
 /// How clients must authenticate.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,15 +36,15 @@ pub enum PagingError {
     Offset(String),
 }
 
-/// The page a request asks for, after the clamp.
+/// The page a request asks for, after the clamp (shared with the gradebook server).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Paging {
-    pub(super) limit: usize,
-    pub(super) offset: usize,
+pub(crate) struct Paging {
+    pub(crate) limit: usize,
+    pub(crate) offset: usize,
 }
 
 impl Paging {
-    pub(super) fn from_query(
+    pub(crate) fn from_query(
         pairs: &[(String, String)],
         max_page_size: Option<usize>,
     ) -> Result<Paging, PagingError> {
@@ -68,7 +68,7 @@ impl Paging {
     /// `<…>; rel="first", <…>; rel="prev", <…>; rel="next", <…>; rel="last"`, each URL the
     /// request's own with `limit` and `offset` replaced (the clamped limit, as servers that
     /// clamp advertise it) and every other parameter kept as it was sent.
-    pub(super) fn link_header(
+    pub(crate) fn link_header(
         &self,
         url_without_query: &str,
         raw_query: &str,

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use serde_json::{json, Value};
 
 use super::auth::{
@@ -56,8 +56,8 @@ pub(crate) fn auth_kind(req: &HttpRequest) -> AuthKind {
     }
 }
 
-/// OneRoster's imsx status body (reference §7).
-fn imsx(status: u16, code_minor: &str, description: &str) -> HttpResponse {
+/// OneRoster's imsx status body (reference §7); shared with the gradebook server.
+pub(crate) fn imsx(status: u16, code_minor: &str, description: &str) -> HttpResponse {
     let body = json!({
         "imsx_codeMajor": "failure",
         "imsx_severity": "error",
@@ -71,8 +71,9 @@ fn imsx(status: u16, code_minor: &str, description: &str) -> HttpResponse {
         .json(body)
 }
 
-/// The answer to a status fault, or None when the fault only changes the normal answer.
-async fn status_fault(fault: &FaultAction) -> Option<HttpResponse> {
+/// The answer to a status fault, or None when the fault only changes the normal answer (shared
+/// with the gradebook server).
+pub(crate) async fn status_fault(fault: &FaultAction) -> Option<HttpResponse> {
     match fault {
         FaultAction::TooManyRequests { retry_after_secs } => {
             let mut response = imsx(429, "server_busy", "too many requests; retry later");
@@ -330,21 +331,7 @@ fn collection(
         .data
         .page(&key, filter.as_ref(), paging.offset, paging.limit);
     let envelope = collection.plural();
-    let size = page.records.iter().map(|r| r.len() + 1).sum::<usize>() + envelope.len() + 8;
-    let mut body = Vec::with_capacity(size);
-    body.extend_from_slice(b"{\"");
-    body.extend_from_slice(envelope.as_bytes());
-    body.extend_from_slice(b"\":[");
-    for (i, record) in page.records.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(record);
-    }
-    body.extend_from_slice(b"]}");
-
     let mut response = HttpResponse::Ok();
-    response.content_type("application/json");
     if let Some(total) = state.config.total_count.header(page.total) {
         response.insert_header(("X-Total-Count", total));
     }
@@ -355,6 +342,31 @@ fn collection(
             paging.link_header(&url, req.query_string(), page.total),
         ));
     }
+    collection_page(response, envelope, &page.records, fault)
+}
+
+/// `{"<envelope>":[records…]}` as a 200's body (each record's JSON already rendered), with a
+/// body fault applied; shared with the gradebook server.
+pub(crate) fn collection_page(
+    mut response: HttpResponseBuilder,
+    envelope: &str,
+    records: &[Bytes],
+    fault: Option<&FaultAction>,
+) -> HttpResponse {
+    let size = records.iter().map(|r| r.len() + 1).sum::<usize>() + envelope.len() + 8;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(b"{\"");
+    body.extend_from_slice(envelope.as_bytes());
+    body.extend_from_slice(b"\":[");
+    for (i, record) in records.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(record);
+    }
+    body.extend_from_slice(b"]}");
+
+    response.content_type("application/json");
     match fault {
         Some(FaultAction::MalformedJson) => {
             body.truncate(body.len() / 2);
