@@ -565,3 +565,49 @@ on_every_backend!(
         partner.stop().await;
     }
 );
+
+const FAST_SCHEDULE: (&str, &str) = ("ROSTERGATE_JOBS__SCHEDULE_INTERVAL_MS", "100");
+
+on_every_backend!(
+    a_scheduled_score_pull_happens_by_itself,
+    with & [FAST_POLL, FAST_SCHEDULE],
+    |app| {
+        let partner = setup(&app, 20).await;
+        let body = json!({
+            "name": CONNECTION,
+            "kind": "assessment-rest",
+            "base_url": partner.base_url(),
+            "auth": { "type": "oauth2", "token_url": partner.token_url(), "client_id": CLIENT_ID },
+            "secret": CLIENT_SECRET,
+            "api_key": API_KEY,
+            "schedule": { "delta": "every 1m", "full": null },
+        });
+        let (status, created) = app
+            .post_json(
+                "/api/v1/districts/lincoln/connections",
+                OPERATOR_TOKEN,
+                &body,
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let job = loop {
+            let (status, listed) = app
+                .get("/api/v1/districts/lincoln/jobs?kind=pull", OPERATOR_TOKEN)
+                .await;
+            assert_eq!(status, 200, "{listed}");
+            if let Some(job) = listed["jobs"].as_array().unwrap().first() {
+                break job.clone();
+            }
+            assert!(Instant::now() < deadline, "no pull was scheduled");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let done = finished_job(&app, job["id"].as_str().unwrap(), Duration::from_secs(60)).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(done["result"]["status"], "applied", "{done}");
+        assert_eq!(done["result"]["received"], 20, "{done}");
+        assert_eq!(results_of(&app, "stu-1").await.len(), 1);
+        partner.stop().await;
+    }
+);
