@@ -1,8 +1,9 @@
 //! Scores pulled into the score import: an assessment partner's `GET {base}/results` page by
 //! page (contracts/partner-results.openapi.json), each page read as a score push is and staged
 //! as it arrives, or a SIS gradebook's OneRoster assessment results ([`super::arp`]); then
-//! matched, applied and placed in one transaction that also moves the connection's cursor. A page that cannot be fetched or read refuses the whole pull: nothing is
-//! stored and the cursor stays, so the next pull asks again from the same place.
+//! matched, applied and placed in one transaction that also moves the connection's cursor. A
+//! page that cannot be fetched or read refuses the whole pull: nothing is stored and the cursor
+//! stays, so the next pull asks again from the same place.
 //!
 //! A pull never removes a result the partner no longer sends: scores are student progress, and
 //! a full pull only asks for everything again (what changed is restated, the rest is unchanged).
@@ -56,7 +57,8 @@ pub struct ScorePullRequest {
     pub full: bool,
 }
 
-/// Pulls an `assessment-rest` connection's results into its district. What the partner sent
+/// Pulls an `assessment-rest` or `oneroster-assessment-results` connection's results into its
+/// district. What the partner sent
 /// wrong makes a refused import (with its report), not an `Err`; `Err` is for the gateway's
 /// own trouble, a busy district and a connection that cannot be used at all.
 pub async fn pull_scores(
