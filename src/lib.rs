@@ -15,6 +15,7 @@ pub mod http;
 pub mod imports;
 pub mod inbound;
 pub mod jobs;
+pub mod lti;
 pub mod outbound;
 pub mod pulls;
 pub mod scores;

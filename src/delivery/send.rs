@@ -8,11 +8,9 @@
 //! literal addresses are checked before the request. No proxy is used: it would resolve the
 //! host itself.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::Url;
 
@@ -23,34 +21,11 @@ use crate::events::signing::{
 use crate::outbound::diagnostics::{describe_transport_error, error_excerpt};
 use crate::outbound::response::read_capped;
 use crate::outbound::retry::parse_retry_after;
-use crate::outbound::target_guard::TargetGuard;
+use crate::outbound::target_guard::{GuardedResolver, TargetGuard};
 use crate::outbound::USER_AGENT;
 
 /// Bytes of an answer read: enough for an excerpt; the rest is not waited for.
 const ANSWER_READ_BYTES: u64 = 4096;
-
-/// Resolves host names through the guard: only vetted addresses are returned.
-struct GuardedResolver(TargetGuard);
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let guard = self.0;
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let url = Url::parse(&format!("http://{host}/"))?;
-            let vetted = guard.check(&url).await?;
-            // Port 0: reqwest puts the URL's port (or the scheme's) in its place.
-            let addrs: Addrs = Box::new(
-                vetted
-                    .into_iter()
-                    .map(|a| SocketAddr::new(a.ip(), 0))
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            );
-            Ok(addrs)
-        })
-    }
-}
 
 /// How an attempt went on the wire.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,9 +10,34 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 
 use crate::config::OutboundSettings;
+
+/// Resolves host names through the guard for a reqwest client (`dns_resolver`): only vetted
+/// addresses are returned, so the address checked is the address connected to.
+pub struct GuardedResolver(pub TargetGuard);
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let guard = self.0;
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let url = Url::parse(&format!("http://{host}/"))?;
+            let vetted = guard.check(&url).await?;
+            // Port 0: reqwest puts the URL's port (or the scheme's) in its place.
+            let addrs: Addrs = Box::new(
+                vetted
+                    .into_iter()
+                    .map(|a| SocketAddr::new(a.ip(), 0))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
+            Ok(addrs)
+        })
+    }
+}
 
 /// Why an outbound target is refused. Only the refused address is named, never the other
 /// answers of the lookup.
