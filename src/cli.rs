@@ -2,6 +2,7 @@
 
 pub mod connection;
 mod error;
+pub mod lti;
 mod output;
 pub mod push_secret;
 mod spinner;

@@ -68,6 +68,9 @@ pub struct Settings {
     /// Assessment results and the learning plans made from them.
     #[serde(default)]
     pub scores: ScoreSettings,
+    /// The gateway as an LTI 1.3 tool.
+    #[serde(default)]
+    pub lti: LtiSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -86,6 +89,7 @@ impl fmt::Debug for Settings {
             .field("inbound", &self.inbound)
             .field("webhooks", &self.webhooks)
             .field("scores", &self.scores)
+            .field("lti", &self.lti)
             .finish()
     }
 }
@@ -247,6 +251,58 @@ pub struct ScoreSettings {
     /// A folder of learning-plan mappings (`<subject>.toml`, as in `config/learning-plans/`)
     /// used instead of the ones built into the gateway.
     pub learning_plans_dir: Option<PathBuf>,
+}
+
+/// The gateway as an LTI 1.3 tool: where platforms reach it, where launches may land.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LtiSettings {
+    /// The gateway's public base URL as browsers reach it (`https://gateway.example.org`): the
+    /// redirect URI registered with platforms is `{public_url}/lti/launch`. Unset: LTI logins
+    /// and launches are refused (`503 lti_not_configured`).
+    pub public_url: Option<String>,
+    /// Where a launch may land: the learning platform's URLs. A launch's `target_link_uri` must
+    /// be one of them or a path under one; in the environment a comma-separated list.
+    #[serde(deserialize_with = "text_list")]
+    pub target_link_uris: Vec<String>,
+    /// How long a login's state (and nonce) waits for its launch.
+    pub state_ttl_secs: u64,
+    /// How long the session a launch hands to the learning platform is good for.
+    pub session_ttl_secs: u64,
+    /// Platforms whose key sets are on plain http or a private address (tests, closed
+    /// networks only).
+    pub allow_insecure_platforms: bool,
+}
+
+impl Default for LtiSettings {
+    fn default() -> Self {
+        LtiSettings {
+            public_url: None,
+            target_link_uris: Vec::new(),
+            state_ttl_secs: 600,
+            session_ttl_secs: 300,
+            allow_insecure_platforms: false,
+        }
+    }
+}
+
+/// A list of texts: a TOML array, or (from the environment) `"a, b"`.
+fn text_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Given::deserialize(d)? {
+        Given::List(items) => items,
+        Given::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+    })
 }
 
 /// Pushes to the gateway (rosters, scores): what a push may weigh, and how long its body is kept.

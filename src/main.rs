@@ -83,6 +83,82 @@ enum Command {
         #[command(subcommand)]
         command: SubscriptionCommand,
     },
+    /// Manage a district's LTI 1.3 platform registrations (the LMSs that launch the gateway).
+    Lti {
+        #[command(subcommand)]
+        command: LtiCommand,
+    },
+    /// Manage the gateway's own signing keys (the LTI tool's published JWKS).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LtiCommand {
+    /// A district's platform registrations.
+    Platform {
+        #[command(subcommand)]
+        command: LtiPlatformCommand,
+    },
+    /// A platform's deployments.
+    Deployment {
+        #[command(subcommand)]
+        command: LtiDeploymentCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LtiPlatformCommand {
+    /// Register a platform by (issuer, client id), unique across every district, with its
+    /// deployments and endpoints.
+    Add(Box<cli::lti::AddArgs>),
+    /// List a district's platforms and their deployments (active or pending).
+    List {
+        /// Slug of the district.
+        #[arg(long)]
+        district: String,
+        /// Print one JSON object with a `platforms` array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a platform: its launches are refused from now on.
+    Remove {
+        /// Slug of the district.
+        #[arg(long)]
+        district: String,
+        /// The platform's id, as `lti platform add` or `list` printed it.
+        #[arg(long)]
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum LtiDeploymentCommand {
+    /// Accept a deployment a launch recorded as pending: its launches are accepted from now on.
+    Claim {
+        /// Slug of the district.
+        #[arg(long)]
+        district: String,
+        /// The platform's id.
+        #[arg(long)]
+        platform: i64,
+        /// The deployment's id, as `lti platform list` shows it.
+        #[arg(long)]
+        deployment_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Rotate the tool's keys: the published next key signs from now on, the current one is
+    /// retired and a new next key is published (made on first use when there are none).
+    Rotate {
+        /// Print one JSON object: the `current` and `next` keys' `kid` and `created_at`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -606,6 +682,28 @@ fn main() -> ExitCode {
                     cli::subscription::rotate_secret(settings, &district, &id).await
                 }
             },
+            Command::Lti { command } => match command {
+                LtiCommand::Platform { command } => match command {
+                    LtiPlatformCommand::Add(args) => cli::lti::add(settings, *args).await,
+                    LtiPlatformCommand::List { district, json } => {
+                        cli::lti::list(settings, &district, json).await
+                    }
+                    LtiPlatformCommand::Remove { district, id } => {
+                        cli::lti::remove(settings, &district, id).await
+                    }
+                },
+                LtiCommand::Deployment {
+                    command:
+                        LtiDeploymentCommand::Claim {
+                            district,
+                            platform,
+                            deployment_id,
+                        },
+                } => cli::lti::claim(settings, &district, platform, &deployment_id).await,
+            },
+            Command::Keys {
+                command: KeysCommand::Rotate { json },
+            } => cli::lti::rotate_keys(settings, json).await,
         }
     });
     match result {

@@ -147,6 +147,8 @@ impl Application {
         if settings.jobs.enabled {
             crate::inbound::retention::spawn(db.clone(), settings.clone());
         }
+        // Platform key sets, cached across launches (each refetched only on an unknown kid).
+        let lti_keys = web::Data::new(crate::lti::launch::PlatformKeyCache::default());
         let state = web::Data::new(AppState {
             listing_totals: Default::default(),
             engine,
@@ -195,6 +197,7 @@ impl Application {
                 })
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .app_data(state.clone())
+                .app_data(lti_keys.clone())
                 .app_data(http::json_config())
                 .app_data(http::query_config())
                 .app_data(http::form_config())

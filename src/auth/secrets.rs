@@ -182,6 +182,21 @@ impl SecretBox {
     ) -> Result<Secret, SecretError> {
         self.open(sealed, &subscription_secret_aad(district_id, id))
     }
+
+    /// Seals one of the LTI tool's private keys (PKCS#8 DER, carried as base64 text), bound to
+    /// its kid.
+    pub fn seal_tool_key(&self, kid: &str, pkcs8_der: &[u8]) -> String {
+        let text = Secret::new(base64::engine::general_purpose::STANDARD.encode(pkcs8_der));
+        self.seal(&text, &tool_key_aad(kid))
+    }
+
+    /// Opens a tool key sealed under this kid: its PKCS#8 DER.
+    pub fn open_tool_key(&self, kid: &str, sealed: &str) -> Result<Vec<u8>, SecretError> {
+        let text = self.open(sealed, &tool_key_aad(kid))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.expose())
+            .map_err(|_| SecretError::Malformed)
+    }
 }
 
 /// The associated data of a connection's secret: its row's key. A NUL separates the parts,
@@ -206,6 +221,12 @@ pub fn push_secret_aad(district_id: i64, id: &str) -> Vec<u8> {
 /// Both of a rotation's secrets share it, so a rotation moves the sealed text as it is.
 pub fn subscription_secret_aad(district_id: i64, id: &str) -> Vec<u8> {
     format!("subscription\0{district_id}\0{id}").into_bytes()
+}
+
+/// The associated data of an LTI tool key: its kid, under its own label, so a sealed key
+/// opens only as the key of that kid.
+pub fn tool_key_aad(kid: &str) -> Vec<u8> {
+    format!("lti-tool-key\0{kid}").into_bytes()
 }
 
 #[cfg(test)]
@@ -321,6 +342,24 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(sb.open(&text, b"row"), Err(want), "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_tool_key_opens_only_under_its_own_kid() {
+        let sb = a_box();
+        let der = [0x30, 0x82, 0x04, 0xbe, 0x02, 0x01, 0x00, 0xff];
+        let sealed = sb.seal_tool_key("kid-1", &der);
+        assert_eq!(sb.open_tool_key("kid-1", &sealed).unwrap(), der);
+        assert_eq!(
+            sb.open_tool_key("kid-2", &sealed),
+            Err(SecretError::Rejected)
+        );
+        assert_eq!(
+            sb.open_push_secret(0, "kid-1", &sealed),
+            Err(SecretError::Rejected)
+        );
+        let clear = base64::engine::general_purpose::STANDARD.encode(der);
+        assert!(!sealed.contains(&clear));
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub fn pointer(field: Field) -> String {
 }
 
 /// Refusals of a body, each at a JSON pointer: `422` with `code` and one detail per problem.
-fn refusal(code: &'static str, problems: Vec<(String, String)>) -> ApiError {
+pub(crate) fn refusal(code: &'static str, problems: Vec<(String, String)>) -> ApiError {
     let message = problems
         .iter()
         .map(|(at, m)| match at.as_str() {
@@ -88,7 +88,8 @@ fn invalid_fields(errors: InputErrors) -> ApiError {
 
 /// A JSON object read member by member, noting every member of the wrong type, missing or
 /// unknown, at its pointer. Every member the contract does not call valid is refused here.
-struct Reader<'v, 'p> {
+/// Other JSON bodies (LTI platforms) are read with it too.
+pub(crate) struct Reader<'v, 'p> {
     at: String,
     object: Option<&'v Map<String, Value>>,
     problems: &'p mut Vec<(String, String)>,
@@ -100,7 +101,11 @@ fn escape(key: &str) -> String {
 }
 
 impl<'v, 'p> Reader<'v, 'p> {
-    fn new(at: String, value: &'v Value, problems: &'p mut Vec<(String, String)>) -> Self {
+    pub(crate) fn new(
+        at: String,
+        value: &'v Value,
+        problems: &'p mut Vec<(String, String)>,
+    ) -> Self {
         let object = value.as_object();
         if object.is_none() {
             problems.push((at.clone(), "must be an object".into()));
@@ -112,7 +117,7 @@ impl<'v, 'p> Reader<'v, 'p> {
         }
     }
 
-    fn refuse_unknown(&mut self, known: &[&str]) {
+    pub(crate) fn refuse_unknown(&mut self, known: &[&str]) {
         for key in self.object.into_iter().flat_map(|o| o.keys()) {
             if !known.contains(&key.as_str()) {
                 self.problems.push((
@@ -133,7 +138,7 @@ impl<'v, 'p> Reader<'v, 'p> {
             .push((format!("{}/{key}", self.at), message.to_string()));
     }
 
-    fn opt_string(&mut self, key: &str) -> Option<String> {
+    pub(crate) fn opt_string(&mut self, key: &str) -> Option<String> {
         let value = self.member(key)?;
         match value.as_str() {
             Some(s) => Some(s.to_string()),
@@ -145,7 +150,7 @@ impl<'v, 'p> Reader<'v, 'p> {
     }
 
     /// A required string; missing ones are noted only when the object itself is there.
-    fn string(&mut self, key: &str) -> String {
+    pub(crate) fn string(&mut self, key: &str) -> String {
         if self.object.is_some() && self.member(key).is_none() {
             self.note(key, "is required");
         }
@@ -163,7 +168,7 @@ impl<'v, 'p> Reader<'v, 'p> {
         }
     }
 
-    fn strings(&mut self, key: &str) -> Vec<String> {
+    pub(crate) fn strings(&mut self, key: &str) -> Vec<String> {
         let Some(value) = self.member(key) else {
             return Vec::new();
         };

@@ -10,6 +10,8 @@ pub mod health;
 pub mod imports;
 pub mod inbound;
 pub mod jobs;
+pub mod lti;
+pub mod lti_platforms;
 pub mod oauth;
 pub mod plans;
 pub mod pulls;
@@ -54,6 +56,10 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
         ("/health/ready", Method::GET, web::get().to(health::ready)),
         ("/metrics", Method::GET, web::get().to(health::metrics)),
         ("/oauth/token", Method::POST, web::post().to(oauth::token)),
+        ("/lti/login", Method::GET, web::get().to(lti::login_get)),
+        ("/lti/login", Method::POST, web::post().to(lti::login_post)),
+        ("/lti/launch", Method::POST, web::post().to(lti::launch)),
+        ("/lti/jwks", Method::GET, web::get().to(lti::jwks)),
         (
             "/api/v1/districts",
             Method::GET,
@@ -188,6 +194,31 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
             "/api/v1/districts/{district}/connections/{name}/pulls",
             Method::POST,
             web::post().to(pulls::start),
+        ),
+        (
+            "/api/v1/districts/{district}/lti/platforms",
+            Method::GET,
+            web::get().to(lti_platforms::list),
+        ),
+        (
+            "/api/v1/districts/{district}/lti/platforms",
+            Method::POST,
+            web::post().to(lti_platforms::create),
+        ),
+        (
+            "/api/v1/districts/{district}/lti/platforms/{id}",
+            Method::GET,
+            web::get().to(lti_platforms::get),
+        ),
+        (
+            "/api/v1/districts/{district}/lti/platforms/{id}",
+            Method::DELETE,
+            web::delete().to(lti_platforms::delete),
+        ),
+        (
+            "/api/v1/districts/{district}/lti/platforms/{id}/deployments/{deployment_id}/claim",
+            Method::POST,
+            web::post().to(lti_platforms::claim_deployment),
         ),
         (
             "/api/v1/districts/{district}/subscriptions",

@@ -6,9 +6,14 @@
 //! - [`platform_keys`]: a platform's JWKS, fetched, cached and refetched once on an unknown
 //!   `kid`, as the [`KeySource`] validation asks;
 //! - [`tool_keys`]: the tool's own RSA keys and the JWKS it publishes (two live keys, for
-//!   rotation).
+//!   rotation);
+//! - [`tool_key_store`]: that key set sealed at rest, made on first use and rotated;
+//! - [`registration_input`]: a platform registration as written, checked field by field.
 
+pub mod launch;
 pub mod platform_keys;
+pub mod registration_input;
+pub mod tool_key_store;
 pub mod tool_keys;
 pub mod validate;
 

@@ -175,6 +175,20 @@ pub enum LaunchRole {
     None,
 }
 
+impl LaunchRole {
+    /// The role as a session names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LaunchRole::Administrator => "administrator",
+            LaunchRole::Teacher => "teacher",
+            LaunchRole::CoTeacher => "co_teacher",
+            LaunchRole::Mentor => "mentor",
+            LaunchRole::Student => "student",
+            LaunchRole::None => "none",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceLink {
     pub id: String,
@@ -786,14 +800,7 @@ fn target_link_uri(
             found: clip(&target),
         });
     }
-    let ours = parsed.is_some_and(|target| {
-        expected
-            .tool_urls
-            .iter()
-            .filter_map(|url| NormalUrl::parse(url))
-            .any(|tool| target.is_at_or_under(&tool))
-    });
-    if !ours {
+    if !is_tool_url(&target, expected.tool_urls) {
         return Err(LaunchError::ForeignTargetLinkUri(clip(&target)));
     }
     Ok(target)
@@ -821,6 +828,18 @@ fn deep_linking_settings(claims: &Map<String, Value>) -> Result<DeepLinkingSetti
         accept_presentation_document_targets: list("accept_presentation_document_targets")?,
         accept_multiple: settings.get("accept_multiple").and_then(Value::as_bool),
         data: settings.get("data").filter(|d| !d.is_null()).cloned(),
+    })
+}
+
+/// Whether `url` is one of `tool_urls` or a path under one (see [`Expected::tool_urls`]): what
+/// a launch's signed target_link_uri must be, and what a login's unsigned one is checked
+/// against before anything is stored.
+pub fn is_tool_url(url: &str, tool_urls: &[String]) -> bool {
+    NormalUrl::parse(url).is_some_and(|target| {
+        tool_urls
+            .iter()
+            .filter_map(|tool| NormalUrl::parse(tool))
+            .any(|tool| target.is_at_or_under(&tool))
     })
 }
 

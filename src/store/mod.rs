@@ -14,6 +14,8 @@ pub mod districts;
 pub mod inbound;
 pub mod jobs;
 pub mod locks;
+pub mod lti;
+pub mod lti_launches;
 pub mod outbox;
 pub mod push_secrets;
 pub mod roster;

@@ -7,6 +7,7 @@
 
 pub mod cdf;
 pub mod gradebook;
+pub mod lti_platform;
 pub mod partner;
 mod plan;
 pub mod provider;

@@ -24,6 +24,8 @@ mod imports;
 mod inbound;
 mod jobs;
 mod learning_plans;
+mod lti_launches;
+mod lti_platforms;
 mod metrics;
 mod pull_jobs;
 mod pulls;
