@@ -5,6 +5,7 @@
 //! student cannot slip between matching and placing). A source that found problems refuses the
 //! whole import: nothing is stored.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -158,21 +159,24 @@ pub async fn import<E: Into<SourceEnd>>(
     let outcome = async {
         let mut tx = db.begin().await?;
         store::take_write_lock(&mut tx).await?;
+        store::tune_import(&mut tx).await?;
         let mut line = 0;
         let reading = std::time::Instant::now();
         while let Some(chunk) = results.recv().await {
+            // A chunk names a few subjects a thousand times: each is looked up once.
+            let mut planned = HashMap::new();
             let rows: Vec<_> = chunk
-                .iter()
+                .into_iter()
                 .map(|r| {
                     line += 1;
-                    if plans.for_subject(&r.subject).is_none() {
+                    if !has_plan(plans, &mut planned, &r.subject) {
                         report.without_plan += 1;
                     }
                     (line, keys::stored(r, source.kind))
                 })
                 .collect();
             report.received += rows.len() as u64;
-            store::stage(&mut tx, &import_id, &rows).await?;
+            store::stage(&mut tx, &import_id, rows).await?;
         }
         let end: SourceEnd = finish.await.into();
         tracing::debug!(
@@ -230,6 +234,16 @@ pub async fn import<E: Into<SourceEnd>>(
     Ok(report)
 }
 
+/// Does a learning plan cover `subject`? Asked of `plans` once per subject `known` has not seen.
+fn has_plan(plans: &LearningPlans, known: &mut HashMap<String, bool>, subject: &str) -> bool {
+    if let Some(found) = known.get(subject) {
+        return *found;
+    }
+    let found = plans.for_subject(subject).is_some();
+    known.insert(subject.to_string(), found);
+    found
+}
+
 /// A refused import stored nothing: its counts say so.
 fn refuse(report: &mut ScoreImportReport) {
     report.status = ImportStatus::Refused;
@@ -284,18 +298,20 @@ async fn apply(
     store::analyze_stage(tx).await?;
     store::drop_earlier_duplicates(tx, import_id).await?;
     phase("scores.dedupe");
+    // Results are matched where they are read (`store::staged_counts` and what follows).
     store::prepare_user_id_matching(tx, district.id, key, import_id).await?;
-    store::match_staged(tx, district.id, key, import_id).await?;
     phase("scores.match");
-    let counts = store::staged_counts(tx, district.id, import_id).await?;
+    let counts = store::staged_counts(tx, district.id, key, import_id).await?;
     report.new = counts.new as u64;
     report.restated = counts.restated as u64;
     report.unchanged = counts.unchanged as u64;
     report.matched = counts.matched as u64;
     report.unmatched = counts.unmatched as u64;
     phase("scores.compare");
-    store::announce_staged(tx, district.id, import_id, now).await?;
-    store::apply_staged(tx, district.id, (import_id, source), now).await?;
+    if counts.changes > 0 {
+        store::announce_staged(tx, district.id, key, import_id, now).await?;
+        store::apply_staged(tx, district.id, key, (import_id, source), now).await?;
+    }
     phase("scores.apply");
     report.matched_earlier_results =
         store::match_pending(tx, district.id, key, import_id, now).await?;

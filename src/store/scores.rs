@@ -83,40 +83,50 @@ fn copied_columns() -> &'static [&'static str] {
 pub async fn stage(
     tx: &mut Tx,
     import_id: &str,
-    results: &[(u64, StoredResult)],
+    results: Vec<(u64, StoredResult)>,
 ) -> Result<(), StoreError> {
     let rows: Vec<Vec<Arg>> = results
-        .iter()
+        .into_iter()
         .map(|(line, r)| {
             vec![
                 Arg::from(import_id),
-                Arg::I64(*line as i64),
-                Arg::from(&r.result_key),
+                Arg::I64(line as i64),
+                Arg::from(r.result_key),
                 Arg::OptText(None),
-                Arg::from(r.ref_sourced_id.clone()),
-                Arg::from(r.ref_identifier.clone()),
-                Arg::from(r.ref_state_id.clone()),
-                Arg::from(&r.subject),
-                Arg::from(r.course.clone()),
-                Arg::from(&r.term),
+                Arg::from(r.ref_sourced_id),
+                Arg::from(r.ref_identifier),
+                Arg::from(r.ref_state_id),
+                Arg::from(r.subject),
+                Arg::from(r.course),
+                Arg::from(r.term),
                 Arg::from(r.test_date),
-                Arg::from(r.test_start_time.clone()),
-                Arg::from(r.test_id.clone()),
-                Arg::from(r.test_name.clone()),
-                Arg::from(r.test_type.clone()),
+                Arg::from(r.test_start_time),
+                Arg::from(r.test_id),
+                Arg::from(r.test_name),
+                Arg::from(r.test_type),
                 Arg::from(r.growth_event),
                 Arg::from(r.duration_minutes),
                 Arg::from(r.rit),
                 Arg::from(r.standard_error),
                 Arg::from(r.percentile),
                 Arg::from(r.rapid_guessing_percentage),
-                Arg::from(r.norms_reference.clone()),
-                Arg::from(&r.goals),
-                Arg::from(&r.row_hash),
+                Arg::from(r.norms_reference),
+                Arg::from(r.goals),
+                Arg::from(r.row_hash),
             ]
         })
         .collect();
     bulk::insert(tx, "stage_assessment_results", &STAGE_COLUMNS, &rows).await
+}
+
+/// PostgreSQL: memory for the import's own sorts and hashes (its events in file order, its joins
+/// of hundreds of thousands of staged rows), for its transaction only: at the default 4 MB they
+/// spill to disk.
+pub async fn tune_import(tx: &mut Tx) -> Result<(), StoreError> {
+    if tx.backend() == Backend::Postgres {
+        tx.execute("SET LOCAL work_mem = '64MB'", &[]).await?;
+    }
+    Ok(())
 }
 
 /// PostgreSQL: statistics for the rows just staged (in this transaction, which autovacuum cannot
@@ -280,24 +290,6 @@ fn index_user_ids(
     index
 }
 
-/// Matches the import's staged results to students.
-pub async fn match_staged(
-    tx: &mut Tx,
-    district_id: i64,
-    key: &ScoreStudentKey,
-    import_id: &str,
-) -> Result<(), StoreError> {
-    let matched = student_match_sql(key, "stage_assessment_results");
-    tx.execute(
-        &format!(
-            "UPDATE stage_assessment_results SET student_sourced_id = {matched} WHERE import_id = $2"
-        ),
-        &args![district_id, import_id],
-    )
-    .await?;
-    Ok(())
-}
-
 /// What the staged results are against the stored ones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct StagedCounts {
@@ -306,11 +298,64 @@ pub struct StagedCounts {
     pub unchanged: i64,
     pub matched: i64,
     pub unmatched: i64,
+    /// Results that change what is stored ([`STAGED_CHANGES`]): none, and there is nothing to
+    /// announce or apply.
+    pub changes: i64,
 }
 
-/// The join of each staged result with the stored one of its key (`r`, absent for a new one).
-const STAGED_JOIN: &str = "stage_assessment_results s LEFT JOIN assessment_results r \
-     ON r.district_id = $1 AND r.result_key = s.result_key";
+/// The staged results of district `$1`'s import `$2` (`s`), each with the student it names
+/// (`s.student_sourced_id`, NULL when none or several do), matched set-based where the statement
+/// reads them: a join per way a result can name its student, the outcome of
+/// [`student_match_sql`]. (Writing the matches into the staged rows cost an update of every row,
+/// about 10 s at 600,000 rows, more than the three joins.) A userIds key reads the import's
+/// [`prepare_user_id_matching`] rows.
+fn matched_stage_sql(key: &ScoreStudentKey) -> String {
+    let columns = STAGE_COLUMNS
+        .iter()
+        .filter(|c| **c != "student_sourced_id")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ids = match key {
+        ScoreStudentKey::UserId(_) => {
+            "SELECT m.id_value, m.student_sourced_id FROM stage_score_student_ids m \
+             WHERE m.run_id = $2"
+                .to_string()
+        }
+        ScoreStudentKey::Identifier | ScoreStudentKey::SourcedId => {
+            let column = if *key == ScoreStudentKey::SourcedId {
+                "sourced_id"
+            } else {
+                "identifier"
+            };
+            // An id two students share is in no row: it names neither.
+            format!(
+                "SELECT u.{column} AS id_value, MIN(u.sourced_id) AS student_sourced_id \
+                 FROM users u WHERE u.district_id = $1 AND u.{column} IS NOT NULL \
+                   AND {STUDENT_ROLE_SQL} GROUP BY u.{column} HAVING COUNT(*) = 1"
+            )
+        }
+    };
+    // A named sourcedId wins, matched or not.
+    format!(
+        "(SELECT {columns}, CASE WHEN t.ref_sourced_id IS NOT NULL THEN u.sourced_id \
+           ELSE k.student_sourced_id END AS student_sourced_id \
+         FROM stage_assessment_results t \
+         LEFT JOIN users u ON t.ref_sourced_id IS NOT NULL AND u.district_id = $1 \
+           AND u.sourced_id = t.ref_sourced_id AND {STUDENT_ROLE_SQL} \
+         LEFT JOIN ({ids}) k ON t.ref_sourced_id IS NULL AND k.id_value = t.ref_identifier \
+         WHERE t.import_id = $2) s"
+    )
+}
+
+/// The join of each staged result (matched) with the stored one of its key (`r`, absent for a
+/// new one).
+fn staged_join(key: &ScoreStudentKey) -> String {
+    format!(
+        "{} LEFT JOIN assessment_results r ON r.district_id = $1 AND r.result_key = s.result_key",
+        matched_stage_sql(key)
+    )
+}
 
 /// A staged result that changes what is stored: new, restated, or now matched where the stored
 /// copy was not.
@@ -320,8 +365,10 @@ const STAGED_CHANGES: &str = "(r.result_key IS NULL OR r.row_hash <> s.row_hash 
 pub async fn staged_counts(
     tx: &mut Tx,
     district_id: i64,
+    key: &ScoreStudentKey,
     import_id: &str,
 ) -> Result<StagedCounts, StoreError> {
+    let staged = staged_join(key);
     let counts: StagedCounts = tx
         .fetch_optional(
             &format!(
@@ -330,8 +377,9 @@ pub async fn staged_counts(
                    CAST(COALESCE(SUM(CASE WHEN r.row_hash <> s.row_hash THEN 1 ELSE 0 END), 0) AS BIGINT) AS restated, \
                    CAST(COALESCE(SUM(CASE WHEN r.row_hash = s.row_hash THEN 1 ELSE 0 END), 0) AS BIGINT) AS unchanged, \
                    CAST(COALESCE(SUM(CASE WHEN s.student_sourced_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS matched, \
-                   CAST(COALESCE(SUM(CASE WHEN s.student_sourced_id IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS unmatched \
-                 FROM {STAGED_JOIN} WHERE s.import_id = $2"
+                   CAST(COALESCE(SUM(CASE WHEN s.student_sourced_id IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS unmatched, \
+                   CAST(COALESCE(SUM(CASE WHEN {STAGED_CHANGES} THEN 1 ELSE 0 END), 0) AS BIGINT) AS changes \
+                 FROM {staged} WHERE s.import_id = $2"
             ),
             &args![district_id, import_id],
         )
@@ -345,9 +393,11 @@ pub async fn staged_counts(
 pub async fn announce_staged(
     tx: &mut Tx,
     district_id: i64,
+    key: &ScoreStudentKey,
     import_id: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    let staged = staged_join(key);
     let backend = tx.backend();
     let restated = match backend {
         Backend::Postgres => "(r.result_key IS NOT NULL AND r.row_hash <> s.row_hash)".to_string(),
@@ -360,7 +410,7 @@ pub async fn announce_staged(
     tx.execute(
         &format!(
             "{INSERT_EVENTS} SELECT $1, $2, 'assessment_result.received', s.student_sourced_id, {payload}, $3 \
-             FROM {STAGED_JOIN} WHERE s.import_id = $2 AND s.student_sourced_id IS NOT NULL AND {STAGED_CHANGES} \
+             FROM {staged} WHERE s.import_id = $2 AND s.student_sourced_id IS NOT NULL AND {STAGED_CHANGES} \
              ORDER BY s.line"
         ),
         &args![district_id, import_id, now],
@@ -387,9 +437,11 @@ fn received_payload(backend: Backend, alias: &str, restated: &str) -> String {
 pub async fn apply_staged(
     tx: &mut Tx,
     district_id: i64,
+    key: &ScoreStudentKey,
     (import_id, source): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    let staged = staged_join(key);
     let columns = copied_columns();
     let selected = columns
         .iter()
@@ -405,7 +457,7 @@ pub async fn apply_staged(
     tx.execute(
         &format!(
             "INSERT INTO assessment_results (district_id, {}, source, import_id, received_at, updated_at) \
-             SELECT $1, {selected}, $3, $2, $4, $4 FROM {STAGED_JOIN} \
+             SELECT $1, {selected}, $3, $2, $4, $4 FROM {staged} \
              WHERE s.import_id = $2 AND {STAGED_CHANGES} \
              ON CONFLICT (district_id, result_key) DO UPDATE SET {updates}, source = excluded.source, \
                import_id = excluded.import_id, updated_at = excluded.updated_at",
@@ -418,17 +470,37 @@ pub async fn apply_staged(
 
 /// Removes a run's staged results and userIds matches.
 pub async fn clear_stage(tx: &mut Tx, run_id: &str) -> Result<(), StoreError> {
-    tx.execute(
-        "DELETE FROM stage_assessment_results WHERE import_id = $1",
-        &args![run_id],
-    )
-    .await?;
+    // SQLite drops a whole table's pages at once for a DELETE without WHERE, but deletes row by
+    // row with one (5 s for 600,000 staged results). With its one writer, the staged rows are
+    // this run's: checked all the same.
+    if tx.backend() == Backend::Sqlite && !others_staged(tx, run_id).await? {
+        tx.execute("DELETE FROM stage_assessment_results", &[])
+            .await?;
+    } else {
+        tx.execute(
+            "DELETE FROM stage_assessment_results WHERE import_id = $1",
+            &args![run_id],
+        )
+        .await?;
+    }
     tx.execute(
         "DELETE FROM stage_score_student_ids WHERE run_id = $1",
         &args![run_id],
     )
     .await?;
     Ok(())
+}
+
+/// Are results of a run other than `run_id` staged?
+async fn others_staged(tx: &mut Tx, run_id: &str) -> Result<bool, StoreError> {
+    let n = tx
+        .scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM stage_assessment_results \
+             WHERE import_id < $1 OR import_id > $1 LIMIT 1) o",
+            &args![run_id],
+        )
+        .await?;
+    Ok(n > 0)
 }
 
 /// Matches the district's stored, unmatched results to students (who may have been rostered
@@ -509,6 +581,27 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// `student_sourced_id` among `$4…` (`n` of them), between `$2` and `$3`: the range is what an
+/// index on (district, student, …) is searched by, as the list alone is not once the table has
+/// grown in this transaction (PostgreSQL then scanned every placement of the district for each
+/// page of students).
+fn among_students(n: usize) -> String {
+    format!(
+        "student_sourced_id >= $2 AND student_sourced_id <= $3 AND student_sourced_id IN ({})",
+        placeholders(4, n)
+    )
+}
+
+/// The parameters of [`among_students`]: the district, the lowest and highest student, then
+/// each student. `students` must not be empty.
+fn student_params(district_id: i64, students: &[String]) -> Vec<Arg> {
+    let lowest = students.iter().min().expect("students");
+    let highest = students.iter().max().expect("students");
+    let mut params = vec![Arg::I64(district_id), Arg::from(lowest), Arg::from(highest)];
+    params.extend(students.iter().map(Arg::from));
+    params
+}
+
 /// The results of these students, each student's newest test first.
 pub async fn results_of_students(
     tx: &mut Tx,
@@ -547,14 +640,13 @@ pub async fn placements_of_students(
         #[sqlx(flatten)]
         placement: PlacementRow,
     }
-    let mut params = vec![Arg::I64(district_id)];
-    params.extend(students.iter().map(Arg::from));
+    let params = student_params(district_id, students);
     let rows: Vec<Row> = tx
         .fetch_all(
             &format!(
                 "SELECT student_sourced_id, subject, goal_area, unit, rit, basis, result_key, plan_version, placed_at \
-                 FROM placements WHERE district_id = $1 AND student_sourced_id IN ({})",
-                placeholders(2, students.len())
+                 FROM placements WHERE district_id = $1 AND {}",
+                among_students(students.len())
             ),
             &params,
         )
@@ -716,14 +808,12 @@ pub async fn replace_placements(
     if students.is_empty() {
         return Ok(());
     }
-    let mut params = vec![Arg::I64(district_id)];
-    params.extend(students.iter().map(Arg::from));
     tx.execute(
         &format!(
-            "DELETE FROM placements WHERE district_id = $1 AND student_sourced_id IN ({})",
-            placeholders(2, students.len())
+            "DELETE FROM placements WHERE district_id = $1 AND {}",
+            among_students(students.len())
         ),
-        &params,
+        &student_params(district_id, students),
     )
     .await?;
     let rows: Vec<Vec<Arg>> = rows
