@@ -12,6 +12,7 @@ pub mod partner;
 mod plan;
 pub mod provider;
 mod rng;
+pub mod serving;
 #[cfg(test)]
 mod tests;
 mod vocabulary;

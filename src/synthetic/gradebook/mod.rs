@@ -27,12 +27,11 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-use std::net::TcpListener;
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
-use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpServer};
+use crate::synthetic::serving::{bind, RequestLog, Serving};
+use actix_web::web;
 
 use super::provider::Tokens;
 
@@ -79,7 +78,7 @@ struct State {
     origin: String,
     data: GradebookData,
     faults: FaultHandle,
-    log: Mutex<Vec<GradebookRequest>>,
+    log: RequestLog<GradebookRequest>,
     tokens: Mutex<Tokens>,
     data_requests: AtomicU64,
 }
@@ -88,8 +87,7 @@ struct State {
 /// running until the runtime ends).
 pub struct Gradebook {
     state: web::Data<State>,
-    handle: ServerHandle,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    serving: Serving,
 }
 
 impl Gradebook {
@@ -101,36 +99,19 @@ impl Gradebook {
         line_items: Vec<serde_json::Value>,
         results: Vec<serde_json::Value>,
     ) -> std::io::Result<Gradebook> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let origin = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
-        let workers = config.workers.max(1);
+        let (listener, origin) = bind()?;
+        let workers = config.workers;
         let state = web::Data::new(State {
             config,
             origin,
             data: GradebookData::new(line_items, results),
             faults: FaultHandle::default(),
-            log: Mutex::default(),
+            log: RequestLog::default(),
             tokens: Mutex::default(),
             data_requests: AtomicU64::new(0),
         });
-        let shared = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(shared.clone())
-                .app_data(web::PayloadConfig::new(64 * 1024))
-                .default_service(web::to(server::handle))
-        })
-        .workers(workers)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        let task = tokio::spawn(server);
-        Ok(Gradebook {
-            state,
-            handle,
-            task,
-        })
+        let serving = Serving::start(listener, workers, state.clone(), server::handle)?;
+        Ok(Gradebook { state, serving })
     }
 
     /// `http://127.0.0.1:PORT/ims/oneroster/gradebook/v1p2`: the connection's base URL.
@@ -154,20 +135,12 @@ impl Gradebook {
 
     /// Every request answered so far, in the order the answers were ready.
     pub fn requests(&self) -> Vec<GradebookRequest> {
-        self.state
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.state.log.all()
     }
 
     /// Forgets the requests logged so far.
     pub fn clear_requests(&self) {
-        self.state
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.state.log.clear();
     }
 
     /// The served line items and results, to change between pulls.
@@ -194,8 +167,7 @@ impl Gradebook {
 
     /// Stops the server without waiting for requests in flight (a delayed answer is dropped).
     pub async fn stop(self) {
-        self.handle.stop(false).await;
-        let _ = self.task.await;
+        self.serving.stop().await;
     }
 }
 

@@ -25,11 +25,7 @@ pub(super) async fn handle(req: HttpRequest, body: Bytes, state: web::Data<State
         auth: auth_kind(&req),
         fault,
     };
-    state
-        .log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(entry);
+    state.log.push(entry);
     response
 }
 

@@ -31,11 +31,10 @@ mod server;
 mod tests;
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::sync::{Mutex, MutexGuard, RwLock};
 
-use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpServer};
+use crate::synthetic::serving::{bind, RequestLog, Serving};
+use actix_web::web;
 use serde_json::Value;
 
 use crate::lti::tool_keys::ToolKeyError;
@@ -125,7 +124,7 @@ struct State {
     logins: Mutex<HashMap<String, Login>>,
     last_launch: Mutex<Option<IssuedLaunch>>,
     deep_link_responses: Mutex<Vec<String>>,
-    log: Mutex<Vec<PlatformRequest>>,
+    log: RequestLog<PlatformRequest>,
 }
 
 /// A lock whose holder panicked is still good: every update here is a single assignment.
@@ -182,8 +181,7 @@ impl State {
 /// running until the runtime ends).
 pub struct LtiPlatform {
     state: web::Data<State>,
-    handle: ServerHandle,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    serving: Serving,
 }
 
 impl LtiPlatform {
@@ -192,9 +190,8 @@ impl LtiPlatform {
     /// their own.
     pub fn start(config: LtiPlatformConfig) -> std::io::Result<LtiPlatform> {
         let keys = PlatformKeys::generate().map_err(std::io::Error::other)?;
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let origin = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
-        let workers = config.workers.max(1);
+        let (listener, origin) = bind()?;
+        let workers = config.workers;
         let state = web::Data::new(State {
             issuer: config.issuer.clone().unwrap_or_else(|| origin.clone()),
             config,
@@ -203,26 +200,10 @@ impl LtiPlatform {
             logins: Mutex::default(),
             last_launch: Mutex::default(),
             deep_link_responses: Mutex::default(),
-            log: Mutex::default(),
+            log: RequestLog::default(),
         });
-        let shared = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(shared.clone())
-                .app_data(web::PayloadConfig::new(64 * 1024))
-                .default_service(web::to(server::handle))
-        })
-        .workers(workers)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        let task = tokio::spawn(server);
-        Ok(LtiPlatform {
-            state,
-            handle,
-            task,
-        })
+        let serving = Serving::start(listener, workers, state.clone(), server::handle)?;
+        Ok(LtiPlatform { state, serving })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -367,18 +348,17 @@ impl LtiPlatform {
 
     /// Every request answered so far, in the order the answers were ready.
     pub fn requests(&self) -> Vec<PlatformRequest> {
-        lock(&self.state.log).clone()
+        self.state.log.all()
     }
 
     /// Forgets the requests logged so far.
     pub fn clear_requests(&self) {
-        lock(&self.state.log).clear();
+        self.state.log.clear();
     }
 
     /// Stops the server without waiting for requests in flight.
     pub async fn stop(self) {
-        self.handle.stop(false).await;
-        let _ = self.task.await;
+        self.serving.stop().await;
     }
 
     fn read_keys(&self) -> std::sync::RwLockReadGuard<'_, PlatformKeys> {

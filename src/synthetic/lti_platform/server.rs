@@ -25,7 +25,7 @@ pub(super) async fn handle(req: HttpRequest, body: Bytes, state: web::Data<State
         status: response.status().as_u16(),
         refusal,
     };
-    lock(&state.log).push(entry);
+    state.log.push(entry);
     response
 }
 

@@ -25,12 +25,11 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-use std::net::TcpListener;
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
-use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpServer};
+use crate::synthetic::serving::{bind, RequestLog, Serving};
+use actix_web::web;
 use chrono::{DateTime, Utc};
 
 use super::provider::Tokens;
@@ -119,7 +118,7 @@ struct State {
     results: ResultsHandle,
     cursors: cursor::Cursors,
     faults: FaultHandle,
-    log: Mutex<Vec<PartnerRequest>>,
+    log: RequestLog<PartnerRequest>,
     tokens: Mutex<Tokens>,
     results_requests: AtomicU64,
 }
@@ -128,8 +127,7 @@ struct State {
 /// until the runtime ends).
 pub struct Partner {
     state: web::Data<State>,
-    handle: ServerHandle,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    serving: Serving,
 }
 
 impl Partner {
@@ -141,37 +139,20 @@ impl Partner {
         config: PartnerConfig,
         results: Vec<(DateTime<Utc>, serde_json::Value)>,
     ) -> std::io::Result<Partner> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let origin = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
-        let workers = config.workers.max(1);
+        let (listener, origin) = bind()?;
+        let workers = config.workers;
         let state = web::Data::new(State {
             config,
             origin,
             results: ResultsHandle::new(results),
             cursors: cursor::Cursors::default(),
             faults: FaultHandle::default(),
-            log: Mutex::default(),
+            log: RequestLog::default(),
             tokens: Mutex::default(),
             results_requests: AtomicU64::new(0),
         });
-        let shared = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(shared.clone())
-                .app_data(web::PayloadConfig::new(64 * 1024))
-                .default_service(web::to(server::handle))
-        })
-        .workers(workers)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        let task = tokio::spawn(server);
-        Ok(Partner {
-            state,
-            handle,
-            task,
-        })
+        let serving = Serving::start(listener, workers, state.clone(), server::handle)?;
+        Ok(Partner { state, serving })
     }
 
     /// `http://127.0.0.1:PORT/v1`: the connection's base URL.
@@ -195,20 +176,12 @@ impl Partner {
 
     /// Every request answered so far, in the order the answers were ready.
     pub fn requests(&self) -> Vec<PartnerRequest> {
-        self.state
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.state.log.all()
     }
 
     /// Forgets the requests logged so far.
     pub fn clear_requests(&self) {
-        self.state
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.state.log.clear();
     }
 
     /// The served results, to change between pulls.
@@ -234,8 +207,7 @@ impl Partner {
 
     /// Stops the server without waiting for requests in flight (a delayed answer is dropped).
     pub async fn stop(self) {
-        self.handle.stop(false).await;
-        let _ = self.task.await;
+        self.serving.stop().await;
     }
 }
 

@@ -27,11 +27,7 @@ pub(super) async fn handle(req: HttpRequest, body: Bytes, state: web::Data<State
             .contains_key(state.config.api_key_header().to_ascii_lowercase().as_str()),
         fault,
     };
-    state
-        .log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(entry);
+    state.log.push(entry);
     response
 }
 
