@@ -4,10 +4,10 @@
 
 use crate::common;
 
-use std::path::Path;
-use std::process::Output;
-
-use crate::common::{backends, printed, Backend, TestApp, TestDb, MASTER_KEY, OPERATOR_TOKEN};
+use crate::common::{
+    backends, bytes_contain, database_dump, printed, rostergate_with_key, send, TestApp, TestDb,
+    MASTER_KEY, OPERATOR_TOKEN,
+};
 use reqwest::Method;
 use rostergate::auth::keys::MasterKey;
 use rostergate::auth::secrets::SecretBox;
@@ -56,26 +56,6 @@ fn edited(mut body: Value, pointer: &str, value: Option<Value>) -> Value {
         None => parent.remove(key),
     };
     body
-}
-
-/// Sends a request: the status, the raw answer (headers and body) and the body as JSON.
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> (u16, String, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = format!("{:?}", response.headers());
-    let text = response.text().await.unwrap();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (status, format!("{headers}\n{text}"), json)
 }
 
 async fn connection_names(app: &TestApp) -> Vec<String> {
@@ -562,39 +542,6 @@ on_every_backend!(
     }
 );
 
-/// Every byte the database keeps: the SQLite file and its WAL, or PostgreSQL's rows as text.
-async fn database_dump(db: &TestDb) -> Vec<u8> {
-    match db.backend {
-        Backend::Sqlite => {
-            let path = db.url.strip_prefix("sqlite://").unwrap();
-            let mut bytes = Vec::new();
-            for suffix in ["", "-wal", "-journal", "-shm"] {
-                if let Ok(b) = std::fs::read(format!("{path}{suffix}")) {
-                    bytes.extend(b);
-                }
-            }
-            assert!(!bytes.is_empty());
-            bytes
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            let rows: Vec<String> = sqlx::query_scalar("SELECT CAST(c AS TEXT) FROM connections c")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-            assert!(!rows.is_empty());
-            rows.join("\n").into_bytes()
-        }
-    }
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 /// Opens a stored connection's secret as the gateway would, through the store and the key.
 async fn stored_secret(db_url: &str, district: &str, name: &str) -> String {
     let db = Db::connect(db_url).await.unwrap();
@@ -644,9 +591,12 @@ on_every_backend!(
         }
         assert!(!answers.contains(SECRET), "{answers}");
 
-        let dump = database_dump(&app.db).await;
-        assert!(!contains(&dump, SECRET), "the secret is stored in clear");
-        assert!(contains(&dump, "v1:"), "no sealed secret in the dump");
+        let dump = database_dump(&app.db, "connections").await;
+        assert!(
+            !bytes_contain(&dump, SECRET),
+            "the secret is stored in clear"
+        );
+        assert!(bytes_contain(&dump, "v1:"), "no sealed secret in the dump");
 
         // Another gateway on the same database and key finds and opens it.
         let restarted = Application::build(common::settings_for(&app.db.url, app.data_dir.path()))
@@ -673,21 +623,13 @@ on_every_backend!(
     }
 );
 
-fn rostergate(db_url: &str, dir: &Path, args: &[&str]) -> Output {
-    common::rostergate_command(db_url, dir)
-        .env("ROSTERGATE_SECRET_KEY", MASTER_KEY)
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
 #[tokio::test]
 async fn the_cli_adds_lists_and_removes_connections_without_printing_secrets() {
     for backend in backends().await {
         eprintln!("on {backend:?}");
         let db = TestDb::new(backend).await;
         let work = tempfile::tempdir().unwrap();
-        let run = |args: &[&str]| rostergate(&db.url, work.path(), args);
+        let run = |args: &[&str]| rostergate_with_key(&db.url, work.path(), args);
         let out = run(&[
             "district",
             "create",
@@ -1060,9 +1002,9 @@ on_every_backend!(
                     .contains(&old_sealed),
                 "{what}: the old secret is still stored"
             );
-            let dump = database_dump(&app.db).await;
+            let dump = database_dump(&app.db, "connections").await;
             assert!(
-                !contains(&dump, ROTATED),
+                !bytes_contain(&dump, ROTATED),
                 "{what}: the new secret is stored in clear"
             );
 
@@ -1186,7 +1128,7 @@ async fn the_cli_replaces_a_connection_only_when_asked_and_keeps_its_cursor() {
         eprintln!("on {backend:?}");
         let db = TestDb::new(backend).await;
         let work = tempfile::tempdir().unwrap();
-        let run = |args: &[&str]| rostergate(&db.url, work.path(), args);
+        let run = |args: &[&str]| rostergate_with_key(&db.url, work.path(), args);
         let out = run(&[
             "district",
             "create",

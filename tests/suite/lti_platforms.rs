@@ -5,9 +5,11 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::Output;
 
-use crate::common::{backends, printed, Backend, TestApp, TestDb, MASTER_KEY, OPERATOR_TOKEN};
+use crate::common::{
+    backends, bytes_contain, database_dump, printed, rostergate_with_key, send, TestApp, TestDb,
+    MASTER_KEY, OPERATOR_TOKEN,
+};
 use base64::Engine as _;
 use reqwest::Method;
 use rostergate::auth::keys::MasterKey;
@@ -36,26 +38,6 @@ fn with(mut body: Value, key: &str, value: Option<Value>) -> Value {
         None => object.remove(key),
     };
     body
-}
-
-/// Sends a request: the status, the raw answer (headers and body) and the body as JSON.
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> (u16, String, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = format!("{:?}", response.headers());
-    let text = response.text().await.unwrap();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (status, format!("{headers}\n{text}"), json)
 }
 
 async fn platform_ids(app: &TestApp, path: &str) -> Vec<i64> {
@@ -584,16 +566,8 @@ on_every_backend!(
     }
 );
 
-fn rostergate(db_url: &str, dir: &Path, args: &[&str]) -> Output {
-    common::rostergate_command(db_url, dir)
-        .env("ROSTERGATE_SECRET_KEY", MASTER_KEY)
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
 fn create_district(db_url: &str, dir: &Path, slug: &str) {
-    let out = rostergate(
+    let out = rostergate_with_key(
         db_url,
         dir,
         &[
@@ -640,7 +614,7 @@ async fn the_cli_adds_lists_claims_and_removes_lti_platforms() {
         eprintln!("on {backend:?}");
         let db = TestDb::new(backend).await;
         let work = tempfile::tempdir().unwrap();
-        let run = |args: &[&str]| rostergate(&db.url, work.path(), args);
+        let run = |args: &[&str]| rostergate_with_key(&db.url, work.path(), args);
         create_district(&db.url, work.path(), "lincoln");
         create_district(&db.url, work.path(), "other");
 
@@ -783,47 +757,13 @@ async fn the_cli_adds_lists_claims_and_removes_lti_platforms() {
     }
 }
 
-/// Every byte the database keeps: the SQLite file and its WAL, or PostgreSQL's key rows as text.
-async fn database_dump(db: &TestDb) -> Vec<u8> {
-    match db.backend {
-        Backend::Sqlite => {
-            let path = db.url.strip_prefix("sqlite://").unwrap();
-            let mut bytes = Vec::new();
-            for suffix in ["", "-wal", "-journal", "-shm"] {
-                if let Ok(b) = std::fs::read(format!("{path}{suffix}")) {
-                    bytes.extend(b);
-                }
-            }
-            assert!(!bytes.is_empty());
-            bytes
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            let rows: Vec<String> =
-                sqlx::query_scalar("SELECT CAST(k AS TEXT) FROM lti_tool_keys k")
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-            pool.close().await;
-            assert_eq!(rows.len(), 2);
-            rows.join("\n").into_bytes()
-        }
-    }
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 #[tokio::test]
 async fn keys_rotate_keeps_two_kids_promotes_the_next_and_seals_the_private_keys() {
     for backend in backends().await {
         eprintln!("on {backend:?}");
         let db = TestDb::new(backend).await;
         let work = tempfile::tempdir().unwrap();
-        let run = |args: &[&str]| rostergate(&db.url, work.path(), args);
+        let run = |args: &[&str]| rostergate_with_key(&db.url, work.path(), args);
 
         let out = run(&["keys", "rotate", "--json"]);
         assert!(out.status.success(), "{}", printed(&out));
@@ -856,17 +796,17 @@ async fn keys_rotate_keeps_two_kids_promotes_the_next_and_seals_the_private_keys
         assert_eq!(stored.len(), 2);
         assert_ne!(stored[0].kid, stored[1].kid);
         let secrets = SecretBox::new(&MasterKey::from_secret(MASTER_KEY).unwrap());
-        let dump = database_dump(&db).await;
-        assert!(contains(&dump, &stored[0].kid));
+        let dump = database_dump(&db, "lti_tool_keys").await;
+        assert!(bytes_contain(&dump, &stored[0].kid));
         for key in &stored {
             let der = secrets.open_tool_key(&key.kid, &key.sealed_key).unwrap();
             assert!(der.len() > 1000, "an RSA 2048 key in PKCS#8");
             let clear = base64::engine::general_purpose::STANDARD.encode(&der);
             assert!(
-                !contains(&dump, &clear[..64]),
+                !bytes_contain(&dump, &clear[..64]),
                 "a tool key is stored in clear"
             );
-            assert!(!contains(&dump, &clear[clear.len() - 64..]));
+            assert!(!bytes_contain(&dump, &clear[clear.len() - 64..]));
             assert!(key.sealed_key.starts_with("v1:"));
         }
         // Another master key opens nothing.

@@ -502,3 +502,69 @@ pub async fn kill_mid_run(
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// Sends a request with a bearer token (and a JSON body): the status, the raw answer (headers
+/// and body, to search for what must not be there) and the body as JSON (null when it is not).
+pub async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> (u16, String, Value) {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = format!("{:?}", response.headers());
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, format!("{headers}\n{text}"), json)
+}
+
+/// Runs `rostergate ARGS` on a database with the tests' master key.
+pub fn rostergate_with_key(db_url: &str, dir: &Path, args: &[&str]) -> std::process::Output {
+    rostergate_command(db_url, dir)
+        .env("ROSTERGATE_SECRET_KEY", MASTER_KEY)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Every byte the database keeps of `table`: the whole SQLite file and its WAL, or the table's
+/// rows as PostgreSQL prints them (at least one).
+pub async fn database_dump(db: &TestDb, table: &str) -> Vec<u8> {
+    match db.backend {
+        Backend::Sqlite => {
+            let path = db.url.strip_prefix("sqlite://").unwrap();
+            let mut bytes = Vec::new();
+            for suffix in ["", "-wal", "-journal", "-shm"] {
+                if let Ok(b) = std::fs::read(format!("{path}{suffix}")) {
+                    bytes.extend(b);
+                }
+            }
+            assert!(!bytes.is_empty());
+            bytes
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            let rows: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT CAST(t AS TEXT) FROM {table} t"))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            pool.close().await;
+            assert!(!rows.is_empty(), "{table} is empty");
+            rows.join("\n").into_bytes()
+        }
+    }
+}
+
+/// Whether `needle` stands anywhere in `haystack`.
+pub fn bytes_contain(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
