@@ -216,6 +216,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// SQLite always, PostgreSQL when a URL is given; the gateway binary given, or the one beside
+/// this one.
+fn backends_and_exe(
+    postgres_url: Option<String>,
+    exe: Option<PathBuf>,
+) -> Result<(Vec<import::Backend>, PathBuf), MainError> {
+    let mut backends = vec![import::Backend::Sqlite];
+    backends.extend(postgres_url.map(import::Backend::Postgres));
+    let exe = match exe {
+        Some(exe) => exe,
+        None => sibling_rostergate()?,
+    };
+    Ok((backends, exe))
+}
+
 async fn run(command: Command) -> Result<(), MainError> {
     match command {
         Command::Import {
@@ -225,14 +240,7 @@ async fn run(command: Command) -> Result<(), MainError> {
             exe,
             json,
         } => {
-            let mut backends = vec![import::Backend::Sqlite];
-            if let Some(url) = postgres_url {
-                backends.push(import::Backend::Postgres(url));
-            }
-            let exe = match exe {
-                Some(exe) => exe,
-                None => sibling_rostergate()?,
-            };
+            let (backends, exe) = backends_and_exe(postgres_url, exe)?;
             let report = import::run_benchmark(import::BenchOptions {
                 students,
                 backends,
@@ -253,14 +261,7 @@ async fn run(command: Command) -> Result<(), MainError> {
             exe,
             json,
         } => {
-            let mut backends = vec![import::Backend::Sqlite];
-            if let Some(url) = postgres_url {
-                backends.push(import::Backend::Postgres(url));
-            }
-            let exe = match exe {
-                Some(exe) => exe,
-                None => sibling_rostergate()?,
-            };
+            let (backends, exe) = backends_and_exe(postgres_url, exe)?;
             let report = scores::run_scores_benchmark(scores::ScoresOptions {
                 students,
                 backends,
@@ -310,14 +311,7 @@ async fn run(command: Command) -> Result<(), MainError> {
             exe,
             json,
         } => {
-            let mut backends = vec![import::Backend::Sqlite];
-            if let Some(url) = postgres_url {
-                backends.push(import::Backend::Postgres(url));
-            }
-            let exe = match exe {
-                Some(exe) => exe,
-                None => sibling_rostergate()?,
-            };
+            let (backends, exe) = backends_and_exe(postgres_url, exe)?;
             let report = pull::run_pull_benchmark(pull::PullOptions {
                 students,
                 backends,
