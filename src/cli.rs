@@ -1,8 +1,10 @@
 //! What the `rostergate` commands do. `main.rs` parses arguments and calls these.
 
+pub mod bench;
 pub mod connection;
 mod error;
 pub mod lti;
+pub mod lti_services;
 mod output;
 pub mod push_secret;
 mod spinner;

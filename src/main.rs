@@ -93,6 +93,14 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Run a benchmark: `rostergate-bench` (built beside this program) with the arguments
+    /// given, e.g. `rostergate bench lti --postgres-url …`; `rostergate bench --help` lists them.
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// The benchmark and its options, passed to `rostergate-bench` as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,6 +115,38 @@ enum LtiCommand {
         #[command(subcommand)]
         command: LtiDeploymentCommand,
     },
+    /// Course memberships (NRPS) of the courses that launched the tool.
+    Memberships {
+        #[command(subcommand)]
+        command: LtiMembershipsCommand,
+    },
+    /// Scores in the LMS gradebook (AGS).
+    Scores {
+        #[command(subcommand)]
+        command: LtiScoresCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LtiMembershipsCommand {
+    /// Read the memberships of every course that offered them at a launch, and sync them into
+    /// the roster as one run: rostered members linked, missing class enrollments added, members
+    /// without a rostered account reported, not provisioned.
+    Pull {
+        /// Slug of the district.
+        #[arg(long)]
+        district: String,
+        /// Print one JSON object with the run.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LtiScoresCommand {
+    /// Post scores for a class to its course's LMS gradebook: the line item found by its
+    /// resource_id (or label), made when missing.
+    Post(Box<cli::lti_services::ScoresPostArgs>),
 }
 
 #[derive(Subcommand)]
@@ -114,6 +154,9 @@ enum LtiPlatformCommand {
     /// Register a platform by (issuer, client id), unique across every district, with its
     /// deployments and endpoints.
     Add(Box<cli::lti::AddArgs>),
+    /// Make a single-use Dynamic Registration invitation: a URL an LMS administrator pastes
+    /// into the platform, which then registers itself in the district.
+    Invite(Box<cli::lti::InviteArgs>),
     /// List a district's platforms and their deployments (active or pending).
     List {
         /// Slug of the district.
@@ -510,6 +553,10 @@ enum GenerateCommand {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // The benchmarks need none of the gateway's settings.
+    if let Command::Bench { args } = &args.command {
+        return cli::bench::run(args).unwrap_or_else(|e| fail(&e));
+    }
     let overrides = Overrides {
         database_url: args.database_url.clone(),
         bind: match &args.command {
@@ -685,6 +732,7 @@ fn main() -> ExitCode {
             Command::Lti { command } => match command {
                 LtiCommand::Platform { command } => match command {
                     LtiPlatformCommand::Add(args) => cli::lti::add(settings, *args).await,
+                    LtiPlatformCommand::Invite(args) => cli::lti::invite(settings, *args).await,
                     LtiPlatformCommand::List { district, json } => {
                         cli::lti::list(settings, &district, json).await
                     }
@@ -700,10 +748,18 @@ fn main() -> ExitCode {
                             deployment_id,
                         },
                 } => cli::lti::claim(settings, &district, platform, &deployment_id).await,
+                LtiCommand::Memberships {
+                    command: LtiMembershipsCommand::Pull { district, json },
+                } => cli::lti_services::pull_memberships(settings, &district, json).await,
+                LtiCommand::Scores {
+                    command: LtiScoresCommand::Post(args),
+                } => cli::lti_services::post_scores(settings, *args).await,
             },
             Command::Keys {
                 command: KeysCommand::Rotate { json },
             } => cli::lti::rotate_keys(settings, json).await,
+            // Run above, before the settings are read.
+            Command::Bench { args } => cli::bench::run(&args),
         }
     });
     match result {
@@ -719,4 +775,38 @@ fn fail(e: &cli::CliError) -> ExitCode {
     // Nowhere left to report a failure to write to stderr.
     let _ = writeln!(std::io::stderr().lock(), "error: {e}");
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_passes_every_argument_on_to_rostergate_bench() {
+        let cases: [&[&str]; 3] = [
+            &[
+                "lti",
+                "--launches",
+                "5000",
+                "--postgres-url",
+                "postgres://h/test",
+                "--json",
+            ],
+            &["--help"],
+            &[],
+        ];
+        for given in cases {
+            let argv = ["rostergate", "bench"].iter().chain(given);
+            let Command::Bench { args } = Args::try_parse_from(argv).unwrap().command else {
+                panic!("not the bench command");
+            };
+            assert_eq!(
+                args,
+                given
+                    .iter()
+                    .map(std::ffi::OsString::from)
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
 }

@@ -33,6 +33,8 @@ pub enum StartupError {
     Webhooks(#[from] crate::delivery::send::ClientError),
     #[error("cannot load the learning plans: {0}")]
     LearningPlans(#[from] crate::domain::learning_plan::PlanError),
+    #[error("cannot build the LTI platform service client: {0}")]
+    LtiClient(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -149,6 +151,11 @@ impl Application {
         }
         // Platform key sets, cached across launches (each refetched only on an unknown kid).
         let lti_keys = web::Data::new(crate::lti::launch::PlatformKeyCache::default());
+        // Service tokens for platforms' NRPS and AGS, cached per registration and scope set.
+        let lti_services = web::Data::new(crate::lti::service_tokens::ServiceTokens::new(
+            crate::lti::platform_http::PlatformHttp::new(settings.lti.allow_insecure_platforms)
+                .map_err(StartupError::LtiClient)?,
+        ));
         let state = web::Data::new(AppState {
             listing_totals: Default::default(),
             engine,
@@ -195,9 +202,12 @@ impl Application {
                         Ok(res)
                     }
                 })
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(tracing_actix_web::TracingLogger::<
+                    crate::telemetry::RequestSpan,
+                >::new())
                 .app_data(state.clone())
                 .app_data(lti_keys.clone())
+                .app_data(lti_services.clone())
                 .app_data(http::json_config())
                 .app_data(http::query_config())
                 .app_data(http::form_config())

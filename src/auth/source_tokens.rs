@@ -210,33 +210,7 @@ impl SourceTokens {
             .request_async(&self.http)
             .await;
         result.map_err(|e| {
-            let (message, transient) = match e {
-                RequestTokenError::ServerResponse(error) => {
-                    let mut message = error.error().as_ref().to_string();
-                    if let Some(description) = error.error_description() {
-                        message.push_str(": ");
-                        message.push_str(description);
-                    }
-                    (message, false)
-                }
-                RequestTokenError::Request(transport) => {
-                    (transport.to_string(), transport.is_transient())
-                }
-                RequestTokenError::Parse(error, _) => {
-                    // The body may hold a token under another name: it is never quoted, nor
-                    // are the values serde would quote.
-                    let inner = error.inner();
-                    let missing = inner.to_string().starts_with("missing field");
-                    let what = match inner.classify() {
-                        serde_json::error::Category::Data if !missing => {
-                            format!("unexpected value at {}", error.path())
-                        }
-                        _ => inner.to_string(),
-                    };
-                    (format!("the answer is not a token response: {what}"), false)
-                }
-                RequestTokenError::Other(message) => (message, false),
-            };
+            let (message, transient) = describe_token_failure(e);
             let message = self
                 .sensitive_headers
                 .iter()
@@ -245,6 +219,37 @@ impl SourceTokens {
                 });
             TokenError { message, transient }
         })
+    }
+}
+
+/// What a failed token request says, without quoting a token, and whether it may be retried.
+pub(crate) fn describe_token_failure(
+    e: RequestTokenError<Transport, BasicErrorResponse>,
+) -> (String, bool) {
+    match e {
+        RequestTokenError::ServerResponse(error) => {
+            let mut message = error.error().as_ref().to_string();
+            if let Some(description) = error.error_description() {
+                message.push_str(": ");
+                message.push_str(description);
+            }
+            (message, false)
+        }
+        RequestTokenError::Request(transport) => (transport.to_string(), transport.is_transient()),
+        RequestTokenError::Parse(error, _) => {
+            // The body may hold a token under another name: it is never quoted, nor are the
+            // values serde would quote.
+            let inner = error.inner();
+            let missing = inner.to_string().starts_with("missing field");
+            let what = match inner.classify() {
+                serde_json::error::Category::Data if !missing => {
+                    format!("unexpected value at {}", error.path())
+                }
+                _ => inner.to_string(),
+            };
+            (format!("the answer is not a token response: {what}"), false)
+        }
+        RequestTokenError::Other(message) => (message, false),
     }
 }
 
@@ -328,7 +333,7 @@ fn describe_oauth_http_error(error: &oauth2::HttpClientError<reqwest::Error>) ->
 
 /// reqwest, with 5xx and 429 answers from the token endpoint turned into transport errors:
 /// they are worth retrying, and oauth2 would report them as unreadable error bodies.
-struct TokenHttp(reqwest::Client);
+pub(crate) struct TokenHttp(pub(crate) reqwest::Client);
 
 impl<'c> AsyncHttpClient<'c> for TokenHttp {
     type Error = Transport;
@@ -367,7 +372,7 @@ impl<'c> AsyncHttpClient<'c> for TokenHttp {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum Transport {
+pub(crate) enum Transport {
     #[error("{0}")]
     Send(String),
     #[error("HTTP {0}{1}")]

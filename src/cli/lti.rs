@@ -42,6 +42,10 @@ pub struct AddArgs {
     /// and recorded until `lti deployment claim`).
     #[arg(long)]
     pub unknown_deployments: Option<String>,
+    /// The `aud` of the gateway's client assertions when the token endpoint wants another than
+    /// its own URL (Canvas: its `authorization_server`).
+    #[arg(long)]
+    pub token_audience: Option<String>,
     /// Print the platform as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -58,6 +62,7 @@ fn flag(field: Field) -> String {
         Field::TokenUrl => "--token-url",
         Field::JwksUrl => "--jwks-url",
         Field::UnknownDeployments => "--unknown-deployments",
+        Field::TokenAudience => "--token-audience",
     }
     .to_string()
 }
@@ -98,6 +103,7 @@ pub async fn add(settings: Settings, args: AddArgs) -> CliResult {
         token_url: args.token_url,
         jwks_url: args.jwks_url,
         unknown_deployments: args.unknown_deployments,
+        token_audience: args.token_audience,
     };
     let platform = input.validate().map_err(refused)?;
     let db = db(&settings).await?;
@@ -174,6 +180,76 @@ pub async fn claim(
             district.slug
         )))
     }
+}
+
+/// The flags of `lti platform invite`.
+#[derive(Debug, clap::Args)]
+pub struct InviteArgs {
+    /// Slug of the district the platform registers in.
+    #[arg(long)]
+    pub district: String,
+    /// What a launch from a deployment the platform did not name gets: refuse (default), or
+    /// pending (accepted and recorded until `lti deployment claim`).
+    #[arg(long)]
+    pub unknown_deployments: Option<String>,
+    /// Minutes the invitation lasts (default a day, at most 30 days).
+    #[arg(long)]
+    pub ttl_mins: Option<i64>,
+    /// Accept a platform whose configuration URL is not under its issuer (Moodle's is not):
+    /// only for a platform you know.
+    #[arg(long)]
+    pub allow_foreign_configuration: bool,
+    /// Print the invitation as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Makes a single-use Dynamic Registration invitation and prints its URL (the only copy).
+pub async fn invite(settings: Settings, args: InviteArgs) -> CliResult {
+    use crate::lti::dynamic_registration::{self as dr, InviteField, InviteInput};
+    let input = InviteInput {
+        unknown_deployments: args.unknown_deployments,
+        ttl_mins: args.ttl_mins,
+        allow_foreign_configuration: args.allow_foreign_configuration,
+    };
+    let request = input.validate().map_err(|errors| {
+        let problems = errors
+            .iter()
+            .map(|e| match e.field {
+                InviteField::UnknownDeployments => format!("--unknown-deployments: {e}"),
+                InviteField::TtlMins => format!("--ttl-mins: {e}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        CliError::msg(format!("the invitation is not valid: {problems}"))
+    })?;
+    let db = db(&settings).await?;
+    let district = districts::get(&db, &args.district).await;
+    let created = match district {
+        Ok(d) => dr::create_invite(&db, &settings.lti, d.id, &request, chrono::Utc::now())
+            .await
+            .map(|created| (d, created))
+            .map_err(CliError::from),
+        Err(e) => Err(e.into()),
+    };
+    db.close().await;
+    let (district, created) = created?;
+    if args.json {
+        output::line(crate::http::lti_registration::invite_json(
+            &created,
+            district.slug.as_str(),
+        ))?;
+    } else {
+        output::line(format_args!(
+            "invitation {} for district {}, usable once until {}: paste this URL into the LMS \
+             as the tool's registration URL",
+            created.invite.id,
+            district.slug,
+            created.invite.expires_at.to_rfc3339()
+        ))?;
+        output::line(&created.url)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn key_json(key: &ToolKey) -> serde_json::Value {

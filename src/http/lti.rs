@@ -1,7 +1,8 @@
 //! The LTI 1.3 tool's browser-facing routes: `GET|POST /lti/login` (a platform's login
 //! initiation: a redirect to its authorization endpoint, with the state bound to the browser by
 //! a cookie), `POST /lti/launch` (the launch: validated, resolved, and a redirect to the
-//! learning platform carrying a session), and `GET /lti/jwks` (the tool's public keys).
+//! learning platform carrying a session), `POST /lti/deep_links` (a deep linking request's
+//! answer, signed and posted on to the platform) and `GET /lti/jwks` (the tool's public keys).
 //!
 //! People see these answers, not programs: a refusal is a small HTML page saying what went
 //! wrong and its code (never a stack of JSON), and a cookie blocked inside an LMS frame says to
@@ -14,6 +15,7 @@ use oauth2::url::form_urlencoded;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::lti::deep_linking::{self, DeepLinkForm};
 use crate::lti::launch::{
     begin_login, finish_launch, tool_jwks, LaunchContext, LaunchForm, LoginRequest,
     PlatformKeyCache,
@@ -146,6 +148,65 @@ pub async fn launch(
     }
 }
 
+/// `POST /lti/deep_links`: the learning platform's answer to a deep linking request (its
+/// session and the content items picked), sent on to the platform as the tool's signed
+/// response: a page that posts it to the platform's `deep_link_return_url` as `JWT`.
+pub async fn deep_link(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Some(refused) = not_a_form(&req) {
+        return refused;
+    }
+    let pairs = pairs(&body);
+    let form = DeepLinkForm {
+        session: first(&pairs, "session"),
+        content_items: first(&pairs, "content_items"),
+        msg: first(&pairs, "msg"),
+        errormsg: first(&pairs, "errormsg"),
+    };
+    match deep_linking::answer(
+        &state.db,
+        &state.secrets,
+        &state.settings.lti,
+        &form,
+        chrono::Utc::now(),
+    )
+    .await
+    {
+        Ok(answer) => {
+            tracing::info!("LTI deep linking response sent");
+            auto_post(&answer.return_url, "JWT", &answer.jwt)
+        }
+        Err(deep_linking::DeepLinkError::Store(e)) => {
+            tracing::error!(error = %e, "LTI deep linking response failed");
+            page(500, "internal_error", "internal error")
+        }
+        Err(e) => {
+            tracing::info!(code = e.code(), "LTI deep linking response refused");
+            page(e.status(), e.code(), &e.to_string())
+        }
+    }
+}
+
+/// A page whose form the browser submits at once (a button when scripts are off).
+fn auto_post(action: &str, field: &str, value: &str) -> HttpResponse {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Returning to your course</title></head>\
+         <body><form id=\"return\" method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"{}\" value=\"{}\">\
+         <noscript><button type=\"submit\">Continue</button></noscript></form>\
+         <script>document.getElementById('return').submit();</script></body></html>",
+        escape(action),
+        escape(field),
+        escape(value)
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
 /// `GET /lti/jwks`: the tool's published keys (the current one and the next).
 pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let set = tool_jwks(&state.db, &state.secrets).await?;
@@ -175,7 +236,8 @@ fn not_a_form(req: &HttpRequest) -> Option<HttpResponse> {
     })
 }
 
-fn escape(text: &str) -> String {
+/// Text as HTML (pages quote what a platform sent).
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -23,6 +23,7 @@ pub fn platform_json(platform: &PlatformRow) -> Value {
         "token_url": platform.token_url,
         "jwks_url": platform.jwks_url,
         "unknown_deployments": unknown_deployments_text(platform.unknown_deployments),
+        "token_audience": platform.token_audience,
         "deployments": platform.deployments.iter().map(|d| json!({
             "deployment_id": d.deployment_id,
             "status": d.status.as_str(),
@@ -43,6 +44,7 @@ pub fn pointer(field: Field) -> String {
         Field::TokenUrl => "/token_url".into(),
         Field::JwksUrl => "/jwks_url".into(),
         Field::UnknownDeployments => "/unknown_deployments".into(),
+        Field::TokenAudience => "/token_audience".into(),
     }
 }
 
@@ -69,6 +71,7 @@ fn input_from_json(body: &Value) -> Result<PlatformInput, ApiError> {
         "token_url",
         "jwks_url",
         "unknown_deployments",
+        "token_audience",
     ]);
     let input = PlatformInput {
         issuer: r.string("issuer"),
@@ -79,6 +82,7 @@ fn input_from_json(body: &Value) -> Result<PlatformInput, ApiError> {
         token_url: r.string("token_url"),
         jwks_url: r.string("jwks_url"),
         unknown_deployments: r.opt_string("unknown_deployments"),
+        token_audience: r.opt_string("token_audience"),
     };
     if problems.is_empty() {
         Ok(input)

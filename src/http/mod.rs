@@ -12,6 +12,8 @@ pub mod inbound;
 pub mod jobs;
 pub mod lti;
 pub mod lti_platforms;
+pub mod lti_registration;
+pub mod lti_services;
 pub mod oauth;
 pub mod plans;
 pub mod pulls;
@@ -59,7 +61,17 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
         ("/lti/login", Method::GET, web::get().to(lti::login_get)),
         ("/lti/login", Method::POST, web::post().to(lti::login_post)),
         ("/lti/launch", Method::POST, web::post().to(lti::launch)),
+        (
+            "/lti/deep_links",
+            Method::POST,
+            web::post().to(lti::deep_link),
+        ),
         ("/lti/jwks", Method::GET, web::get().to(lti::jwks)),
+        (
+            "/lti/register/{token}",
+            Method::GET,
+            web::get().to(lti_registration::register),
+        ),
         (
             "/api/v1/districts",
             Method::GET,
@@ -219,6 +231,21 @@ fn routes() -> Vec<(&'static str, Method, Route)> {
             "/api/v1/districts/{district}/lti/platforms/{id}/deployments/{deployment_id}/claim",
             Method::POST,
             web::post().to(lti_platforms::claim_deployment),
+        ),
+        (
+            "/api/v1/districts/{district}/lti/registration-invites",
+            Method::POST,
+            web::post().to(lti_registration::create_invite),
+        ),
+        (
+            "/api/v1/districts/{district}/lti/memberships/pulls",
+            Method::POST,
+            web::post().to(lti_services::pull_memberships),
+        ),
+        (
+            "/api/v1/districts/{district}/classes/{class}/lti/scores",
+            Method::POST,
+            web::post().to(lti_services::post_scores),
         ),
         (
             "/api/v1/districts/{district}/subscriptions",

@@ -8,6 +8,8 @@
 //! `iss` the gateway's public URL, `aud` `rostergate-lti-session`, `sub` the rostered user's
 //! sourcedId when the launch resolved to one (else `lti:{platform}:{sub}`), `exp` a few minutes
 //! on, a `jti`, and a `rostergate` claim saying district, class, role and what was launched.
+//! A deep linking request's session also carries its settings (`rostergate.deep_linking`): the
+//! learning platform answers it through `POST /lti/deep_links` ([`super::deep_linking`]).
 //! It travels in the URL fragment of the redirect (`#session=…`), which browsers never send to a
 //! server and so never lands in a log.
 
@@ -28,6 +30,7 @@ use crate::auth::secrets_equal;
 use crate::config::LtiSettings;
 use crate::domain::records::RecordKind;
 use crate::store::lti::{self as platforms, PlatformRow};
+use crate::store::lti_contexts::{self as contexts, ContextRow};
 use crate::store::lti_launches::{self as launches, LoginState};
 use crate::store::{districts, roster, Db, StoreError};
 
@@ -300,11 +303,28 @@ pub async fn finish_launch(
     cookie_state: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<LaunchSession, LaunchFailure> {
-    let public_url = cx
-        .settings
-        .public_url
-        .as_deref()
-        .ok_or(LaunchFailure::NotConfigured)?;
+    let ValidatedLaunch { platform, launch } = validate_launch(cx, form, cookie_state, now).await?;
+    resolve(cx, &platform, launch, (public_url(cx.settings)?, now)).await
+}
+
+/// A launch that passed [`validate_launch`]: the platform its login named, and what its
+/// id_token says.
+#[derive(Debug, Clone)]
+pub struct ValidatedLaunch {
+    pub platform: PlatformRow,
+    pub launch: Launch,
+}
+
+/// What [`finish_launch`] does before resolution: the state is this browser's and is consumed
+/// for good (check 1), the id_token passes every check of [`validate::validate`], and a
+/// deployment admitted as pending is recorded. Nothing is resolved, linked or signed.
+pub async fn validate_launch(
+    cx: &LaunchContext<'_>,
+    form: &LaunchForm,
+    cookie_state: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<ValidatedLaunch, LaunchFailure> {
+    public_url(cx.settings)?;
     if let Some(error) = &form.error {
         return Err(LaunchFailure::Platform {
             error: error.clone(),
@@ -351,7 +371,15 @@ pub async fn finish_launch(
     if launch.deployment == DeploymentStatus::Pending {
         platforms::add_pending_deployment(cx.db, platform.id, &launch.deployment_id).await?;
     }
-    resolve(cx, &platform, launch, (public_url, now)).await
+    Ok(ValidatedLaunch { platform, launch })
+}
+
+/// The gateway's public URL; without one, launches are refused.
+fn public_url(settings: &LtiSettings) -> Result<&str, LaunchFailure> {
+    settings
+        .public_url
+        .as_deref()
+        .ok_or(LaunchFailure::NotConfigured)
 }
 
 /// The launch's rostered user and class in the platform's district, the link recorded, and
@@ -398,6 +426,9 @@ async fn resolve(
         }
         _ => None,
     };
+    if let Some(context) = &launch.context {
+        contexts::record(cx.db, &context_row(platform, &launch, context, &class, now)).await?;
+    }
     let keys = tool_key_store::load_or_create(cx.db, cx.secrets)
         .await
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -425,6 +456,32 @@ async fn resolve(
         class,
         launch,
     })
+}
+
+/// What a launch says of its course context and the services offered for it.
+fn context_row(
+    platform: &PlatformRow,
+    launch: &Launch,
+    context: &super::validate::Context,
+    class: &Option<String>,
+    now: DateTime<Utc>,
+) -> ContextRow {
+    let grades = launch.grades.as_ref();
+    ContextRow {
+        platform_id: platform.id,
+        context_id: context.id.clone(),
+        district_id: platform.district_id,
+        title: context.title.clone(),
+        class_sourced_id: class.clone(),
+        memberships_url: launch
+            .names_roles
+            .as_ref()
+            .map(|n| n.context_memberships_url.clone()),
+        lineitems_url: grades.and_then(|g| g.lineitems.clone()),
+        lineitem_url: grades.and_then(|g| g.lineitem.clone()),
+        ags_scopes: grades.map(|g| g.scope.join(" ")).unwrap_or_default(),
+        updated_at: now,
+    }
 }
 
 /// What a session token says.
@@ -467,6 +524,14 @@ fn session_token(
             "resource_link_id": launch.resource_link.as_ref().map(|l| l.id.clone()),
             "context_id": launch.context.as_ref().map(|c| c.id.clone()),
             "lti_sub": launch.sub,
+            "platform": facts.platform_id,
+            "deep_linking": launch.deep_linking.as_ref().map(|d| json!({
+                "return_url": d.deep_link_return_url,
+                "accept_types": d.accept_types,
+                "accept_multiple": d.accept_multiple,
+                "accept_presentation_document_targets": d.accept_presentation_document_targets,
+                "data": d.data,
+            })),
         }
     });
     let key = keys.current();

@@ -8,11 +8,22 @@
 //! - [`tool_keys`]: the tool's own RSA keys and the JWKS it publishes (two live keys, for
 //!   rotation);
 //! - [`tool_key_store`]: that key set sealed at rest, made on first use and rotated;
-//! - [`registration_input`]: a platform registration as written, checked field by field.
+//! - [`registration_input`]: a platform registration as written, checked field by field;
+//! - [`deep_linking`]: the signed answer to a deep linking request;
+//! - [`service_tokens`], [`platform_http`]: calling a platform's services as the tool;
+//! - [`memberships`]: NRPS memberships (read by `sources::lti_nrps`) synced into the roster
+//!   through the sync engine;
+//! - [`grades`]: AGS line items and scores posted for a class.
 
+pub mod deep_linking;
+pub mod dynamic_registration;
+pub mod grades;
 pub mod launch;
+pub mod memberships;
+pub mod platform_http;
 pub mod platform_keys;
 pub mod registration_input;
+pub mod service_tokens;
 pub mod tool_key_store;
 pub mod tool_keys;
 pub mod validate;

@@ -32,6 +32,7 @@ pub enum Field {
     TokenUrl,
     JwksUrl,
     UnknownDeployments,
+    TokenAudience,
 }
 
 impl fmt::Display for Field {
@@ -45,6 +46,7 @@ impl fmt::Display for Field {
             Field::TokenUrl => "token_url",
             Field::JwksUrl => "jwks_url",
             Field::UnknownDeployments => "unknown_deployments",
+            Field::TokenAudience => "token_audience",
         };
         f.write_str(name)
     }
@@ -74,6 +76,9 @@ pub struct PlatformInput {
     pub jwks_url: String,
     /// `refuse` (when left out) or `pending`.
     pub unknown_deployments: Option<String>,
+    /// The `aud` of the gateway's client assertions when the token endpoint wants another
+    /// than its own URL (Canvas: its `authorization_server`).
+    pub token_audience: Option<String>,
 }
 
 /// A checked registration, ready to store.
@@ -87,6 +92,7 @@ pub struct NewPlatform {
     pub token_url: String,
     pub jwks_url: String,
     pub unknown_deployments: UnknownDeployments,
+    pub token_audience: Option<String>,
 }
 
 impl PlatformInput {
@@ -103,6 +109,9 @@ impl PlatformInput {
         check(Field::AuthLoginUrl, check_endpoint(&self.auth_login_url));
         check(Field::TokenUrl, check_endpoint(&self.token_url));
         check(Field::JwksUrl, check_endpoint(&self.jwks_url));
+        if let Some(audience) = &self.token_audience {
+            check(Field::TokenAudience, check_audience(audience));
+        }
         let unknown_deployments = parse_unknown_deployments(self.unknown_deployments.as_deref());
         if let Err(message) = &unknown_deployments {
             problems.push(FieldError {
@@ -120,6 +129,7 @@ impl PlatformInput {
                 token_url: self.token_url.clone(),
                 jwks_url: self.jwks_url.clone(),
                 unknown_deployments,
+                token_audience: self.token_audience.clone(),
             }),
             _ => Err(InputErrors(problems)),
         }
@@ -204,6 +214,11 @@ fn check_client_id(id: &str) -> Result<(), String> {
     }
 }
 
+/// A client assertion's audience: any non-blank identifier (Canvas's is a bare host name).
+fn check_audience(audience: &str) -> Result<(), String> {
+    check_client_id(audience)
+}
+
 /// The issuer: an https URL without query or fragment (Sec §5.1.2; reference §2).
 fn check_issuer(raw: &str) -> Result<(), String> {
     let url = check_url(raw)?;
@@ -273,6 +288,7 @@ mod tests {
             token_url: "https://sso.canvaslms.com/login/oauth2/token".into(),
             jwks_url: "https://sso.canvaslms.com/api/lti/security/jwks".into(),
             unknown_deployments: None,
+            token_audience: None,
         }
     }
 
@@ -527,6 +543,14 @@ mod tests {
                 vec![Field::JwksUrl],
             ),
             (
+                "blank token audience",
+                PlatformInput {
+                    token_audience: Some(String::new()),
+                    ..canvas()
+                },
+                vec![Field::TokenAudience],
+            ),
+            (
                 "unknown policy",
                 PlatformInput {
                     unknown_deployments: Some("accept".into()),
@@ -544,6 +568,7 @@ mod tests {
                     token_url: "nope".into(),
                     jwks_url: "nope".into(),
                     unknown_deployments: Some("Pending".into()),
+                    token_audience: Some(" padded ".into()),
                 },
                 vec![
                     Field::Issuer,
@@ -551,6 +576,7 @@ mod tests {
                     Field::AuthLoginUrl,
                     Field::TokenUrl,
                     Field::JwksUrl,
+                    Field::TokenAudience,
                     Field::UnknownDeployments,
                     Field::DeploymentId(1),
                 ],
@@ -572,6 +598,7 @@ mod tests {
             (Field::TokenUrl, "token_url"),
             (Field::JwksUrl, "jwks_url"),
             (Field::UnknownDeployments, "unknown_deployments"),
+            (Field::TokenAudience, "token_audience"),
         ];
         for (field, name) in cases {
             assert_eq!(field.to_string(), name);

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Arg, Db, StoreError};
+use super::{Arg, Db, StoreError, Tx};
 use crate::args;
 use crate::lti::registration_input::{
     parse_unknown_deployments, unknown_deployments_text, NewPlatform,
@@ -26,6 +26,8 @@ pub struct PlatformRow {
     pub token_url: String,
     pub jwks_url: String,
     pub unknown_deployments: UnknownDeployments,
+    /// The `aud` of client assertions, when not the token URL.
+    pub token_audience: Option<String>,
     /// By deployment id.
     pub deployments: Vec<DeploymentRow>,
     pub created_at: DateTime<Utc>,
@@ -91,55 +93,67 @@ struct PlatformRecord {
     token_url: String,
     jwks_url: String,
     unknown_deployments: String,
+    token_audience: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct DeploymentRecord {
-    platform_id: i64,
     deployment_id: String,
     status: String,
 }
 
+/// A platform joined with one of its deployments (`NULL`s when it has none).
+#[derive(sqlx::FromRow)]
+struct PlatformDeploymentRecord {
+    #[sqlx(flatten)]
+    platform: PlatformRecord,
+    deployment_id: Option<String>,
+    status: Option<String>,
+}
+
 const P_COLUMNS: &str = "p.id, p.district_id, p.issuer, p.client_id, p.auth_login_url, \
-     p.token_url, p.jwks_url, p.unknown_deployments, p.created_at, p.updated_at";
+     p.token_url, p.jwks_url, p.unknown_deployments, p.token_audience, p.created_at, p.updated_at";
 
 /// The platforms `lti_platforms p` matching `filter` (a WHERE clause over `p`, with `args`),
-/// by id, each with its deployments: two queries whatever the number of platforms.
+/// by id, each with its deployments: one statement whatever the number of platforms (every
+/// launch reads its platform this way).
 async fn platforms_where(
     db: &Db,
     filter: &str,
     args: &[Arg],
 ) -> Result<Vec<PlatformRow>, StoreError> {
-    let records: Vec<PlatformRecord> = db
-        .conn()
-        .fetch_all(
-            &format!("SELECT {P_COLUMNS} FROM lti_platforms p WHERE {filter} ORDER BY p.id"),
-            args,
-        )
-        .await?;
-    if records.is_empty() {
-        return Ok(Vec::new());
-    }
-    let deployments: Vec<DeploymentRecord> = db
+    let rows: Vec<PlatformDeploymentRecord> = db
         .conn()
         .fetch_all(
             &format!(
-                "SELECT d.platform_id, d.deployment_id, d.status FROM lti_deployments d \
-                 JOIN lti_platforms p ON p.id = d.platform_id WHERE {filter} \
-                 ORDER BY d.platform_id, d.deployment_id"
+                "SELECT {P_COLUMNS}, d.deployment_id, d.status FROM lti_platforms p \
+                 LEFT JOIN lti_deployments d ON d.platform_id = p.id WHERE {filter} \
+                 ORDER BY p.id, d.deployment_id"
             ),
             args,
         )
         .await?;
-    records
+    let mut platforms: Vec<(PlatformRecord, Vec<DeploymentRecord>)> = Vec::new();
+    for row in rows {
+        if platforms
+            .last()
+            .is_none_or(|(p, _)| p.id != row.platform.id)
+        {
+            platforms.push((row.platform, Vec::new()));
+        }
+        if let (Some(deployment_id), Some(status), Some((_, deployments))) =
+            (row.deployment_id, row.status, platforms.last_mut())
+        {
+            deployments.push(DeploymentRecord {
+                deployment_id,
+                status,
+            });
+        }
+    }
+    platforms
         .into_iter()
-        .map(|record| {
-            let id = record.id;
-            let mine = deployments.iter().filter(move |d| d.platform_id == id);
-            into_row(record, mine)
-        })
+        .map(|(record, deployments)| into_row(record, deployments.iter()))
         .collect()
 }
 
@@ -173,6 +187,7 @@ fn into_row<'a>(
         token_url: record.token_url,
         jwks_url: record.jwks_url,
         unknown_deployments,
+        token_audience: record.token_audience,
         deployments,
         created_at: record.created_at,
         updated_at: record.updated_at,
@@ -186,13 +201,27 @@ pub async fn insert_platform(
     district_id: i64,
     platform: &NewPlatform,
 ) -> Result<PlatformRow, StoreError> {
-    let now = Utc::now();
     let mut tx = db.begin().await?;
+    let id = insert_platform_in(&mut tx, district_id, platform, Utc::now()).await?;
+    tx.commit().await?;
+    find_platform(db, district_id, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("LTI platform {id} was removed meanwhile")))
+}
+
+/// As [`insert_platform`], inside the caller's transaction (a dynamic registration consumes its
+/// invitation in the same one); the new platform's id.
+pub async fn insert_platform_in(
+    tx: &mut Tx,
+    district_id: i64,
+    platform: &NewPlatform,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
     let id = tx
         .scalar(
             "INSERT INTO lti_platforms (district_id, issuer, client_id, auth_login_url, \
-             token_url, jwks_url, unknown_deployments, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+             token_url, jwks_url, unknown_deployments, token_audience, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
             &args![
                 district_id,
                 platform.issuer.as_str(),
@@ -201,6 +230,7 @@ pub async fn insert_platform(
                 platform.token_url.as_str(),
                 platform.jwks_url.as_str(),
                 unknown_deployments_text(platform.unknown_deployments),
+                platform.token_audience.clone(),
                 now,
             ],
         )
@@ -225,10 +255,7 @@ pub async fn insert_platform(
         )
         .await?;
     }
-    tx.commit().await?;
-    find_platform(db, district_id, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("LTI platform {id} was removed meanwhile")))
+    Ok(id)
 }
 
 /// A district's platforms, by id.

@@ -15,7 +15,9 @@ pub mod inbound;
 pub mod jobs;
 pub mod locks;
 pub mod lti;
+pub mod lti_contexts;
 pub mod lti_launches;
+pub mod lti_registration_invites;
 pub mod outbox;
 pub mod push_secrets;
 pub mod roster;
@@ -324,7 +326,10 @@ impl Db {
                     source,
                 })?;
             }
+            // No ping before each statement: a connection to a file in this process cannot
+            // have been dropped by a server, and the ping is a round trip to its thread.
             let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(8)
                 .connect_with(options)
                 .await?;

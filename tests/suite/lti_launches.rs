@@ -16,10 +16,10 @@ use serde_json::{json, Value};
 
 use crate::common::{school, TestApp, OPERATOR_TOKEN};
 
-const CLIENT_ID: &str = "rostergate-tool";
+pub(crate) const CLIENT_ID: &str = "rostergate-tool";
 const DEPLOYMENT: &str = "1:deployment-lincoln";
-const TARGET: &str = "https://learn.example.org/launch";
-const LTI: [(&str, &str); 3] = [
+pub(crate) const TARGET: &str = "https://learn.example.org/launch";
+pub(crate) const LTI: [(&str, &str); 3] = [
     ("ROSTERGATE_LTI__PUBLIC_URL", "https://gateway.example.org"),
     (
         "ROSTERGATE_LTI__TARGET_LINK_URIS",
@@ -29,7 +29,7 @@ const LTI: [(&str, &str); 3] = [
 ];
 
 /// A rostered district (teacher tch-1 in cls-1, students stu-1..3) and its platform, registered.
-async fn setup(app: &TestApp) -> LtiPlatform {
+pub(crate) async fn setup(app: &TestApp) -> LtiPlatform {
     app.create_district("lincoln").await;
     let (status, body) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
     assert_eq!(status, 200, "{body}");
@@ -56,7 +56,7 @@ async fn setup(app: &TestApp) -> LtiPlatform {
     platform
 }
 
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     rostergate::outbound::tls::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -65,14 +65,18 @@ fn browser() -> reqwest::Client {
 }
 
 /// What a browser holds between the steps: the login's cookie and the platform's launch form.
-struct Launched {
+pub(crate) struct Launched {
     cookie: Option<String>,
     form: Vec<(String, String)>,
 }
 
 /// Steps 1 and 2: the login initiation (a form POST from the platform) and the platform's
 /// answer to the authorization redirect.
-async fn login_and_authorize(app: &TestApp, platform: &LtiPlatform, spec: &LaunchSpec) -> Launched {
+pub(crate) async fn login_and_authorize(
+    app: &TestApp,
+    platform: &LtiPlatform,
+    spec: &LaunchSpec,
+) -> Launched {
     let browser = browser();
     let login = browser
         .post(app.url("/lti/login"))
@@ -101,7 +105,7 @@ async fn login_and_authorize(app: &TestApp, platform: &LtiPlatform, spec: &Launc
 }
 
 /// Step 3: the launch POST; the status, the redirect (if any) and the page.
-async fn launch(
+pub(crate) async fn launch(
     app: &TestApp,
     launched: &Launched,
     with_cookie: bool,
@@ -120,7 +124,7 @@ async fn launch(
 }
 
 /// The session a launch handed over, verified with the tool's published keys.
-async fn session(app: &TestApp, location: &str) -> Value {
+pub(crate) async fn session(app: &TestApp, location: &str) -> Value {
     let (before, token) = location
         .split_once("#session=")
         .expect("a session in the fragment");
@@ -145,7 +149,7 @@ async fn session(app: &TestApp, location: &str) -> Value {
         .claims
 }
 
-fn teacher() -> LaunchSpec {
+pub(crate) fn teacher() -> LaunchSpec {
     LaunchSpec::default()
         .with_target_link_uri(TARGET)
         .with_lis("tch-1", "cls-1")

@@ -104,7 +104,7 @@ fn summarize(mut latencies_us: Vec<u32>, errors: u64, seconds: f64) -> LoadResul
 }
 
 /// Nearest-rank percentile of sorted microsecond latencies, in milliseconds.
-fn percentile_ms(sorted_us: &[u32], pct: f64) -> f64 {
+pub fn percentile_ms(sorted_us: &[u32], pct: f64) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
     }

@@ -1,7 +1,7 @@
 //! `rostergate-bench`: measures the importer and score imports (against the databases' own
-//! bulk loaders), the read API (under a wrk-like load), REST pulls (against fetching the same pages) and webhooks
-//! (signed pushes against plain INSERTs; deliveries to a local receiver), on SQLite and
-//! PostgreSQL.
+//! bulk loaders), the read API (under a wrk-like load), REST pulls (against fetching the same pages), webhooks
+//! (signed pushes against plain INSERTs; deliveries to a local receiver) and LTI launches
+//! (against bare RS256 verification), on SQLite and PostgreSQL. `rostergate bench …` runs it.
 
 mod api;
 mod child;
@@ -9,6 +9,7 @@ mod delta;
 mod http1;
 mod import;
 mod load;
+mod lti;
 mod pull;
 mod raw_load;
 mod read_hash;
@@ -29,7 +30,7 @@ use rostergate::config::{LogFormat, LogSettings};
 #[command(
     name = "rostergate-bench",
     version,
-    about = "Benchmarks for rostergate: import speed and memory, score imports, read-API throughput, REST pulls, webhooks"
+    about = "Benchmarks for rostergate: import speed and memory, score imports, read-API throughput, REST pulls, webhooks, LTI launches"
 )]
 struct Args {
     #[command(subcommand)]
@@ -171,7 +172,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Validated LTI 1.3 launches per second (the state consumed in the database, signature,
+    /// claims, nonce), side by side with bare RS256 verification of the same id_tokens, and
+    /// full launches (resolution and the signed session), on SQLite and PostgreSQL.
+    Lti {
+        /// Launches per timed phase.
+        #[arg(long, default_value_t = 20_000)]
+        launches: usize,
+        /// Launches in flight at once; default: twice the cores.
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Administrative PostgreSQL URL (a scratch database is created and dropped); omit to
+        /// measure SQLite only.
+        #[arg(long)]
+        postgres_url: Option<String>,
+        /// Where the roster bundle and the SQLite file go.
+        #[arg(long, default_value = "target/bench")]
+        work_dir: PathBuf,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
+
+/// Students in the LTI benchmark's roster: launches cycle through them.
+const LTI_STUDENTS: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 enum MainError {
@@ -185,6 +210,8 @@ enum MainError {
     Pull(#[from] pull::PullBenchError),
     #[error(transparent)]
     Webhooks(#[from] webhooks::WebhooksBenchError),
+    #[error(transparent)]
+    Lti(#[from] lti::LtiBenchError),
     #[error("no rostergate binary at {0}: build it (cargo build --release) or pass --exe")]
     NoExe(PathBuf),
     #[error("cannot locate this program: {0}")]
@@ -216,19 +243,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// SQLite always, PostgreSQL when a URL is given; the gateway binary given, or the one beside
-/// this one.
+/// SQLite always, PostgreSQL when a URL is given.
+fn backends(postgres_url: Option<String>) -> Vec<import::Backend> {
+    let mut backends = vec![import::Backend::Sqlite];
+    backends.extend(postgres_url.map(import::Backend::Postgres));
+    backends
+}
+
+/// The backends, and the gateway binary given or the one beside this one.
 fn backends_and_exe(
     postgres_url: Option<String>,
     exe: Option<PathBuf>,
 ) -> Result<(Vec<import::Backend>, PathBuf), MainError> {
-    let mut backends = vec![import::Backend::Sqlite];
-    backends.extend(postgres_url.map(import::Backend::Postgres));
     let exe = match exe {
         Some(exe) => exe,
         None => sibling_rostergate()?,
     };
-    Ok((backends, exe))
+    Ok((backends(postgres_url), exe))
+}
+
+/// Twice the cores: enough launches in flight to keep every core busy while others wait on
+/// the database.
+fn default_concurrency() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 async fn run(command: Command) -> Result<(), MainError> {
@@ -357,6 +394,27 @@ async fn run(command: Command) -> Result<(), MainError> {
                 print!("{report}");
             }
         }
+        Command::Lti {
+            launches,
+            concurrency,
+            postgres_url,
+            work_dir,
+            json,
+        } => {
+            let report = lti::run_lti_benchmark(lti::LtiOptions {
+                launches: launches.max(1),
+                concurrency: concurrency.unwrap_or_else(default_concurrency).max(1),
+                students: LTI_STUDENTS,
+                backends: backends(postgres_url),
+                work_dir,
+            })
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
     }
     Ok(())
 }
@@ -433,5 +491,63 @@ mod tests {
         assert!(
             Args::try_parse_from(["rostergate-bench", "scores", "--students", "many"]).is_err()
         );
+    }
+
+    #[test]
+    fn lti_takes_launches_concurrency_a_postgres_url_a_work_dir_and_json() {
+        let args = Args::try_parse_from([
+            "rostergate-bench",
+            "lti",
+            "--launches",
+            "5000",
+            "--concurrency",
+            "8",
+            "--postgres-url",
+            "postgres://postgres@127.0.0.1:5432/test",
+            "--work-dir",
+            "/tmp/bench-lti",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Lti {
+            launches,
+            concurrency,
+            postgres_url,
+            work_dir,
+            json,
+        } = args.command
+        else {
+            panic!("not the lti command");
+        };
+        assert_eq!((launches, concurrency), (5_000, Some(8)));
+        let backends = backends(postgres_url);
+        assert_eq!(backends.len(), 2);
+        assert!(matches!(
+            &backends[1],
+            import::Backend::Postgres(url) if url == "postgres://postgres@127.0.0.1:5432/test"
+        ));
+        assert_eq!(work_dir, PathBuf::from("/tmp/bench-lti"));
+        assert!(json);
+    }
+
+    #[test]
+    fn lti_defaults_to_20000_launches_on_sqlite_at_twice_the_cores() {
+        let args = Args::try_parse_from(["rostergate-bench", "lti"]).unwrap();
+        let Command::Lti {
+            launches,
+            concurrency,
+            postgres_url,
+            work_dir,
+            json,
+        } = args.command
+        else {
+            panic!("not the lti command");
+        };
+        assert_eq!((launches, concurrency), (20_000, None));
+        assert_eq!(backends(postgres_url).len(), 1);
+        assert_eq!(work_dir, PathBuf::from("target/bench"));
+        assert!(!json);
+        assert!(default_concurrency() >= 2 && default_concurrency() % 2 == 0);
+        assert!(Args::try_parse_from(["rostergate-bench", "lti", "--launches", "many"]).is_err());
     }
 }

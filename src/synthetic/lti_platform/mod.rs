@@ -26,7 +26,9 @@ mod form;
 mod keys;
 mod launch;
 mod log;
+mod registration;
 mod server;
+mod services;
 #[cfg(test)]
 mod tests;
 
@@ -47,6 +49,10 @@ pub use launch::{
     ResourceLinkSpec, DEFAULT_TARGET_LINK_URI,
 };
 pub use log::PlatformRequest;
+pub use registration::{
+    OpenIdConfigurationSpec, ReceivedRegistration, OPENID_CONFIGURATION_PATH, REGISTRATION_PATH,
+};
+pub use services::{ReceivedScore, TokenRequest, TOKEN_PATH};
 
 /// The key set's path.
 pub const JWKS_PATH: &str = "/jwks";
@@ -125,6 +131,10 @@ struct State {
     last_launch: Mutex<Option<IssuedLaunch>>,
     deep_link_responses: Mutex<Vec<String>>,
     log: RequestLog<PlatformRequest>,
+    /// Dynamic Registration: the configuration, the registration endpoint and what they got.
+    registration: registration::Registrar,
+    /// Service tokens, NRPS and AGS: what they serve and what they got.
+    services: services::Services,
 }
 
 /// A lock whose holder panicked is still good: every update here is a single assignment.
@@ -201,6 +211,8 @@ impl LtiPlatform {
             last_launch: Mutex::default(),
             deep_link_responses: Mutex::default(),
             log: RequestLog::default(),
+            registration: registration::Registrar::default(),
+            services: services::Services::default(),
         });
         let serving = Serving::start(listener, workers, state.clone(), server::handle)?;
         Ok(LtiPlatform { state, serving })

@@ -16,7 +16,14 @@ pub(super) async fn handle(req: HttpRequest, body: Bytes, state: web::Data<State
     } else {
         String::new()
     };
-    let (response, refusal) = respond(&req, &form, &state);
+    // Dynamic Registration's paths read the raw (JSON) body; the others a form.
+    let (response, refusal) = match super::registration::respond(&req, &body, &state) {
+        Some(answer) => answer,
+        None => match super::services::respond(&req, &body, &state) {
+            Some(answer) => answer,
+            None => respond(&req, &form, &state),
+        },
+    };
     let entry = PlatformRequest {
         method: req.method().to_string(),
         path: req.path().to_string(),
