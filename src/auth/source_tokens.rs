@@ -26,7 +26,8 @@ use crate::outbound::FetchError;
 /// when that is shorter.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
-type TokenClient = Client<
+/// An oauth2 client that only asks a token endpoint (client credentials).
+pub(crate) type TokenClient = Client<
     BasicErrorResponse,
     SourceTokenResponse,
     BasicTokenIntrospectionResponse,

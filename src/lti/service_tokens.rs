@@ -7,18 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use oauth2::basic::{
-    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
-};
-use oauth2::{
-    AuthType, Client, ClientId, EndpointNotSet, EndpointSet, Scope, StandardRevocableToken,
-    TokenResponse, TokenUrl,
-};
+use oauth2::{AuthType, Client, ClientId, Scope, TokenResponse, TokenUrl};
 use serde_json::json;
 
 use super::platform_http::{shown, PlatformHttp};
 use super::tool_keys::ToolKeySet;
-use crate::auth::source_tokens::{describe_token_failure, SourceTokenResponse, TokenHttp};
+use crate::auth::source_tokens::{describe_token_failure, TokenClient, TokenHttp};
 use crate::config::Secret;
 use crate::store::lti::PlatformRow;
 
@@ -34,19 +28,6 @@ pub const SCOPE_LINEITEM: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/
 pub const SCOPE_LINEITEM_READONLY: &str =
     "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly";
 pub const SCOPE_SCORE: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/score";
-
-type TokenClient = Client<
-    BasicErrorResponse,
-    SourceTokenResponse,
-    BasicTokenIntrospectionResponse,
-    StandardRevocableToken,
-    BasicRevocationErrorResponse,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointSet,
->;
 
 /// Why no service token could be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

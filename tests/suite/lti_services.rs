@@ -432,6 +432,30 @@ async fn cli(app: &TestApp, work: &std::path::Path, args: &[&str]) -> std::proce
         .unwrap()
 }
 
+/// `rostergate lti scores post` for cls-1 with a score file.
+async fn post_scores_file(
+    app: &TestApp,
+    work: &std::path::Path,
+    file: &str,
+    json_out: bool,
+) -> std::process::Output {
+    let mut args = vec![
+        "lti",
+        "scores",
+        "post",
+        "--district",
+        "lincoln",
+        "--class",
+        "cls-1",
+        "--file",
+        file,
+    ];
+    if json_out {
+        args.push("--json");
+    }
+    cli(app, work, &args).await
+}
+
 on_every_backend!(
     the_cli_pulls_memberships_and_posts_scores_refusing_a_bad_score_file_by_line_and_pointer,
     with & LTI,
@@ -488,23 +512,7 @@ on_every_backend!(
             "scores": [{"user": "stu-3", "score_given": 205}]
         }).to_string()).unwrap();
         let file_arg = file.to_str().unwrap();
-        let posted = cli(
-            &app,
-            work.path(),
-            &[
-                "lti",
-                "scores",
-                "post",
-                "--district",
-                "lincoln",
-                "--class",
-                "cls-1",
-                "--file",
-                file_arg,
-                "--json",
-            ],
-        )
-        .await;
+        let posted = post_scores_file(&app, work.path(), file_arg, true).await;
         let stdout = String::from_utf8_lossy(&posted.stdout);
         assert!(
             posted.status.success(),
@@ -517,42 +525,12 @@ on_every_backend!(
 
         // Broken JSON names its line and column; a bad member its pointer; nothing is posted.
         std::fs::write(&file, "{\n  \"line_item\": {,\n}").unwrap();
-        let refused = cli(
-            &app,
-            work.path(),
-            &[
-                "lti",
-                "scores",
-                "post",
-                "--district",
-                "lincoln",
-                "--class",
-                "cls-1",
-                "--file",
-                file_arg,
-            ],
-        )
-        .await;
+        let refused = post_scores_file(&app, work.path(), file_arg, false).await;
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert_eq!(refused.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("scores.json:2:"), "{stderr}");
         std::fs::write(&file, json!({"line_item": {"label": "x", "score_maximum": 1}, "scores": [{"user": "stu-3", "activity_progress": "Done"}]}).to_string()).unwrap();
-        let refused = cli(
-            &app,
-            work.path(),
-            &[
-                "lti",
-                "scores",
-                "post",
-                "--district",
-                "lincoln",
-                "--class",
-                "cls-1",
-                "--file",
-                file_arg,
-            ],
-        )
-        .await;
+        let refused = post_scores_file(&app, work.path(), file_arg, false).await;
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert_eq!(refused.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("/scores/0/activity_progress"), "{stderr}");
