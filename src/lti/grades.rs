@@ -16,13 +16,12 @@ use serde_json::{json, Map, Value};
 
 use super::platform_http::{shown, ServiceError};
 use super::service_tokens::{
-    ServiceToken, ServiceTokenError, ServiceTokens, SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY,
-    SCOPE_SCORE,
+    CallError, ServiceCaller, ServiceTokenError, ServiceTokens, SCOPE_LINEITEM,
+    SCOPE_LINEITEM_READONLY, SCOPE_SCORE,
 };
 use super::tool_key_store;
-use super::tool_keys::ToolKeySet;
 use crate::auth::secrets::SecretBox;
-use crate::store::lti::{self as platforms, PlatformRow};
+use crate::store::lti as platforms;
 use crate::store::lti_contexts::{self, ContextRow};
 use crate::store::{Db, StoreError};
 
@@ -125,6 +124,15 @@ pub enum GradeError {
     Service(#[from] ServiceError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<CallError> for GradeError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Token(t) => GradeError::Token(t),
+            CallError::Service(s) => GradeError::Service(s),
+        }
+    }
 }
 
 /// Reads a request body; every problem is named by its JSON pointer.
@@ -365,7 +373,7 @@ pub async fn post_scores(
     let keys = tool_key_store::load_or_create(db, secrets)
         .await
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let caller = Caller {
+    let caller = ServiceCaller {
         tokens,
         platform: &platform,
         keys: &keys,
@@ -404,63 +412,27 @@ pub async fn post_scores(
         {
             Ok(_) => outcome.posted += 1,
             // The platform refused this score (a 4xx): the others may still go.
-            Err(GradeError::Service(e)) if !e.transient() && !e.unauthorized() => {
+            Err(CallError::Service(e)) if !e.transient() && !e.unauthorized() => {
                 outcome.skipped.push(Skipped {
                     user: score.user.clone(),
                     reason: e.to_string(),
                 })
             }
-            Err(GradeError::Service(e)) => {
+            Err(CallError::Service(e)) => {
                 return Err(GradeError::Interrupted {
                     posted: outcome.posted,
                     source: e,
                 })
             }
-            Err(e) => return Err(e),
+            Err(CallError::Token(e)) => return Err(e.into()),
         }
     }
     Ok(outcome)
 }
 
-/// Calls one platform's services, renewing a refused token once.
-struct Caller<'a> {
-    tokens: &'a ServiceTokens,
-    platform: &'a PlatformRow,
-    keys: &'a ToolKeySet,
-}
-
-impl Caller<'_> {
-    async fn send(
-        &self,
-        method: Method,
-        url: &Url,
-        scopes: &[&str],
-        accept: &str,
-        body: Option<(&str, &Value)>,
-    ) -> Result<super::platform_http::JsonAnswer, GradeError> {
-        let mut token: ServiceToken = self.tokens.token(self.platform, self.keys, scopes).await?;
-        let mut renewed = false;
-        loop {
-            match self
-                .tokens
-                .http()
-                .json(method.clone(), url, token.bearer(), accept, body)
-                .await
-            {
-                Err(e) if e.unauthorized() && !renewed => {
-                    self.tokens.discard(&token);
-                    renewed = true;
-                    token = self.tokens.token(self.platform, self.keys, scopes).await?;
-                }
-                other => return Ok(other?),
-            }
-        }
-    }
-}
-
 /// The line item to post to, and whether it was made now.
 async fn line_item(
-    caller: &Caller<'_>,
+    caller: &ServiceCaller<'_>,
     context: &ContextRow,
     granted: &[&str],
     spec: &LineItemSpec,

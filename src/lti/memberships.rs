@@ -11,14 +11,14 @@
 //!
 //! A context that cannot be read fails the pull before anything is staged: nothing applies.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use reqwest::{Method, Url};
 use tokio::sync::mpsc;
 
 use super::platform_http::{shown, ServiceError};
-use super::service_tokens::{ServiceTokenError, ServiceTokens, SCOPE_NRPS};
+use super::service_tokens::{
+    CallError, ServiceCaller, ServiceTokenError, ServiceTokens, SCOPE_NRPS,
+};
 use super::tool_key_store;
 use crate::auth::secrets::SecretBox;
 use crate::domain::district::District;
@@ -30,7 +30,7 @@ use crate::sources::lti_nrps::{
 };
 use crate::store::lti::{self as platforms};
 use crate::store::lti_contexts;
-use crate::store::{Db, StoreError};
+use crate::store::{roster, Db, StoreError};
 use crate::sync::engine::RunOptions;
 use crate::sync::input::{Feed, SourceEnd};
 use crate::sync::report::RunReport;
@@ -64,6 +64,15 @@ pub enum MembershipError {
     Sync(#[from] SyncError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<CallError> for MembershipError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Token(t) => MembershipError::Token(t),
+            CallError::Service(s) => MembershipError::Service(s),
+        }
+    }
 }
 
 /// The outcome of a pull: the sync run, and how much was read.
@@ -106,7 +115,11 @@ pub async fn pull(
             Some(class) => class_roster(db, district.id, class).await?,
             None => None,
         };
-        let rostered = rostered_among(db, district.id, &members).await?;
+        let sourced_ids: Vec<&str> = members
+            .iter()
+            .filter_map(|m| m.lis_person_sourcedid.as_deref())
+            .collect();
+        let rostered = roster::live_users_among(db, district.id, &sourced_ids).await?;
         let endpoint = format!("GET {}", shown(url));
         let mapped = map_members(
             platform.id,
@@ -175,7 +188,11 @@ async fn fetch_members(
     let mut members = Vec::new();
     let mut pages = 0;
     let mut context_id: Option<String> = None;
-    let mut renewed = false;
+    let caller = ServiceCaller {
+        tokens,
+        platform,
+        keys,
+    };
     while let Some(page_url) = next.take() {
         pages += 1;
         if pages > MAX_PAGES {
@@ -185,27 +202,15 @@ async fn fetch_members(
                 format!("more than {MAX_PAGES} pages"),
             ));
         }
-        let token = tokens.token(platform, keys, &[SCOPE_NRPS]).await?;
-        let answer = match tokens
-            .http()
-            .json(
+        let answer = caller
+            .send(
                 Method::GET,
                 &page_url,
-                token.bearer(),
+                &[SCOPE_NRPS],
                 MEMBERSHIP_MEDIA_TYPE,
                 None,
             )
-            .await
-        {
-            Err(e) if e.unauthorized() && !renewed => {
-                tokens.discard(&token);
-                renewed = true;
-                next = Some(page_url);
-                pages -= 1;
-                continue;
-            }
-            other => other?,
-        };
+            .await?;
         let page = read_page(&answer.body)
             .map_err(|(pointer, message)| page_problem(page_url.as_str(), &pointer, message))?;
         // Every page must be of the same context: a platform answering another's is refused.
@@ -276,33 +281,4 @@ async fn class_roster(
             .filter_map(|(id, user)| user.map(|u| (id, u)))
             .collect(),
     }))
-}
-
-/// The members' sourcedIds that are live users of the district.
-async fn rostered_among(
-    db: &Db,
-    district_id: i64,
-    members: &[Member],
-) -> Result<HashSet<String>, StoreError> {
-    let mut rostered = HashSet::new();
-    for id in members
-        .iter()
-        .filter_map(|m| m.lis_person_sourcedid.as_ref())
-    {
-        if rostered.contains(id) {
-            continue;
-        }
-        let live: i64 = db
-            .conn()
-            .scalar(
-                "SELECT COUNT(*) FROM users WHERE district_id = $1 AND sourced_id = $2 \
-                 AND deleted_at IS NULL",
-                &crate::args![district_id, id.as_str()],
-            )
-            .await?;
-        if live > 0 {
-            rostered.insert(id.clone());
-        }
-    }
-    Ok(rostered)
 }

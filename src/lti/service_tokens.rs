@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use oauth2::{AuthType, Client, ClientId, Scope, TokenResponse, TokenUrl};
-use serde_json::json;
+use reqwest::{Method, Url};
+use serde_json::{json, Value};
 
-use super::platform_http::{shown, PlatformHttp};
+use super::platform_http::{shown, JsonAnswer, PlatformHttp, ServiceError};
 use super::tool_keys::ToolKeySet;
 use crate::auth::source_tokens::{describe_token_failure, TokenClient, TokenHttp};
 use crate::config::Secret;
@@ -177,6 +178,51 @@ impl ServiceTokens {
                 } else {
                     ServiceTokenError::Refused { url, message }
                 })
+            }
+        }
+    }
+}
+
+/// Why a service call failed: no token, or the service's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Token(#[from] ServiceTokenError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+/// Calls one platform's services with a token for `scopes`, renewing a refused one once.
+pub struct ServiceCaller<'a> {
+    pub tokens: &'a ServiceTokens,
+    pub platform: &'a PlatformRow,
+    pub keys: &'a ToolKeySet,
+}
+
+impl ServiceCaller<'_> {
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        scopes: &[&str],
+        accept: &str,
+        body: Option<(&str, &Value)>,
+    ) -> Result<JsonAnswer, CallError> {
+        let mut token = self.tokens.token(self.platform, self.keys, scopes).await?;
+        let mut renewed = false;
+        loop {
+            match self
+                .tokens
+                .http()
+                .json(method.clone(), url, token.bearer(), accept, body)
+                .await
+            {
+                Err(e) if e.unauthorized() && !renewed => {
+                    self.tokens.discard(&token);
+                    renewed = true;
+                    token = self.tokens.token(self.platform, self.keys, scopes).await?;
+                }
+                other => return Ok(other?),
             }
         }
     }

@@ -88,6 +88,14 @@ pub enum Tx {
     Postgres(Transaction<'static, Postgres>),
 }
 
+/// `$first, $first+1, …` for `n` values: an `IN (…)` list of query arguments.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// An argument bound to a `$n` placeholder.
 #[derive(Debug, Clone)]
 pub enum Arg {

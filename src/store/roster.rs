@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::staging::active_predicate;
 use super::tables::KindTables;
-use super::{Db, StoreError};
+use super::{Arg, Db, StoreError};
 use crate::args;
 use crate::domain::district::District;
 use crate::domain::records::{ColumnType, RecordKind};
@@ -247,6 +247,32 @@ pub async fn coaching(
     db.conn()
         .fetch_all(&coaching_sql(as_coach), &args![district_id, user])
         .await
+}
+
+/// Which of `users` are live users of the district, in one statement per thousand.
+pub async fn live_users_among(
+    db: &Db,
+    district_id: i64,
+    users: &[&str],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut live = std::collections::HashSet::new();
+    for chunk in users.chunks(1000) {
+        let mut bound = vec![Arg::from(district_id)];
+        bound.extend(chunk.iter().map(|u| Arg::from(*u)));
+        let rows: Vec<(String,)> = db
+            .conn()
+            .fetch_all(
+                &format!(
+                    "SELECT sourced_id FROM users WHERE district_id = $1 AND deleted_at IS NULL \
+                     AND sourced_id IN ({})",
+                    super::placeholders(2, chunk.len())
+                ),
+                &bound,
+            )
+            .await?;
+        live.extend(rows.into_iter().map(|(id,)| id));
+    }
+    Ok(live)
 }
 
 /// Does a user exist in the district (in or out of the roster)?

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
 
 use super::outbox::{json_object_sql, INSERT_EVENTS};
-use super::{bulk, Arg, Backend, Db, StoreError, Tx};
+use super::{bulk, placeholders, Arg, Backend, Db, StoreError, Tx};
 use crate::args;
 use crate::domain::district::ScoreStudentKey;
 
@@ -571,14 +571,6 @@ pub async fn touched_students(
         &args![district_id, run_id, after, limit],
     )
     .await
-}
-
-/// `$first, $first+1, …` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// `student_sourced_id` among `$4…` (`n` of them), between `$2` and `$3`: the range is what an

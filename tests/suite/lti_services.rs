@@ -24,6 +24,16 @@ async fn trust_tool(app: &TestApp, platform: &LtiPlatform) {
     platform.trust_tool_keys(&jwks);
 }
 
+/// `POST …/lti/memberships/pulls` as `token`.
+async fn pull_memberships(app: &TestApp, token: &str) -> (u16, Value) {
+    app.post_json(
+        "/api/v1/districts/lincoln/lti/memberships/pulls",
+        token,
+        &json!(null),
+    )
+    .await
+}
+
 /// A launch through the whole flow; the session's token.
 async fn launched(app: &TestApp, platform: &LtiPlatform, spec: &LaunchSpec) -> String {
     let flow = login_and_authorize(app, platform, spec).await;
@@ -66,13 +76,7 @@ on_every_backend!(
         let platform = setup(&app).await;
         trust_tool(&app, &platform).await;
         // Before any launch offered memberships there is nothing to read.
-        let (status, body) = app
-            .post_json(
-                "/api/v1/districts/lincoln/lti/memberships/pulls",
-                OPERATOR_TOKEN,
-                &json!(null),
-            )
-            .await;
+        let (status, body) = pull_memberships(&app, OPERATOR_TOKEN).await;
         assert_eq!(status, 409, "{body}");
         assert_eq!(body["error"]["code"], "no_lti_contexts", "{body}");
 
@@ -93,13 +97,7 @@ on_every_backend!(
         launched(&app, &platform, &spec).await;
         assert_eq!(classes_of(&app, "stu-3").await, vec!["cls-2"]);
 
-        let (status, body) = app
-            .post_json(
-                "/api/v1/districts/lincoln/lti/memberships/pulls",
-                OPERATOR_TOKEN,
-                &json!(null),
-            )
-            .await;
+        let (status, body) = pull_memberships(&app, OPERATOR_TOKEN).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["contexts"], 1, "{body}");
         assert_eq!(body["members"], 5, "three pages followed: {body}");
@@ -146,13 +144,7 @@ on_every_backend!(
                 member("lms-stu-1", claim::ROLE_LEARNER, Some("stu-1")),
             ],
         );
-        let (status, body) = app
-            .post_json(
-                "/api/v1/districts/lincoln/lti/memberships/pulls",
-                OPERATOR_TOKEN,
-                &json!(null),
-            )
-            .await;
+        let (status, body) = pull_memberships(&app, OPERATOR_TOKEN).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["run"]["status"], "applied", "{body}");
         assert_eq!(platform.token_requests().len(), 2);
@@ -164,13 +156,7 @@ on_every_backend!(
             "course-1",
             vec![json!({"user_id": "x", "roles": "Learner"})],
         );
-        let (status, body) = app
-            .post_json(
-                "/api/v1/districts/lincoln/lti/memberships/pulls",
-                OPERATOR_TOKEN,
-                &json!(null),
-            )
-            .await;
+        let (status, body) = pull_memberships(&app, OPERATOR_TOKEN).await;
         assert_eq!(status, 502, "{body}");
         assert!(
             body["error"]["message"]
@@ -182,13 +168,7 @@ on_every_backend!(
 
         // A caller without roster:write cannot pull.
         let reader = app.token_for("lincoln", &["roster:read"]).await;
-        let (status, _) = app
-            .post_json(
-                "/api/v1/districts/lincoln/lti/memberships/pulls",
-                &reader,
-                &json!(null),
-            )
-            .await;
+        let (status, _) = pull_memberships(&app, &reader).await;
         assert_eq!(status, 403);
         platform.stop().await;
     }
