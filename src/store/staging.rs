@@ -180,6 +180,9 @@ pub(super) async fn refresh_statistics<T: AsRef<str>>(
 
 /// Refreshes statistics on the staging tables of these kinds, once they are loaded.
 pub async fn analyze_staged(db: &Db, kinds: &[RecordKind]) -> Result<(), StoreError> {
+    if kinds.is_empty() {
+        return Ok(());
+    }
     let tables: Vec<String> = kinds.iter().map(|k| k.stage_table()).collect();
     let mut tx = db.begin().await?;
     refresh_statistics(&mut tx, &tables).await?;

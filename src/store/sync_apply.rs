@@ -156,17 +156,22 @@ async fn write_events(
     tx: &mut Tx,
     params: &[Arg],
     (kind, mode): (RecordKind, Mode),
-    planned: KindCounts,
+    (planned, fresh): (KindCounts, bool),
 ) -> Result<(), StoreError> {
     use outbox::INSERT_EVENTS;
     let backend = tx.backend();
     let json = |members: &[(&str, &str)]| outbox::json_object_sql(backend, members);
     let stage = kind.stage_table();
     let live = kind.table();
-    let same_live = same_live_sql(kind);
-    let created = format!(
-        "FROM {stage} s WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({same_live})"
-    );
+    let created = if fresh {
+        // Nothing to compare with: every staged row is new.
+        format!("FROM {stage} s WHERE s.run_id = $1 AND NOT s.deleting")
+    } else {
+        format!(
+            "FROM {stage} s WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({})",
+            same_live_sql(kind)
+        )
+    };
     let updated = updated_rows_sql(kind, "");
     let removed = format!("FROM {live} l WHERE {}", removed_predicate(kind, mode));
     let mut statements = Vec::new();
@@ -276,9 +281,12 @@ pub async fn apply_kind(
     let live = kind.table();
     let stage = kind.stage_table();
     let params = args![run_id, district_id, now];
+    let fresh = planned.created > 0
+        && planned.updated + planned.unchanged + planned.deleted == 0
+        && district_has_none(tx, live, district_id).await?;
 
     // Events first: they describe the change against the state before it.
-    write_events(tx, &params, (kind, mode), planned).await?;
+    write_events(tx, &params, (kind, mode), (planned, fresh)).await?;
     let same_live = same_live_sql(kind);
     let removed = removed_predicate(kind, mode);
     if planned.deleted > 0 {
@@ -334,6 +342,19 @@ pub async fn apply_kind(
     if kind == RecordKind::Classes {
         set_list.push("detached_at = NULL".into());
     }
+    if fresh {
+        // A first import: no live row to compare with or conflict with, tombstones included.
+        tx.execute(
+            &format!(
+                "INSERT INTO {live} (district_id, sourced_id, {col_list}, extra, hash, created_at, updated_at, last_run_id) \
+                 SELECT $2, s.sourced_id, {select_list}, s.extra, s.hash, $3, $3, $1 FROM {stage} s \
+                 WHERE s.run_id = $1 AND NOT s.deleting ORDER BY s.sourced_id"
+            ),
+            &params,
+        )
+        .await?;
+        return Ok(());
+    }
     tx.execute(
         &format!(
             "INSERT INTO {live} (district_id, sourced_id, {col_list}, extra, hash, created_at, updated_at, last_run_id) \
@@ -347,6 +368,19 @@ pub async fn apply_kind(
     )
     .await?;
     Ok(())
+}
+
+/// Whether the district has no row at all in `table`, tombstones included.
+async fn district_has_none(tx: &mut Tx, table: &str, district_id: i64) -> Result<bool, StoreError> {
+    let any = tx
+        .scalar(
+            &format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE district_id = $1 LIMIT 1) x"
+            ),
+            &args![district_id],
+        )
+        .await?;
+    Ok(any == 0)
 }
 
 /// Refreshes statistics on the live tables a run grows (inside the applying transaction, so that
@@ -383,32 +417,20 @@ pub async fn derive_coaching(
         .collect::<Vec<_>>()
         .join(", ");
     let params = args![run_id, district_id, cutoff, now];
-    tx.execute(
-        "DELETE FROM stage_coaching WHERE run_id = $1",
-        &args![run_id],
-    )
-    .await?;
-    tx.execute(
-        &format!(
-            "INSERT INTO stage_coaching (run_id, teacher_sourced_id, student_sourced_id, class_sourced_id) \
-             SELECT $1, t.user_sourced_id, s.user_sourced_id, t.class_sourced_id \
-             FROM enrollments t \
-             JOIN enrollments s ON s.district_id = t.district_id AND s.class_sourced_id = t.class_sourced_id \
-             JOIN classes c ON c.district_id = t.district_id AND c.sourced_id = t.class_sourced_id \
-             JOIN users tu ON tu.district_id = t.district_id AND tu.sourced_id = t.user_sourced_id \
-             JOIN users su ON su.district_id = s.district_id AND su.sourced_id = s.user_sourced_id \
-             WHERE t.district_id = $2 AND t.role IN ({coaching_roles}) AND s.role = '{COACHED_ROLE}' \
-               AND t.deleted_at IS NULL AND s.deleted_at IS NULL \
-               AND c.deleted_at IS NULL AND c.detached_at IS NULL \
-               AND tu.deleted_at IS NULL AND su.deleted_at IS NULL \
-               AND (t.end_date IS NULL OR t.end_date >= $3) AND (s.end_date IS NULL OR s.end_date >= $3) \
-               AND t.user_sourced_id <> s.user_sourced_id"
-        ),
-        &params,
-    )
-    .await?;
-
-    super::staging::refresh_statistics(tx, &["stage_coaching".to_string()]).await?;
+    let pairs = format!(
+        "SELECT t.user_sourced_id AS teacher, s.user_sourced_id AS student, t.class_sourced_id AS class \
+         FROM enrollments t \
+         JOIN enrollments s ON s.district_id = t.district_id AND s.class_sourced_id = t.class_sourced_id \
+         JOIN classes c ON c.district_id = t.district_id AND c.sourced_id = t.class_sourced_id \
+         JOIN users tu ON tu.district_id = t.district_id AND tu.sourced_id = t.user_sourced_id \
+         JOIN users su ON su.district_id = s.district_id AND su.sourced_id = s.user_sourced_id \
+         WHERE t.district_id = $2 AND t.role IN ({coaching_roles}) AND s.role = '{COACHED_ROLE}' \
+           AND t.deleted_at IS NULL AND s.deleted_at IS NULL \
+           AND c.deleted_at IS NULL AND c.detached_at IS NULL \
+           AND tu.deleted_at IS NULL AND su.deleted_at IS NULL \
+           AND (t.end_date IS NULL OR t.end_date >= $3) AND (s.end_date IS NULL OR s.end_date >= $3) \
+           AND t.user_sourced_id <> s.user_sourced_id"
+    );
     let pair_event = "c.teacher_sourced_id || '/' || c.student_sourced_id";
     let pair_data = outbox::json_object_sql(
         tx.backend(),
@@ -418,6 +440,46 @@ pub async fn derive_coaching(
         ],
     );
     let insert = outbox::INSERT_EVENTS;
+    if district_has_none(tx, "coaching_sources", district_id).await? {
+        // The district's first coaching: every derived source is new and nothing ends, so the
+        // sources go straight in (in key order) and each pair's event is read back from them.
+        tx.execute(
+            &format!(
+                "INSERT INTO coaching_sources (district_id, teacher_sourced_id, student_sourced_id, source_type, source_id, created_at) \
+                 SELECT $2, p.teacher, p.student, 'class', p.class, $4 FROM (SELECT DISTINCT * FROM ({pairs}) d) p \
+                 ORDER BY p.teacher, p.student, p.class"
+            ),
+            &params,
+        )
+        .await?;
+        let started = tx
+            .execute(
+                &format!(
+                    "{insert} \
+                     SELECT $2, $1, 'coaching.added', {pair_event}, {pair_data}, $4 FROM \
+                     (SELECT DISTINCT teacher_sourced_id, student_sourced_id FROM coaching_sources \
+                      WHERE district_id = $2) c"
+                ),
+                &params,
+            )
+            .await?;
+        return Ok(CoachingCounts { started, ended: 0 });
+    }
+    tx.execute(
+        "DELETE FROM stage_coaching WHERE run_id = $1",
+        &args![run_id],
+    )
+    .await?;
+    tx.execute(
+        &format!(
+            "INSERT INTO stage_coaching (run_id, teacher_sourced_id, student_sourced_id, class_sourced_id) \
+             SELECT $1, p.teacher, p.student, p.class FROM ({pairs}) p"
+        ),
+        &params,
+    )
+    .await?;
+
+    super::staging::refresh_statistics(tx, &["stage_coaching".to_string()]).await?;
     let started = tx
         .execute(
             &format!(

@@ -218,6 +218,7 @@ impl Engine {
         let mut log = ProblemLog::new(self.max_reported_errors);
         let mut known: HashMap<RecordKind, HashSet<String>> = HashMap::new();
         let mut staged_rows: i64 = 0;
+        let mut staged_kinds: HashSet<RecordKind> = HashSet::new();
         let applied = if plan.kinds.iter().any(|p| p.carried) {
             digests::applied(&self.db, district.id).await?
         } else {
@@ -249,6 +250,7 @@ impl Engine {
             self.check_list_references(district.id, &run_id, plan, &records, &mut known, &mut log)
                 .await?;
             staging::stage(&self.db, &run_id, kind, &records).await?;
+            staged_kinds.insert(kind);
             staged_rows += records.len() as i64;
             crate::telemetry::metrics().record_staged(records.len() as u64);
             if log.full() {
@@ -257,7 +259,14 @@ impl Engine {
         }
         drop(feed);
         self.phase(Phase::Validating);
-        let kinds: Vec<RecordKind> = plan.kinds.iter().map(|p| p.kind).collect();
+        // Only tables that received rows: statistics of an empty stage (a kind carried over,
+        // an empty file) would cost an unchanged import more than everything else it does.
+        let kinds: Vec<RecordKind> = plan
+            .kinds
+            .iter()
+            .map(|p| p.kind)
+            .filter(|k| staged_kinds.contains(k))
+            .collect();
         staging::analyze_staged(&self.db, &kinds).await?;
         tracing::debug!(
             phase = "stage",
@@ -514,7 +523,12 @@ impl Engine {
                     }));
                 report.finished_at = Some(Utc::now());
                 runs::finish_in(&mut tx, report, 0).await?;
+                let phase_start = std::time::Instant::now();
                 tx.commit().await?;
+                tracing::debug!(
+                    phase = "commit",
+                    ms = phase_start.elapsed().as_millis() as u64
+                );
             }
             None => tx.rollback().await?,
         }

@@ -488,3 +488,95 @@ on_every_backend!(
         assert_eq!(body, json!({"events": [], "next_after": null}));
     }
 );
+
+/// `(type, subject, data)` of one run's events of the types that announce arrivals, sorted.
+async fn arrivals_of_run(
+    app: &TestApp,
+    district: &str,
+    run_id: &str,
+) -> Vec<(String, String, String)> {
+    let (status, body) = app
+        .get(
+            &format!("/api/v1/districts/{district}/events?limit=10000"),
+            OPERATOR_TOKEN,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut arrivals: Vec<(String, String, String)> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["run_id"] == run_id)
+        .filter(|e| {
+            ["class.created", "enrollment.added", "coaching.added"]
+                .contains(&e["type"].as_str().unwrap())
+        })
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["subject"].as_str().unwrap().to_string(),
+                e["data"].to_string(),
+            )
+        })
+        .collect();
+    arrivals.sort();
+    arrivals
+}
+
+on_every_backend!(
+    a_first_import_announces_exactly_what_an_import_over_an_earlier_roster_announces,
+    |app| {
+        // An empty district: rows, events and coaching go straight in, compared with nothing.
+        app.create_district("first").await;
+        let (_, first) = app.import("first", OPERATOR_TOKEN, &school()).await;
+        assert_eq!(first["status"], "applied", "{first}");
+
+        // The same roster over an earlier one with other classes, people and enrollments:
+        // everything is compared with live rows, and the earlier coaching ends.
+        let renamed = |text: &str| {
+            text.replace("cls-", "old-cls-")
+                .replace("tch-", "old-tch-")
+                .replace("aid-", "old-aid-")
+                .replace("stu-", "old-stu-")
+                .replace("\ne-", "\nold-e-")
+                .replace("@example.org", "@old.example.org")
+        };
+        let earlier =
+            ["classes.csv", "users.csv", "enrollments.csv"]
+                .iter()
+                .fold(school(), |b, file| {
+                    let text = renamed(b.get(file));
+                    b.with(file, &text)
+                });
+        app.create_district_with("over", json!({ "delete_threshold_percent": 100.0 }))
+            .await;
+        let (_, before) = app.import("over", OPERATOR_TOKEN, &earlier).await;
+        assert_eq!(before["status"], "applied", "{before}");
+        let (_, over) = app.import("over", OPERATOR_TOKEN, &school()).await;
+        assert_eq!(over["status"], "applied", "{over}");
+        assert_eq!(
+            over["coaching"]["ended"], before["coaching"]["started"],
+            "{over}"
+        );
+        assert_eq!(
+            over["coaching"]["started"], first["coaching"]["started"],
+            "{over}"
+        );
+        assert_eq!(common::count(&over, "enrollments", "created"), 7, "{over}");
+        assert_eq!(common::count(&over, "enrollments", "deleted"), 7, "{over}");
+
+        let announced = arrivals_of_run(&app, "first", first["run_id"].as_str().unwrap()).await;
+        assert_eq!(
+            announced
+                .iter()
+                .filter(|(t, _, _)| t == "coaching.added")
+                .count() as u64,
+            first["coaching"]["started"].as_u64().unwrap()
+        );
+        assert!(announced.iter().any(|(t, _, _)| t == "class.created"));
+        assert_eq!(
+            announced,
+            arrivals_of_run(&app, "over", over["run_id"].as_str().unwrap()).await
+        );
+    }
+);

@@ -8,8 +8,8 @@ use std::io::{self, Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// Bytes of child stderr kept for error messages.
-pub const STDERR_TAIL_BYTES: usize = 4096;
+/// Bytes of child stderr kept: for error messages, and the importer's phase log lines.
+pub const STDERR_TAIL_BYTES: usize = 16 * 1024;
 
 /// How often the child's `VmHWM` is read.
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);

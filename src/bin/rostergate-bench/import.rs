@@ -20,12 +20,18 @@ use std::collections::BTreeMap;
 
 use crate::child::{run_child, ChildRun};
 use crate::delta::{self, Changes, DeltaCounts};
+use crate::phases::{phase_log_env, read_phases, PhaseTime};
 use crate::raw_load::{self, rate, RawLoadError, RawLoadResult};
 use crate::read_hash::{self, ReadMeasurement};
 use crate::scratch_db::{ScratchDb, ScratchDbError};
 
 /// Seed of every generated bundle, so runs on different machines import the same data.
 pub const BENCH_SEED: u64 = 0x5EED_2025;
+
+/// The engine's phases, in the order it runs them (see `sync::engine`).
+const PHASES: [&str; 7] = [
+    "stage", "validate", "diff", "apply", "accounts", "coaching", "commit",
+];
 
 /// District the importer child creates and imports into.
 pub(crate) const DISTRICT_SLUG: &str = "bench";
@@ -61,22 +67,26 @@ pub struct BenchOptions {
 }
 
 /// The importer child's measurements.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImportMeasurement {
     /// Sum of `created` over every entity type in the importer's JSON summary.
     pub rows: u64,
     pub seconds: f64,
     pub rows_per_sec: f64,
     pub peak_rss_kib: u64,
+    /// Where the time went, as the engine logged it.
+    pub phases: Vec<PhaseTime>,
 }
 
 /// A re-import's measurements: the same bundle again, or its 1 % delta.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReimportMeasurement {
     /// Records created, updated or deleted, over every type (checked against what was changed).
     pub changed: u64,
     pub seconds: f64,
     pub peak_rss_kib: u64,
+    /// Where the time went, as the engine logged it.
+    pub phases: Vec<PhaseTime>,
 }
 
 /// One (district size, backend) measurement.
@@ -158,6 +168,39 @@ impl BenchReport {
                 hashing the bundle's files, no database; delta s: 1 % of users and enrollments changed, \
                 removed or added; parse s: reading the bundle into records, no database; peak MiB: the \
                 importer's highest peak RSS of the three imports\n";
+        out += &self.phase_table();
+        out
+    }
+
+    /// Where each import's time went, phase by phase as the engine logged it; `other` is the rest
+    /// of the wall time (starting the process, migrations check, the lock, the run's records).
+    pub fn phase_table(&self) -> String {
+        let mut out = format!("\n{:>9}  {:<8}  {:<9}", "students", "backend", "import");
+        for phase in PHASES {
+            out += &format!("  {phase:>8}");
+        }
+        out += &format!("  {:>8}  {:>8}\n", "other", "total");
+        for r in &self.runs {
+            let imports = [
+                ("first", &r.import.phases, r.import.seconds),
+                ("unchanged", &r.unchanged.phases, r.unchanged.seconds),
+                ("delta", &r.delta.phases, r.delta.seconds),
+            ];
+            for (name, phases, total) in imports {
+                out += &format!("{:>9}  {:<8}  {:<9}", r.students, r.backend, name);
+                let mut logged = 0.0;
+                for phase in PHASES {
+                    // A fold from +0.0: an empty `sum()` of floats is -0.0, printed "-0.00".
+                    let seconds = phases
+                        .iter()
+                        .filter(|p| p.phase == phase)
+                        .fold(0.0, |total, p| total + p.seconds);
+                    logged += seconds;
+                    out += &format!("  {seconds:>8.2}");
+                }
+                out += &format!("  {:>8.2}  {total:>8.2}\n", (total - logged).max(0.0));
+            }
+        }
         out
     }
 
@@ -462,13 +505,14 @@ pub(crate) fn run_importer(
         bundle.as_os_str(),
     ];
     let step = "import oneroster";
-    let run = run_step(exe, url, step, &import_args)?;
+    let run = run_step_with_env(exe, url, &phase_log_env(), step, &import_args)?;
     let rows = created_rows(&run.stdout).map_err(|reason| rejected_output(step, &run, reason))?;
     Ok(ImportMeasurement {
         rows,
         seconds: run.seconds,
         rows_per_sec: rate(rows, run.seconds),
         peak_rss_kib: run.peak_rss_kib,
+        phases: read_phases(&run.stderr_tail),
     })
 }
 
@@ -493,7 +537,7 @@ fn run_reimport(
     } else {
         "import oneroster (unchanged)"
     };
-    let run = run_step(exe, url, step, &import_args)?;
+    let run = run_step_with_env(exe, url, &phase_log_env(), step, &import_args)?;
     let rejected = |reason: String| rejected_output(step, &run, reason);
     let counts = applied_counts(&run.stdout).map_err(rejected)?;
     let mut changed = 0;
@@ -514,6 +558,7 @@ fn run_reimport(
         changed,
         seconds: run.seconds,
         peak_rss_kib: run.peak_rss_kib,
+        phases: read_phases(&run.stderr_tail),
     })
 }
 
@@ -667,16 +712,28 @@ mod tests {
                     seconds: 3.0,
                     rows_per_sec: 3000.0,
                     peak_rss_kib: 20 * 1024,
+                    phases: vec![
+                        PhaseTime {
+                            phase: "stage".into(),
+                            seconds: 1.0,
+                        },
+                        PhaseTime {
+                            phase: "coaching".into(),
+                            seconds: 1.5,
+                        },
+                    ],
                 },
                 unchanged: ReimportMeasurement {
                     changed: 0,
                     seconds: 0.6,
                     peak_rss_kib: 18 * 1024,
+                    phases: Vec::new(),
                 },
                 delta: ReimportMeasurement {
                     changed: 170,
                     seconds: 0.63,
                     peak_rss_kib: 22 * 1024,
+                    phases: Vec::new(),
                 },
                 delta_counts: DeltaCounts::default(),
                 raw: RawLoadResult {
@@ -711,6 +768,23 @@ mod tests {
                 "0.90", "1.05", "22.0"
             ]
         );
+    }
+
+    #[test]
+    fn phase_table_gives_each_import_its_phases_and_the_unlogged_rest() {
+        let table = sample_report().phase_table();
+        let lines: Vec<&str> = table.lines().filter(|l| !l.is_empty()).collect();
+        assert!(lines[0].contains("stage") && lines[0].contains("other"));
+        let first: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            first,
+            [
+                "1000", "sqlite", "first", "1.00", "0.00", "0.00", "0.00", "0.00", "1.50", "0.00",
+                "0.50", "3.00"
+            ]
+        );
+        assert!(lines[2].contains("unchanged") && lines[2].ends_with("0.60"));
+        assert_eq!(lines.len(), 4);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod http1;
 mod import;
 mod load;
 mod lti;
+mod phases;
 mod pull;
 mod raw_load;
 mod read_hash;

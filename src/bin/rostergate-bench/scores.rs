@@ -622,6 +622,7 @@ mod tests {
                     seconds: 5.0,
                     rows_per_sec: 18_000.0,
                     peak_rss_kib: 40 * 1024,
+                    phases: Vec::new(),
                 },
                 first: measurement(4.0, 30),
                 again: measurement(2.0, 28),
