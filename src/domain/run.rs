@@ -37,9 +37,23 @@ pub struct PlannedKind {
     /// its records, and the engine reads it as a delta with nothing in it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub carried: bool,
+    /// How many of this bulk kind's records the engine found exactly as the district holds them
+    /// while reading, and did not stage. Set, the file's absences were staged as removals, so the
+    /// kind is compared and applied as a delta of what changed (see `compare_mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unstaged_unchanged: Option<u64>,
 }
 
 impl PlannedKind {
+    /// How the engine compares this kind with the live rows: as planned, except that a bulk kind
+    /// whose unchanged records were left unstaged carries its removals explicitly, as a delta.
+    pub fn compare_mode(&self) -> Mode {
+        match self.unstaged_unchanged {
+            Some(_) => Mode::Delta,
+            None => self.mode,
+        }
+    }
+
     /// Where a record of this kind is, from what the engine keeps of it: its line in a file,
     /// or its offset in a collection (a source from endpoints numbers its records that way).
     pub fn locate(&self, line: u64, sourced_id: Option<&str>) -> Location {
@@ -78,6 +92,10 @@ pub struct Plan {
 impl Plan {
     pub fn mode(&self, kind: RecordKind) -> Option<Mode> {
         self.kinds.iter().find(|p| p.kind == kind).map(|p| p.mode)
+    }
+    /// How the engine compares `kind`, if planned (see [`PlannedKind::compare_mode`]).
+    pub fn compare_mode(&self, kind: RecordKind) -> Option<Mode> {
+        self.planned(kind).map(PlannedKind::compare_mode)
     }
     pub fn planned(&self, kind: RecordKind) -> Option<&PlannedKind> {
         self.kinds.iter().find(|p| p.kind == kind)
@@ -310,6 +328,7 @@ mod tests {
             origin,
             digest: None,
             carried: false,
+            unstaged_unchanged: None,
         };
         let csv = planned(Origin::File, "enrollments.csv");
         let rest = planned(Origin::Endpoint, "GET /enrollments");
@@ -341,6 +360,7 @@ mod tests {
                     origin: Origin::File,
                     digest: Some(digest.to_string()),
                     carried: false,
+                    unstaged_unchanged: None,
                 })
                 .collect(),
         }

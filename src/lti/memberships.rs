@@ -162,6 +162,7 @@ async fn sync(
             origin: Origin::Endpoint,
             digest: None,
             carried: false,
+            unstaged_unchanged: None,
         }],
     };
     let (sender, feed) = mpsc::channel(2);

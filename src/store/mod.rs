@@ -13,6 +13,7 @@ pub mod digests;
 pub mod districts;
 pub mod inbound;
 pub mod jobs;
+pub mod known_records;
 pub mod locks;
 pub mod lti;
 pub mod lti_contexts;

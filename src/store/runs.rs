@@ -198,6 +198,19 @@ pub async fn held_ids(db: &Db, district_id: i64, except: &str) -> Result<Vec<Str
         .await
 }
 
+/// Replaces a running run's plan: the engine notes in it how it compared each kind, which an
+/// approval of the run, if it is held, applies the same way.
+pub async fn set_plan(db: &Db, id: &str, plan: &Plan) -> Result<(), StoreError> {
+    let plan = serde_json::to_string(plan).expect("plan serializes");
+    db.conn()
+        .execute(
+            "UPDATE sync_runs SET plan = $1 WHERE id = $2",
+            &args![plan, id],
+        )
+        .await?;
+    Ok(())
+}
+
 pub async fn set_status(db: &Db, id: &str, status: RunStatus) -> Result<(), StoreError> {
     db.conn()
         .execute(

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::known_records::ABSENT_LINE;
 use super::staging::active_predicate;
 use super::tables::KindTables;
 use super::{outbox, Arg, Db, StoreError, Tx};
@@ -86,8 +87,10 @@ pub async fn live_count(db: &Db, district_id: i64, kind: RecordKind) -> Result<u
 /// The predicate selecting live rows this run removes (alias `l`).
 fn removed_predicate(kind: RecordKind, mode: Mode) -> String {
     let stage = kind.stage_table();
+    // Driven by the (few) staged removals: SQLite would probe the stage once per live row for
+    // the same predicate written as a correlated EXISTS.
     let explicit = format!(
-        "EXISTS (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id AND s.deleting)"
+        "l.sourced_id IN (SELECT s.sourced_id FROM {stage} s WHERE s.run_id = $1 AND s.deleting)"
     );
     let active = active_predicate(kind, "l");
     match mode {
@@ -99,6 +102,29 @@ fn removed_predicate(kind: RecordKind, mode: Mode) -> String {
              (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id AND NOT s.deleting)"
         ),
     }
+}
+
+/// The sourcedIds of `kind` in effect that this run removes (compared as `mode`), if there are at
+/// most `cap` of them.
+pub async fn removed_ids(
+    db: &Db,
+    run_id: &str,
+    district_id: i64,
+    (kind, mode): (RecordKind, Mode),
+    cap: i64,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let ids = db
+        .conn()
+        .strings(
+            &format!(
+                "SELECT l.sourced_id FROM {live} l WHERE {removed} LIMIT $3",
+                live = kind.table(),
+                removed = removed_predicate(kind, mode),
+            ),
+            &args![run_id, district_id, cap + 1],
+        )
+        .await?;
+    Ok((ids.len() as i64 <= cap).then_some(ids))
 }
 
 /// The live row of the staged row `s` (alias `l`), while it is in effect.
@@ -292,9 +318,11 @@ pub async fn apply_kind(
     if planned.deleted > 0 {
         // Removal is a tombstone: the row (and anything hanging off it) stays. A class that was used
         // is detached (kept, shown archived) instead of removed.
-        let reason = "CASE WHEN EXISTS (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id AND s.deleting) \
-                  THEN 'tobedeleted' ELSE 'absent_from_bulk' END"
-        .replace("{stage}", &stage);
+        // A removal the engine staged for a record its bulk file no longer has is an absence.
+        let reason = format!(
+            "CASE WHEN EXISTS (SELECT 1 FROM {stage} s WHERE s.run_id = $1 AND s.sourced_id = l.sourced_id \
+             AND s.deleting AND s.line <> {ABSENT_LINE}) THEN 'tobedeleted' ELSE 'absent_from_bulk' END"
+        );
         if kind == RecordKind::Classes {
             tx.execute(
             &format!(

@@ -6,17 +6,19 @@ use std::future::Future;
 use chrono::Utc;
 use tokio::sync::mpsc;
 
-use super::input::{Feed, Plan, SourceEnd};
+use super::input::{Feed, Plan, PlannedKind, SourceEnd};
+use super::known_records::{self, KnownRecords, Loader, RemovedTargets};
 use super::progress::{self, Phase, Progress, ProgressFn};
 use super::report::{RunReport, RunStatus};
 use crate::domain::account::{ambiguity_message, decide, Decision};
 use crate::domain::district::District;
 use crate::domain::problem::{Location, Problem, ProblemLog, Warning};
-use crate::domain::records::{enrollment_cutoff, ColumnType, RecordKind, SourceRecord};
+use crate::domain::records::{enrollment_cutoff, ColumnType, Mode, RecordKind, SourceRecord};
 use crate::domain::run::{AccountCounts, CoachingCounts, Origin};
 use crate::domain::thresholds::{hold_reasons, KindCounts};
 use crate::store::accounts::{self as account_store, DistrictRef, RosterChanges};
 use crate::store::digests::{self, AppliedDigest};
+use crate::store::known_records as live_records;
 use crate::store::locks::{self, DistrictLock};
 use crate::store::sync_apply;
 use crate::store::{connections, districts, runs, staging, Db, StoreError};
@@ -217,8 +219,7 @@ impl Engine {
         let run_id = report.run_id.clone();
         let mut log = ProblemLog::new(self.max_reported_errors);
         let mut known: HashMap<RecordKind, HashSet<String>> = HashMap::new();
-        let mut staged_rows: i64 = 0;
-        let mut staged_kinds: HashSet<RecordKind> = HashSet::new();
+        let mut staged = Staged::default();
         let applied = if plan.kinds.iter().any(|p| p.carried) {
             digests::applied(&self.db, district.id).await?
         } else {
@@ -237,27 +238,71 @@ impl Engine {
             .map(|p| p.kind.oneroster_name().to_string())
             .collect();
         let mut digests = HashMap::new();
+        // This run's plan: a kind compared while read says so in it (and a held run keeps it).
+        let mut plan = plan.clone();
+        let mut comparing: Option<KnownRecords> = None;
+        let mut begun: HashSet<RecordKind> = HashSet::new();
         let phase_start = std::time::Instant::now();
         while let Some(item) = feed.recv().await {
             let (kind, records) = match item {
-                Feed::Records(kind, records) => (kind, records),
+                Feed::Records(kind, records) => (kind, Some(records)),
                 Feed::Digest(kind, digest) => {
                     digests.insert(kind, digest);
                     continue;
                 }
-                Feed::Done(_) => continue,
+                Feed::Done(kind) => (kind, None),
             };
-            self.check_list_references(district.id, &run_id, plan, &records, &mut known, &mut log)
+            // A compared kind ends with its `Done`, or with the first records of the next kind.
+            if comparing
+                .as_ref()
+                .is_some_and(|c| (c.kind() == kind) == records.is_none())
+            {
+                let done = comparing.take().expect("checked");
+                let done_kind = done.kind();
+                let absent = self
+                    .end_comparison(district.id, &run_id, &mut plan, done, &mut log)
+                    .await?;
+                staged.add(done_kind, absent as usize);
+            }
+            let Some(records) = records else {
+                continue;
+            };
+            if begun.insert(kind) {
+                comparing = self
+                    .begin_comparison(district.id, &run_id, &plan, kind)
+                    .await?;
+            }
+            let records: Vec<SourceRecord> = match comparing.as_mut() {
+                Some(known) if known.kind() == kind => records
+                    .into_iter()
+                    .filter(|r| known.must_stage(r))
+                    .collect(),
+                _ => records,
+            };
+            if records.is_empty() {
+                continue;
+            }
+            self.check_list_references(district.id, &run_id, &plan, &records, &mut known, &mut log)
                 .await?;
             staging::stage(&self.db, &run_id, kind, &records).await?;
-            staged_kinds.insert(kind);
-            staged_rows += records.len() as i64;
+            staged.add(kind, records.len());
             crate::telemetry::metrics().record_staged(records.len() as u64);
             if log.full() {
                 break;
             }
         }
         drop(feed);
+        if let Some(done) = comparing.take() {
+            let done_kind = done.kind();
+            let absent = self
+                .end_comparison(district.id, &run_id, &mut plan, done, &mut log)
+                .await?;
+            staged.add(done_kind, absent as usize);
+        }
+        if plan.kinds.iter().any(|p| p.unstaged_unchanged.is_some()) {
+            runs::set_plan(&self.db, &run_id, &plan).await?;
+        }
+        let plan = &plan;
         self.phase(Phase::Validating);
         // Only tables that received rows: statistics of an empty stage (a kind carried over,
         // an empty file) would cost an unchanged import more than everything else it does.
@@ -265,13 +310,13 @@ impl Engine {
             .kinds
             .iter()
             .map(|p| p.kind)
-            .filter(|k| staged_kinds.contains(k))
+            .filter(|k| staged.kinds.contains(k))
             .collect();
         staging::analyze_staged(&self.db, &kinds).await?;
         tracing::debug!(
             phase = "stage",
             ms = phase_start.elapsed().as_millis() as u64,
-            rows = staged_rows
+            rows = staged.rows
         );
         let phase_start = std::time::Instant::now();
         let SourceEnd {
@@ -341,8 +386,7 @@ impl Engine {
                     carried.records,
                 ),
                 None => (
-                    sync_apply::diff(&self.db, &run_id, district.id, planned.kind, planned.mode)
-                        .await?,
+                    self.diff(&run_id, district.id, planned).await?,
                     sync_apply::live_count(&self.db, district.id, planned.kind).await?,
                 ),
             };
@@ -380,7 +424,7 @@ impl Engine {
             return self.finish(report, log, RunStatus::DryRun, 0).await;
         }
         if !report.held_reasons.is_empty() {
-            return self.finish(report, log, RunStatus::Held, staged_rows).await;
+            return self.finish(report, log, RunStatus::Held, staged.rows).await;
         }
         self.supersede_held(district.id, &run_id).await?;
         let (errors, warnings) = log.into_parts();
@@ -390,6 +434,193 @@ impl Engine {
         self.apply(district, &run_id, plan, (&diff, &digests), Some(report))
             .await?;
         Ok(())
+    }
+
+    /// What applying the run would do to one planned kind: the staged rows against the live
+    /// ones, and the records found unchanged while read (never staged).
+    async fn diff(
+        &self,
+        run_id: &str,
+        district_id: i64,
+        planned: &PlannedKind,
+    ) -> Result<KindCounts, SyncError> {
+        let mut counts = sync_apply::diff(
+            &self.db,
+            run_id,
+            district_id,
+            planned.kind,
+            planned.compare_mode(),
+        )
+        .await?;
+        counts.unchanged += planned.unstaged_unchanged.unwrap_or(0);
+        Ok(counts)
+    }
+
+    /// Before a bulk file's first records: the district's records of its kind, to compare the
+    /// file with as it is read, when the district has some and not too many to hold, and every
+    /// kind it refers to was read before it (so that what the run removes of those is known).
+    async fn begin_comparison(
+        &self,
+        district_id: i64,
+        run_id: &str,
+        plan: &Plan,
+        kind: RecordKind,
+    ) -> Result<Option<KnownRecords>, SyncError> {
+        let Some(at) = plan.kinds.iter().position(|p| p.kind == kind) else {
+            return Ok(None);
+        };
+        let planned = &plan.kinds[at];
+        if planned.origin != Origin::File || planned.mode != Mode::Bulk || planned.carried {
+            return Ok(None);
+        }
+        let live = sync_apply::live_count(&self.db, district_id, kind).await?;
+        if live == 0 || live > known_records::MAX_KNOWN {
+            return Ok(None);
+        }
+        let mut removed = Vec::new();
+        for (index, column) in kind.columns().iter().enumerate() {
+            let Some(target) = column.references else {
+                continue;
+            };
+            let Some(target_at) = plan.kinds.iter().position(|p| p.kind == target) else {
+                continue;
+            };
+            if target_at >= at {
+                // Read after this kind (or this kind itself): its removals are not known yet.
+                return Ok(None);
+            }
+            let target_plan = &plan.kinds[target_at];
+            if target_plan.carried {
+                continue;
+            }
+            let ids = sync_apply::removed_ids(
+                &self.db,
+                run_id,
+                district_id,
+                (target, target_plan.compare_mode()),
+                known_records::MAX_REMOVED_TARGETS,
+            )
+            .await?;
+            match ids {
+                None => return Ok(None),
+                Some(ids) if ids.is_empty() => {}
+                Some(ids) => removed.push(RemovedTargets {
+                    index,
+                    ty: column.ty,
+                    ids: ids.into_iter().collect(),
+                }),
+            }
+        }
+        let started = std::time::Instant::now();
+        let mut loader = Loader::with_capacity(live as usize);
+        let mut after: Option<String> = None;
+        loop {
+            let page =
+                live_records::live_page(&self.db, district_id, kind, after.as_deref()).await?;
+            for (sourced_id, hash) in page.records()? {
+                loader.push(sourced_id, hash);
+            }
+            if page.is_last() {
+                break;
+            }
+            after = page.last;
+        }
+        let known = loader.finish(kind, removed);
+        tracing::debug!(
+            step = "compare_begin",
+            kind = kind.oneroster_name(),
+            records = live,
+            ms = started.elapsed().as_millis() as u64
+        );
+        Ok(known)
+    }
+
+    /// After a compared kind's last record: stages the removal of every record in effect the
+    /// file did not have, reports a staged record whose sourcedId the file also repeated
+    /// unchanged (a duplicate the staged rows alone do not show), and notes in the plan how many
+    /// records were not staged. Returns how many removals were staged.
+    async fn end_comparison(
+        &self,
+        district_id: i64,
+        run_id: &str,
+        plan: &mut Plan,
+        known: KnownRecords,
+        log: &mut ProblemLog,
+    ) -> Result<u64, SyncError> {
+        let kind = known.kind();
+        let started = std::time::Instant::now();
+        let mut absent_staged = 0;
+        let mut absent: Vec<String> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page =
+                live_records::live_page(&self.db, district_id, kind, after.as_deref()).await?;
+            for (sourced_id, hash) in page.records()? {
+                if known.repeated_on(sourced_id, hash).is_none() {
+                    absent.push(sourced_id.to_string());
+                }
+            }
+            for ids in absent.chunks(ABSENT_PER_STATEMENT) {
+                absent_staged +=
+                    live_records::stage_absent(&self.db, run_id, district_id, kind, ids).await?;
+            }
+            absent.clear();
+            if page.is_last() {
+                break;
+            }
+            after = page.last;
+        }
+        tracing::debug!(
+            step = "compare_absent",
+            kind = kind.oneroster_name(),
+            absent = absent_staged,
+            ms = started.elapsed().as_millis() as u64
+        );
+        let started = std::time::Instant::now();
+        let planned = plan
+            .kinds
+            .iter_mut()
+            .find(|p| p.kind == kind)
+            .expect("a compared kind is planned");
+        let mut after: Option<String> = None;
+        loop {
+            let page = live_records::staged_over_live(
+                &self.db,
+                run_id,
+                district_id,
+                kind,
+                after.as_deref(),
+            )
+            .await?;
+            for row in &page {
+                let Some(repeated) = known.repeated_on(&row.sourced_id, row.live_hash) else {
+                    continue;
+                };
+                // Reported on the later line, as a duplicate among staged rows is.
+                let staged = row.line as u64;
+                let (first, later) = (staged.min(repeated), staged.max(repeated));
+                log.error(Problem::at(
+                    planned.locate(later, Some(&row.sourced_id)),
+                    Some("sourcedId"),
+                    format!(
+                        "duplicate sourcedId {:?} (first on line {first})",
+                        row.sourced_id
+                    ),
+                ));
+            }
+            if (page.len() as i64) < live_records::PAGE {
+                break;
+            }
+            after = page.last().map(|row| row.sourced_id.clone());
+        }
+        planned.unstaged_unchanged = Some(known.unchanged());
+        tracing::debug!(
+            step = "compare_repeats",
+            kind = kind.oneroster_name(),
+            unchanged = known.unchanged(),
+            ms = started.elapsed().as_millis() as u64
+        );
+        Ok(absent_staged)
     }
 
     /// The digests the district's live rows were applied from, by kind: what a source compares
@@ -443,7 +674,7 @@ impl Engine {
                 &mut tx,
                 run_id,
                 district.id,
-                (planned.kind, planned.mode),
+                (planned.kind, planned.compare_mode()),
                 counts,
                 now,
             )
@@ -641,7 +872,7 @@ impl Engine {
                 continue;
             };
             if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(target) {
-                let mode = plan.mode(target);
+                let mode = plan.compare_mode(target);
                 slot.insert(staging::known_ids(&self.db, run_id, district_id, target, mode).await?);
             }
             let ids = &known[&target];
@@ -695,7 +926,7 @@ impl Engine {
                     run_id,
                     district_id,
                     (planned.kind, column),
-                    plan.mode(target),
+                    plan.compare_mode(target),
                     limit,
                 )
                 .await?;
@@ -751,9 +982,7 @@ impl Engine {
             for planned in plan.kinds.iter().filter(|p| !p.carried) {
                 // A carried kind keeps its held counts: nothing was applied since (a newer
                 // applied run would have superseded this one).
-                let counts =
-                    sync_apply::diff(&self.db, run_id, district.id, planned.kind, planned.mode)
-                        .await?;
+                let counts = self.diff(run_id, district.id, planned).await?;
                 report
                     .counts
                     .insert(planned.kind.oneroster_name().to_string(), counts);
@@ -820,6 +1049,25 @@ impl Engine {
         Ok(report)
     }
 }
+
+/// What a run staged: how many rows, and of which kinds.
+#[derive(Default)]
+struct Staged {
+    kinds: HashSet<RecordKind>,
+    rows: i64,
+}
+
+impl Staged {
+    fn add(&mut self, kind: RecordKind, rows: usize) {
+        if rows > 0 {
+            self.kinds.insert(kind);
+            self.rows += rows as i64;
+        }
+    }
+}
+
+/// Removals of absent records staged per statement (an `IN` list of sourcedIds).
+const ABSENT_PER_STATEMENT: usize = 500;
 
 /// What applying a run did (or, rehearsed, would do) beyond the records themselves.
 struct Applied {

@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod input;
+pub mod known_records;
 pub mod progress;
 pub mod report;
 

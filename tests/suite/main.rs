@@ -34,6 +34,7 @@ mod pull_jobs;
 mod pulls;
 mod push_secrets;
 mod read_paths;
+mod reimports;
 mod roster_read;
 mod runs;
 mod score_pulls;

@@ -61,6 +61,7 @@ pub fn plan(bundle: &Bundle) -> Plan {
                     origin: Origin::File,
                     digest: None,
                     carried: false,
+                    unstaged_unchanged: None,
                 })
             })
             .collect(),

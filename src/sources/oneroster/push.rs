@@ -142,6 +142,7 @@ pub fn plan(pushed: &PushedRoster) -> Plan {
             origin: Origin::Endpoint,
             digest: None,
             carried: false,
+            unstaged_unchanged: None,
         });
         if *kind == RecordKind::Users && pushed.version == Version::V1_2 {
             kinds.push(PlannedKind {
@@ -151,6 +152,7 @@ pub fn plan(pushed: &PushedRoster) -> Plan {
                 origin: Origin::Endpoint,
                 digest: None,
                 carried: false,
+                unstaged_unchanged: None,
             });
         }
     }

@@ -101,6 +101,7 @@ pub fn plan(spec: &PullSpec) -> Plan {
             origin: Origin::Endpoint,
             digest: None,
             carried: false,
+            unstaged_unchanged: None,
         });
         if kind == RecordKind::Users && spec.version == OneRosterVersion::V1_2 {
             kinds.push(PlannedKind {
@@ -110,6 +111,7 @@ pub fn plan(spec: &PullSpec) -> Plan {
                 origin: Origin::Endpoint,
                 digest: None,
                 carried: false,
+                unstaged_unchanged: None,
             });
         }
     }

@@ -1,0 +1,255 @@
+//! Comparing a bulk file with what the district holds while the file is read. A record exactly as
+//! its live row (same sourcedId, same content hash) is counted unchanged and not staged, so a
+//! nightly file that is mostly the same records again stages, compares and applies only what
+//! differs. The district's records of the kind are held as an 8-byte key each, and the line the
+//! file repeated each on (4 bytes).
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
+
+use crate::domain::records::{ColumnType, RecordKind, SourceRecord};
+
+/// At most this many live records of a kind are held (12 bytes each: 48 MiB); a larger kind is
+/// staged whole and compared in the database.
+pub const MAX_KNOWN: u64 = 4_000_000;
+
+/// At most this many removed records a kind refers to are held while it is read; past that, it is
+/// staged whole and its references are checked in the database.
+pub const MAX_REMOVED_TARGETS: i64 = 100_000;
+
+/// The sourcedIds a run removes of a kind one column refers to: a record naming one of them is
+/// staged, so that its dangling reference is reported on its line.
+#[derive(Debug)]
+pub struct RemovedTargets {
+    /// The column's place in the kind's columns (and in its records' values).
+    pub index: usize,
+    pub ty: ColumnType,
+    pub ids: HashSet<String>,
+}
+
+/// Collects a kind's live records, page by page, before its file is read.
+pub struct Loader {
+    hasher: RandomState,
+    keys: Vec<u64>,
+}
+
+impl Loader {
+    pub fn with_capacity(records: usize) -> Self {
+        Loader {
+            hasher: RandomState::new(),
+            keys: Vec::with_capacity(records),
+        }
+    }
+
+    pub fn push(&mut self, sourced_id: &str, hash: i64) {
+        self.keys.push(key(&self.hasher, sourced_id, hash));
+    }
+
+    /// The records, ready to compare with. `None` when two live records share a key (a 64-bit
+    /// collision): then neither could be told apart, and the kind is staged whole.
+    pub fn finish(
+        mut self,
+        kind: RecordKind,
+        removed: Vec<RemovedTargets>,
+    ) -> Option<KnownRecords> {
+        self.keys.sort_unstable();
+        if self.keys.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+        let repeated_on = vec![0; self.keys.len()];
+        Some(KnownRecords {
+            kind,
+            hasher: self.hasher,
+            keys: self.keys,
+            repeated_on,
+            unchanged: 0,
+            removed,
+        })
+    }
+}
+
+/// A kind's live records while its file is read: which ones the file has repeated unchanged.
+pub struct KnownRecords {
+    kind: RecordKind,
+    hasher: RandomState,
+    /// Sorted, distinct.
+    keys: Vec<u64>,
+    /// Per key, the line the file repeated that record on, unchanged (and did not stage it); 0
+    /// while it has not.
+    repeated_on: Vec<u32>,
+    unchanged: u64,
+    removed: Vec<RemovedTargets>,
+}
+
+impl KnownRecords {
+    pub fn kind(&self) -> RecordKind {
+        self.kind
+    }
+
+    /// Records the file repeated unchanged, and did not stage.
+    pub fn unchanged(&self) -> u64 {
+        self.unchanged
+    }
+
+    /// Whether `record` must be staged: anything but the first copy of a live record exactly as
+    /// the district holds it that names nothing the run removes.
+    pub fn must_stage(&mut self, record: &SourceRecord) -> bool {
+        let Some(at) = self.position(&record.sourced_id, record.content_hash()) else {
+            return true;
+        };
+        let line = u32::try_from(record.line).unwrap_or(u32::MAX).max(1);
+        if self.repeated_on[at] != 0 || self.refers_to_removed(record) {
+            return true;
+        }
+        self.repeated_on[at] = line;
+        self.unchanged += 1;
+        false
+    }
+
+    /// The line the file repeated the live record (`sourced_id`, `hash`) on unchanged, if it did.
+    pub fn repeated_on(&self, sourced_id: &str, hash: i64) -> Option<u64> {
+        self.position(sourced_id, hash)
+            .map(|at| self.repeated_on[at])
+            .filter(|&line| line != 0)
+            .map(u64::from)
+    }
+
+    fn position(&self, sourced_id: &str, hash: i64) -> Option<usize> {
+        self.keys
+            .binary_search(&key(&self.hasher, sourced_id, hash))
+            .ok()
+    }
+
+    fn refers_to_removed(&self, record: &SourceRecord) -> bool {
+        self.removed.iter().any(|r| {
+            let Some(value) = record.values.get(r.index).and_then(|v| v.as_text()) else {
+                return false;
+            };
+            match r.ty {
+                ColumnType::List => value.split(',').any(|id| r.ids.contains(id)),
+                _ => r.ids.contains(value),
+            }
+        })
+    }
+}
+
+/// A record's identity and content in 8 bytes, keyed per process (so that input cannot be made
+/// to collide on purpose).
+fn key(hasher: &RandomState, sourced_id: &str, hash: i64) -> u64 {
+    hasher.hash_one((sourced_id, hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::records::{RecordStatus, Value};
+
+    fn enrollment(id: &str, user: &str, role: &str) -> SourceRecord {
+        let mut values = vec![Value::Null; RecordKind::Enrollments.columns().len()];
+        for (i, c) in RecordKind::Enrollments.columns().iter().enumerate() {
+            values[i] = match c.name {
+                "user_sourced_id" => Value::Text(user.into()),
+                "class_sourced_id" => Value::Text("cls-1".into()),
+                "role" => Value::Text(role.into()),
+                _ => Value::Null,
+            };
+        }
+        SourceRecord {
+            kind: RecordKind::Enrollments,
+            sourced_id: id.into(),
+            line: 2,
+            status: RecordStatus::Active,
+            values,
+            extra: None,
+        }
+    }
+
+    fn known(live: &[&SourceRecord], removed: Vec<RemovedTargets>) -> KnownRecords {
+        let mut loader = Loader::with_capacity(live.len());
+        for r in live {
+            loader.push(&r.sourced_id, r.content_hash());
+        }
+        loader
+            .finish(RecordKind::Enrollments, removed)
+            .expect("no collision")
+    }
+
+    #[test]
+    fn a_record_exactly_as_held_is_not_staged_and_counts_unchanged() {
+        let held = enrollment("e1", "u1", "student");
+        let mut known = known(&[&held], Vec::new());
+        assert!(!known.must_stage(&held.clone()));
+        assert_eq!(known.unchanged(), 1);
+        assert_eq!(known.repeated_on("e1", held.content_hash()), Some(2));
+    }
+
+    #[test]
+    fn changed_new_and_repeated_records_are_staged() {
+        let held = enrollment("e1", "u1", "student");
+        let mut known = known(&[&held], Vec::new());
+        let cases = [
+            ("changed content", enrollment("e1", "u1", "teacher"), true),
+            (
+                "another sourcedId, same content",
+                enrollment("e2", "u1", "student"),
+                true,
+            ),
+            ("the held record", held.clone(), false),
+            ("the held record a second time", held.clone(), true),
+        ];
+        for (case, record, staged) in cases {
+            assert_eq!(known.must_stage(&record), staged, "{case}");
+        }
+        assert_eq!(known.unchanged(), 1);
+        assert_eq!(
+            known.repeated_on("e1", enrollment("e1", "u1", "teacher").content_hash()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_record_naming_a_removed_record_is_staged() {
+        let held = enrollment("e1", "u1", "student");
+        let user = RecordKind::Enrollments
+            .columns()
+            .iter()
+            .position(|c| c.name == "user_sourced_id")
+            .unwrap();
+        let removed = vec![RemovedTargets {
+            index: user,
+            ty: ColumnType::Text,
+            ids: HashSet::from(["u1".to_string()]),
+        }];
+        let mut known = known(&[&held], removed);
+        assert!(known.must_stage(&held));
+        assert_eq!(known.unchanged(), 0);
+        assert_eq!(known.repeated_on("e1", held.content_hash()), None);
+    }
+
+    #[test]
+    fn a_removed_id_anywhere_in_a_list_counts() {
+        let removed = RemovedTargets {
+            index: 0,
+            ty: ColumnType::List,
+            ids: HashSet::from(["org-2".to_string()]),
+        };
+        let known = KnownRecords {
+            kind: RecordKind::Users,
+            hasher: RandomState::new(),
+            keys: Vec::new(),
+            repeated_on: Vec::new(),
+            unchanged: 0,
+            removed: vec![removed],
+        };
+        let with = |list: &str| SourceRecord {
+            kind: RecordKind::Users,
+            sourced_id: "u1".into(),
+            line: 2,
+            status: RecordStatus::Active,
+            values: vec![Value::Text(list.into())],
+            extra: None,
+        };
+        assert!(known.refers_to_removed(&with("org-1,org-2")));
+        assert!(!known.refers_to_removed(&with("org-1,org-22")));
+    }
+}

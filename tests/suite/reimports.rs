@@ -1,0 +1,322 @@
+//! Black-box tests of bulk re-imports over a district that holds records: the engine compares each
+//! file with the live records as it reads it and stages only what differs, and every outcome must
+//! be what staging the whole file gave (counts, events, refusals by line, held runs).
+
+use serde_json::{json, Value};
+
+use crate::common;
+
+use crate::common::{count, school, Bundle, TestApp, OPERATOR_TOKEN};
+
+/// `file`'s lines with every line containing `gone` left out.
+fn without(bundle: &Bundle, file: &str, gone: &str) -> String {
+    bundle
+        .get(file)
+        .lines()
+        .filter(|l| !l.contains(gone))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// The next night's roster: Sam's given name changed, Syd left (with her enrollment), Sue's
+/// cls-1 enrollment became primary, and Sam joined cls-2.
+fn next_night() -> Bundle {
+    let base = school();
+    let users = without(&base, "users.csv", "stu-3,").replace(",Sam,One,", ",Samuel,One,");
+    let enrollments = without(&base, "enrollments.csv", ",stu-3,").replace(
+        "e-5,,,cls-1,sch-1,stu-2,student,,",
+        "e-5,,,cls-1,sch-1,stu-2,student,true,",
+    ) + "e-8,,,cls-2,sch-1,stu-1,student,,2026-08-01,2099-06-30\n";
+    base.with("users.csv", &users)
+        .with("enrollments.csv", &enrollments)
+}
+
+/// What a district's roster reads as through the API: the users, enrollments and classes in
+/// effect, and who Tina and Adam coach.
+async fn roster_of(app: &TestApp, district: &str) -> Value {
+    let mut roster = serde_json::Map::new();
+    for list in ["users", "enrollments", "classes"] {
+        let (status, body) = app
+            .get(
+                &format!("/api/v1/districts/{district}/{list}?limit=1000"),
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        // Records in effect: a removed user stays (as no longer rostered) where one never was.
+        let active: Vec<Value> = body[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == "active")
+            .cloned()
+            .collect();
+        roster.insert(list.into(), Value::Array(active));
+    }
+    for teacher in ["tch-1", "aid-1"] {
+        let (_, coaching) = app
+            .get(
+                &format!("/api/v1/districts/{district}/users/{teacher}/coaching"),
+                OPERATOR_TOKEN,
+            )
+            .await;
+        roster.insert(teacher.into(), coaching["students"].clone());
+    }
+    Value::Object(roster)
+}
+
+/// The catalogue events a run wrote (its own `sync_run.*` event left out), as (type, subject).
+async fn events_of_run(app: &TestApp, district: &str, run: &str) -> Vec<(String, String)> {
+    let (_, body) = app
+        .get(
+            &format!("/api/v1/districts/{district}/events?limit=10000"),
+            OPERATOR_TOKEN,
+        )
+        .await;
+    let mut events: Vec<(String, String)> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["run_id"] == run && !e["type"].as_str().unwrap().starts_with("sync_run."))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["subject"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    events.sort();
+    events
+}
+
+/// Imports `bundle` and expects it refused with a problem at `file`:`line` on `field` whose
+/// message contains `message_part`, and nothing changed.
+async fn assert_refused_at(
+    app: &TestApp,
+    bundle: &Bundle,
+    (file, line, field): (&str, u64, &str),
+    message_part: &str,
+) {
+    let before = roster_of(app, "lincoln").await;
+    let (status, body) = app.import("lincoln", OPERATOR_TOKEN, bundle).await;
+    assert_eq!(status, 422, "{body}");
+    let details = body["error"]["details"].as_array().unwrap();
+    assert!(
+        details.iter().any(|d| d["file"] == file
+            && d["line"].as_u64() == Some(line)
+            && d["field"] == field
+            && d["message"].as_str().unwrap().contains(message_part)),
+        "expected {file}:{line} {field} ~ {message_part:?} in {body}"
+    );
+    assert_eq!(
+        roster_of(app, "lincoln").await,
+        before,
+        "a refused bundle changes nothing"
+    );
+}
+
+on_every_backend!(
+    a_reimport_counts_and_announces_each_change_and_leaves_what_a_fresh_import_leaves,
+    |app| {
+        app.create_district("lincoln").await;
+        app.create_district("fresh").await;
+        app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &next_night()).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(
+            report["carried_over"],
+            json!(["orgs", "academicSessions", "courses", "classes"])
+        );
+        for (kind, change, n) in [
+            ("users", "created", 0),
+            ("users", "updated", 1),
+            ("users", "deleted", 1),
+            ("users", "unchanged", 3),
+            ("enrollments", "created", 1),
+            ("enrollments", "updated", 1),
+            ("enrollments", "deleted", 1),
+            ("enrollments", "unchanged", 5),
+        ] {
+            assert_eq!(count(&report, kind, change), n, "{kind} {change}: {report}");
+        }
+        // Syd's coaching by Tina ends; Sam's by Tina in cls-2 was already there through cls-1.
+        assert_eq!(
+            report["coaching"],
+            json!({ "started": 0, "ended": 1 }),
+            "{report}"
+        );
+        let run = report["run_id"].as_str().unwrap();
+        let announced = events_of_run(&app, "lincoln", run).await;
+        for expected in [
+            ("enrollment.added", "e-8"),
+            ("enrollment.removed", "e-7"),
+            ("coaching.removed", "tch-1/stu-3"),
+        ] {
+            assert!(
+                announced
+                    .iter()
+                    .any(|(t, s)| t == expected.0 && s == expected.1),
+                "{expected:?} in {announced:?}"
+            );
+        }
+        assert!(
+            !announced.iter().any(|(_, s)| s == "e-5" || s == "e-1"),
+            "a primary flag makes no event, an unchanged enrollment none either: {announced:?}"
+        );
+
+        app.import("fresh", OPERATOR_TOKEN, &next_night()).await;
+        assert_eq!(
+            roster_of(&app, "lincoln").await,
+            roster_of(&app, "fresh").await
+        );
+    }
+);
+
+on_every_backend!(a_reimport_in_another_order_changes_nothing, |app| {
+    app.create_district("lincoln").await;
+    app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+    let base = school();
+    let reversed = |file: &str| {
+        let mut lines: Vec<&str> = base.get(file).lines().collect();
+        lines[1..].reverse();
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>()
+    };
+    let reordered = base
+        .clone()
+        .with("users.csv", &reversed("users.csv"))
+        .with("enrollments.csv", &reversed("enrollments.csv"));
+    let before = roster_of(&app, "lincoln").await;
+    let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &reordered).await;
+    assert_eq!(status, 200, "{report}");
+    for kind in ["users", "enrollments"] {
+        for change in ["created", "updated", "deleted"] {
+            assert_eq!(count(&report, kind, change), 0, "{kind} {change}");
+        }
+    }
+    assert_eq!(count(&report, "users", "unchanged"), 5);
+    assert_eq!(count(&report, "enrollments", "unchanged"), 7);
+    assert_eq!(report["coaching"], json!({ "started": 0, "ended": 0 }));
+    let run = report["run_id"].as_str().unwrap();
+    assert_eq!(events_of_run(&app, "lincoln", run).await, vec![]);
+    assert_eq!(roster_of(&app, "lincoln").await, before);
+});
+
+on_every_backend!(
+    a_reimport_repeating_an_unchanged_record_is_refused_on_the_repeat,
+    |app| {
+        app.create_district("lincoln").await;
+        app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        let base = school();
+        let sam = base
+            .get("users.csv")
+            .lines()
+            .find(|l| l.starts_with("stu-1,"))
+            .unwrap()
+            .to_string();
+        let users = base.get("users.csv");
+        let changed = sam.replace(",Sam,", ",Samuel,");
+        let (header, rows) = users.split_once('\n').unwrap();
+        // (users.csv, the line refused, the line named first)
+        let cases = [
+            // The record as held, on line 4 and again on line 7.
+            (format!("{users}{sam}\n"), 7, 4),
+            // As held on line 4, changed on line 7.
+            (format!("{users}{changed}\n"), 7, 4),
+            // Changed on line 2, as held on line 5.
+            (format!("{header}\n{changed}\n{rows}"), 5, 2),
+        ];
+        for (file, line, first) in cases {
+            assert_refused_at(
+                &app,
+                &base.clone().with("users.csv", &file),
+                ("users.csv", line, "sourcedId"),
+                &format!("duplicate sourcedId \"stu-1\" (first on line {first})"),
+            )
+            .await;
+        }
+    }
+);
+
+on_every_backend!(
+    a_reimport_keeping_an_unchanged_record_that_names_a_removed_one_is_refused_on_its_line,
+    |app| {
+        app.create_district("lincoln").await;
+        app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        let base = school();
+        // Syd leaves users.csv, but her enrollment (line 8), unchanged, stays.
+        let syd_gone = base
+            .clone()
+            .with("users.csv", &without(&base, "users.csv", "stu-3,"));
+        assert_refused_at(
+            &app,
+            &syd_gone,
+            ("enrollments.csv", 8, "userSourcedId"),
+            "\"stu-3\" is not a known users",
+        )
+        .await;
+        // cls-2 leaves classes.csv; its enrollments (lines 3, 7 and 8) stay.
+        let class_gone = base
+            .clone()
+            .with("classes.csv", &without(&base, "classes.csv", "cls-2,"));
+        assert_refused_at(
+            &app,
+            &class_gone,
+            ("enrollments.csv", 3, "classSourcedId"),
+            "\"cls-2\" is not a known classes",
+        )
+        .await;
+        // A second school appears and the first leaves: every unchanged user names it.
+        let orgs = base
+            .get("orgs.csv")
+            .replace("sch-1,,,Lincoln High", "sch-2,,,Lincoln High");
+        assert_refused_at(
+            &app,
+            &base.clone().with("orgs.csv", &orgs),
+            ("users.csv", 2, "orgSourcedIds"),
+            "\"sch-1\" is not a known orgs",
+        )
+        .await;
+    }
+);
+
+on_every_backend!(
+    a_held_reimport_approved_later_removes_only_what_its_file_lacked,
+    |app| {
+        app.create_district_with("lincoln", json!({ "review_every_sync": true }))
+            .await;
+        app.create_district("fresh").await;
+        let (_, first) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        let approve = |run: String| {
+            let app = &app;
+            async move {
+                let (status, approved) = app
+                    .post_json(
+                        &format!("/api/v1/districts/lincoln/runs/{run}/approve"),
+                        OPERATOR_TOKEN,
+                        &json!({}),
+                    )
+                    .await;
+                assert_eq!(status, 200, "{approved}");
+                assert_eq!(approved["status"], "applied", "{approved}");
+                approved
+            }
+        };
+        approve(first["run_id"].as_str().unwrap().to_string()).await;
+        let (_, held) = app.import("lincoln", OPERATOR_TOKEN, &next_night()).await;
+        assert_eq!(held["status"], "held", "{held}");
+        let approved = approve(held["run_id"].as_str().unwrap().to_string()).await;
+        assert_eq!(count(&approved, "users", "deleted"), 1, "{approved}");
+        assert_eq!(count(&approved, "users", "unchanged"), 3, "{approved}");
+        assert_eq!(count(&approved, "enrollments", "deleted"), 1, "{approved}");
+        assert_eq!(
+            count(&approved, "enrollments", "unchanged"),
+            5,
+            "{approved}"
+        );
+        app.import("fresh", OPERATOR_TOKEN, &next_night()).await;
+        assert_eq!(
+            roster_of(&app, "lincoln").await,
+            roster_of(&app, "fresh").await
+        );
+    }
+);
