@@ -64,19 +64,10 @@ fn account_for<'a>(accounts: &'a [Value], user: &str) -> &'a Value {
 }
 
 async fn events_of(app: &TestApp, district: &str, event_type: &str) -> Vec<Value> {
-    let (status, body) = app
-        .get(
-            &format!("/api/v1/districts/{district}/events?limit=10000"),
-            OPERATOR_TOKEN,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
+    app.events(district)
+        .await
+        .into_iter()
         .filter(|e| e["type"] == event_type)
-        .cloned()
         .collect()
 }
 

@@ -297,18 +297,10 @@ fn without(base: Bundle, user: &str) -> Bundle {
 
 /// The district's events, from the events API: `evt_<id>` → the event.
 async fn events_of(app: &TestApp, district: &str) -> BTreeMap<String, Value> {
-    let (status, body) = app
-        .get(
-            &format!("/api/v1/districts/{district}/events?limit=10000"),
-            OPERATOR_TOKEN,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["id"].as_str().unwrap().to_string(), e.clone()))
+    app.events(district)
+        .await
+        .into_iter()
+        .map(|e| (e["id"].as_str().unwrap().to_string(), e))
         .collect()
 }
 

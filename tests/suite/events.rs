@@ -495,16 +495,9 @@ async fn arrivals_of_run(
     district: &str,
     run_id: &str,
 ) -> Vec<(String, String, String)> {
-    let (status, body) = app
-        .get(
-            &format!("/api/v1/districts/{district}/events?limit=10000"),
-            OPERATOR_TOKEN,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let mut arrivals: Vec<(String, String, String)> = body["events"]
-        .as_array()
-        .unwrap()
+    let mut arrivals: Vec<(String, String, String)> = app
+        .events(district)
+        .await
         .iter()
         .filter(|e| e["run_id"] == run_id)
         .filter(|e| {

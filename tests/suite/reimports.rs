@@ -67,15 +67,9 @@ async fn roster_of(app: &TestApp, district: &str) -> Value {
 
 /// The catalogue events a run wrote (its own `sync_run.*` event left out), as (type, subject).
 async fn events_of_run(app: &TestApp, district: &str, run: &str) -> Vec<(String, String)> {
-    let (_, body) = app
-        .get(
-            &format!("/api/v1/districts/{district}/events?limit=10000"),
-            OPERATOR_TOKEN,
-        )
-        .await;
-    let mut events: Vec<(String, String)> = body["events"]
-        .as_array()
-        .unwrap()
+    let mut events: Vec<(String, String)> = app
+        .events(district)
+        .await
         .iter()
         .filter(|e| e["run_id"] == run && !e["type"].as_str().unwrap().starts_with("sync_run."))
         .map(|e| {
@@ -243,39 +237,36 @@ on_every_backend!(
         app.create_district("lincoln").await;
         app.import("lincoln", OPERATOR_TOKEN, &school()).await;
         let base = school();
-        // Syd leaves users.csv, but her enrollment (line 8), unchanged, stays.
-        let syd_gone = base
-            .clone()
-            .with("users.csv", &without(&base, "users.csv", "stu-3,"));
-        assert_refused_at(
-            &app,
-            &syd_gone,
-            ("enrollments.csv", 8, "userSourcedId"),
-            "\"stu-3\" is not a known users",
-        )
-        .await;
-        // cls-2 leaves classes.csv; its enrollments (lines 3, 7 and 8) stay.
-        let class_gone = base
-            .clone()
-            .with("classes.csv", &without(&base, "classes.csv", "cls-2,"));
-        assert_refused_at(
-            &app,
-            &class_gone,
-            ("enrollments.csv", 3, "classSourcedId"),
-            "\"cls-2\" is not a known classes",
-        )
-        .await;
-        // A second school appears and the first leaves: every unchanged user names it.
         let orgs = base
             .get("orgs.csv")
             .replace("sch-1,,,Lincoln High", "sch-2,,,Lincoln High");
-        assert_refused_at(
-            &app,
-            &base.clone().with("orgs.csv", &orgs),
-            ("users.csv", 2, "orgSourcedIds"),
-            "\"sch-1\" is not a known orgs",
-        )
-        .await;
+        // (file changed, its new contents, where the refusal is, what it says)
+        let cases = [
+            // Syd leaves users.csv, but her enrollment (line 8), unchanged, stays.
+            (
+                "users.csv",
+                without(&base, "users.csv", "stu-3,"),
+                ("enrollments.csv", 8, "userSourcedId"),
+                "\"stu-3\" is not a known users",
+            ),
+            // cls-2 leaves classes.csv; its enrollments (lines 3, 7 and 8) stay.
+            (
+                "classes.csv",
+                without(&base, "classes.csv", "cls-2,"),
+                ("enrollments.csv", 3, "classSourcedId"),
+                "\"cls-2\" is not a known classes",
+            ),
+            // A second school appears and the first leaves: every unchanged user names it.
+            (
+                "orgs.csv",
+                orgs,
+                ("users.csv", 2, "orgSourcedIds"),
+                "\"sch-1\" is not a known orgs",
+            ),
+        ];
+        for (file, contents, at, message) in cases {
+            assert_refused_at(&app, &base.clone().with(file, &contents), at, message).await;
+        }
     }
 );
 

@@ -212,6 +212,18 @@ impl TestApp {
         answer(self.client.get(self.url(path)).bearer_auth(token)).await
     }
 
+    /// Every event of `district`, oldest first, from the events API.
+    pub async fn events(&self, district: &str) -> Vec<Value> {
+        let (status, body) = self
+            .get(
+                &format!("/api/v1/districts/{district}/events?limit=10000"),
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["events"].as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
         answer(
             self.client
