@@ -346,7 +346,7 @@ pub async fn clear_in(tx: &mut Tx, run_id: &str) -> Result<(), StoreError> {
     let tables = RecordKind::ALL
         .iter()
         .map(|k| k.stage_table())
-        .chain(std::iter::once("stage_coaching".to_string()));
+        .chain(["stage_coaching", "stage_coaching_classes"].map(String::from));
     for table in tables {
         // SQLite empties a whole table far faster than it deletes rows one index entry at a
         // time. Inside a write transaction no other writer can stage meanwhile, so when no other

@@ -429,14 +429,119 @@ pub async fn analyze_coaching(tx: &mut Tx) -> Result<(), StoreError> {
     super::staging::refresh_statistics(tx, &["coaching_sources"]).await
 }
 
-/// Re-derives the coaching sources that come from district classes: a teacher or aide enrolled in
-/// a class coaches its students, while the class, both users and both enrollments are in effect
-/// (an enrollment counts while `end_date >= cutoff`). Detached classes keep what they had.
+/// Which classes a coaching derivation looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoachingScope {
+    /// Every class of the district: the cut-off date moved, or coaching was never derived.
+    AllClasses,
+    /// The classes [`mark_coaching_classes`] wrote for the run; every other class's coaching is
+    /// as the last derivation left it.
+    MarkedClasses,
+}
+
+impl CoachingScope {
+    /// The predicate "the class in `column` is looked at", written to drive the query: the
+    /// marked classes are looked up, each by key, in the table `column` belongs to.
+    fn drives(self, column: &str) -> String {
+        match self {
+            CoachingScope::AllClasses => "1 = 1".into(),
+            CoachingScope::MarkedClasses => format!(
+                "{column} IN (SELECT m.class_sourced_id FROM stage_coaching_classes m WHERE m.run_id = $1)"
+            ),
+        }
+    }
+
+    /// The same predicate as a check on a row already found: a key lookup wherever it sits
+    /// (inside a NOT, inside another subquery), where an IN list there can be re-read per row.
+    fn includes(self, column: &str) -> String {
+        match self {
+            CoachingScope::AllClasses => "1 = 1".into(),
+            CoachingScope::MarkedClasses => format!(
+                "EXISTS (SELECT 1 FROM stage_coaching_classes m WHERE m.run_id = $1 AND m.class_sourced_id = {column})"
+            ),
+        }
+    }
+}
+
+/// Writes, before the run's changes are applied (it compares staged rows with live ones), the
+/// classes whose coaching they can move: classes an enrollment comes to, leaves or changes in
+/// (as it was and as it will be), classes of users who come or go, and classes that come or go.
+/// A user's or class's other changes move no coaching. `modes` are the run's planned kinds, each
+/// with the mode its staged rows are compared in.
+pub async fn mark_coaching_classes(
+    tx: &mut Tx,
+    run_id: &str,
+    district_id: i64,
+    modes: &[(RecordKind, Mode)],
+) -> Result<u64, StoreError> {
+    let mode_of = |kind| modes.iter().find(|(k, _)| *k == kind).map(|(_, m)| *m);
+    let mut selects = Vec::new();
+    if let Some(mode) = mode_of(RecordKind::Enrollments) {
+        let joined = "FROM stage_enrollments s LEFT JOIN enrollments l \
+             ON l.district_id = $2 AND l.sourced_id = s.sourced_id WHERE s.run_id = $1 AND NOT s.deleting";
+        // As it will be (new, back, or changed), and as it was (changed).
+        selects.push(format!(
+            "SELECT s.class_sourced_id AS c {joined} AND (l.sourced_id IS NULL \
+             OR l.deleted_at IS NOT NULL OR l.hash <> s.hash)"
+        ));
+        selects.push(format!(
+            "SELECT l.class_sourced_id AS c {joined} AND l.deleted_at IS NULL AND l.hash <> s.hash"
+        ));
+        selects.push(format!(
+            "SELECT l.class_sourced_id AS c FROM enrollments l WHERE {}",
+            removed_predicate(RecordKind::Enrollments, mode)
+        ));
+    }
+    if let Some(mode) = mode_of(RecordKind::Users) {
+        selects.push(format!(
+            "SELECT e.class_sourced_id AS c FROM enrollments e WHERE e.district_id = $2 AND e.user_sourced_id IN \
+             (SELECT s.sourced_id FROM stage_users s WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({entering}) \
+              UNION SELECT l.sourced_id FROM users l WHERE {leaving})",
+            entering = same_live_sql(RecordKind::Users),
+            leaving = removed_predicate(RecordKind::Users, mode),
+        ));
+    }
+    if let Some(mode) = mode_of(RecordKind::Classes) {
+        selects.push(format!(
+            "SELECT s.sourced_id AS c FROM stage_classes s WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({})",
+            same_live_sql(RecordKind::Classes)
+        ));
+        selects.push(format!(
+            "SELECT l.sourced_id AS c FROM classes l WHERE {}",
+            removed_predicate(RecordKind::Classes, mode)
+        ));
+    }
+    tx.execute(
+        "DELETE FROM stage_coaching_classes WHERE run_id = $1",
+        &args![run_id],
+    )
+    .await?;
+    if selects.is_empty() {
+        return Ok(0);
+    }
+    let marked = tx
+        .execute(
+            &format!(
+                "INSERT INTO stage_coaching_classes (run_id, class_sourced_id) \
+                 SELECT DISTINCT $1, x.c FROM ({}) x WHERE x.c IS NOT NULL",
+                selects.join(" UNION ")
+            ),
+            &args![run_id, district_id],
+        )
+        .await?;
+    super::staging::refresh_statistics(tx, &["stage_coaching_classes"]).await?;
+    Ok(marked)
+}
+
+/// Re-derives the coaching sources that come from district classes (those in `scope`): a teacher
+/// or aide enrolled in a class coaches its students, while the class, both users and both
+/// enrollments are in effect (an enrollment counts while `end_date >= cutoff`). Detached classes
+/// keep what they had.
 pub async fn derive_coaching(
     tx: &mut Tx,
     run_id: &str,
     district_id: i64,
-    cutoff: NaiveDate,
+    (cutoff, scope): (NaiveDate, CoachingScope),
     now: DateTime<Utc>,
 ) -> Result<CoachingCounts, StoreError> {
     let coaching_roles = COACHING_ROLES
@@ -457,7 +562,8 @@ pub async fn derive_coaching(
            AND c.deleted_at IS NULL AND c.detached_at IS NULL \
            AND tu.deleted_at IS NULL AND su.deleted_at IS NULL \
            AND (t.end_date IS NULL OR t.end_date >= $3) AND (s.end_date IS NULL OR s.end_date >= $3) \
-           AND t.user_sourced_id <> s.user_sourced_id"
+           AND t.user_sourced_id <> s.user_sourced_id AND {in_scope}",
+        in_scope = scope.drives("t.class_sourced_id"),
     );
     let pair_event = "c.teacher_sourced_id || '/' || c.student_sourced_id";
     let pair_data = outbox::json_object_sql(
@@ -491,6 +597,7 @@ pub async fn derive_coaching(
                 &params,
             )
             .await?;
+        clear_coaching_stages(tx, run_id).await?;
         return Ok(CoachingCounts { started, ended: 0 });
     }
     tx.execute(
@@ -520,12 +627,18 @@ pub async fn derive_coaching(
         )
         .await?;
 
-    // Class sources this run no longer derives, except those of detached classes.
-    let stale = "c.district_id = $2 AND c.source_type = 'class' \
+    // Class sources in scope this run no longer derives, except those of detached classes.
+    let stale = format!(
+        "c.district_id = $2 AND {in_scope} AND c.source_type = 'class' \
         AND NOT EXISTS (SELECT 1 FROM stage_coaching d WHERE d.run_id = $1 AND d.teacher_sourced_id = c.teacher_sourced_id \
             AND d.student_sourced_id = c.student_sourced_id AND d.class_sourced_id = c.source_id) \
         AND NOT EXISTS (SELECT 1 FROM classes k WHERE k.district_id = $2 AND k.sourced_id = c.source_id \
-            AND k.deleted_at IS NULL AND k.detached_at IS NOT NULL)";
+            AND k.deleted_at IS NULL AND k.detached_at IS NOT NULL)",
+        in_scope = scope.drives("c.source_id"),
+    );
+    // A pair ends when no source of it is left: a source stays if it is not a class, a class out
+    // of scope, or a detached class.
+    let out_of_scope = format!("NOT ({})", scope.includes("o.source_id"));
     let ended = tx
         .execute(
             &format!(
@@ -535,7 +648,7 @@ pub async fn derive_coaching(
                      AND d.teacher_sourced_id = c.teacher_sourced_id AND d.student_sourced_id = c.student_sourced_id) \
                  AND NOT EXISTS (SELECT 1 FROM coaching_sources o WHERE o.district_id = $2 \
                      AND o.teacher_sourced_id = c.teacher_sourced_id AND o.student_sourced_id = c.student_sourced_id \
-                     AND (o.source_type <> 'class' OR EXISTS (SELECT 1 FROM classes k WHERE k.district_id = $2 \
+                     AND (o.source_type <> 'class' OR {out_of_scope} OR EXISTS (SELECT 1 FROM classes k WHERE k.district_id = $2 \
                          AND k.sourced_id = o.source_id AND k.deleted_at IS NULL AND k.detached_at IS NOT NULL)))"
             ),
             &params,
@@ -556,12 +669,19 @@ pub async fn derive_coaching(
         &params,
     )
     .await?;
-    tx.execute(
-        "DELETE FROM stage_coaching WHERE run_id = $1",
-        &args![run_id],
-    )
-    .await?;
+    clear_coaching_stages(tx, run_id).await?;
     Ok(CoachingCounts { started, ended })
+}
+
+async fn clear_coaching_stages(tx: &mut Tx, run_id: &str) -> Result<(), StoreError> {
+    for table in ["stage_coaching", "stage_coaching_classes"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE run_id = $1"),
+            &args![run_id],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The cut-off date coaching was last derived with for a district, if ever.

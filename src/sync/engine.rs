@@ -20,7 +20,7 @@ use crate::store::accounts::{self as account_store, DistrictRef, RosterChanges};
 use crate::store::digests::{self, AppliedDigest};
 use crate::store::known_records as live_records;
 use crate::store::locks::{self, DistrictLock};
-use crate::store::sync_apply;
+use crate::store::sync_apply::{self, CoachingScope};
 use crate::store::{connections, districts, runs, staging, Db, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -658,8 +658,9 @@ impl Engine {
             district.timezone.today(),
             district.settings.end_date_inclusive,
         );
-        let last_cutoff = sync_apply::coaching_cutoff(&mut tx, district.id).await?;
-        let coaching_moves = Self::coaching_moves(diff, cutoff, last_cutoff);
+        let coaching_scope = self
+            .coaching_scope(&mut tx, district.id, run_id, plan, (diff, cutoff))
+            .await?;
         for planned in &plan.kinds {
             let counts = diff
                 .get(planned.kind.oneroster_name())
@@ -721,16 +722,18 @@ impl Engine {
         }
         let phase_start = std::time::Instant::now();
         self.phase(Phase::Coaching);
-        let coaching = if coaching_moves {
-            let counts =
-                sync_apply::derive_coaching(&mut tx, run_id, district.id, cutoff, now).await?;
-            sync_apply::set_coaching_cutoff(&mut tx, district.id, cutoff).await?;
-            if doubled {
-                sync_apply::analyze_coaching(&mut tx).await?;
+        let coaching = match coaching_scope {
+            Some(scope) => {
+                let counts =
+                    sync_apply::derive_coaching(&mut tx, run_id, district.id, (cutoff, scope), now)
+                        .await?;
+                sync_apply::set_coaching_cutoff(&mut tx, district.id, cutoff).await?;
+                if doubled {
+                    sync_apply::analyze_coaching(&mut tx).await?;
+                }
+                counts
             }
-            counts
-        } else {
-            CoachingCounts::default()
+            None => CoachingCounts::default(),
         };
         tracing::debug!(
             phase = "coaching",
@@ -770,19 +773,46 @@ impl Engine {
         })
     }
 
-    /// Whether the run must derive coaching again: when the cut-off date moved since the last
-    /// derivation, or something coaching depends on changes (enrollments, and users or classes
-    /// coming or going; their other details never move it).
-    fn coaching_moves(
-        diff: &BTreeMap<String, KindCounts>,
-        cutoff: chrono::NaiveDate,
-        last_cutoff: Option<chrono::NaiveDate>,
-    ) -> bool {
+    /// Which classes' coaching the run must derive again, decided (and, when only some, written)
+    /// before its changes are applied: every class when the cut-off date moved since the last
+    /// derivation (or there was none); none when nothing coaching depends on changes
+    /// (enrollments, and users or classes coming or going; their other details never move it);
+    /// else the classes the run's changes touch.
+    async fn coaching_scope(
+        &self,
+        tx: &mut crate::store::Tx,
+        district_id: i64,
+        run_id: &str,
+        plan: &Plan,
+        (diff, cutoff): (&BTreeMap<String, KindCounts>, chrono::NaiveDate),
+    ) -> Result<Option<CoachingScope>, SyncError> {
+        if sync_apply::coaching_cutoff(tx, district_id).await? != Some(cutoff) {
+            return Ok(Some(CoachingScope::AllClasses));
+        }
+        if !Self::coaching_inputs_change(diff) {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        let modes: Vec<(RecordKind, Mode)> = plan
+            .kinds
+            .iter()
+            .map(|p| (p.kind, p.compare_mode()))
+            .collect();
+        let marked = sync_apply::mark_coaching_classes(tx, run_id, district_id, &modes).await?;
+        tracing::debug!(
+            step = "coaching_scope",
+            classes = marked,
+            ms = started.elapsed().as_millis() as u64
+        );
+        Ok(Some(CoachingScope::MarkedClasses))
+    }
+
+    /// Whether the run changes anything coaching depends on.
+    fn coaching_inputs_change(diff: &BTreeMap<String, KindCounts>) -> bool {
         let changed = |kind: RecordKind, f: fn(&KindCounts) -> u64| {
             diff.get(kind.oneroster_name()).is_some_and(|c| f(c) > 0)
         };
-        last_cutoff != Some(cutoff)
-            || changed(RecordKind::Classes, |c| c.created + c.deleted)
+        changed(RecordKind::Classes, |c| c.created + c.deleted)
             || changed(RecordKind::Users, |c| c.created + c.deleted)
             || changed(RecordKind::Enrollments, |c| {
                 c.created + c.updated + c.deleted

@@ -311,3 +311,65 @@ on_every_backend!(
         );
     }
 );
+
+on_every_backend!(
+    a_delta_that_moves_enrollments_between_classes_leaves_what_a_fresh_import_derives,
+    |app| {
+        app.create_district("lincoln").await;
+        app.import("lincoln", OPERATOR_TOKEN, &common::school())
+            .await;
+        // Sam moves to P2, the aide moves with him, and Syd's P2 enrollment has ended.
+        let header = "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate\n";
+        let delta = Bundle::default()
+            .with(
+                "manifest.csv",
+                "propertyName,value\noneroster.version,1.1\nfile.enrollments,delta\n",
+            )
+            .with(
+                "enrollments.csv",
+                &format!(
+                    "{header}\
+                     e-4,active,2026-11-20T10:00:00Z,cls-2,sch-1,stu-1,student,,2026-08-01,2099-06-30\n\
+                     e-3,tobedeleted,2026-11-20T10:00:00Z,cls-1,sch-1,aid-1,aide,false,2026-08-01,2099-06-30\n\
+                     e-9,active,2026-11-20T10:00:00Z,cls-2,sch-1,aid-1,aide,false,2026-08-01,2099-06-30\n\
+                     e-7,active,2026-11-20T10:00:00Z,cls-2,sch-1,stu-3,student,,2026-08-01,2020-06-30\n"
+                ),
+            );
+        let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &delta).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["status"], "applied", "{report}");
+        // The aide's pairs now come from P2 (no event); the teacher no longer coaches Syd.
+        assert_eq!(
+            report["coaching"],
+            serde_json::json!({ "started": 0, "ended": 1 })
+        );
+        assert_eq!(
+            coaching_list(&app, "aid-1", "students").await,
+            list(&[("stu-1", &["cls-2"]), ("stu-2", &["cls-2"])])
+        );
+        assert_eq!(
+            coaching_list(&app, "tch-1", "students").await,
+            list(&[("stu-1", &["cls-2"]), ("stu-2", &["cls-1", "cls-2"])])
+        );
+
+        let same = common::school().with(
+            "enrollments.csv",
+            &format!(
+                "{header}\
+                 e-1,,,cls-1,sch-1,tch-1,teacher,true,2026-08-01,2099-06-30\n\
+                 e-2,,,cls-2,sch-1,tch-1,teacher,true,2026-08-01,2099-06-30\n\
+                 e-4,,,cls-2,sch-1,stu-1,student,,2026-08-01,2099-06-30\n\
+                 e-5,,,cls-1,sch-1,stu-2,student,,2026-08-01,2099-06-30\n\
+                 e-6,,,cls-2,sch-1,stu-2,student,,2026-08-01,2099-06-30\n\
+                 e-7,,,cls-2,sch-1,stu-3,student,,2026-08-01,2020-06-30\n\
+                 e-9,,,cls-2,sch-1,aid-1,aide,false,2026-08-01,2099-06-30\n"
+            ),
+        );
+        app.create_district("fresh").await;
+        app.import("fresh", OPERATOR_TOKEN, &same).await;
+        assert_eq!(
+            coaching_of(&app, "lincoln", &same).await,
+            coaching_of(&app, "fresh", &same).await
+        );
+    }
+);
