@@ -342,11 +342,29 @@ pub async fn clear(db: &Db, run_id: &str) -> Result<(), StoreError> {
     tx.commit().await
 }
 
+/// Removes every staged row of a run, whatever stage it is in.
 pub async fn clear_in(tx: &mut Tx, run_id: &str) -> Result<(), StoreError> {
     let tables = RecordKind::ALL
         .iter()
         .map(|k| k.stage_table())
-        .chain(["stage_coaching", "stage_coaching_classes"].map(String::from));
+        .chain(["stage_coaching", "stage_coaching_classes"].map(String::from))
+        .collect();
+    clear_tables_in(tx, run_id, tables).await
+}
+
+/// Removes a run's staged rows of `kinds` only: for a run that is known to have staged nothing
+/// else (an applied run whose coaching stages were emptied by the derivation itself), this
+/// saves a statement or two per other stage, which an unchanged import would notice.
+pub async fn clear_kinds_in(
+    tx: &mut Tx,
+    run_id: &str,
+    kinds: &[RecordKind],
+) -> Result<(), StoreError> {
+    let tables: Vec<String> = kinds.iter().map(|k| k.stage_table()).collect();
+    clear_tables_in(tx, run_id, tables).await
+}
+
+async fn clear_tables_in(tx: &mut Tx, run_id: &str, tables: Vec<String>) -> Result<(), StoreError> {
     for table in tables {
         // SQLite empties a whole table far faster than it deletes rows one index entry at a
         // time. Inside a write transaction no other writer can stage meanwhile, so when no other

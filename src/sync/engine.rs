@@ -267,6 +267,8 @@ impl Engine {
             let Some(records) = records else {
                 continue;
             };
+            // Sources feed planned kinds only; applying clears the stages of those alone.
+            debug_assert!(plan.kinds.iter().any(|p| p.kind == kind && !p.carried));
             if begun.insert(kind) {
                 comparing = self
                     .begin_comparison(district.id, &run_id, &plan, kind)
@@ -330,7 +332,14 @@ impl Engine {
         let mut log = problems;
 
         let limit = self.max_reported_errors as i64;
-        for planned in &plan.kinds {
+        // Repeats and dangling references are looked for among staged rows only: a kind that
+        // received none (carried over, or every record as held) has nothing to check.
+        let checked: Vec<&PlannedKind> = plan
+            .kinds
+            .iter()
+            .filter(|p| staged.kinds.contains(&p.kind))
+            .collect();
+        for planned in checked.iter().copied() {
             if planned.origin == Origin::Endpoint {
                 let dropped =
                     staging::drop_earlier_duplicates(&self.db, &run_id, planned.kind).await?;
@@ -359,7 +368,7 @@ impl Engine {
         // Reference checks after a parse error would mostly repeat it (a rejected row leaves
         // every reference to it dangling), so they wait until the rows themselves are clean.
         if !log.has_errors() {
-            self.check_references(district.id, &run_id, plan, &mut log)
+            self.check_references(district.id, &run_id, (plan, &checked), &mut log)
                 .await?;
         }
 
@@ -741,7 +750,15 @@ impl Engine {
         );
         match report {
             Some(report) => {
-                staging::clear_in(&mut tx, run_id).await?;
+                // A carried kind was never read, so never staged; the coaching stages were
+                // emptied by the derivation that filled them.
+                let read: Vec<RecordKind> = plan
+                    .kinds
+                    .iter()
+                    .filter(|p| !p.carried)
+                    .map(|p| p.kind)
+                    .collect();
+                staging::clear_kinds_in(&mut tx, run_id, &read).await?;
                 if let Some(cursor) = runs::cursor_move_in(&mut tx, run_id).await? {
                     connections::advance_in(&mut tx, district.id, &cursor, now).await?;
                 }
@@ -942,11 +959,11 @@ impl Engine {
         &self,
         district_id: i64,
         run_id: &str,
-        plan: &Plan,
+        (plan, checked): (&Plan, &[&PlannedKind]),
         log: &mut ProblemLog,
     ) -> Result<(), SyncError> {
         let limit = self.max_reported_errors as i64;
-        for planned in &plan.kinds {
+        for planned in checked {
             for column in planned.kind.columns() {
                 let (ColumnType::Text, Some(target)) = (column.ty, column.references) else {
                     continue;
