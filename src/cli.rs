@@ -20,7 +20,7 @@ use spinner::Spinner;
 use crate::admin;
 use crate::config::Settings;
 use crate::domain::district::DistrictSettings;
-use crate::imports::import_oneroster_csv;
+use crate::imports::{import_prepared, PreparedBundle};
 use crate::startup::{open_database, Application};
 use crate::store::{districts, runs, Db};
 use crate::sync::engine::RunOptions;
@@ -172,6 +172,9 @@ pub async fn import_oneroster(
     dry_run: bool,
     json_out: bool,
 ) -> CliResult {
+    // Opened and hashed while the database is reached: for an unchanged bundle, the hashing is
+    // most of the import.
+    let prepared = PreparedBundle::open(path, None, &settings.import);
     let db = db(&settings).await?;
     let district = districts::get(&db, district).await?;
     let spinner = Spinner::start();
@@ -180,11 +183,10 @@ pub async fn import_oneroster(
     if let Some(listener) = &listener {
         engine = engine.with_progress(listener.clone());
     }
-    let report = import_oneroster_csv(
+    let report = import_prepared(
         &engine,
         &district,
-        path,
-        None,
+        prepared,
         &settings.import,
         RunOptions {
             dry_run,

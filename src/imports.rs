@@ -1,13 +1,15 @@
 //! Connects a source to the sync engine: here, a OneRoster CSV bundle on disk.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use crate::config::ImportSettings;
 use crate::domain::district::District;
+use crate::domain::problem::ProblemLog;
 use crate::domain::records::RecordKind;
-use crate::sources::oneroster::{self, bundle::Bundle};
+use crate::sources::oneroster::{self, ahead::DigestsAhead, bundle::Bundle};
 use crate::sync::engine::RunOptions;
 use crate::sync::input::SourceEnd;
 use crate::sync::progress::Progress::Reading;
@@ -29,34 +31,72 @@ pub async fn import_oneroster_csv(
     options: RunOptions,
     progress: Option<Progress>,
 ) -> Result<RunReport, SyncError> {
-    let mut log = oneroster::problem_log(limits);
-    let opened = {
+    let prepared = PreparedBundle::open(path, label, limits);
+    import_prepared(engine, district, prepared, limits, options, progress).await
+}
+
+/// A bundle being opened on a blocking thread, its bulk files hashed on another as soon as it
+/// is open. Prepared before the database is reached (as the CLI does), the hashing, which is
+/// most of an unchanged import, overlaps connecting and finding the district.
+pub struct PreparedBundle {
+    opening: tokio::task::JoinHandle<Opened>,
+}
+
+/// The bundle with its digests on the way (`None` when it could not be opened), and the
+/// problems opening it found.
+struct Opened {
+    bundle: Option<(Arc<Bundle>, DigestsAhead)>,
+    log: ProblemLog,
+}
+
+impl PreparedBundle {
+    /// Starts opening the bundle at `path`, named `label` in problems (its path by default).
+    /// Needs a Tokio runtime.
+    pub fn open(path: &Path, label: Option<&str>, limits: &ImportSettings) -> Self {
         let path = path.to_path_buf();
         let label = label.map_or_else(|| path.display().to_string(), str::to_string);
-        let mut open_log = oneroster::problem_log(limits);
-        let bundle = tokio::task::spawn_blocking(move || {
-            let bundle = Bundle::open_as(&path, &label, &mut open_log);
-            (bundle, open_log)
-        })
+        let limits = limits.clone();
+        let opening = tokio::task::spawn_blocking(move || {
+            let mut log = oneroster::problem_log(&limits);
+            let bundle = Bundle::open_as(&path, &label, &mut log).map(|bundle| {
+                let bundle = Arc::new(bundle);
+                let ahead = DigestsAhead::start(bundle.clone(), &limits);
+                (bundle, ahead)
+            });
+            Opened { bundle, log }
+        });
+        PreparedBundle { opening }
+    }
+}
+
+/// Imports a prepared bundle into a district, as [`import_oneroster_csv`] does.
+pub async fn import_prepared(
+    engine: &Engine,
+    district: &District,
+    prepared: PreparedBundle,
+    limits: &ImportSettings,
+    options: RunOptions,
+    progress: Option<Progress>,
+) -> Result<RunReport, SyncError> {
+    let Opened { bundle, log } = prepared
+        .opening
         .await
         .expect("bundle opening does not panic");
-        log.merge(bundle.1);
-        bundle.0
-    };
-    let Some(bundle) = opened else {
+    let Some((bundle, mut ahead)) = bundle else {
         return engine.record_failure(district, ONEROSTER_CSV, log).await;
     };
     let mut plan = oneroster::plan(&bundle);
     let applied = engine.applied_digests(district).await?;
-    let (bundle, plan) = if applied.is_empty() {
-        (bundle, plan)
+    let plan = if applied.is_empty() {
+        // Nothing to carry over: the hashing stops after the file at hand.
+        drop(ahead);
+        plan
     } else {
         // Files the district's live rows came from, byte for byte, are not read again.
-        let limits = limits.clone();
         tokio::task::spawn_blocking(move || {
-            let carried = oneroster::carry_unchanged(&bundle, &mut plan, &applied, &limits);
+            let carried = oneroster::carry_unchanged(&mut plan, &applied, &mut ahead);
             tracing::debug!(?carried, "kinds carried over unread");
-            (bundle, plan)
+            plan
         })
         .await
         .expect("hashing the bundle does not panic")

@@ -166,6 +166,75 @@ async fn import_prints_one_json_object_and_exits_by_outcome() {
 }
 
 #[tokio::test]
+async fn a_bundle_imported_again_from_the_command_line_reads_only_the_files_that_changed() {
+    const KINDS: [&str; 6] = [
+        "orgs",
+        "academicSessions",
+        "courses",
+        "classes",
+        "users",
+        "enrollments",
+    ];
+    for backend in backends().await {
+        eprintln!("on {backend:?}");
+        let db = TestDb::new(backend).await;
+        let work = tempfile::tempdir().unwrap();
+        create_district(&db.url, work.path(), "lincoln", &[]);
+        let import = |bundle: &Path| {
+            let out = rostergate(
+                &db.url,
+                work.path(),
+                &[
+                    "import",
+                    "oneroster",
+                    "--district",
+                    "lincoln",
+                    "--json",
+                    bundle.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(out.status.code(), Some(0), "{}", common::printed(&out));
+            json_of(&out)
+        };
+
+        let first = import(&school().write_dir(&work.path().join("first")));
+        assert!(first.get("carried_over").is_none(), "{first}");
+
+        // The same files, zipped this time: nothing is read again.
+        let zipped = work.path().join("again.zip");
+        std::fs::write(&zipped, school().zip()).unwrap();
+        let again = import(&zipped);
+        assert_eq!(again["carried_over"], serde_json::json!(KINDS), "{again}");
+        for kind in KINDS {
+            assert_eq!(
+                again["counts"][kind]["unchanged"], first["counts"][kind]["created"],
+                "{kind}"
+            );
+        }
+
+        // Sam renamed: users are read, and enrollments, which refer to them.
+        let users = school()
+            .get("users.csv")
+            .replace(",Sam,One,", ",Samuel,One,");
+        let renamed = school()
+            .with("users.csv", &users)
+            .write_dir(&work.path().join("renamed"));
+        let renamed = import(&renamed);
+        assert_eq!(
+            renamed["carried_over"],
+            serde_json::json!(["orgs", "academicSessions", "courses", "classes"]),
+            "{renamed}"
+        );
+        assert_eq!(renamed["counts"]["users"]["updated"], 1, "{renamed}");
+        assert_eq!(
+            renamed["counts"]["enrollments"]["unchanged"],
+            first["counts"]["enrollments"]["created"],
+            "{renamed}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_refused_import_exits_non_zero_and_names_file_line_and_field() {
     for backend in backends().await {
         let db = TestDb::new(backend).await;

@@ -1,6 +1,7 @@
 //! OneRoster CSV bundles (1.1 and 1.2): open, check the manifest, and stream records in
 //! dependency order to the sync engine. Pulls over OneRoster REST live in [`rest`].
 
+pub mod ahead;
 pub mod bundle;
 pub mod columns;
 pub mod digest;
@@ -20,6 +21,7 @@ use crate::domain::problem::{Problem, ProblemLog};
 use crate::domain::records::RecordKind;
 use crate::domain::run::Origin;
 use crate::sync::input::{Feed, Plan, PlannedKind};
+use ahead::DigestsAhead;
 use bundle::Bundle;
 use digest::{HashingReader, Salt};
 use reader::FileReader;
@@ -77,21 +79,14 @@ fn salt(bundle: &Bundle, planned: &PlannedKind) -> Salt {
 }
 
 /// Carries over the kinds whose file is byte for byte the one the district's live rows were
-/// applied from (see [`Plan::carry_unchanged`]), hashing only the files that could be (blocking).
-/// A file that cannot be read is not carried; reading it reports why.
+/// applied from (see [`Plan::carry_unchanged`]), by the digests worked out ahead (blocking: it
+/// waits for those it needs). A file that cannot be read is not carried; reading it reports why.
 pub fn carry_unchanged(
-    bundle: &Bundle,
     plan: &mut Plan,
     applied: &HashMap<RecordKind, String>,
-    limits: &ImportSettings,
+    ahead: &mut DigestsAhead,
 ) -> Vec<RecordKind> {
-    plan.carry_unchanged(applied, |planned| {
-        bundle
-            .with_file(&planned.label, limits.max_file_bytes, |r| {
-                digest::digest_of(r, salt(bundle, planned))
-            })
-            .ok()
-    })
+    plan.carry_unchanged(applied, |planned| ahead.get(planned.kind))
 }
 
 /// Reads every file of `plan` that is not carried over and sends its records, then its digest

@@ -1,0 +1,142 @@
+//! The digests of a bundle's bulk files, worked out on a thread of their own as soon as the bundle
+//! is open. An unchanged bundle is carried over whole, and hashing it is most of what such an
+//! import does: started ahead, it runs while the importer connects to the database and finds the
+//! district, instead of after.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use super::bundle::Bundle;
+use super::{digest, plan, salt};
+use crate::config::ImportSettings;
+use crate::domain::records::{Mode, RecordKind};
+
+/// The bulk files' digests as they come, in the bundle's dependency order (the order
+/// [`crate::domain::run::Plan::carry_unchanged`] asks in, so it waits for no file it does not
+/// need). Dropping it stops the hashing after the file at hand.
+pub struct DigestsAhead {
+    arriving: mpsc::Receiver<(RecordKind, Option<String>)>,
+    arrived: HashMap<RecordKind, Option<String>>,
+}
+
+impl DigestsAhead {
+    /// Starts hashing every bulk file of `bundle` (a file that cannot be read has no digest:
+    /// reading it later reports why).
+    pub fn start(bundle: Arc<Bundle>, limits: &ImportSettings) -> Self {
+        let (send, arriving) = mpsc::channel();
+        let max_bytes = limits.max_file_bytes;
+        let hashing = move || {
+            for planned in plan(&bundle).kinds.iter().filter(|p| p.mode == Mode::Bulk) {
+                let digest = bundle
+                    .with_file(&planned.label, max_bytes, |r| {
+                        digest::digest_of(r, salt(&bundle, planned))
+                    })
+                    .ok();
+                if send.send((planned.kind, digest)).is_err() {
+                    return;
+                }
+            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("bundle-digests".into())
+            .spawn(hashing)
+        {
+            // Without the thread every digest reads as unknown: nothing is carried, all is read.
+            tracing::warn!(error = %e, "could not start hashing the bundle ahead");
+        }
+        DigestsAhead {
+            arriving,
+            arrived: HashMap::new(),
+        }
+    }
+
+    /// The digest of `kind`'s file, waiting for it if it is still being hashed (blocking).
+    /// `None` when the file is not a bulk file of the bundle or could not be read.
+    pub fn get(&mut self, kind: RecordKind) -> Option<String> {
+        while !self.arrived.contains_key(&kind) {
+            match self.arriving.recv() {
+                Ok((arrived, digest)) => {
+                    self.arrived.insert(arrived, digest);
+                }
+                Err(mpsc::RecvError) => return None,
+            }
+        }
+        self.arrived.get(&kind).cloned().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::problem::ProblemLog;
+
+    fn bundle(dir: &std::path::Path, users_mode: &str) -> Arc<Bundle> {
+        std::fs::write(
+            dir.join("manifest.csv"),
+            format!(
+                "propertyName,value\nmanifest.version,1.0\noneroster.version,1.1\n\
+                 file.orgs,bulk\nfile.users,{users_mode}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("orgs.csv"),
+            "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\n\
+             org-1,,,Lincoln,district,,\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("users.csv"), "sourcedId\nu-1\n").unwrap();
+        let mut log = ProblemLog::new(10);
+        Arc::new(Bundle::open(dir, &mut log).expect("the test bundle opens"))
+    }
+
+    fn digest_read_now(bundle: &Bundle, kind: RecordKind) -> String {
+        let planned = plan(bundle)
+            .kinds
+            .into_iter()
+            .find(|p| p.kind == kind)
+            .unwrap();
+        bundle
+            .with_file(&planned.label, u64::MAX, |r| {
+                digest::digest_of(r, salt(bundle, &planned))
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn digests_ahead_are_those_of_the_files_read_then_in_any_order_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = bundle(dir.path(), "bulk");
+        let mut ahead = DigestsAhead::start(bundle.clone(), &ImportSettings::default());
+        assert_eq!(
+            ahead.get(RecordKind::Users),
+            Some(digest_read_now(&bundle, RecordKind::Users))
+        );
+        assert_eq!(
+            ahead.get(RecordKind::Orgs),
+            Some(digest_read_now(&bundle, RecordKind::Orgs))
+        );
+        assert_eq!(ahead.get(RecordKind::Classes), None, "not in the bundle");
+    }
+
+    #[test]
+    fn a_delta_file_and_a_file_over_the_size_limit_have_no_digest_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = bundle(dir.path(), "delta");
+        let mut ahead = DigestsAhead::start(bundle.clone(), &ImportSettings::default());
+        assert_eq!(
+            ahead.get(RecordKind::Users),
+            None,
+            "a delta is never carried"
+        );
+        assert!(ahead.get(RecordKind::Orgs).is_some());
+
+        let limits = ImportSettings {
+            max_file_bytes: 8,
+            ..ImportSettings::default()
+        };
+        let mut ahead = DigestsAhead::start(bundle, &limits);
+        assert_eq!(ahead.get(RecordKind::Orgs), None, "read only in part");
+    }
+}
