@@ -142,6 +142,7 @@ impl From<SyncError> for ApiError {
             SyncError::StagingLost(_) => {
                 ApiError::new(StatusCode::CONFLICT, "staging_lost", e.to_string())
             }
+            SyncError::Unplanned(_) => ApiError::internal(&e),
             SyncError::Store(s) => s.into(),
         }
     }

@@ -35,6 +35,8 @@ pub enum SyncError {
         "run {0}: its staged records are gone (the database restarted?); import the bundle again"
     )]
     StagingLost(String),
+    #[error("a source sent {0} records its run did not plan to read")]
+    Unplanned(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -267,8 +269,11 @@ impl Engine {
             let Some(records) = records else {
                 continue;
             };
-            // Sources feed planned kinds only; applying clears the stages of those alone.
-            debug_assert!(plan.kinds.iter().any(|p| p.kind == kind && !p.carried));
+            // Applying clears the stages of the kinds the plan reads, so a source must feed no
+            // other: such records would be neither applied nor cleared.
+            if !plan.kinds.iter().any(|p| p.kind == kind && !p.carried) {
+                return Err(SyncError::Unplanned(kind.oneroster_name()));
+            }
             if begun.insert(kind) {
                 comparing = self
                     .begin_comparison(district.id, &run_id, &plan, kind)

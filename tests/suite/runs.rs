@@ -226,3 +226,86 @@ on_every_backend!(
         db.close().await;
     }
 );
+
+/// Records of a kind the run's plan does not read: the run fails and keeps nothing, not even the
+/// records staged before them (applying clears only the stages of the kinds a plan reads).
+#[tokio::test]
+async fn records_of_a_kind_the_plan_does_not_read_fail_the_run_and_leave_nothing_staged() {
+    use rostergate::domain::problem::ProblemLog;
+    use rostergate::domain::records::{Mode, RecordKind, RecordStatus, SourceRecord, Value};
+    use rostergate::domain::run::Origin;
+    use rostergate::store::Db;
+    use rostergate::sync::engine::RunOptions;
+    use rostergate::sync::input::{Feed, Plan, PlannedKind, SourceEnd};
+    use rostergate::sync::{Engine, SyncError};
+
+    fn record(kind: RecordKind, sourced_id: &str) -> SourceRecord {
+        SourceRecord {
+            kind,
+            sourced_id: sourced_id.to_string(),
+            line: 2,
+            status: RecordStatus::Active,
+            values: vec![Value::Null; kind.columns().len()],
+            extra: None,
+        }
+    }
+
+    for backend in common::backends().await {
+        eprintln!("on {backend:?}");
+        let test_db = common::TestDb::new(backend).await;
+        let db = Db::connect_and_migrate(&test_db.url).await.unwrap();
+        let district = rostergate::admin::create_district(&db, "lincoln", "Lincoln", "UTC", None)
+            .await
+            .unwrap();
+        let plan = Plan {
+            kinds: vec![PlannedKind {
+                kind: RecordKind::Orgs,
+                mode: Mode::Delta,
+                label: "orgs".into(),
+                origin: Origin::Endpoint,
+                digest: None,
+                carried: false,
+                unstaged_unchanged: None,
+            }],
+        };
+        let (send, feed) = tokio::sync::mpsc::channel(4);
+        send.send(Feed::Records(
+            RecordKind::Orgs,
+            vec![record(RecordKind::Orgs, "org-1")],
+        ))
+        .await
+        .unwrap();
+        send.send(Feed::Records(
+            RecordKind::Users,
+            vec![record(RecordKind::Users, "u-1")],
+        ))
+        .await
+        .unwrap();
+        drop(send);
+        let end = async { SourceEnd::from(ProblemLog::new(10)) };
+        let result = Engine::new(db.clone(), 10)
+            .run(&district, "test", plan, feed, end, RunOptions::default())
+            .await;
+        assert!(
+            matches!(result, Err(SyncError::Unplanned("users"))),
+            "{result:?}"
+        );
+
+        let count = |sql: &'static str| {
+            let db = db.clone();
+            async move { db.conn().scalar(sql, &rostergate::args![]).await.unwrap() }
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM stage_orgs").await, 0);
+        assert_eq!(count("SELECT COUNT(*) FROM stage_users").await, 0);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM orgs").await,
+            0,
+            "nothing applied"
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) FROM sync_runs WHERE status = 'failed'").await,
+            1,
+            "the run says it failed"
+        );
+    }
+}
