@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::known_records::ABSENT_LINE;
 use super::staging::active_predicate;
 use super::tables::KindTables;
-use super::{outbox, Arg, Db, StoreError, Tx};
+use super::{outbox, Arg, Backend, Db, StoreError, Tx};
 use crate::args;
 use crate::domain::records::{Mode, RecordKind, COACHED_ROLE, COACHING_ROLES};
 use crate::domain::run::CoachingCounts;
@@ -421,6 +421,17 @@ pub async fn analyze_applied(tx: &mut Tx) -> Result<(), StoreError> {
         "coaching_sources",
     ];
     super::staging::refresh_statistics(tx, &grown).await
+}
+
+/// Settles how PostgreSQL runs the applying transaction, for that transaction only (`SET
+/// LOCAL`; nothing on SQLite): no JIT compilation. A run's set-based statements are planned
+/// on estimates that overshoot, so PostgreSQL compiled statements that then ran in less time
+/// than the compiling took (0.3 s of a 1 % delta's apply at 100,000 students).
+pub async fn settle_apply_transaction(tx: &mut Tx) -> Result<(), StoreError> {
+    if tx.backend() == Backend::Postgres {
+        tx.execute("SET LOCAL jit = off", &[]).await?;
+    }
+    Ok(())
 }
 
 /// Refreshes statistics on the coaching sources after a derivation that filled them (a first

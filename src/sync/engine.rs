@@ -667,6 +667,7 @@ impl Engine {
         // A write first: SQLite then takes its write lock at once (waiting for it if need be),
         // where a transaction that read first fails to upgrade if another write came between.
         districts::bump_roster_version(&mut tx, district.id).await?;
+        sync_apply::settle_apply_transaction(&mut tx).await?;
         let phase_start = std::time::Instant::now();
         let cutoff = enrollment_cutoff(
             district.timezone.today(),

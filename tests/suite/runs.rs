@@ -309,3 +309,36 @@ async fn records_of_a_kind_the_plan_does_not_read_fail_the_run_and_leave_nothing
         );
     }
 }
+
+/// The applying transaction turns PostgreSQL's JIT compilation off for itself alone (its
+/// statements ran in less time than compiling them took); the connection then has the
+/// server's setting again. SQLite has no such setting and is left as it is.
+#[tokio::test]
+async fn the_applying_transaction_turns_jit_off_for_itself_alone() {
+    use rostergate::store::{sync_apply, Db};
+
+    for backend in common::backends().await {
+        let test_db = common::TestDb::new(backend).await;
+        let db = Db::connect_and_migrate(&test_db.url).await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        sync_apply::settle_apply_transaction(&mut tx).await.unwrap();
+        if backend == common::Backend::Sqlite {
+            tx.rollback().await.unwrap();
+            continue;
+        }
+        let jit_on =
+            "SELECT CASE WHEN current_setting('jit') = 'on' THEN CAST(1 AS BIGINT) ELSE 0 END";
+        assert_eq!(tx.scalar(jit_on, &[]).await.unwrap(), 0, "off inside");
+        tx.commit().await.unwrap();
+        // One connection so far, so the pool hands the same one back.
+        let mut conn = db.conn();
+        let server_default =
+            "SELECT CASE WHEN current_setting('jit') = reset_val THEN CAST(1 AS BIGINT) ELSE 0 END \
+             FROM pg_settings WHERE name = 'jit'";
+        assert_eq!(
+            conn.scalar(server_default, &[]).await.unwrap(),
+            1,
+            "the server's setting again once the transaction ended"
+        );
+    }
+}
