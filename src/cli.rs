@@ -187,7 +187,6 @@ pub async fn import_oneroster(
         &engine,
         &district,
         prepared,
-        &settings.import,
         RunOptions {
             dry_run,
             ..Default::default()

@@ -32,7 +32,7 @@ pub async fn import_oneroster_csv(
     progress: Option<Progress>,
 ) -> Result<RunReport, SyncError> {
     let prepared = PreparedBundle::open(path, label, limits);
-    import_prepared(engine, district, prepared, limits, options, progress).await
+    import_prepared(engine, district, prepared, options, progress).await
 }
 
 /// A bundle being opened on a blocking thread, its bulk files hashed on another as soon as it
@@ -40,6 +40,8 @@ pub async fn import_oneroster_csv(
 /// most of an unchanged import, overlaps connecting and finding the district.
 pub struct PreparedBundle {
     opening: tokio::task::JoinHandle<Opened>,
+    /// The limits the bundle is opened, hashed and read with.
+    limits: ImportSettings,
 }
 
 /// The bundle with its digests on the way (`None` when it could not be opened), and the
@@ -56,16 +58,19 @@ impl PreparedBundle {
         let path = path.to_path_buf();
         let label = label.map_or_else(|| path.display().to_string(), str::to_string);
         let limits = limits.clone();
-        let opening = tokio::task::spawn_blocking(move || {
-            let mut log = oneroster::problem_log(&limits);
-            let bundle = Bundle::open_as(&path, &label, &mut log).map(|bundle| {
-                let bundle = Arc::new(bundle);
-                let ahead = DigestsAhead::start(bundle.clone(), &limits);
-                (bundle, ahead)
-            });
-            Opened { bundle, log }
+        let opening = tokio::task::spawn_blocking({
+            let limits = limits.clone();
+            move || {
+                let mut log = oneroster::problem_log(&limits);
+                let bundle = Bundle::open_as(&path, &label, &mut log).map(|bundle| {
+                    let bundle = Arc::new(bundle);
+                    let ahead = DigestsAhead::start(bundle.clone(), &limits);
+                    (bundle, ahead)
+                });
+                Opened { bundle, log }
+            }
         });
-        PreparedBundle { opening }
+        PreparedBundle { opening, limits }
     }
 }
 
@@ -74,14 +79,11 @@ pub async fn import_prepared(
     engine: &Engine,
     district: &District,
     prepared: PreparedBundle,
-    limits: &ImportSettings,
     options: RunOptions,
     progress: Option<Progress>,
 ) -> Result<RunReport, SyncError> {
-    let Opened { bundle, log } = prepared
-        .opening
-        .await
-        .expect("bundle opening does not panic");
+    let PreparedBundle { opening, limits } = prepared;
+    let Opened { bundle, log } = opening.await.expect("bundle opening does not panic");
     let Some((bundle, mut ahead)) = bundle else {
         return engine.record_failure(district, ONEROSTER_CSV, log).await;
     };
@@ -102,15 +104,13 @@ pub async fn import_prepared(
         .expect("hashing the bundle does not panic")
     };
     let (tx, rx) = mpsc::channel(4);
-    let limits_for_reader = limits.clone();
     let reader_plan = plan.clone();
     let producer = tokio::task::spawn_blocking(move || {
         let reading = progress.map(|p| move |kind, rows| p(Reading { kind, rows }));
         let reading = reading
             .as_ref()
             .map(|f| f as &(dyn Fn(RecordKind, u64) + Send + Sync));
-        let mut problems =
-            oneroster::produce(&bundle, &reader_plan, &limits_for_reader, tx, reading);
+        let mut problems = oneroster::produce(&bundle, &reader_plan, &limits, tx, reading);
         problems.merge(log);
         problems
     });

@@ -3,17 +3,8 @@
 
 use crate::common;
 
-use crate::common::{count, school, Bundle, OPERATOR_TOKEN};
+use crate::common::{count, school, Bundle, BUNDLE_KINDS, OPERATOR_TOKEN};
 use serde_json::{json, Value};
-
-const KINDS: [&str; 6] = [
-    "orgs",
-    "academicSessions",
-    "courses",
-    "classes",
-    "users",
-    "enrollments",
-];
 
 /// The school with Sam renamed.
 fn school_with_sam_renamed(given_name: &str) -> Bundle {
@@ -45,8 +36,8 @@ on_every_backend!(
         let (status, again) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
         assert_eq!(status, 200, "{again}");
         assert_eq!(again["status"], "applied", "{again}");
-        assert_eq!(again["carried_over"], json!(KINDS));
-        for kind in KINDS {
+        assert_eq!(again["carried_over"], json!(BUNDLE_KINDS));
+        for kind in BUNDLE_KINDS {
             assert_eq!(
                 count(&again, kind, "unchanged"),
                 count(&first, kind, "created"),
@@ -64,7 +55,7 @@ on_every_backend!(
                 OPERATOR_TOKEN,
             )
             .await;
-        assert_eq!(run["carried_over"], json!(KINDS), "{run}");
+        assert_eq!(run["carried_over"], json!(BUNDLE_KINDS), "{run}");
     }
 );
 
@@ -89,7 +80,7 @@ on_every_backend!(
 
         // The renamed file is now the one the users came from.
         let (_, again) = app.import("lincoln", OPERATOR_TOKEN, &renamed).await;
-        assert_eq!(again["carried_over"], json!(KINDS), "{again}");
+        assert_eq!(again["carried_over"], json!(BUNDLE_KINDS), "{again}");
     }
 );
 
@@ -145,7 +136,7 @@ on_every_backend!(
         let (_, next) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
         assert_eq!(next["status"], "held", "{next}");
         assert!(next.get("carried_over").is_none(), "{next}");
-        for kind in KINDS {
+        for kind in BUNDLE_KINDS {
             assert_eq!(
                 count(&next, kind, "created") + count(&next, kind, "updated"),
                 0
@@ -168,11 +159,11 @@ on_every_backend!(
             .await;
         assert_eq!(status, 200, "{dry}");
         assert_eq!(dry["status"], "dry_run", "{dry}");
-        assert_eq!(dry["carried_over"], json!(KINDS));
+        assert_eq!(dry["carried_over"], json!(BUNDLE_KINDS));
         assert_eq!(count(&dry, "users", "unchanged"), 5);
         // A dry run changes nothing, so the next import still finds every file unchanged.
         let (_, again) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
-        assert_eq!(again["carried_over"], json!(KINDS), "{again}");
+        assert_eq!(again["carried_over"], json!(BUNDLE_KINDS), "{again}");
     }
 );
 

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{backends, json_of, school, Bundle, TestDb};
+use crate::common::{backends, json_of, school, Bundle, TestDb, BUNDLE_KINDS};
 use rostergate::config::ImportSettings;
 use rostergate::domain::records::RecordKind;
 use rostergate::imports::import_oneroster_csv;
@@ -114,14 +114,7 @@ async fn import_prints_one_json_object_and_exits_by_outcome() {
         let report = json_of(&first);
         assert_eq!(report["status"], "applied");
         assert!(report["run_id"].as_str().is_some_and(|id| id.len() == 36));
-        for kind in [
-            "orgs",
-            "academicSessions",
-            "courses",
-            "classes",
-            "users",
-            "enrollments",
-        ] {
+        for kind in BUNDLE_KINDS {
             for key in ["created", "updated", "deleted", "unchanged"] {
                 assert!(report["counts"][kind][key].is_u64(), "counts.{kind}.{key}");
             }
@@ -167,14 +160,6 @@ async fn import_prints_one_json_object_and_exits_by_outcome() {
 
 #[tokio::test]
 async fn a_bundle_imported_again_from_the_command_line_reads_only_the_files_that_changed() {
-    const KINDS: [&str; 6] = [
-        "orgs",
-        "academicSessions",
-        "courses",
-        "classes",
-        "users",
-        "enrollments",
-    ];
     for backend in backends().await {
         eprintln!("on {backend:?}");
         let db = TestDb::new(backend).await;
@@ -204,8 +189,12 @@ async fn a_bundle_imported_again_from_the_command_line_reads_only_the_files_that
         let zipped = work.path().join("again.zip");
         std::fs::write(&zipped, school().zip()).unwrap();
         let again = import(&zipped);
-        assert_eq!(again["carried_over"], serde_json::json!(KINDS), "{again}");
-        for kind in KINDS {
+        assert_eq!(
+            again["carried_over"],
+            serde_json::json!(BUNDLE_KINDS),
+            "{again}"
+        );
+        for kind in BUNDLE_KINDS {
             assert_eq!(
                 again["counts"][kind]["unchanged"], first["counts"][kind]["created"],
                 "{kind}"

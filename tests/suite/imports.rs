@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use crate::common::{count, school, Bundle, OPERATOR_TOKEN};
+use crate::common::{count, school, Bundle, BUNDLE_KINDS, OPERATOR_TOKEN};
 use serde_json::json;
 
 on_every_backend!(
@@ -18,14 +18,7 @@ on_every_backend!(
             .await;
         let (status, again) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
         assert_eq!(status, 200);
-        for kind in [
-            "orgs",
-            "academicSessions",
-            "courses",
-            "classes",
-            "users",
-            "enrollments",
-        ] {
+        for kind in BUNDLE_KINDS {
             for change in ["created", "updated", "deleted"] {
                 assert_eq!(count(&again, kind, change), 0, "{kind} {change}");
             }

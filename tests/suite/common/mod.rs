@@ -36,6 +36,17 @@ macro_rules! on_every_backend {
 }
 
 pub const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
+
+/// The record types of a whole bundle such as [`school`], in dependency order, as reports name
+/// them.
+pub const BUNDLE_KINDS: [&str; 6] = [
+    "orgs",
+    "academicSessions",
+    "courses",
+    "classes",
+    "users",
+    "enrollments",
+];
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
