@@ -93,7 +93,7 @@ pub async fn stage_absent(
     run_id: &str,
     district_id: i64,
     kind: RecordKind,
-    ids: &[String],
+    ids: &[&str],
 ) -> Result<u64, StoreError> {
     if ids.is_empty() {
         return Ok(0);
@@ -118,7 +118,7 @@ pub async fn stage_absent(
         list = placeholders(3, ids.len()),
     );
     let mut params: Vec<Arg> = args![run_id, district_id].into();
-    params.extend(ids.iter().map(|id| Arg::Text(id.clone())));
+    params.extend(ids.iter().map(|id| Arg::Text(id.to_string())));
     db.conn().execute(&sql, &params).await
 }
 

@@ -7,7 +7,8 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::input::{Feed, Plan, PlannedKind, SourceEnd};
-use super::known_records::{self, KnownRecords, Loader, RemovedTargets};
+use super::known_records::{self, KnownRecords, RemovedTargets};
+use super::live_ahead::{LiveAhead, LiveRecords};
 use super::progress::{self, Phase, Progress, ProgressFn};
 use super::report::{RunReport, RunStatus};
 use crate::domain::account::{ambiguity_message, decide, Decision};
@@ -56,6 +57,8 @@ pub struct Engine {
     db: Db,
     max_reported_errors: usize,
     progress: Option<ProgressFn>,
+    /// Bytes of a kind's sourcedIds held while its file is compared with its live records.
+    held_ids_bytes: usize,
 }
 
 impl Engine {
@@ -64,6 +67,16 @@ impl Engine {
             db,
             max_reported_errors,
             progress: None,
+            held_ids_bytes: known_records::MAX_HELD_IDS_BYTES,
+        }
+    }
+
+    /// The same engine, holding at most `bytes` of a kind's sourcedIds while comparing its
+    /// file (a kind with more reads its live records again at its end).
+    pub fn with_held_ids_bytes(self, bytes: usize) -> Self {
+        Engine {
+            held_ids_bytes: bytes,
+            ..self
         }
     }
 
@@ -244,6 +257,14 @@ impl Engine {
         let mut plan = plan.clone();
         let mut comparing: Option<KnownRecords> = None;
         let mut begun: HashSet<RecordKind> = HashSet::new();
+        let compared = (0..plan.kinds.len())
+            .filter(|&at| comparable(&plan, at))
+            .map(|at| plan.kinds[at].kind)
+            .collect();
+        let holding = (known_records::MAX_KNOWN, self.held_ids_bytes);
+        let mut live = LiveAhead::start(self.db.clone(), district.id, compared, holding);
+        // Records in effect per compared kind, as counted when their file began.
+        let mut counted: HashMap<RecordKind, u64> = HashMap::new();
         let phase_start = std::time::Instant::now();
         while let Some(item) = feed.recv().await {
             let (kind, records) = match item {
@@ -276,7 +297,12 @@ impl Engine {
             }
             if begun.insert(kind) {
                 comparing = self
-                    .begin_comparison(district.id, &run_id, &plan, kind)
+                    .begin_comparison(
+                        (district.id, &run_id),
+                        &plan,
+                        kind,
+                        (&mut live, &mut counted),
+                    )
                     .await?;
             }
             let records: Vec<SourceRecord> = match comparing.as_mut() {
@@ -299,6 +325,7 @@ impl Engine {
             }
         }
         drop(feed);
+        drop(live);
         if let Some(done) = comparing.take() {
             let done_kind = done.kind();
             let absent = self
@@ -401,7 +428,10 @@ impl Engine {
                 ),
                 None => (
                     self.diff(&run_id, district.id, planned).await?,
-                    sync_apply::live_count(&self.db, district.id, planned.kind).await?,
+                    match counted.get(&planned.kind) {
+                        Some(&live) => live,
+                        None => sync_apply::live_count(&self.db, district.id, planned.kind).await?,
+                    },
                 ),
             };
             report
@@ -470,40 +500,41 @@ impl Engine {
         Ok(counts)
     }
 
-    /// Before a bulk file's first records: the district's records of its kind, to compare the
-    /// file with as it is read, when the district has some and not too many to hold, and every
-    /// kind it refers to was read before it (so that what the run removes of those is known).
+    /// Before a bulk file's first records: the district's records of its kind (read ahead by
+    /// `live`), to compare the file with as it is read, when the district has some and not too
+    /// many to hold, and every kind it refers to was read before it (so that what the run
+    /// removes of those is known). Notes in `counted` how many records of the kind are in effect.
     async fn begin_comparison(
         &self,
-        district_id: i64,
-        run_id: &str,
+        (district_id, run_id): (i64, &str),
         plan: &Plan,
         kind: RecordKind,
+        (live, counted): (&mut LiveAhead, &mut HashMap<RecordKind, u64>),
     ) -> Result<Option<KnownRecords>, SyncError> {
         let Some(at) = plan.kinds.iter().position(|p| p.kind == kind) else {
             return Ok(None);
         };
-        let planned = &plan.kinds[at];
-        if planned.origin != Origin::File || planned.mode != Mode::Bulk || planned.carried {
+        if !comparable(plan, at) {
             return Ok(None);
         }
-        let live = sync_apply::live_count(&self.db, district_id, kind).await?;
-        if live == 0 || live > known_records::MAX_KNOWN {
-            return Ok(None);
-        }
+        let started = std::time::Instant::now();
+        let (records, loader) = match live.take(kind).await? {
+            LiveRecords::Empty => {
+                counted.insert(kind, 0);
+                return Ok(None);
+            }
+            LiveRecords::TooMany => return Ok(None),
+            LiveRecords::Read { live, loader } => (live, loader),
+        };
+        counted.insert(kind, records);
         let mut removed = Vec::new();
         for (index, column) in kind.columns().iter().enumerate() {
             let Some(target) = column.references else {
                 continue;
             };
-            let Some(target_at) = plan.kinds.iter().position(|p| p.kind == target) else {
+            let Some(target_plan) = plan.kinds.iter().find(|p| p.kind == target) else {
                 continue;
             };
-            if target_at >= at {
-                // Read after this kind (or this kind itself): its removals are not known yet.
-                return Ok(None);
-            }
-            let target_plan = &plan.kinds[target_at];
             if target_plan.carried {
                 continue;
             }
@@ -525,25 +556,11 @@ impl Engine {
                 }),
             }
         }
-        let started = std::time::Instant::now();
-        let mut loader = Loader::with_capacity(live as usize);
-        let mut after: Option<String> = None;
-        loop {
-            let page =
-                live_records::live_page(&self.db, district_id, kind, after.as_deref()).await?;
-            for (sourced_id, hash) in page.records()? {
-                loader.push(sourced_id, hash);
-            }
-            if page.is_last() {
-                break;
-            }
-            after = page.last;
-        }
         let known = loader.finish(kind, removed);
         tracing::debug!(
             step = "compare_begin",
             kind = kind.oneroster_name(),
-            records = live,
+            records,
             ms = started.elapsed().as_millis() as u64
         );
         Ok(known)
@@ -564,32 +581,45 @@ impl Engine {
         let kind = known.kind();
         let started = std::time::Instant::now();
         let mut absent_staged = 0;
-        let mut absent: Vec<String> = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page =
-                live_records::live_page(&self.db, district_id, kind, after.as_deref()).await?;
-            for (sourced_id, hash) in page.records()? {
-                if known.repeated_on(sourced_id, hash).is_none() {
-                    absent.push(sourced_id.to_string());
-                }
-            }
-            for ids in absent.chunks(ABSENT_PER_STATEMENT) {
+        // Staging skips the records the run staged itself (changed ones), so the records not
+        // repeated unchanged are exactly the candidates.
+        let held = known.not_repeated();
+        if let Some(ids) = &held {
+            for ids in ids.chunks(ABSENT_PER_STATEMENT) {
                 absent_staged +=
                     live_records::stage_absent(&self.db, run_id, district_id, kind, ids).await?;
             }
-            absent.clear();
-            if page.is_last() {
-                break;
+        } else {
+            let mut after: Option<String> = None;
+            loop {
+                let page =
+                    live_records::live_page(&self.db, district_id, kind, after.as_deref()).await?;
+                let absent: Vec<&str> = page
+                    .records()?
+                    .into_iter()
+                    .filter(|&(id, hash)| known.repeated_on(id, hash).is_none())
+                    .map(|(id, _)| id)
+                    .collect();
+                for ids in absent.chunks(ABSENT_PER_STATEMENT) {
+                    absent_staged +=
+                        live_records::stage_absent(&self.db, run_id, district_id, kind, ids)
+                            .await?;
+                }
+                drop(absent);
+                if page.is_last() {
+                    break;
+                }
+                after = page.last;
             }
-            after = page.last;
         }
         tracing::debug!(
             step = "compare_absent",
             kind = kind.oneroster_name(),
             absent = absent_staged,
+            ids_held = held.is_some(),
             ms = started.elapsed().as_millis() as u64
         );
+        drop(held);
         let started = std::time::Instant::now();
         let planned = plan
             .kinds
@@ -1117,6 +1147,23 @@ impl Staged {
             self.rows += rows as i64;
         }
     }
+}
+
+/// Whether the file of the plan's `at`-th kind is compared with the district's records as it is
+/// read: a bulk file (not carried over) whose references all point at kinds read before it.
+fn comparable(plan: &Plan, at: usize) -> bool {
+    let planned = &plan.kinds[at];
+    if planned.origin != Origin::File || planned.mode != Mode::Bulk || planned.carried {
+        return false;
+    }
+    planned.kind.columns().iter().all(|column| {
+        column.references.is_none_or(|target| {
+            plan.kinds
+                .iter()
+                .position(|p| p.kind == target)
+                .is_none_or(|target_at| target_at < at)
+        })
+    })
 }
 
 /// Removals of absent records staged per statement (an `IN` list of sourcedIds).

@@ -2,7 +2,9 @@
 //! its live row (same sourcedId, same content hash) is counted unchanged and not staged, so a
 //! nightly file that is mostly the same records again stages, compares and applies only what
 //! differs. The district's records of the kind are held as an 8-byte key each, and the line the
-//! file repeated each on (4 bytes).
+//! file repeated each on (4 bytes); their sourcedIds too while they fit in [`MAX_HELD_IDS_BYTES`],
+//! so that the records the file no longer has are known at its end without reading the district's
+//! records a second time.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
@@ -12,6 +14,11 @@ use crate::domain::records::{ColumnType, RecordKind, SourceRecord};
 /// At most this many live records of a kind are held (12 bytes each: 48 MiB); a larger kind is
 /// staged whole and compared in the database.
 pub const MAX_KNOWN: u64 = 4_000_000;
+
+/// The sourcedIds of a kind's live records are held while they take at most this much (their
+/// text and 8 bytes each): 1.5 million 12-character ids, 700,000 GUIDs. A kind with more is
+/// read again at its end to find the records its file no longer has.
+pub const MAX_HELD_IDS_BYTES: usize = 24 << 20;
 
 /// At most this many removed records a kind refers to are held while it is read; past that, it is
 /// staged whole and its references are checked in the database.
@@ -31,37 +38,87 @@ pub struct RemovedTargets {
 pub struct Loader {
     hasher: RandomState,
     keys: Vec<u64>,
+    /// The records' sourcedIds in the order pushed, until they outgrow their budget.
+    ids: Option<HeldIds>,
+    ids_budget: usize,
+}
+
+/// SourcedIds back to back, and where each ends.
+#[derive(Debug, Default)]
+struct HeldIds {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl HeldIds {
+    fn get(&self, at: usize) -> &str {
+        let start = at.checked_sub(1).map_or(0, |before| self.ends[before]) as usize;
+        &self.text[start..self.ends[at] as usize]
+    }
 }
 
 impl Loader {
-    pub fn with_capacity(records: usize) -> Self {
+    /// Room for `records`; their sourcedIds are held while they take at most `ids_budget` bytes.
+    pub fn new(records: usize, ids_budget: usize) -> Self {
         Loader {
             hasher: RandomState::new(),
             keys: Vec::with_capacity(records),
+            ids: Some(HeldIds::default()),
+            ids_budget,
         }
     }
 
     pub fn push(&mut self, sourced_id: &str, hash: i64) {
         self.keys.push(key(&self.hasher, sourced_id, hash));
+        if let Some(ids) = &mut self.ids {
+            let held = ids.text.len() + sourced_id.len() + 8 * ids.ends.len() + 8;
+            match u32::try_from(ids.text.len() + sourced_id.len()) {
+                Ok(end) if held <= self.ids_budget => {
+                    ids.text.push_str(sourced_id);
+                    ids.ends.push(end);
+                }
+                // Too many to hold: the kind's end reads the live records again instead.
+                _ => self.ids = None,
+            }
+        }
+    }
+
+    /// Bytes the sourcedIds held so far take (0 once they outgrew their budget).
+    pub fn held_ids_bytes(&self) -> usize {
+        self.ids
+            .as_ref()
+            .map_or(0, |ids| ids.text.len() + 8 * ids.ends.len())
     }
 
     /// The records, ready to compare with. `None` when two live records share a key (a 64-bit
     /// collision): then neither could be told apart, and the kind is staged whole.
-    pub fn finish(
-        mut self,
-        kind: RecordKind,
-        removed: Vec<RemovedTargets>,
-    ) -> Option<KnownRecords> {
-        self.keys.sort_unstable();
-        if self.keys.windows(2).any(|w| w[0] == w[1]) {
+    pub fn finish(self, kind: RecordKind, removed: Vec<RemovedTargets>) -> Option<KnownRecords> {
+        let Loader {
+            hasher,
+            mut keys,
+            ids,
+            ..
+        } = self;
+        // With sourcedIds held, each sorted key remembers which id is its own.
+        let held = ids.map(|ids| {
+            let mut pushed_at: Vec<u32> = (0..keys.len() as u32).collect();
+            pushed_at.sort_unstable_by_key(|&at| keys[at as usize]);
+            keys = pushed_at.iter().map(|&at| keys[at as usize]).collect();
+            (ids, pushed_at)
+        });
+        if held.is_none() {
+            keys.sort_unstable();
+        }
+        if keys.windows(2).any(|w| w[0] == w[1]) {
             return None;
         }
-        let repeated_on = vec![0; self.keys.len()];
+        let repeated_on = vec![0; keys.len()];
         Some(KnownRecords {
             kind,
-            hasher: self.hasher,
-            keys: self.keys,
+            hasher,
+            keys,
             repeated_on,
+            held,
             unchanged: 0,
             removed,
         })
@@ -77,6 +134,8 @@ pub struct KnownRecords {
     /// Per key, the line the file repeated that record on, unchanged (and did not stage it); 0
     /// while it has not.
     repeated_on: Vec<u32>,
+    /// The sourcedIds, when held, and per key the place of its own among them.
+    held: Option<(HeldIds, Vec<u32>)>,
     unchanged: u64,
     removed: Vec<RemovedTargets>,
 }
@@ -104,6 +163,20 @@ impl KnownRecords {
         self.repeated_on[at] = line;
         self.unchanged += 1;
         false
+    }
+
+    /// The sourcedIds of the live records the file has not repeated unchanged (those it no
+    /// longer has, or changed), when they were held; `None` when there were too many to hold.
+    pub fn not_repeated(&self) -> Option<Vec<&str>> {
+        let (ids, pushed_at) = self.held.as_ref()?;
+        Some(
+            self.repeated_on
+                .iter()
+                .zip(pushed_at)
+                .filter(|(&line, _)| line == 0)
+                .map(|(_, &at)| ids.get(at as usize))
+                .collect(),
+        )
     }
 
     /// The line the file repeated the live record (`sourced_id`, `hash`) on unchanged, if it did.
@@ -165,7 +238,7 @@ mod tests {
     }
 
     fn known(live: &[&SourceRecord], removed: Vec<RemovedTargets>) -> KnownRecords {
-        let mut loader = Loader::with_capacity(live.len());
+        let mut loader = Loader::new(live.len(), MAX_HELD_IDS_BYTES);
         for r in live {
             loader.push(&r.sourced_id, r.content_hash());
         }
@@ -208,6 +281,55 @@ mod tests {
     }
 
     #[test]
+    fn the_records_not_repeated_unchanged_are_named_whatever_order_they_were_held_in() {
+        let ids = ["e3", "é-1", "e1", "e\u{1F600}", "e2"];
+        let live: Vec<SourceRecord> = ids
+            .iter()
+            .map(|id| enrollment(id, "u1", "student"))
+            .collect();
+        let mut known = known(&live.iter().collect::<Vec<_>>(), Vec::new());
+        let read = [
+            ("repeated as held", live[0].clone(), false),
+            ("changed", enrollment("é-1", "u1", "teacher"), true),
+            ("repeated as held", live[3].clone(), false),
+            ("new", enrollment("e9", "u1", "student"), true),
+        ];
+        for (case, record, staged) in read {
+            assert_eq!(known.must_stage(&record), staged, "{case}");
+        }
+        let mut not_repeated = known.not_repeated().expect("held");
+        not_repeated.sort_unstable();
+        assert_eq!(not_repeated, vec!["e1", "e2", "é-1"]);
+    }
+
+    #[test]
+    fn ids_past_their_budget_are_not_held_and_the_keys_still_compare() {
+        let live: Vec<SourceRecord> = (0..100)
+            .map(|i| enrollment(&format!("enr-{i:04}"), "u1", "student"))
+            .collect();
+        for (budget, held) in [
+            (0, false),
+            (100 * (8 + 8) - 1, false),
+            (100 * (8 + 8), true),
+        ] {
+            let mut loader = Loader::new(live.len(), budget);
+            for r in &live {
+                loader.push(&r.sourced_id, r.content_hash());
+            }
+            let mut known = loader.finish(RecordKind::Enrollments, Vec::new()).unwrap();
+            assert_eq!(known.not_repeated().is_some(), held, "budget {budget}");
+            assert!(!known.must_stage(&live[42]), "budget {budget}");
+            assert_eq!(
+                known.repeated_on("enr-0042", live[42].content_hash()),
+                Some(2)
+            );
+            if held {
+                assert_eq!(known.not_repeated().unwrap().len(), 99);
+            }
+        }
+    }
+
+    #[test]
     fn a_record_naming_a_removed_record_is_staged() {
         let held = enrollment("e1", "u1", "student");
         let user = RecordKind::Enrollments
@@ -238,6 +360,7 @@ mod tests {
             hasher: RandomState::new(),
             keys: Vec::new(),
             repeated_on: Vec::new(),
+            held: None,
             unchanged: 0,
             removed: vec![removed],
         };

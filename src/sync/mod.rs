@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod input;
 pub mod known_records;
+pub mod live_ahead;
 pub mod progress;
 pub mod report;
 

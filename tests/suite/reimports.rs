@@ -311,3 +311,170 @@ on_every_backend!(
         );
     }
 );
+
+/// The records a bulk file no longer has are found from the sourcedIds held while it was
+/// compared, or, for a kind with too many to hold, by reading the district's records again: a
+/// re-import removes, counts and announces the same either way.
+#[tokio::test]
+async fn records_a_file_no_longer_has_are_removed_alike_whether_or_not_their_ids_were_held() {
+    use rostergate::config::ImportSettings;
+    use rostergate::imports::import_oneroster_csv;
+    use rostergate::store::Db;
+    use rostergate::sync::engine::RunOptions;
+    use rostergate::sync::Engine;
+
+    for backend in common::backends().await {
+        let mut outcomes = Vec::new();
+        for held_ids_bytes in [usize::MAX, 0] {
+            let test_db = common::TestDb::new(backend).await;
+            let db = Db::connect_and_migrate(&test_db.url).await.unwrap();
+            let district =
+                rostergate::admin::create_district(&db, "lincoln", "Lincoln", "UTC", None)
+                    .await
+                    .unwrap();
+            let engine = Engine::new(db.clone(), 100).with_held_ids_bytes(held_ids_bytes);
+            let work = tempfile::tempdir().unwrap();
+            let mut reports = Vec::new();
+            for (night, bundle) in [("first", school()), ("next", next_night())] {
+                let report = import_oneroster_csv(
+                    &engine,
+                    &district,
+                    &bundle.write_dir(&work.path().join(night)),
+                    None,
+                    &ImportSettings::default(),
+                    RunOptions::default(),
+                    None,
+                )
+                .await
+                .unwrap();
+                assert!(report.errors.is_empty(), "{:?}", report.errors);
+                reports.push(serde_json::to_value(&report).unwrap());
+            }
+            let next = &reports[1];
+            for (kind, change, n) in [
+                ("users", "deleted", 1),
+                ("users", "updated", 1),
+                ("enrollments", "deleted", 1),
+                ("enrollments", "created", 1),
+                ("enrollments", "unchanged", 5),
+            ] {
+                assert_eq!(count(next, kind, change), n, "{kind} {change}: {next}");
+            }
+            let removed: Vec<(String, String)> = db
+                .conn()
+                .fetch_all(
+                    "SELECT sourced_id, deleted_reason FROM users WHERE deleted_at IS NOT NULL \
+                     UNION ALL SELECT sourced_id, deleted_reason FROM enrollments WHERE deleted_at IS NOT NULL \
+                     ORDER BY sourced_id",
+                    &rostergate::args![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                removed,
+                [
+                    ("e-7".to_string(), "absent_from_bulk".to_string()),
+                    ("stu-3".to_string(), "absent_from_bulk".to_string())
+                ],
+                "held ids: {held_ids_bytes}"
+            );
+            let events: Vec<(String, String)> = db
+                .conn()
+                .fetch_all(
+                    "SELECT event_type, subject_id FROM outbox_events WHERE run_id = $1 \
+                     ORDER BY event_type, subject_id",
+                    &rostergate::args![next["run_id"].as_str().unwrap()],
+                )
+                .await
+                .unwrap();
+            // Accounts and runs are named by ids made anew in each database.
+            let events: Vec<(String, String)> = events
+                .into_iter()
+                .map(|(kind, subject)| match kind.split('.').next() {
+                    Some("account" | "sync_run") => (kind, String::new()),
+                    _ => (kind, subject),
+                })
+                .collect();
+            outcomes.push((next["counts"].clone(), next["coaching"].clone(), events));
+        }
+        assert_eq!(outcomes[0], outcomes[1], "on {backend:?}");
+    }
+}
+
+/// A run reads the live records of the kinds it compares ahead, while they fit together in what
+/// one kind may hold; the others at their turn. Either way, and in whatever order they are asked
+/// for, they are the records read at the kind's turn.
+#[tokio::test]
+async fn live_records_read_ahead_are_those_read_at_the_kinds_turn() {
+    use rostergate::config::ImportSettings;
+    use rostergate::domain::records::RecordKind;
+    use rostergate::imports::import_oneroster_csv;
+    use rostergate::store::Db;
+    use rostergate::sync::engine::RunOptions;
+    use rostergate::sync::known_records::MAX_HELD_IDS_BYTES;
+    use rostergate::sync::live_ahead::{read_live, LiveAhead, LiveRecords};
+    use rostergate::sync::Engine;
+
+    fn read(records: LiveRecords, kind: RecordKind) -> (u64, Vec<String>) {
+        let LiveRecords::Read { live, loader } = records else {
+            panic!("{kind:?}: the district has records of it");
+        };
+        let known = loader.finish(kind, Vec::new()).expect("no collision");
+        let mut ids: Vec<String> = known
+            .not_repeated()
+            .expect("held")
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        ids.sort_unstable();
+        (live, ids)
+    }
+
+    for backend in common::backends().await {
+        let test_db = common::TestDb::new(backend).await;
+        let db = Db::connect_and_migrate(&test_db.url).await.unwrap();
+        let district = rostergate::admin::create_district(&db, "lincoln", "Lincoln", "UTC", None)
+            .await
+            .unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let report = import_oneroster_csv(
+            &Engine::new(db.clone(), 100),
+            &district,
+            &school().write_dir(work.path()),
+            None,
+            &ImportSettings::default(),
+            RunOptions::default(),
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let kinds = [
+            RecordKind::Classes,
+            RecordKind::Users,
+            RecordKind::Enrollments,
+        ];
+        let mut at_their_turn = Vec::new();
+        for kind in kinds {
+            let records = read_live(&db, district.id, kind, MAX_HELD_IDS_BYTES)
+                .await
+                .unwrap();
+            at_their_turn.push(read(records, kind));
+        }
+        assert_eq!(at_their_turn[1].0, 5, "five users");
+        // Everything fits; the classes and the users (2 + 5) but not the enrollments; nothing.
+        for records in [u64::MAX, 7, 0] {
+            let mut ahead = LiveAhead::start(
+                db.clone(),
+                district.id,
+                kinds.to_vec(),
+                (records, MAX_HELD_IDS_BYTES),
+            );
+            for at in [2, 0, 1] {
+                let kind = kinds[at];
+                let records_read = read(ahead.take(kind).await.unwrap(), kind);
+                assert_eq!(records_read, at_their_turn[at], "{kind:?}, {records} ahead");
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The district's live records of each kind a run compares with its file, read ahead on a task of
+//! their own from the run's start, in the plan's order: a changed `enrollments.csv` is then
+//! compared from its first record, instead of waiting while the district's enrollments are read
+//! (0.3–0.6 s at 100,000 students).
+//!
+//! Kinds are read ahead only while all of them together stay within what one kind may hold
+//! ([`MAX_KNOWN`] records, [`Engine::with_held_ids_bytes`](super::Engine::with_held_ids_bytes)
+//! of sourcedIds), so reading ahead never holds more than reading each at its turn could. A kind
+//! that does not fit is read at its turn, as are the ones after it: a run then holds only the
+//! kind it is reading.
+
+use std::collections::HashMap;
+
+use tokio::sync::oneshot;
+
+use super::known_records::{Loader, MAX_KNOWN};
+use crate::domain::records::RecordKind;
+use crate::store::known_records as live_records;
+use crate::store::{sync_apply, Db, StoreError};
+
+/// A kind's live records as read for comparing.
+pub enum LiveRecords {
+    /// The district has none in effect: the file is staged whole.
+    Empty,
+    /// More than [`MAX_KNOWN`]: the file is staged whole and compared in the database.
+    TooMany,
+    /// Read, with how many there are.
+    Read { live: u64, loader: Loader },
+}
+
+/// Reads `kind`'s live records in the district, holding at most `ids_budget` bytes of their
+/// sourcedIds.
+pub async fn read_live(
+    db: &Db,
+    district_id: i64,
+    kind: RecordKind,
+    ids_budget: usize,
+) -> Result<LiveRecords, StoreError> {
+    let live = sync_apply::live_count(db, district_id, kind).await?;
+    read_counted(db, district_id, kind, live, ids_budget).await
+}
+
+async fn read_counted(
+    db: &Db,
+    district_id: i64,
+    kind: RecordKind,
+    live: u64,
+    ids_budget: usize,
+) -> Result<LiveRecords, StoreError> {
+    if live == 0 {
+        return Ok(LiveRecords::Empty);
+    }
+    if live > MAX_KNOWN {
+        return Ok(LiveRecords::TooMany);
+    }
+    let mut loader = Loader::new(live as usize, ids_budget);
+    let mut after: Option<String> = None;
+    loop {
+        let page = live_records::live_page(db, district_id, kind, after.as_deref()).await?;
+        for (sourced_id, hash) in page.records()? {
+            loader.push(sourced_id, hash);
+        }
+        if page.is_last() {
+            break;
+        }
+        after = page.last;
+    }
+    Ok(LiveRecords::Read { live, loader })
+}
+
+type Arriving = oneshot::Receiver<Result<Option<LiveRecords>, StoreError>>;
+
+/// The live records of a run's compared kinds, on their way. Dropping it stops the reading.
+pub struct LiveAhead {
+    db: Db,
+    district_id: i64,
+    ids_budget: usize,
+    arriving: HashMap<RecordKind, Arriving>,
+    reading: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LiveAhead {
+    /// Starts reading the live records of `kinds` (in the order given) in the district, ahead
+    /// while all read so far hold at most `records` records and `ids_budget` bytes of
+    /// sourcedIds (the engine gives [`MAX_KNOWN`], what one kind may hold).
+    pub fn start(
+        db: Db,
+        district_id: i64,
+        kinds: Vec<RecordKind>,
+        (records, ids_budget): (u64, usize),
+    ) -> Self {
+        let mut arriving = HashMap::new();
+        let mut senders = Vec::new();
+        for &kind in &kinds {
+            let (send, receive) = oneshot::channel();
+            arriving.insert(kind, receive);
+            senders.push((kind, send));
+        }
+        let reading = (!senders.is_empty()).then(|| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                read_ahead(&db, district_id, senders, (records, ids_budget)).await;
+            })
+        });
+        LiveAhead {
+            db,
+            district_id,
+            ids_budget,
+            arriving,
+            reading,
+        }
+    }
+
+    /// `kind`'s live records: read ahead, or read now when they were not.
+    pub async fn take(&mut self, kind: RecordKind) -> Result<LiveRecords, StoreError> {
+        if let Some(arriving) = self.arriving.remove(&kind) {
+            match arriving.await {
+                Ok(Ok(Some(read))) => return Ok(read),
+                Ok(Err(e)) => return Err(e),
+                // Not read ahead (did not fit, or the reading stopped): read them now.
+                Ok(Ok(None)) | Err(_) => {}
+            }
+        }
+        read_live(&self.db, self.district_id, kind, self.ids_budget).await
+    }
+}
+
+impl Drop for LiveAhead {
+    fn drop(&mut self) {
+        if let Some(reading) = self.reading.take() {
+            reading.abort();
+        }
+    }
+}
+
+type Sender = oneshot::Sender<Result<Option<LiveRecords>, StoreError>>;
+
+/// Reads each kind in turn while the records and sourcedIds held so far fit; past that, answers
+/// `None` (read at its turn) for that kind and every later one. An error goes to the kind being
+/// read, whose run then fails with it. (Reading the kinds all at once was measured: the first
+/// kind, which the run waits for at once, then waits longer than the later ones gain.)
+async fn read_ahead(
+    db: &Db,
+    district_id: i64,
+    senders: Vec<(RecordKind, Sender)>,
+    (records, ids_budget): (u64, usize),
+) {
+    let mut records_left = records;
+    let mut ids_left = ids_budget;
+    let mut senders = senders.into_iter();
+    for (kind, send) in senders.by_ref() {
+        let read = async {
+            let live = sync_apply::live_count(db, district_id, kind).await?;
+            if live > records_left {
+                return Ok(None);
+            }
+            let read = read_counted(db, district_id, kind, live, ids_left).await?;
+            if let LiveRecords::Read { live, loader } = &read {
+                records_left -= live;
+                ids_left -= loader.held_ids_bytes();
+            }
+            Ok(Some(read))
+        }
+        .await;
+        let stop = !matches!(read, Ok(Some(_)));
+        if send.send(read).is_err() || stop {
+            break;
+        }
+    }
+    for (_, send) in senders {
+        let _ = send.send(Ok(None));
+    }
+}
