@@ -16,9 +16,10 @@ use crate::domain::records::{ColumnType, RecordKind, SourceRecord};
 pub const MAX_KNOWN: u64 = 4_000_000;
 
 /// The sourcedIds of a kind's live records are held while they take at most this much (their
-/// text and 8 bytes each): 1.5 million 12-character ids, 700,000 GUIDs. A kind with more is
-/// read again at its end to find the records its file no longer has.
-pub const MAX_HELD_IDS_BYTES: usize = 24 << 20;
+/// text and 8 bytes each): 830,000 12-character ids, 380,000 GUIDs. A kind with more is read
+/// again at its end to find the records its file no longer has. With [`MAX_KNOWN`] keys, a
+/// comparison holds at most 64 MiB.
+pub const MAX_HELD_IDS_BYTES: usize = 16 << 20;
 
 /// At most this many removed records a kind refers to are held while it is read; past that, it is
 /// staged whole and its references are checked in the database.
@@ -44,7 +45,7 @@ pub struct Loader {
 }
 
 /// SourcedIds back to back, and where each ends.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct HeldIds {
     text: String,
     ends: Vec<u32>,
@@ -63,7 +64,10 @@ impl Loader {
         Loader {
             hasher: RandomState::new(),
             keys: Vec::with_capacity(records),
-            ids: Some(HeldIds::default()),
+            ids: Some(HeldIds {
+                text: String::new(),
+                ends: Vec::with_capacity(records),
+            }),
             ids_budget,
         }
     }
@@ -99,16 +103,14 @@ impl Loader {
             ids,
             ..
         } = self;
-        // With sourcedIds held, each sorted key remembers which id is its own.
+        // With sourcedIds held, each sorted key remembers which id is its own (keys that are
+        // not distinct are refused below, so their order among themselves does not matter).
         let held = ids.map(|ids| {
             let mut pushed_at: Vec<u32> = (0..keys.len() as u32).collect();
             pushed_at.sort_unstable_by_key(|&at| keys[at as usize]);
-            keys = pushed_at.iter().map(|&at| keys[at as usize]).collect();
             (ids, pushed_at)
         });
-        if held.is_none() {
-            keys.sort_unstable();
-        }
+        keys.sort_unstable();
         if keys.windows(2).any(|w| w[0] == w[1]) {
             return None;
         }
