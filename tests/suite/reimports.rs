@@ -312,45 +312,62 @@ on_every_backend!(
     }
 );
 
+/// A database on `backend` with the district `lincoln` (the database lives as long as the guard).
+async fn lincoln_on(
+    backend: common::Backend,
+) -> (
+    common::TestDb,
+    rostergate::store::Db,
+    rostergate::domain::district::District,
+) {
+    let test_db = common::TestDb::new(backend).await;
+    let db = rostergate::store::Db::connect_and_migrate(&test_db.url)
+        .await
+        .unwrap();
+    let district = rostergate::admin::create_district(&db, "lincoln", "Lincoln", "UTC", None)
+        .await
+        .unwrap();
+    (test_db, db, district)
+}
+
+/// Imports `bundle` (written to `dir`) through `engine`, expecting it applied without problems.
+async fn import_through(
+    engine: &rostergate::sync::Engine,
+    district: &rostergate::domain::district::District,
+    bundle: &Bundle,
+    dir: &std::path::Path,
+) -> Value {
+    let report = rostergate::imports::import_oneroster_csv(
+        engine,
+        district,
+        &bundle.write_dir(dir),
+        None,
+        &rostergate::config::ImportSettings::default(),
+        rostergate::sync::engine::RunOptions::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    serde_json::to_value(&report).unwrap()
+}
+
 /// The records a bulk file no longer has are found from the sourcedIds held while it was
 /// compared, or, for a kind with too many to hold, by reading the district's records again: a
 /// re-import removes, counts and announces the same either way.
 #[tokio::test]
 async fn records_a_file_no_longer_has_are_removed_alike_whether_or_not_their_ids_were_held() {
-    use rostergate::config::ImportSettings;
-    use rostergate::imports::import_oneroster_csv;
-    use rostergate::store::Db;
-    use rostergate::sync::engine::RunOptions;
     use rostergate::sync::Engine;
 
     for backend in common::backends().await {
         let mut outcomes = Vec::new();
         for held_ids_bytes in [usize::MAX, 0] {
-            let test_db = common::TestDb::new(backend).await;
-            let db = Db::connect_and_migrate(&test_db.url).await.unwrap();
-            let district =
-                rostergate::admin::create_district(&db, "lincoln", "Lincoln", "UTC", None)
-                    .await
-                    .unwrap();
+            let (_test_db, db, district) = lincoln_on(backend).await;
             let engine = Engine::new(db.clone(), 100).with_held_ids_bytes(held_ids_bytes);
             let work = tempfile::tempdir().unwrap();
-            let mut reports = Vec::new();
-            for (night, bundle) in [("first", school()), ("next", next_night())] {
-                let report = import_oneroster_csv(
-                    &engine,
-                    &district,
-                    &bundle.write_dir(&work.path().join(night)),
-                    None,
-                    &ImportSettings::default(),
-                    RunOptions::default(),
-                    None,
-                )
-                .await
-                .unwrap();
-                assert!(report.errors.is_empty(), "{:?}", report.errors);
-                reports.push(serde_json::to_value(&report).unwrap());
-            }
-            let next = &reports[1];
+            import_through(&engine, &district, &school(), &work.path().join("first")).await;
+            let next =
+                &import_through(&engine, &district, &next_night(), &work.path().join("next")).await;
             for (kind, change, n) in [
                 ("users", "deleted", 1),
                 ("users", "updated", 1),
@@ -406,11 +423,7 @@ async fn records_a_file_no_longer_has_are_removed_alike_whether_or_not_their_ids
 /// for, they are the records read at the kind's turn.
 #[tokio::test]
 async fn live_records_read_ahead_are_those_read_at_the_kinds_turn() {
-    use rostergate::config::ImportSettings;
     use rostergate::domain::records::RecordKind;
-    use rostergate::imports::import_oneroster_csv;
-    use rostergate::store::Db;
-    use rostergate::sync::engine::RunOptions;
     use rostergate::sync::known_records::MAX_HELD_IDS_BYTES;
     use rostergate::sync::live_ahead::{read_live, LiveAhead, LiveRecords};
     use rostergate::sync::Engine;
@@ -431,24 +444,15 @@ async fn live_records_read_ahead_are_those_read_at_the_kinds_turn() {
     }
 
     for backend in common::backends().await {
-        let test_db = common::TestDb::new(backend).await;
-        let db = Db::connect_and_migrate(&test_db.url).await.unwrap();
-        let district = rostergate::admin::create_district(&db, "lincoln", "Lincoln", "UTC", None)
-            .await
-            .unwrap();
+        let (_test_db, db, district) = lincoln_on(backend).await;
         let work = tempfile::tempdir().unwrap();
-        let report = import_oneroster_csv(
+        import_through(
             &Engine::new(db.clone(), 100),
             &district,
-            &school().write_dir(work.path()),
-            None,
-            &ImportSettings::default(),
-            RunOptions::default(),
-            None,
+            &school(),
+            work.path(),
         )
-        .await
-        .unwrap();
-        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        .await;
         let kinds = [
             RecordKind::Classes,
             RecordKind::Users,
