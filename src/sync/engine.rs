@@ -57,8 +57,9 @@ pub struct Engine {
     db: Db,
     max_reported_errors: usize,
     progress: Option<ProgressFn>,
-    /// Bytes of a kind's sourcedIds held while its file is compared with its live records.
-    held_ids_bytes: usize,
+    /// Bytes a kind's live records (keys, then sourcedIds) may take while its file is compared
+    /// with them.
+    comparison_bytes: u64,
 }
 
 impl Engine {
@@ -67,15 +68,17 @@ impl Engine {
             db,
             max_reported_errors,
             progress: None,
-            held_ids_bytes: known_records::MAX_HELD_IDS_BYTES,
+            comparison_bytes: known_records::MAX_HELD_BYTES,
         }
     }
 
-    /// The same engine, holding at most `bytes` of a kind's sourcedIds while comparing its
-    /// file (a kind with more reads its live records again at its end).
-    pub fn with_held_ids_bytes(self, bytes: usize) -> Self {
+    /// The same engine, holding at most `bytes` of a kind's live records while comparing its
+    /// file: their keys, then their sourcedIds if they fit (a kind whose ids do not reads its
+    /// live records again at its end). Keys are held up to [`known_records::MAX_KNOWN`] records
+    /// whatever the budget.
+    pub fn with_comparison_bytes(self, bytes: u64) -> Self {
         Engine {
-            held_ids_bytes: bytes,
+            comparison_bytes: bytes,
             ..self
         }
     }
@@ -261,8 +264,8 @@ impl Engine {
             .filter(|&at| comparable(&plan, at))
             .map(|at| plan.kinds[at].kind)
             .collect();
-        let holding = (known_records::MAX_KNOWN, self.held_ids_bytes);
-        let mut live = LiveAhead::start(self.db.clone(), district.id, compared, holding);
+        let budget = self.comparison_bytes;
+        let mut live = LiveAhead::start(self.db.clone(), district.id, compared, budget);
         // Records in effect per compared kind, as counted when their file began.
         let mut counted: HashMap<RecordKind, u64> = HashMap::new();
         let phase_start = std::time::Instant::now();

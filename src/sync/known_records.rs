@@ -2,9 +2,9 @@
 //! its live row (same sourcedId, same content hash) is counted unchanged and not staged, so a
 //! nightly file that is mostly the same records again stages, compares and applies only what
 //! differs. The district's records of the kind are held as an 8-byte key each, and the line the
-//! file repeated each on (4 bytes); their sourcedIds too while they fit in [`MAX_HELD_IDS_BYTES`],
-//! so that the records the file no longer has are known at its end without reading the district's
-//! records a second time.
+//! file repeated each on (4 bytes); their sourcedIds too while all of it fits in
+//! [`MAX_HELD_BYTES`], so that the records the file no longer has are known at its end without
+//! reading the district's records a second time.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
@@ -15,11 +15,19 @@ use crate::domain::records::{ColumnType, RecordKind, SourceRecord};
 /// staged whole and compared in the database.
 pub const MAX_KNOWN: u64 = 4_000_000;
 
-/// The sourcedIds of a kind's live records are held while they take at most this much (their
-/// text and 8 bytes each): 830,000 12-character ids, 380,000 GUIDs. A kind with more is read
-/// again at its end to find the records its file no longer has. With [`MAX_KNOWN`] keys, a
-/// comparison holds at most 64 MiB.
-pub const MAX_HELD_IDS_BYTES: usize = 16 << 20;
+/// Bytes held per live record: its key and the line the file repeated it on.
+pub const KEY_BYTES: u64 = 12;
+
+/// What comparing a kind may hold: its keys first ([`KEY_BYTES`] a record, at most 48 MiB), then,
+/// in what is left, its sourcedIds (their text and 8 bytes each). With 12-character ids they are
+/// held up to 2.1 million records (1.2 million with GUIDs); a kind whose ids do not fit is read
+/// again at its end to find the records its file no longer has.
+pub const MAX_HELD_BYTES: u64 = 64 << 20;
+
+/// The bytes left for the sourcedIds of `records` live records within `budget`.
+pub fn ids_budget(budget: u64, records: u64) -> usize {
+    usize::try_from(budget.saturating_sub(records.saturating_mul(KEY_BYTES))).unwrap_or(usize::MAX)
+}
 
 /// At most this many removed records a kind refers to are held while it is read; past that, it is
 /// staged whole and its references are checked in the database.
@@ -240,7 +248,7 @@ mod tests {
     }
 
     fn known(live: &[&SourceRecord], removed: Vec<RemovedTargets>) -> KnownRecords {
-        let mut loader = Loader::new(live.len(), MAX_HELD_IDS_BYTES);
+        let mut loader = Loader::new(live.len(), usize::MAX);
         for r in live {
             loader.push(&r.sourced_id, r.content_hash());
         }
@@ -305,16 +313,19 @@ mod tests {
     }
 
     #[test]
-    fn ids_past_their_budget_are_not_held_and_the_keys_still_compare() {
+    fn ids_that_do_not_fit_beside_the_keys_are_not_held_and_the_keys_still_compare() {
         let live: Vec<SourceRecord> = (0..100)
             .map(|i| enrollment(&format!("enr-{i:04}"), "u1", "student"))
             .collect();
+        // 100 keys of 12 bytes, then 100 ids of 8 characters and 8 bytes each.
+        let whole = 100 * KEY_BYTES + 100 * (8 + 8);
         for (budget, held) in [
             (0, false),
-            (100 * (8 + 8) - 1, false),
-            (100 * (8 + 8), true),
+            (100 * KEY_BYTES, false),
+            (whole - 1, false),
+            (whole, true),
         ] {
-            let mut loader = Loader::new(live.len(), budget);
+            let mut loader = Loader::new(live.len(), ids_budget(budget, 100));
             for r in &live {
                 loader.push(&r.sourced_id, r.content_hash());
             }

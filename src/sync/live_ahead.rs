@@ -3,17 +3,16 @@
 //! compared from its first record, instead of waiting while the district's enrollments are read
 //! (0.3–0.6 s at 100,000 students).
 //!
-//! Kinds are read ahead only while all of them together stay within what one kind may hold
-//! ([`MAX_KNOWN`] records, [`Engine::with_held_ids_bytes`](super::Engine::with_held_ids_bytes)
-//! of sourcedIds), so reading ahead never holds more than reading each at its turn could. A kind
-//! that does not fit is read at its turn, as are the ones after it: a run then holds only the
-//! kind it is reading.
+//! Kinds are read ahead only while all of them together stay within what comparing one kind may
+//! hold ([`MAX_HELD_BYTES`]), so reading ahead never holds more than reading each at its turn
+//! could. A kind that does not fit is read at its turn, as are the ones after it: a run then
+//! holds only the kind it is reading.
 
 use std::collections::HashMap;
 
 use tokio::sync::oneshot;
 
-use super::known_records::{Loader, MAX_KNOWN};
+use super::known_records::{ids_budget, Loader, KEY_BYTES, MAX_KNOWN};
 use crate::domain::records::RecordKind;
 use crate::store::known_records as live_records;
 use crate::store::{sync_apply, Db, StoreError};
@@ -28,24 +27,23 @@ pub enum LiveRecords {
     Read { live: u64, loader: Loader },
 }
 
-/// Reads `kind`'s live records in the district, holding at most `ids_budget` bytes of their
-/// sourcedIds.
+/// Reads `kind`'s live records in the district, holding their sourcedIds too when they fit in
+/// `budget` bytes with the keys ([`MAX_HELD_BYTES`](super::known_records::MAX_HELD_BYTES)).
 pub async fn read_live(
     db: &Db,
     district_id: i64,
     kind: RecordKind,
-    ids_budget: usize,
+    budget: u64,
 ) -> Result<LiveRecords, StoreError> {
     let live = sync_apply::live_count(db, district_id, kind).await?;
-    read_counted(db, district_id, kind, live, ids_budget).await
+    read_counted(db, district_id, (kind, live), budget).await
 }
 
 async fn read_counted(
     db: &Db,
     district_id: i64,
-    kind: RecordKind,
-    live: u64,
-    ids_budget: usize,
+    (kind, live): (RecordKind, u64),
+    budget: u64,
 ) -> Result<LiveRecords, StoreError> {
     if live == 0 {
         return Ok(LiveRecords::Empty);
@@ -53,7 +51,7 @@ async fn read_counted(
     if live > MAX_KNOWN {
         return Ok(LiveRecords::TooMany);
     }
-    let mut loader = Loader::new(live as usize, ids_budget);
+    let mut loader = Loader::new(live as usize, ids_budget(budget, live));
     let mut after: Option<String> = None;
     loop {
         let page = live_records::live_page(db, district_id, kind, after.as_deref()).await?;
@@ -74,21 +72,16 @@ type Arriving = oneshot::Receiver<Result<Option<LiveRecords>, StoreError>>;
 pub struct LiveAhead {
     db: Db,
     district_id: i64,
-    ids_budget: usize,
+    budget: u64,
     arriving: HashMap<RecordKind, Arriving>,
     reading: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl LiveAhead {
     /// Starts reading the live records of `kinds` (in the order given) in the district, ahead
-    /// while all read so far hold at most `records` records and `ids_budget` bytes of
-    /// sourcedIds (the engine gives [`MAX_KNOWN`], what one kind may hold).
-    pub fn start(
-        db: Db,
-        district_id: i64,
-        kinds: Vec<RecordKind>,
-        (records, ids_budget): (u64, usize),
-    ) -> Self {
+    /// while all read so far hold at most `budget` bytes, which is also what each kind read at
+    /// its turn may hold.
+    pub fn start(db: Db, district_id: i64, kinds: Vec<RecordKind>, budget: u64) -> Self {
         let mut arriving = HashMap::new();
         let mut senders = Vec::new();
         for &kind in &kinds {
@@ -99,13 +92,13 @@ impl LiveAhead {
         let reading = (!senders.is_empty()).then(|| {
             let db = db.clone();
             tokio::spawn(async move {
-                read_ahead(&db, district_id, senders, (records, ids_budget)).await;
+                read_ahead(&db, district_id, senders, budget).await;
             })
         });
         LiveAhead {
             db,
             district_id,
-            ids_budget,
+            budget,
             arriving,
             reading,
         }
@@ -121,7 +114,7 @@ impl LiveAhead {
                 Ok(Ok(None)) | Err(_) => {}
             }
         }
-        read_live(&self.db, self.district_id, kind, self.ids_budget).await
+        read_live(&self.db, self.district_id, kind, self.budget).await
     }
 }
 
@@ -135,29 +128,22 @@ impl Drop for LiveAhead {
 
 type Sender = oneshot::Sender<Result<Option<LiveRecords>, StoreError>>;
 
-/// Reads each kind in turn while the records and sourcedIds held so far fit; past that, answers
+/// Reads each kind in turn while what is held so far fits in `budget`; past that, answers
 /// `None` (read at its turn) for that kind and every later one. An error goes to the kind being
 /// read, whose run then fails with it. (Reading the kinds all at once was measured: the first
 /// kind, which the run waits for at once, then waits longer than the later ones gain.)
-async fn read_ahead(
-    db: &Db,
-    district_id: i64,
-    senders: Vec<(RecordKind, Sender)>,
-    (records, ids_budget): (u64, usize),
-) {
-    let mut records_left = records;
-    let mut ids_left = ids_budget;
+async fn read_ahead(db: &Db, district_id: i64, senders: Vec<(RecordKind, Sender)>, budget: u64) {
+    let mut left = budget;
     let mut senders = senders.into_iter();
     for (kind, send) in senders.by_ref() {
         let read = async {
             let live = sync_apply::live_count(db, district_id, kind).await?;
-            if live > records_left {
+            if live.saturating_mul(KEY_BYTES) > left {
                 return Ok(None);
             }
-            let read = read_counted(db, district_id, kind, live, ids_left).await?;
+            let read = read_counted(db, district_id, (kind, live), left).await?;
             if let LiveRecords::Read { live, loader } = &read {
-                records_left -= live;
-                ids_left -= loader.held_ids_bytes();
+                left -= live * KEY_BYTES + loader.held_ids_bytes() as u64;
             }
             Ok(Some(read))
         }

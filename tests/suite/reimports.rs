@@ -361,9 +361,10 @@ async fn records_a_file_no_longer_has_are_removed_alike_whether_or_not_their_ids
 
     for backend in common::backends().await {
         let mut outcomes = Vec::new();
-        for held_ids_bytes in [usize::MAX, 0] {
+        // Everything held and read ahead; nothing but the keys, each kind read at its turn.
+        for comparison_bytes in [u64::MAX, 0] {
             let (_test_db, db, district) = lincoln_on(backend).await;
-            let engine = Engine::new(db.clone(), 100).with_held_ids_bytes(held_ids_bytes);
+            let engine = Engine::new(db.clone(), 100).with_comparison_bytes(comparison_bytes);
             let work = tempfile::tempdir().unwrap();
             import_through(&engine, &district, &school(), &work.path().join("first")).await;
             let next =
@@ -393,7 +394,7 @@ async fn records_a_file_no_longer_has_are_removed_alike_whether_or_not_their_ids
                     ("e-7".to_string(), "absent_from_bulk".to_string()),
                     ("stu-3".to_string(), "absent_from_bulk".to_string())
                 ],
-                "held ids: {held_ids_bytes}"
+                "comparison bytes: {comparison_bytes}"
             );
             let events: Vec<(String, String)> = db
                 .conn()
@@ -424,7 +425,7 @@ async fn records_a_file_no_longer_has_are_removed_alike_whether_or_not_their_ids
 #[tokio::test]
 async fn live_records_read_ahead_are_those_read_at_the_kinds_turn() {
     use rostergate::domain::records::RecordKind;
-    use rostergate::sync::known_records::MAX_HELD_IDS_BYTES;
+    use rostergate::sync::known_records::MAX_HELD_BYTES;
     use rostergate::sync::live_ahead::{read_live, LiveAhead, LiveRecords};
     use rostergate::sync::Engine;
 
@@ -460,24 +461,21 @@ async fn live_records_read_ahead_are_those_read_at_the_kinds_turn() {
         ];
         let mut at_their_turn = Vec::new();
         for kind in kinds {
-            let records = read_live(&db, district.id, kind, MAX_HELD_IDS_BYTES)
+            let records = read_live(&db, district.id, kind, MAX_HELD_BYTES)
                 .await
                 .unwrap();
             at_their_turn.push(read(records, kind));
         }
         assert_eq!(at_their_turn[1].0, 5, "five users");
-        // Everything fits; the classes and the users (2 + 5) but not the enrollments; nothing.
-        for records in [u64::MAX, 7, 0] {
-            let mut ahead = LiveAhead::start(
-                db.clone(),
-                district.id,
-                kinds.to_vec(),
-                (records, MAX_HELD_IDS_BYTES),
-            );
+        // Everything fits; or the classes and the users but not the enrollments (2 and 5 keys of
+        // 12 bytes, 7 ids of 5 characters and 8 bytes: 175 bytes; then the enrollments' 84 bytes
+        // of keys do not fit, and read at their turn their 77 bytes of ids do).
+        for budget in [MAX_HELD_BYTES, 200] {
+            let mut ahead = LiveAhead::start(db.clone(), district.id, kinds.to_vec(), budget);
             for at in [2, 0, 1] {
                 let kind = kinds[at];
                 let records_read = read(ahead.take(kind).await.unwrap(), kind);
-                assert_eq!(records_read, at_their_turn[at], "{kind:?}, {records} ahead");
+                assert_eq!(records_read, at_their_turn[at], "{kind:?}, {budget} bytes");
             }
         }
     }
