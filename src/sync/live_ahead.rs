@@ -73,6 +73,8 @@ pub struct LiveAhead {
     db: Db,
     district_id: i64,
     budget: u64,
+    /// The kinds, in the order they are read.
+    order: Vec<RecordKind>,
     arriving: HashMap<RecordKind, Arriving>,
     reading: Option<tokio::task::JoinHandle<()>>,
 }
@@ -99,6 +101,7 @@ impl LiveAhead {
             db,
             district_id,
             budget,
+            order: kinds,
             arriving,
             reading,
         }
@@ -106,6 +109,13 @@ impl LiveAhead {
 
     /// `kind`'s live records: read ahead, or read now when they were not.
     pub async fn take(&mut self, kind: RecordKind) -> Result<LiveRecords, StoreError> {
+        // Kinds before this one that were not asked for (their files had no records) never will
+        // be: their records are let go, so that no more is held than this kind's.
+        if let Some(at) = self.order.iter().position(|&k| k == kind) {
+            for earlier in &self.order[..at] {
+                self.arriving.remove(earlier);
+            }
+        }
         if let Some(arriving) = self.arriving.remove(&kind) {
             match arriving.await {
                 Ok(Ok(Some(read))) => return Ok(read),
