@@ -66,7 +66,16 @@ async fn read_counted(
     Ok(LiveRecords::Read { live, loader })
 }
 
-type Arriving = oneshot::Receiver<Result<Option<LiveRecords>, StoreError>>;
+/// What the reading ahead sends for a kind.
+enum Ahead {
+    Read(LiveRecords),
+    /// Counted, but too many to read ahead beside the kinds before it: read at its turn.
+    Counted(u64),
+    /// Neither: a kind before it did not fit.
+    Later,
+}
+
+type Arriving = oneshot::Receiver<Result<Ahead, StoreError>>;
 
 /// The live records of a run's compared kinds, on their way. Dropping it stops the reading.
 pub struct LiveAhead {
@@ -116,15 +125,18 @@ impl LiveAhead {
                 self.arriving.remove(earlier);
             }
         }
-        if let Some(arriving) = self.arriving.remove(&kind) {
-            match arriving.await {
-                Ok(Ok(Some(read))) => return Ok(read),
-                Ok(Err(e)) => return Err(e),
-                // Not read ahead (did not fit, or the reading stopped): read them now.
-                Ok(Ok(None)) | Err(_) => {}
+        let ahead = match self.arriving.remove(&kind) {
+            Some(arriving) => arriving.await.unwrap_or(Ok(Ahead::Later))?,
+            None => Ahead::Later,
+        };
+        match ahead {
+            Ahead::Read(read) => Ok(read),
+            Ahead::Counted(live) => {
+                read_counted(&self.db, self.district_id, (kind, live), self.budget).await
             }
+            // Not reached by the reading ahead (or it stopped): read them now.
+            Ahead::Later => read_live(&self.db, self.district_id, kind, self.budget).await,
         }
-        read_live(&self.db, self.district_id, kind, self.budget).await
     }
 }
 
@@ -136,12 +148,13 @@ impl Drop for LiveAhead {
     }
 }
 
-type Sender = oneshot::Sender<Result<Option<LiveRecords>, StoreError>>;
+type Sender = oneshot::Sender<Result<Ahead, StoreError>>;
 
-/// Reads each kind in turn while what is held so far fits in `budget`; past that, answers
-/// `None` (read at its turn) for that kind and every later one. An error goes to the kind being
-/// read, whose run then fails with it. (Reading the kinds all at once was measured: the first
-/// kind, which the run waits for at once, then waits longer than the later ones gain.)
+/// Reads each kind in turn while what is held so far fits in `budget`; the first kind that does
+/// not fit is sent its count, and it and every later one are read at their turn. An error goes
+/// to the kind being read, whose run then fails with it. (Reading the kinds all at once was
+/// measured: the first kind, which the run waits for at once, then waits longer than the later
+/// ones gain.)
 async fn read_ahead(db: &Db, district_id: i64, senders: Vec<(RecordKind, Sender)>, budget: u64) {
     let mut left = budget;
     let mut senders = senders.into_iter();
@@ -149,21 +162,21 @@ async fn read_ahead(db: &Db, district_id: i64, senders: Vec<(RecordKind, Sender)
         let read = async {
             let live = sync_apply::live_count(db, district_id, kind).await?;
             if live.saturating_mul(KEY_BYTES) > left {
-                return Ok(None);
+                return Ok(Ahead::Counted(live));
             }
             let read = read_counted(db, district_id, (kind, live), left).await?;
             if let LiveRecords::Read { live, loader } = &read {
                 left -= live * KEY_BYTES + loader.held_ids_bytes() as u64;
             }
-            Ok(Some(read))
+            Ok(Ahead::Read(read))
         }
         .await;
-        let stop = !matches!(read, Ok(Some(_)));
+        let stop = !matches!(read, Ok(Ahead::Read(_)));
         if send.send(read).is_err() || stop {
             break;
         }
     }
     for (_, send) in senders {
-        let _ = send.send(Ok(None));
+        let _ = send.send(Ok(Ahead::Later));
     }
 }
