@@ -2,7 +2,7 @@
 //! its columns, their value types and the records they reference. The sync engine and the store
 //! are written once against these descriptors.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 #[derive(
@@ -319,32 +319,61 @@ impl SourceRecord {
     /// A fingerprint of everything the gateway keeps of the record. `dateLastModified` is left
     /// out on purpose: re-exports that only touch it are not changes.
     pub fn content_hash(&self) -> i64 {
-        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-        ctx.update(&[self.status as u8]);
+        // The bytes are put together first and hashed in one call: a call per value cost more
+        // than the hashing itself.
+        let room = 1
+            + self
+                .values
+                .iter()
+                .map(|v| match v {
+                    Value::Text(s) => 9 + s.len(),
+                    _ => 11,
+                })
+                .sum::<usize>()
+            + self.extra.as_ref().map_or(0, |e| 1 + e.len());
+        let mut bytes = Vec::with_capacity(room);
+        bytes.push(self.status as u8);
         for value in &self.values {
             match value {
-                Value::Null => ctx.update(&[0]),
+                Value::Null => bytes.push(0),
                 Value::Text(s) => {
-                    ctx.update(&[1]);
-                    ctx.update(&(s.len() as u64).to_le_bytes());
-                    ctx.update(s.as_bytes());
+                    bytes.push(1);
+                    bytes.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                    bytes.extend_from_slice(s.as_bytes());
                 }
                 Value::Date(d) => {
-                    ctx.update(&[2]);
-                    ctx.update(d.to_string().as_bytes());
+                    bytes.push(2);
+                    match iso_bytes(*d) {
+                        Some(text) => bytes.extend_from_slice(&text),
+                        None => bytes.extend_from_slice(d.to_string().as_bytes()),
+                    }
                 }
-                Value::Bool(b) => ctx.update(&[3, *b as u8]),
+                Value::Bool(b) => bytes.extend_from_slice(&[3, *b as u8]),
             }
         }
         if let Some(extra) = &self.extra {
-            ctx.update(&[4]);
-            ctx.update(extra.as_bytes());
+            bytes.push(4);
+            bytes.extend_from_slice(extra.as_bytes());
         }
-        let digest = ctx.finish();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest.as_ref()[..8]);
         i64::from_le_bytes(first)
     }
+}
+
+/// A date as its `Display` writes it (`YYYY-MM-DD` for years 0 to 9999), without allocating:
+/// hashing a record writes its dates this way, and a stored hash must not change.
+fn iso_bytes(date: NaiveDate) -> Option<[u8; 10]> {
+    let year = u32::try_from(date.year()).ok().filter(|&y| y <= 9999)?;
+    let mut text = *b"0000-00-00";
+    for (at, mut n, width) in [(0, year, 4), (5, date.month(), 2), (8, date.day(), 2)] {
+        for place in (at..at + width).rev() {
+            text[place] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    }
+    Some(text)
 }
 
 /// Enrollment roles that make a person a coach of the class's students.
@@ -380,6 +409,32 @@ pub fn enrollment_cutoff(today: NaiveDate, end_inclusive: bool) -> NaiveDate {
 mod tests {
     use super::*;
 
+    #[test]
+    fn dates_are_hashed_as_their_display_text() {
+        let display = |d: NaiveDate| d.to_string().into_bytes();
+        for (y, m, d) in [
+            (0, 1, 1),
+            (7, 3, 9),
+            (999, 12, 31),
+            (2026, 7, 1),
+            (9999, 12, 31),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(
+                iso_bytes(date).map(Vec::from),
+                Some(display(date)),
+                "{date}"
+            );
+        }
+        for y in [-1, 10000] {
+            assert_eq!(
+                iso_bytes(NaiveDate::from_ymd_opt(y, 1, 1).unwrap()),
+                None,
+                "{y}"
+            );
+        }
+    }
+
     fn record(values: Vec<Value>) -> SourceRecord {
         SourceRecord {
             kind: Orgs,
@@ -401,6 +456,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn content_hashes_stay_those_the_district_s_rows_were_stored_with() {
+        // Live rows keep the hash they were written with: a different one would make every
+        // record look changed at the next import. Values computed apart from this code (SHA-256
+        // of status, then per value a tag, length and text, or the date's text, or the bool,
+        // then the extension fields; the first 8 bytes, little-endian).
+        let date = |y, m, d| Value::Date(NaiveDate::from_ymd_opt(y, m, d).unwrap());
+        let mut first = record(vec![
+            Value::Text("A".into()),
+            Value::Null,
+            date(2026, 7, 1),
+            Value::Bool(true),
+            Value::Text("é".into()),
+        ]);
+        first.extra = Some(r#"{"metadata.x":"1"}"#.into());
+        let mut second = record(vec![
+            Value::Null,
+            date(-1, 1, 1),
+            date(999, 12, 31),
+            Value::Bool(false),
+            Value::Text(String::new()),
+        ]);
+        second.status = RecordStatus::ToBeDeleted;
+        assert_eq!(first.content_hash(), -4560919281486795484);
+        assert_eq!(second.content_hash(), 1592485608153590837);
     }
 
     #[test]

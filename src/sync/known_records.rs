@@ -1,8 +1,9 @@
 //! Comparing a bulk file with what the district holds while the file is read. A record exactly as
 //! its live row (same sourcedId, same content hash) is counted unchanged and not staged, so a
 //! nightly file that is mostly the same records again stages, compares and applies only what
-//! differs. The district's records of the kind are held as an 8-byte key each, and the line the
-//! file repeated each on (4 bytes); their sourcedIds too while all of it fits in
+//! differs. The district's records of the kind are held as an 8-byte key each, the line the file
+//! repeated each on (4 bytes) and at most a byte each of an index into the keys; their sourcedIds
+//! too while all of it fits in
 //! [`MAX_HELD_BYTES`], so that the records the file no longer has are known at its end without
 //! reading the district's records a second time.
 
@@ -11,14 +12,15 @@ use std::hash::{BuildHasher, RandomState};
 
 use crate::domain::records::{ColumnType, RecordKind, SourceRecord};
 
-/// At most this many live records of a kind are held (12 bytes each: 48 MiB); a larger kind is
-/// staged whole and compared in the database.
+/// At most this many live records of a kind are held ([`KEY_BYTES`] each: 52 MiB); a larger kind
+/// is staged whole and compared in the database.
 pub const MAX_KNOWN: u64 = 4_000_000;
 
-/// Bytes held per live record: its key and the line the file repeated it on.
-pub const KEY_BYTES: u64 = 12;
+/// Bytes held per live record: its key, the line the file repeated it on, and its share of the
+/// index into the keys (at most one byte, see [`KeyIndex`]).
+pub const KEY_BYTES: u64 = 13;
 
-/// What comparing a kind may hold: its keys first ([`KEY_BYTES`] a record, at most 48 MiB), then,
+/// What comparing a kind may hold: its keys first ([`KEY_BYTES`] a record, at most 52 MiB), then,
 /// in what is left, its sourcedIds (their text and 8 bytes each). With 12-character ids they are
 /// held up to 2.1 million records (1.2 million with GUIDs); a kind whose ids do not fit is read
 /// again at its end to find the records its file no longer has.
@@ -123,9 +125,11 @@ impl Loader {
             return None;
         }
         let repeated_on = vec![0; keys.len()];
+        let index = KeyIndex::new(&keys);
         Some(KnownRecords {
             kind,
             hasher,
+            index,
             keys,
             repeated_on,
             held,
@@ -141,6 +145,7 @@ pub struct KnownRecords {
     hasher: RandomState,
     /// Sorted, distinct.
     keys: Vec<u64>,
+    index: KeyIndex,
     /// Per key, the line the file repeated that record on, unchanged (and did not stage it); 0
     /// while it has not.
     repeated_on: Vec<u32>,
@@ -198,9 +203,8 @@ impl KnownRecords {
     }
 
     fn position(&self, sourced_id: &str, hash: i64) -> Option<usize> {
-        self.keys
-            .binary_search(&key(&self.hasher, sourced_id, hash))
-            .ok()
+        self.index
+            .position(&self.keys, key(&self.hasher, sourced_id, hash))
     }
 
     fn refers_to_removed(&self, record: &SourceRecord) -> bool {
@@ -213,6 +217,54 @@ impl KnownRecords {
                 _ => r.ids.contains(value),
             }
         })
+    }
+}
+
+/// Where the sorted keys with each leading `bits` bits begin. Keys are hashes, spread evenly, so
+/// each such run holds four keys or so: a look-up reads this table and then one or two cache
+/// lines of keys, where a binary search over all of them would miss the cache at most of its
+/// twenty-odd steps (it was the costliest step of comparing a large file).
+#[derive(Debug)]
+struct KeyIndex {
+    bits: u32,
+    /// `starts[p]` is the first key whose leading bits are `p` or more; one entry more than
+    /// there are prefixes, so that `starts[p + 1]` ends the run of `p`.
+    starts: Vec<u32>,
+}
+
+impl KeyIndex {
+    /// Keys per prefix, about: the table takes at most a byte per key.
+    const KEYS_PER_PREFIX: usize = 4;
+
+    fn new(sorted: &[u64]) -> Self {
+        let prefixes = (sorted.len() / Self::KEYS_PER_PREFIX).max(1);
+        let bits = prefixes.ilog2().min(31);
+        let mut starts = Vec::with_capacity((1usize << bits) + 1);
+        let mut at = 0;
+        for prefix in 0..(1u64 << bits) {
+            while at < sorted.len() && Self::prefix(bits, sorted[at]) < prefix {
+                at += 1;
+            }
+            starts.push(at as u32);
+        }
+        starts.push(sorted.len() as u32);
+        KeyIndex { bits, starts }
+    }
+
+    fn prefix(bits: u32, key: u64) -> u64 {
+        key.checked_shr(64 - bits).unwrap_or(0)
+    }
+
+    fn position(&self, sorted: &[u64], key: u64) -> Option<usize> {
+        let prefix = Self::prefix(self.bits, key) as usize;
+        let (from, to) = (
+            self.starts[prefix] as usize,
+            self.starts[prefix + 1] as usize,
+        );
+        sorted[from..to]
+            .binary_search(&key)
+            .ok()
+            .map(|at| from + at)
     }
 }
 
@@ -317,7 +369,7 @@ mod tests {
         let live: Vec<SourceRecord> = (0..100)
             .map(|i| enrollment(&format!("enr-{i:04}"), "u1", "student"))
             .collect();
-        // 100 keys of 12 bytes, then 100 ids of 8 characters and 8 bytes each.
+        // 100 keys of KEY_BYTES, then 100 ids of 8 characters and 8 bytes each.
         let whole = 100 * KEY_BYTES + 100 * (8 + 8);
         for (budget, held) in [
             (0, false),
@@ -338,6 +390,33 @@ mod tests {
             );
             if held {
                 assert_eq!(known.not_repeated().unwrap().len(), 99);
+            }
+        }
+    }
+
+    #[test]
+    fn the_key_index_finds_every_key_and_no_other_whatever_the_count() {
+        let hasher = RandomState::new();
+        for count in [0usize, 1, 3, 4, 7, 8, 9, 31, 32, 33, 1000, 4097] {
+            let mut keys: Vec<u64> = (0..count)
+                .map(|i| hasher.hash_one(i))
+                .chain([0, u64::MAX].into_iter().take(count.min(2)))
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let index = KeyIndex::new(&keys);
+            assert!(
+                index.starts.len() <= keys.len() / KeyIndex::KEYS_PER_PREFIX + 2,
+                "{count} keys: a table of {}",
+                index.starts.len()
+            );
+            for (at, &k) in keys.iter().enumerate() {
+                assert_eq!(index.position(&keys, k), Some(at), "{count} keys: key {at}");
+            }
+            for i in count..count + 200 {
+                let other = hasher.hash_one(i);
+                let expected = keys.binary_search(&other).ok();
+                assert_eq!(index.position(&keys, other), expected, "{count} keys");
             }
         }
     }
@@ -371,6 +450,7 @@ mod tests {
         let known = KnownRecords {
             kind: RecordKind::Users,
             hasher: RandomState::new(),
+            index: KeyIndex::new(&[]),
             keys: Vec::new(),
             repeated_on: Vec::new(),
             held: None,

@@ -20,15 +20,21 @@ fn clean<T>(value: T) -> Lenient<T> {
 
 /// `true`/`TRUE`/`1`/`yes` and their opposites.
 pub fn parse_bool(raw: &str) -> Result<bool, String> {
-    match raw.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "t" => Ok(true),
-        "false" | "0" | "no" | "f" => Ok(false),
-        _ => Err(format!("{} is not a boolean (true or false)", quoted(raw))),
+    let any = |words: [&str; 4]| words.iter().any(|w| w.eq_ignore_ascii_case(raw));
+    if any(["true", "1", "yes", "t"]) {
+        Ok(true)
+    } else if any(["false", "0", "no", "f"]) {
+        Ok(false)
+    } else {
+        Err(format!("{} is not a boolean (true or false)", quoted(raw)))
     }
 }
 
 /// `YYYY-MM-DD`; a date-time keeps its date; US `M/D/YYYY` is read with a warning.
 pub fn parse_date(raw: &str) -> Result<Lenient<NaiveDate>, String> {
+    if let Some(d) = iso_date(raw) {
+        return Ok(clean(d));
+    }
     if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         if raw.len() == 10 {
             return Ok(clean(d));
@@ -49,6 +55,22 @@ pub fn parse_date(raw: &str) -> Result<Lenient<NaiveDate>, String> {
         });
     }
     Err(format!("{} is not a date (YYYY-MM-DD)", quoted(raw)))
+}
+
+/// Exactly `YYYY-MM-DD`, a real day: what nearly every date in a file is, read without chrono's
+/// format parser (enrollments carry two dates a row). Anything else goes the long way.
+fn iso_date(raw: &str) -> Option<NaiveDate> {
+    let bytes = raw.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(number(&bytes[..4])?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(&bytes[5..7])?, number(&bytes[8..])?)
 }
 
 /// Checks a `dateLastModified`: the gateway does not keep it, but a malformed one is worth saying.
@@ -160,6 +182,13 @@ mod tests {
             ("1", Ok(true)),
             ("False", Ok(false)),
             ("0", Ok(false)),
+            ("YeS", Ok(true)),
+            ("t", Ok(true)),
+            ("No", Ok(false)),
+            ("F", Ok(false)),
+            (" true", Err(())),
+            ("truee", Err(())),
+            ("", Err(())),
         ];
         for (raw, want) in table {
             assert_eq!(
@@ -195,6 +224,34 @@ mod tests {
             "2023-08-14junk",
         ] {
             assert!(parse_date(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn iso_dates_read_as_chrono_reads_them() {
+        for raw in [
+            "2024-02-29",
+            "2023-02-29",
+            "0000-01-01",
+            "9999-12-31",
+            "2023-13-01",
+            "2023-00-10",
+            "2023-01-00",
+            "2023-01-32",
+            "2023-1-015",
+            "+202-01-01",
+            "2023/01/01",
+            "2023-01-1x",
+            "20230-1-01",
+            "-202-01-01",
+        ] {
+            // The short way reads a subset of what chrono reads (a signed year is left to it),
+            // and reads it alike; with the long way behind it, the result is chrono's.
+            let chrono = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok();
+            if let Some(date) = iso_date(raw) {
+                assert_eq!(Some(date), chrono, "{raw}");
+            }
+            assert_eq!(parse_date(raw).ok().map(|d| d.value), chrono, "{raw}");
         }
     }
 
