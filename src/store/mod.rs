@@ -21,6 +21,8 @@ pub mod lti_launches;
 pub mod lti_registration_invites;
 pub mod outbox;
 pub mod push_secrets;
+#[cfg(test)]
+pub(crate) mod query_plans;
 pub mod roster;
 pub mod runs;
 pub mod scores;
