@@ -443,7 +443,7 @@ pub async fn analyze_coaching(tx: &mut Tx) -> Result<(), StoreError> {
 /// Which classes a coaching derivation looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CoachingScope {
-    /// Every class of the district: the cut-off date moved, or coaching was never derived.
+    /// Every class of the district: coaching was never derived.
     AllClasses,
     /// The classes [`mark_coaching_classes`] wrote for the run; every other class's coaching is
     /// as the last derivation left it.
@@ -510,6 +510,32 @@ pub async fn mark_coaching_classes(
     let marked = tx.execute(&sql, &args![run_id, district_id]).await?;
     super::staging::refresh_statistics(tx, &["stage_coaching_classes"]).await?;
     Ok(marked)
+}
+
+/// Adds to the classes marked for the run those with an enrollment in effect whose end date
+/// lies between two cut-offs (in either order): an enrollment counts while its end date is on
+/// or after the cut-off, so these are the only ones that count on one day and not on the other.
+/// Returns how many classes it added.
+pub async fn mark_classes_the_day_moved(
+    tx: &mut Tx,
+    run_id: &str,
+    district_id: i64,
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<u64, StoreError> {
+    let (earlier, later) = (from.min(to), from.max(to));
+    let added = tx
+        .execute(
+            "INSERT INTO stage_coaching_classes (run_id, class_sourced_id) \
+             SELECT DISTINCT $1, e.class_sourced_id FROM enrollments e \
+             WHERE e.district_id = $2 AND e.deleted_at IS NULL AND e.class_sourced_id IS NOT NULL \
+             AND e.end_date >= $3 AND e.end_date < $4 \
+             AND NOT EXISTS (SELECT 1 FROM stage_coaching_classes m WHERE m.run_id = $1 \
+                 AND m.class_sourced_id = e.class_sourced_id)",
+            &args![run_id, district_id, earlier, later],
+        )
+        .await?;
+    super::staging::refresh_statistics(tx, &["stage_coaching_classes"]).await?;
+    Ok(added)
 }
 
 /// The statement [`mark_coaching_classes`] writes the classes with (`$1` the run, `$2` the

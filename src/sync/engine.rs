@@ -830,10 +830,11 @@ impl Engine {
     }
 
     /// Which classes' coaching the run must derive again, decided (and, when only some, written)
-    /// before its changes are applied: every class when the cut-off date moved since the last
-    /// derivation (or there was none); none when nothing coaching depends on changes
-    /// (enrollments, and users or classes coming or going; their other details never move it);
-    /// else the classes the run's changes touch.
+    /// before its changes are applied: every class when there was no derivation yet; none when
+    /// nothing coaching depends on changes (enrollments, and users or classes coming or going;
+    /// their other details never move it) and the cut-off date is the last derivation's; else
+    /// the classes the run's changes touch and, when the cut-off moved, the classes of the
+    /// enrollments that ended between the two.
     async fn coaching_scope(
         &self,
         tx: &mut crate::store::Tx,
@@ -842,19 +843,35 @@ impl Engine {
         plan: &Plan,
         (diff, cutoff): (&BTreeMap<String, KindCounts>, chrono::NaiveDate),
     ) -> Result<Option<CoachingScope>, SyncError> {
-        if sync_apply::coaching_cutoff(tx, district_id).await? != Some(cutoff) {
+        let Some(last_cutoff) = sync_apply::coaching_cutoff(tx, district_id).await? else {
             return Ok(Some(CoachingScope::AllClasses));
-        }
-        if !Self::coaching_inputs_change(diff) {
+        };
+        let inputs_change = Self::coaching_inputs_change(diff);
+        if last_cutoff == cutoff && !inputs_change {
             return Ok(None);
         }
         let started = std::time::Instant::now();
+        // Kinds whose changes move no coaching are left out: a carried kind's stage is empty,
+        // and compared as a bulk file it would read as every record removed.
         let modes: Vec<(RecordKind, Mode)> = plan
             .kinds
             .iter()
+            .filter(|_| inputs_change)
             .map(|p| (p.kind, p.compare_mode()))
             .collect();
-        let marked = sync_apply::mark_coaching_classes(tx, run_id, district_id, &modes).await?;
+        let mut marked = sync_apply::mark_coaching_classes(tx, run_id, district_id, &modes).await?;
+        if last_cutoff != cutoff {
+            // A new day (the nightly sync's case): only enrollments whose end date lies between
+            // the two cut-offs count on one day and not on the other, so only their classes'
+            // coaching can have moved with it.
+            marked += sync_apply::mark_classes_the_day_moved(
+                tx,
+                run_id,
+                district_id,
+                (last_cutoff, cutoff),
+            )
+            .await?;
+        }
         tracing::debug!(
             step = "coaching_scope",
             classes = marked,

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::common;
 
 use crate::common::{Bundle, OPERATOR_TOKEN};
+use rostergate::store::Db;
 use rostergate::synthetic::{write_bundle, SyntheticDistrict};
 use serde_json::Value;
 
@@ -309,6 +310,73 @@ on_every_backend!(
             coaching_list(&app, "stu-3", "coaches").await,
             list(&[("tch-1", &["cls-2"])])
         );
+    }
+);
+
+on_every_backend!(
+    a_new_day_ends_the_coaching_of_enrollments_that_ended_since_and_derives_no_other_class,
+    |app| {
+        app.create_district("lincoln").await;
+        // Tina's P2 enrollment ended on 2025-06-30: today it gives no coaching.
+        let roster = school_with_enrollment(
+            "e-2",
+            Some("e-2,,,cls-2,sch-1,tch-1,teacher,true,2024-08-01,2025-06-30"),
+        );
+        let (_, report) = app.import("lincoln", OPERATOR_TOKEN, &roster).await;
+        assert_eq!(report["status"], "applied", "{report}");
+        assert!(coaching_list(&app, "stu-3", "coaches").await.is_empty());
+
+        // The tests cannot move the clock, so the district is made to hold what a derivation
+        // on 2025-01-01 left: Tina coached P2's students then. And one of P1's sources is
+        // deleted behind the gateway's back: only deriving P1 again would bring it back.
+        let db = Db::connect(&app.db.url).await.unwrap();
+        let district = "(SELECT id FROM districts WHERE slug = 'lincoln')";
+        for student in ["stu-2", "stu-3"] {
+            let sql = format!(
+                "INSERT INTO coaching_sources (district_id, teacher_sourced_id, student_sourced_id, \
+                 source_type, source_id, created_at) VALUES ({district}, 'tch-1', $1, 'class', 'cls-2', $2)"
+            );
+            let args = rostergate::args![student, chrono::Utc::now()];
+            db.conn().execute(&sql, &args).await.unwrap();
+        }
+        let sql = format!(
+            "DELETE FROM coaching_sources WHERE district_id = {district} \
+             AND teacher_sourced_id = 'tch-1' AND student_sourced_id = 'stu-1'"
+        );
+        assert_eq!(db.conn().execute(&sql, &[]).await.unwrap(), 1);
+        let then = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        let sql = "UPDATE districts SET coaching_cutoff = $1 WHERE slug = 'lincoln'";
+        db.conn()
+            .execute(sql, &rostergate::args![then])
+            .await
+            .unwrap();
+
+        // The same roster on a new day: P2's coaching by Tina ends where nothing else keeps it.
+        let (_, report) = app.import("lincoln", OPERATOR_TOKEN, &roster).await;
+        assert_eq!(report["status"], "applied", "{report}");
+        assert_eq!(
+            report["coaching"],
+            serde_json::json!({ "started": 0, "ended": 1 }),
+            "{report}"
+        );
+        assert!(coaching_list(&app, "stu-3", "coaches").await.is_empty());
+        assert_eq!(
+            coaching_list(&app, "stu-2", "coaches").await,
+            list(&[("aid-1", &["cls-1"]), ("tch-1", &["cls-1"])])
+        );
+        // P1 had no enrollment end between the two days: it was not derived again.
+        assert_eq!(
+            coaching_list(&app, "stu-1", "coaches").await,
+            list(&[("aid-1", &["cls-1"])])
+        );
+        let sql = "SELECT COUNT(*) FROM districts WHERE slug = 'lincoln' AND coaching_cutoff = $1";
+        let stale = db
+            .conn()
+            .scalar(sql, &rostergate::args![then])
+            .await
+            .unwrap();
+        assert_eq!(stale, 0, "the derivation's cut-off is today's");
+        db.close().await;
     }
 );
 
