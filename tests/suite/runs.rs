@@ -310,11 +310,12 @@ async fn records_of_a_kind_the_plan_does_not_read_fail_the_run_and_leave_nothing
     }
 }
 
-/// The applying transaction turns PostgreSQL's JIT compilation off for itself alone (its
-/// statements ran in less time than compiling them took); the connection then has the
-/// server's setting again. SQLite has no such setting and is left as it is.
+/// The applying transaction settles PostgreSQL's planner for itself alone: JIT compilation off
+/// (its statements ran in less time than compiling them took) and index probes priced near a
+/// sequential read; the connection then has the server's settings again. SQLite has no such
+/// settings and is left as it is.
 #[tokio::test]
-async fn the_applying_transaction_turns_jit_off_for_itself_alone() {
+async fn the_applying_transaction_settles_the_planner_for_itself_alone() {
     use rostergate::store::{sync_apply, Db};
 
     for backend in common::backends().await {
@@ -329,16 +330,22 @@ async fn the_applying_transaction_turns_jit_off_for_itself_alone() {
         let jit_on =
             "SELECT CASE WHEN current_setting('jit') = 'on' THEN CAST(1 AS BIGINT) ELSE 0 END";
         assert_eq!(tx.scalar(jit_on, &[]).await.unwrap(), 0, "off inside");
+        let probes = "SELECT CASE WHEN current_setting('random_page_cost') = '1.1' \
+                      THEN CAST(1 AS BIGINT) ELSE 0 END";
+        assert_eq!(tx.scalar(probes, &[]).await.unwrap(), 1, "1.1 inside");
         tx.commit().await.unwrap();
         // One connection so far, so the pool hands the same one back.
         let mut conn = db.conn();
-        let server_default =
-            "SELECT CASE WHEN current_setting('jit') = reset_val THEN CAST(1 AS BIGINT) ELSE 0 END \
-             FROM pg_settings WHERE name = 'jit'";
-        assert_eq!(
-            conn.scalar(server_default, &[]).await.unwrap(),
-            1,
-            "the server's setting again once the transaction ended"
-        );
+        for setting in ["jit", "random_page_cost"] {
+            let server_default = format!(
+                "SELECT CASE WHEN current_setting('{setting}') = reset_val THEN CAST(1 AS BIGINT) \
+                 ELSE 0 END FROM pg_settings WHERE name = '{setting}'"
+            );
+            assert_eq!(
+                conn.scalar(&server_default, &[]).await.unwrap(),
+                1,
+                "{setting}: the server's setting again once the transaction ended"
+            );
+        }
     }
 }
