@@ -851,8 +851,8 @@ impl Engine {
             return Ok(None);
         }
         let started = std::time::Instant::now();
-        // Kinds whose changes move no coaching are left out: a carried kind's stage is empty,
-        // and compared as a bulk file it would read as every record removed.
+        // With nothing coaching depends on changed, the run's own changes mark no class (and
+        // are not looked for): only the new day's are.
         let modes: Vec<(RecordKind, Mode)> = plan
             .kinds
             .iter()
