@@ -497,25 +497,40 @@ impl CoachingScope {
 }
 
 /// Writes, before the run's changes are applied (it compares staged rows with live ones), the
-/// classes whose coaching they can move: classes an enrollment comes to, leaves or changes in
-/// (as it was and as it will be), classes of users who come or go, and classes that come or go.
-/// A user's or class's other changes move no coaching. `modes` are the run's planned kinds, each
-/// with the mode its staged rows are compared in.
+/// classes whose coaching can move:
+/// - with the run's changes: classes an enrollment comes to, leaves or changes in (as it was and
+///   as it will be), classes of users who come or go, and classes that come or go (a user's or
+///   class's other changes move no coaching). `modes` are the planned kinds whose changes count,
+///   each with the mode its staged rows are compared in (none: the run's changes mark nothing);
+/// - with the day, when `day_moved` holds the last derivation's cut-off and this run's: classes
+///   with an enrollment in effect whose end date lies between the two (in either order). An
+///   enrollment counts while its end date is on or after the cut-off, so these are the only ones
+///   that count on one day and not on the other.
+///
+/// Returns how many classes it marked.
 pub async fn mark_coaching_classes(
     tx: &mut Tx,
     run_id: &str,
     district_id: i64,
     modes: &[(RecordKind, Mode)],
+    day_moved: Option<(NaiveDate, NaiveDate)>,
 ) -> Result<u64, StoreError> {
     tx.execute(
         "DELETE FROM stage_coaching_classes WHERE run_id = $1",
         &args![run_id],
     )
     .await?;
-    let Some(sql) = mark_coaching_classes_sql(modes) else {
-        return Ok(0);
-    };
-    let marked = tx.execute(&sql, &args![run_id, district_id]).await?;
+    let mut marked = 0;
+    if let Some(sql) = mark_coaching_classes_sql(modes) {
+        marked += tx.execute(&sql, &args![run_id, district_id]).await?;
+    }
+    if let Some((from, to)) = day_moved {
+        let (earlier, later) = (from.min(to), from.max(to));
+        let args = args![run_id, district_id, earlier, later];
+        marked += tx.execute(MARK_CLASSES_THE_DAY_MOVED, &args).await?;
+    }
+    // Even when none are marked: the derivation is then planned on an empty table, not on the
+    // last run's classes.
     super::staging::refresh_statistics(tx, &["stage_coaching_classes"]).await?;
     Ok(marked)
 }
@@ -531,27 +546,6 @@ const MARK_CLASSES_THE_DAY_MOVED: &str =
      AND e.end_date >= $3 AND e.end_date < $4 \
      AND NOT EXISTS (SELECT 1 FROM stage_coaching_classes m WHERE m.run_id = $1 \
          AND m.class_sourced_id = e.class_sourced_id)";
-
-/// Adds to the classes marked for the run those with an enrollment in effect whose end date
-/// lies between two cut-offs (in either order): an enrollment counts while its end date is on
-/// or after the cut-off, so these are the only ones that count on one day and not on the other.
-/// Returns how many classes it added.
-pub async fn mark_classes_the_day_moved(
-    tx: &mut Tx,
-    run_id: &str,
-    district_id: i64,
-    (from, to): (NaiveDate, NaiveDate),
-) -> Result<u64, StoreError> {
-    let (earlier, later) = (from.min(to), from.max(to));
-    let added = tx
-        .execute(
-            MARK_CLASSES_THE_DAY_MOVED,
-            &args![run_id, district_id, earlier, later],
-        )
-        .await?;
-    super::staging::refresh_statistics(tx, &["stage_coaching_classes"]).await?;
-    Ok(added)
-}
 
 /// The statement [`mark_coaching_classes`] writes the classes with (`$1` the run, `$2` the
 /// district); `None` when the run has no kind that moves coaching.

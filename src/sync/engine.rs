@@ -852,26 +852,20 @@ impl Engine {
         }
         let started = std::time::Instant::now();
         // With nothing coaching depends on changed, the run's own changes mark no class (and
-        // are not looked for): only the new day's are.
-        let modes: Vec<(RecordKind, Mode)> = plan
-            .kinds
-            .iter()
-            .filter(|_| inputs_change)
-            .map(|p| (p.kind, p.compare_mode()))
-            .collect();
-        let mut marked = sync_apply::mark_coaching_classes(tx, run_id, district_id, &modes).await?;
-        if last_cutoff != cutoff {
-            // A new day (the nightly sync's case): only enrollments whose end date lies between
-            // the two cut-offs count on one day and not on the other, so only their classes'
-            // coaching can have moved with it.
-            marked += sync_apply::mark_classes_the_day_moved(
-                tx,
-                run_id,
-                district_id,
-                (last_cutoff, cutoff),
-            )
-            .await?;
-        }
+        // are not looked for): only the new day's do.
+        let modes: Vec<(RecordKind, Mode)> = if inputs_change {
+            plan.kinds
+                .iter()
+                .map(|p| (p.kind, p.compare_mode()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // A new day (the nightly sync's case) moves only the coaching of classes whose
+        // enrollments ended between the two cut-offs.
+        let day_moved = (last_cutoff != cutoff).then_some((last_cutoff, cutoff));
+        let marked =
+            sync_apply::mark_coaching_classes(tx, run_id, district_id, &modes, day_moved).await?;
         tracing::debug!(
             step = "coaching_scope",
             classes = marked,
