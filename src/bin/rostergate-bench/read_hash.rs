@@ -4,6 +4,7 @@
 //! hash each record: what an import that stages a file does before the database).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -11,15 +12,22 @@ use tokio::sync::mpsc;
 
 use rostergate::config::ImportSettings;
 use rostergate::domain::problem::ProblemLog;
-use rostergate::sources::oneroster::{self, bundle::Bundle, digest};
+use rostergate::domain::records::Mode;
+use rostergate::sources::oneroster::{self, ahead::DigestsAhead, bundle::Bundle, digest};
 use rostergate::sync::input::Feed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ReadMeasurement {
     /// Bytes of the declared files.
     pub bytes: u64,
-    /// Reading and hashing them (SHA-256, as the importer does).
+    /// Reading and hashing them one after another (SHA-256, as the importer does); the median
+    /// of [`FLOOR_RUNS`] passes.
     pub hash_seconds: f64,
+    /// Reading and hashing them as the importer does ahead of an import, on its hashing
+    /// threads (one file a thread at a time); the median of [`FLOOR_RUNS`] passes.
+    pub hash_threads_seconds: f64,
+    /// The threads that hashed (as many as the machine's cores, at most one per file).
+    pub hash_threads: usize,
     /// Records read (every declared file).
     pub records: u64,
     /// Reading them into records.
@@ -47,27 +55,56 @@ pub fn measure(dir: &Path) -> Result<ReadMeasurement, ReadError> {
         .ok_or_else(|| ReadError::Open(format!("{:?}", log.into_parts().0)))?;
     let plan = oneroster::plan(&bundle);
 
-    let started = Instant::now();
     let mut bytes = 0;
-    for planned in &plan.kinds {
-        let salt = digest::Salt {
-            version: bundle.manifest.version,
-            kind: planned.kind,
-            mode: planned.mode,
-        };
-        bundle
-            .with_file(&planned.label, limits.max_file_bytes, |r| {
-                let mut counted = Counted { inner: r, bytes: 0 };
-                digest::digest_of(&mut counted, salt)?;
-                bytes += counted.bytes;
-                Ok(())
-            })
-            .map_err(|source| ReadError::Io {
-                file: planned.label.clone(),
-                source,
-            })?;
+    let mut passes = Vec::new();
+    for _ in 0..FLOOR_RUNS {
+        let started = Instant::now();
+        bytes = 0;
+        for planned in &plan.kinds {
+            let salt = digest::Salt {
+                version: bundle.manifest.version,
+                kind: planned.kind,
+                mode: planned.mode,
+            };
+            bundle
+                .with_file(&planned.label, limits.max_file_bytes, |r| {
+                    let mut counted = Counted { inner: r, bytes: 0 };
+                    digest::digest_of(&mut counted, salt)?;
+                    bytes += counted.bytes;
+                    Ok(())
+                })
+                .map_err(|source| ReadError::Io {
+                    file: planned.label.clone(),
+                    source,
+                })?;
+        }
+        passes.push(started.elapsed().as_secs_f64());
     }
-    let hash_seconds = started.elapsed().as_secs_f64();
+    let hash_seconds = median_by_seconds(&mut passes, |s| *s);
+
+    let bundle = Arc::new(bundle);
+    let bulk: Vec<_> = plan
+        .kinds
+        .iter()
+        .filter(|p| p.mode == Mode::Bulk)
+        .map(|p| p.kind)
+        .collect();
+    let mut passes = Vec::new();
+    for _ in 0..FLOOR_RUNS {
+        let started = Instant::now();
+        let mut ahead = DigestsAhead::start(bundle.clone(), &limits);
+        for kind in &bulk {
+            if ahead.get(*kind).is_none() {
+                return Err(ReadError::Problems(format!(
+                    "{} was not hashed",
+                    kind.oneroster_name()
+                )));
+            }
+        }
+        passes.push(started.elapsed().as_secs_f64());
+    }
+    let hash_threads_seconds = median_by_seconds(&mut passes, |s| *s);
+    let hash_threads = DigestsAhead::threads_for(bulk.len());
 
     let started = Instant::now();
     let (tx, mut rx) = mpsc::channel(4);
@@ -92,9 +129,21 @@ pub fn measure(dir: &Path) -> Result<ReadMeasurement, ReadError> {
     Ok(ReadMeasurement {
         bytes,
         hash_seconds,
+        hash_threads_seconds,
+        hash_threads,
         records,
         parse_seconds,
     })
+}
+
+/// Passes each hashing floor is timed over: a pass takes tens of milliseconds, where one
+/// pass's scheduling moves the time by more than the difference being measured.
+pub const FLOOR_RUNS: usize = 5;
+
+/// The middle one of `runs` by `seconds` (the upper middle for an even count).
+pub(crate) fn median_by_seconds<T: Clone>(runs: &mut [T], seconds: impl Fn(&T) -> f64) -> T {
+    runs.sort_by(|a, b| seconds(a).total_cmp(&seconds(b)));
+    runs[runs.len() / 2].clone()
 }
 
 struct Counted<'a> {
@@ -114,6 +163,17 @@ impl std::io::Read for Counted<'_> {
 mod tests {
     use super::*;
     use rostergate::synthetic::{write_bundle, SyntheticDistrict};
+
+    #[test]
+    fn the_median_is_the_middle_run_whatever_order_the_runs_came_in() {
+        assert_eq!(
+            median_by_seconds(&mut [0.3, 0.1, 0.9, 0.2, 0.5], |s| *s),
+            0.3
+        );
+        assert_eq!(median_by_seconds(&mut [0.4, 0.1], |s| *s), 0.4);
+        let mut runs = [("slow", 2.0), ("fast", 1.0), ("middle", 1.5)];
+        assert_eq!(median_by_seconds(&mut runs, |r| r.1).0, "middle");
+    }
 
     #[test]
     fn both_floors_read_every_declared_file_of_a_bundle() {
@@ -136,5 +196,6 @@ mod tests {
         assert_eq!(m.bytes, on_disk);
         assert!(m.records >= counts.users + counts.enrollments);
         assert!(m.hash_seconds > 0.0 && m.parse_seconds > 0.0);
+        assert!(m.hash_threads_seconds > 0.0 && m.hash_threads >= 1);
     }
 }

@@ -1,9 +1,11 @@
-//! The digests of a bundle's bulk files, worked out on a thread of their own as soon as the bundle
+//! The digests of a bundle's bulk files, worked out on threads of their own as soon as the bundle
 //! is open. An unchanged bundle is carried over whole, and hashing it is most of what such an
 //! import does: started ahead, it runs while the importer connects to the database and finds the
-//! district, instead of after.
+//! district, instead of after; and on as many cores as there are files to hash (up to
+//! [`MAX_HASHING_THREADS`]), since one file's SHA-256 cannot be split.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -12,9 +14,14 @@ use super::{digest, plan, salt};
 use crate::config::ImportSettings;
 use crate::domain::records::{Mode, RecordKind};
 
-/// The bulk files' digests as they come, in the bundle's dependency order (the order
-/// [`crate::domain::run::Plan::carry_unchanged`] asks in, so it waits for no file it does not
-/// need). Dropping it stops the hashing after the file at hand.
+/// Most threads hashing one bundle. A bundle's bytes are mostly in two files (enrollments, then
+/// users), so more threads rarely find work.
+pub const MAX_HASHING_THREADS: usize = 4;
+
+/// The bulk files' digests as they come. Each thread takes the next file not yet taken, in the
+/// bundle's dependency order (the order [`crate::domain::run::Plan::carry_unchanged`] asks in, so
+/// it waits for no file it does not need; enrollments, the largest file, come last and get a
+/// thread to themselves). Dropping it stops the hashing after the files at hand.
 pub struct DigestsAhead {
     arriving: mpsc::Receiver<(RecordKind, Option<String>)>,
     arrived: HashMap<RecordKind, Option<String>>,
@@ -25,30 +32,51 @@ impl DigestsAhead {
     /// reading it later reports why).
     pub fn start(bundle: Arc<Bundle>, limits: &ImportSettings) -> Self {
         let (send, arriving) = mpsc::channel();
-        let max_bytes = limits.max_file_bytes;
-        let hashing = move || {
-            for planned in plan(&bundle).kinds.iter().filter(|p| p.mode == Mode::Bulk) {
-                let digest = bundle
-                    .with_file(&planned.label, max_bytes, |r| {
-                        digest::digest_of(r, salt(&bundle, planned))
-                    })
-                    .ok();
-                if send.send((planned.kind, digest)).is_err() {
-                    return;
+        let files: Arc<Vec<_>> = Arc::new(
+            plan(&bundle)
+                .kinds
+                .into_iter()
+                .filter(|p| p.mode == Mode::Bulk)
+                .collect(),
+        );
+        let next = Arc::new(AtomicUsize::new(0));
+        for _ in 0..Self::threads_for(files.len()) {
+            let (bundle, files, next, send) =
+                (bundle.clone(), files.clone(), next.clone(), send.clone());
+            let max_bytes = limits.max_file_bytes;
+            let hashing = move || {
+                while let Some(planned) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let digest = bundle
+                        .with_file(&planned.label, max_bytes, |r| {
+                            digest::digest_of(r, salt(&bundle, planned))
+                        })
+                        .ok();
+                    if send.send((planned.kind, digest)).is_err() {
+                        return;
+                    }
                 }
+            };
+            if let Err(e) = std::thread::Builder::new()
+                .name("bundle-digests".into())
+                .spawn(hashing)
+            {
+                // The files this thread would have hashed are taken by the others; without any
+                // thread every digest reads as unknown: nothing is carried, all is read.
+                tracing::warn!(error = %e, "could not start hashing the bundle ahead");
             }
-        };
-        if let Err(e) = std::thread::Builder::new()
-            .name("bundle-digests".into())
-            .spawn(hashing)
-        {
-            // Without the thread every digest reads as unknown: nothing is carried, all is read.
-            tracing::warn!(error = %e, "could not start hashing the bundle ahead");
         }
         DigestsAhead {
             arriving,
             arrived: HashMap::new(),
         }
+    }
+
+    /// The threads that hash `files` bulk files: one per core, at most one per file.
+    pub fn threads_for(files: usize) -> usize {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_HASHING_THREADS)
+            .min(files)
     }
 
     /// The digest of `kind`'s file, waiting for it if it is still being hashed (blocking).
@@ -118,6 +146,34 @@ mod tests {
             Some(digest_read_now(&bundle, RecordKind::Orgs))
         );
         assert_eq!(ahead.get(RecordKind::Classes), None, "not in the bundle");
+    }
+
+    #[test]
+    fn every_file_of_a_bundle_is_hashed_once_whatever_the_threads_hashing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::synthetic::write_bundle(
+            &crate::synthetic::SyntheticDistrict {
+                students: 200,
+                seed: 5,
+            },
+            dir.path(),
+        )
+        .unwrap();
+        let mut log = ProblemLog::new(10);
+        let bundle = Arc::new(Bundle::open(dir.path(), &mut log).unwrap());
+        let kinds: Vec<RecordKind> = plan(&bundle).kinds.iter().map(|p| p.kind).collect();
+        assert!(kinds.len() >= 6, "{kinds:?}");
+        let mut ahead = DigestsAhead::start(bundle.clone(), &ImportSettings::default());
+        // Asked last file first: every digest arrives, whichever thread hashed it.
+        for kind in kinds.iter().rev() {
+            assert_eq!(
+                ahead.get(*kind),
+                Some(digest_read_now(&bundle, *kind)),
+                "{kind:?}"
+            );
+        }
+        assert!(DigestsAhead::threads_for(kinds.len()) <= MAX_HASHING_THREADS);
+        assert_eq!(DigestsAhead::threads_for(1), 1);
     }
 
     #[test]

@@ -169,7 +169,8 @@ impl Bundle {
         match &self.container {
             Container::Dir(dir) => {
                 let file = File::open(dir.join(name))?;
-                let mut reader = Guarded::new(BufReader::with_capacity(256 << 10, file), max_bytes);
+                let mut reader =
+                    Guarded::new(BufReader::with_capacity(READ_BUFFER_BYTES, file), max_bytes);
                 f(&mut reader)
             }
             Container::Zip { path, prefix } => {
@@ -178,13 +179,18 @@ impl Bundle {
                 let entry = archive
                     .by_name(&format!("{prefix}{name}"))
                     .map_err(zip_error)?;
-                let mut reader =
-                    Guarded::new(BufReader::with_capacity(256 << 10, entry), max_bytes);
+                let mut reader = Guarded::new(
+                    BufReader::with_capacity(READ_BUFFER_BYTES, entry),
+                    max_bytes,
+                );
                 f(&mut reader)
             }
         }
     }
 }
+
+/// The read buffer of a bundle file.
+pub(crate) const READ_BUFFER_BYTES: usize = 256 << 10;
 
 fn zip_error(e: zip::result::ZipError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("zip: {e}"))

@@ -64,11 +64,24 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Bytes read at a time when a file is only hashed: as large as the bundle's read buffer, so
+/// each read goes from the file straight into this one (a smaller one would be filled by
+/// copying out of the read buffer, a copy of every byte).
+const HASH_CHUNK_BYTES: usize = super::bundle::READ_BUFFER_BYTES;
+
 /// Reads `reader` to its end and returns its digest.
 pub fn digest_of(reader: &mut dyn Read, salt: Salt) -> io::Result<String> {
     let mut hashing = HashingReader::new(reader, salt);
-    io::copy(&mut hashing, &mut io::sink())?;
-    Ok(hashing.digest().expect("copied to the end"))
+    let mut chunk = vec![0; HASH_CHUNK_BYTES];
+    loop {
+        match hashing.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hashing.digest().expect("read to the end"))
 }
 
 #[cfg(test)]
