@@ -88,7 +88,16 @@ pub async fn import_prepared(
         return engine.record_failure(district, ONEROSTER_CSV, log).await;
     };
     let mut plan = oneroster::plan(&bundle);
-    let applied = engine.applied_digests(district).await?;
+    // Locked while the bundle is hashed: the digests applied last are read under the lock, and
+    // what locking costs is paid while the hashing runs instead of after it.
+    let locked = engine.lock_run(district).await?;
+    let applied = match engine.applied_digests(district).await {
+        Ok(applied) => applied,
+        Err(e) => {
+            locked.release().await?;
+            return Err(e);
+        }
+    };
     let plan = if applied.is_empty() {
         // Nothing to carry over: the hashing stops after the file at hand.
         drop(ahead);
@@ -117,6 +126,6 @@ pub async fn import_prepared(
     let problems =
         async move { SourceEnd::from(producer.await.expect("the bundle reader does not panic")) };
     engine
-        .run(district, ONEROSTER_CSV, plan, rx, problems, options)
+        .run_locked(locked, ONEROSTER_CSV, plan, rx, problems, options)
         .await
 }

@@ -98,7 +98,6 @@ impl Engine {
     /// Runs one sync: consumes the feed, waits for the source's end (its own problems, and where
     /// its connection moves), and applies the result unless something is wrong, a safeguard
     /// holds it, or it is a dry run.
-    #[tracing::instrument(name = "sync_run", skip_all, fields(district = %district.slug, source = source, run_id))]
     pub async fn run(
         &self,
         district: &District,
@@ -108,10 +107,46 @@ impl Engine {
         source_end: impl Future<Output = SourceEnd>,
         options: RunOptions,
     ) -> Result<RunReport, SyncError> {
+        let locked = self.lock_run(district).await?;
+        self.run_locked(locked, source, plan, feed, source_end, options)
+            .await
+    }
+
+    /// Takes `district`'s lock for a run that [`Engine::run_locked`] then runs. A source that
+    /// settles its plan against what the district applied last (a bundle's unchanged files)
+    /// reads that under the lock, so no other run changes it in between; and the lock, the
+    /// clean-up of runs that died and the connections they need are taken while the source
+    /// gets ready (a bundle is hashed), not after.
+    pub async fn lock_run(&self, district: &District) -> Result<LockedRun, SyncError> {
         let run_id = uuid::Uuid::new_v4().to_string();
-        tracing::Span::current().record("run_id", run_id.as_str());
         let started_at = Utc::now();
         let lock = self.lock(district, &run_id).await?;
+        Ok(LockedRun {
+            district: district.clone(),
+            run_id,
+            started_at,
+            lock,
+        })
+    }
+
+    /// Runs one sync, as [`Engine::run`] does, in a district already locked for it.
+    #[tracing::instrument(name = "sync_run", skip_all, fields(district = %locked.district.slug, source = source, run_id = %locked.run_id))]
+    pub async fn run_locked(
+        &self,
+        locked: LockedRun,
+        source: &str,
+        plan: Plan,
+        feed: mpsc::Receiver<Feed>,
+        source_end: impl Future<Output = SourceEnd>,
+        options: RunOptions,
+    ) -> Result<RunReport, SyncError> {
+        let LockedRun {
+            district,
+            run_id,
+            started_at,
+            lock,
+        } = locked;
+        let district = &district;
         let result = async {
             let run = runs::NewRun {
                 id: &run_id,
@@ -1144,6 +1179,22 @@ impl Engine {
         self.finish(&mut report, log, RunStatus::Failed, 0).await?;
         crate::telemetry::metrics().record_run(report.status.as_str());
         Ok(report)
+    }
+}
+
+/// A district locked for a run that has not begun: see [`Engine::lock_run`]. Dropped unused, or
+/// given back with [`LockedRun::release`], it frees the district.
+pub struct LockedRun {
+    district: District,
+    run_id: String,
+    started_at: chrono::DateTime<Utc>,
+    lock: DistrictLock,
+}
+
+impl LockedRun {
+    /// Frees the district without running anything (the source could not get ready).
+    pub async fn release(self) -> Result<(), SyncError> {
+        Ok(self.lock.release().await?)
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::common;
 
 use crate::common::{count, school, Bundle, BUNDLE_KINDS, OPERATOR_TOKEN};
+use rostergate::store::{districts, locks, Db};
 use serde_json::{json, Value};
 
 /// The school with Sam renamed.
@@ -215,3 +216,48 @@ on_every_backend!(
         assert_eq!(count(&again, "users", "unchanged"), 4);
     }
 );
+
+on_every_backend!(
+    a_reimport_into_a_district_busy_with_another_sync_is_refused_and_runs_nothing,
+    |app| {
+        app.create_district("lincoln").await;
+        let (_, first) = app.import("lincoln", OPERATOR_TOKEN, &school()).await;
+        assert_eq!(first["status"], "applied", "{first}");
+        let runs_before = run_count(&app).await;
+
+        // Another sync holds the district: the bundle is locked out before it is compared with
+        // what the district applied, and no run is recorded for it.
+        let db = Db::connect(&app.db.url).await.unwrap();
+        let district = districts::get(&db, "lincoln").await.unwrap();
+        let lock = locks::try_lock(&db, district.id, "another-run")
+            .await
+            .unwrap()
+            .expect("the district is free");
+        let renamed = school_with_sam_renamed("Samuel");
+        let (status, busy) = app.import("lincoln", OPERATOR_TOKEN, &renamed).await;
+        assert_eq!(status, 409, "{busy}");
+        assert_eq!(busy["error"]["code"], "sync_in_progress", "{busy}");
+        assert_eq!(run_count(&app).await, runs_before);
+        assert_eq!(given_name(&app, "stu-1").await, "Sam");
+
+        // Once it is free, the same bundle is compared with what was applied, as ever.
+        lock.release().await.unwrap();
+        let (_, report) = app.import("lincoln", OPERATOR_TOKEN, &renamed).await;
+        assert_eq!(report["status"], "applied", "{report}");
+        assert_eq!(
+            report["carried_over"],
+            json!(["orgs", "academicSessions", "courses", "classes"])
+        );
+        assert_eq!(count(&report, "users", "updated"), 1);
+        assert_eq!(given_name(&app, "stu-1").await, "Samuel");
+        assert_eq!(run_count(&app).await, runs_before + 1);
+    }
+);
+
+async fn run_count(app: &common::TestApp) -> usize {
+    let (status, body) = app
+        .get("/api/v1/districts/lincoln/runs", OPERATOR_TOKEN)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["runs"].as_array().expect("a list of runs").len()
+}
