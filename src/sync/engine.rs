@@ -117,6 +117,7 @@ impl Engine {
     /// reads that under the lock, so no other run changes it in between; and the lock, the
     /// clean-up of runs that died and the connections they need are taken while the source
     /// gets ready (a bundle is hashed), not after.
+    #[tracing::instrument(name = "sync_lock", skip_all, fields(district = %district.slug))]
     pub async fn lock_run(&self, district: &District) -> Result<LockedRun, SyncError> {
         let run_id = uuid::Uuid::new_v4().to_string();
         let started_at = Utc::now();
