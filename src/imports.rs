@@ -94,7 +94,11 @@ pub async fn import_prepared(
     let applied = match engine.applied_digests(district).await {
         Ok(applied) => applied,
         Err(e) => {
-            locked.release().await?;
+            // The reading's error is the one to report: a failed release most likely has the
+            // same cause, and the lock goes with its connection on PostgreSQL.
+            if let Err(release) = locked.release().await {
+                tracing::warn!(error = %release, "could not release a district's sync lock");
+            }
             return Err(e);
         }
     };
