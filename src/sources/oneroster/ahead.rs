@@ -13,15 +13,16 @@ use super::bundle::Bundle;
 use super::{digest, plan, salt};
 use crate::config::ImportSettings;
 use crate::domain::records::{Mode, RecordKind};
+use crate::domain::run::PlannedKind;
 
 /// Most threads hashing one bundle. A bundle's bytes are mostly in two files (enrollments, then
 /// users), so more threads rarely find work.
 pub const MAX_HASHING_THREADS: usize = 4;
 
-/// The bulk files' digests as they come. Each thread takes the next file not yet taken, in the
-/// bundle's dependency order (the order [`crate::domain::run::Plan::carry_unchanged`] asks in, so
-/// it waits for no file it does not need; enrollments, the largest file, come last and get a
-/// thread to themselves). Dropping it stops the hashing after the files at hand.
+/// The bulk files' digests as they come. Each thread takes the largest file not yet taken: the
+/// hashing ends when its largest file does (enrollments, most of a bundle's bytes), so that one
+/// starts at once, and the smaller ones share the other threads. Dropping it stops the hashing
+/// after the files at hand.
 pub struct DigestsAhead {
     arriving: mpsc::Receiver<(RecordKind, Option<String>)>,
     arrived: HashMap<RecordKind, Option<String>>,
@@ -32,13 +33,7 @@ impl DigestsAhead {
     /// reading it later reports why).
     pub fn start(bundle: Arc<Bundle>, limits: &ImportSettings) -> Self {
         let (send, arriving) = mpsc::channel();
-        let files: Arc<Vec<_>> = Arc::new(
-            plan(&bundle)
-                .kinds
-                .into_iter()
-                .filter(|p| p.mode == Mode::Bulk)
-                .collect(),
-        );
+        let files = Arc::new(Self::largest_first(&bundle));
         let next = Arc::new(AtomicUsize::new(0));
         for _ in 0..Self::threads_for(files.len()) {
             let (bundle, files, next, send) =
@@ -69,6 +64,19 @@ impl DigestsAhead {
             arriving,
             arrived: HashMap::new(),
         }
+    }
+
+    /// The bundle's bulk files in the order they are hashed: largest first, a file whose size
+    /// cannot be found out first of all (it may be the largest), equals in dependency order.
+    fn largest_first(bundle: &Bundle) -> Vec<PlannedKind> {
+        let mut files: Vec<(Option<u64>, PlannedKind)> = plan(bundle)
+            .kinds
+            .into_iter()
+            .filter(|p| p.mode == Mode::Bulk)
+            .map(|p| (bundle.file_bytes(&p.label), p))
+            .collect();
+        files.sort_by_key(|(bytes, _)| std::cmp::Reverse(bytes.unwrap_or(u64::MAX)));
+        files.into_iter().map(|(_, p)| p).collect()
     }
 
     /// The threads that hash `files` bulk files: one per core, at most one per file.
@@ -174,6 +182,44 @@ mod tests {
         }
         assert!(DigestsAhead::threads_for(kinds.len()) <= MAX_HASHING_THREADS);
         assert_eq!(DigestsAhead::threads_for(1), 1);
+    }
+
+    #[test]
+    fn the_largest_file_is_hashed_first_and_files_of_one_size_in_dependency_order() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::synthetic::write_bundle(
+            &crate::synthetic::SyntheticDistrict {
+                students: 200,
+                seed: 5,
+            },
+            dir.path(),
+        )
+        .unwrap();
+        let mut log = ProblemLog::new(10);
+        let bundle = Bundle::open(dir.path(), &mut log).unwrap();
+        let order: Vec<RecordKind> = DigestsAhead::largest_first(&bundle)
+            .iter()
+            .map(|p| p.kind)
+            .collect();
+        assert_eq!(order[..2], [RecordKind::Enrollments, RecordKind::Users]);
+        assert_eq!(order.len(), plan(&bundle).kinds.len());
+
+        // Two files of one size keep their dependency order.
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = self::bundle(dir.path(), "bulk");
+        std::fs::write(dir.path().join("orgs.csv"), "0123456789").unwrap();
+        std::fs::write(dir.path().join("users.csv"), "9876543210").unwrap();
+        let order: Vec<RecordKind> = DigestsAhead::largest_first(&bundle)
+            .iter()
+            .map(|p| p.kind)
+            .collect();
+        assert_eq!(order, [RecordKind::Orgs, RecordKind::Users]);
+        std::fs::write(dir.path().join("orgs.csv"), "0").unwrap();
+        let order: Vec<RecordKind> = DigestsAhead::largest_first(&bundle)
+            .iter()
+            .map(|p| p.kind)
+            .collect();
+        assert_eq!(order, [RecordKind::Users, RecordKind::Orgs]);
     }
 
     #[test]

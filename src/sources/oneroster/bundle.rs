@@ -159,6 +159,19 @@ impl Bundle {
         ok
     }
 
+    /// The size of the named file (unzipped), `None` when it cannot be found out.
+    pub fn file_bytes(&self, name: &str) -> Option<u64> {
+        match &self.container {
+            Container::Dir(dir) => std::fs::metadata(dir.join(name)).ok().map(|m| m.len()),
+            Container::Zip { path, prefix } => {
+                let file = BufReader::new(File::open(path).ok()?);
+                let mut archive = zip::ZipArchive::new(file).ok()?;
+                let size = archive.by_name(&format!("{prefix}{name}")).ok()?.size();
+                Some(size)
+            }
+        }
+    }
+
     /// Runs `f` over a reader of the named file, limited to `max_bytes` of (unzipped) content.
     pub fn with_file<T>(
         &self,
@@ -462,6 +475,36 @@ mod tests {
             errors[0].message.contains("larger than the limit"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn a_file_has_its_unzipped_size_in_a_folder_and_in_a_zip() {
+        use std::io::Write;
+        let manifest =
+            "propertyName,value\nmanifest.version,1.0\noneroster.version,1.1\nfile.orgs,bulk\n";
+        let orgs = "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\n\
+                    org-1,,,Lincoln,district,,\n"
+            .repeat(50);
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("bundle");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("manifest.csv"), manifest).unwrap();
+        std::fs::write(folder.join("orgs.csv"), &orgs).unwrap();
+        let zipped = dir.path().join("bundle.zip");
+        let mut writer = zip::ZipWriter::new(File::create(&zipped).unwrap());
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, contents) in [("manifest.csv", manifest), ("orgs.csv", orgs.as_str())] {
+            writer.start_file(name, deflated).unwrap();
+            writer.write_all(contents.as_bytes()).unwrap();
+        }
+        writer.finish().unwrap();
+        for path in [&folder, &zipped] {
+            let mut log = ProblemLog::new(10);
+            let bundle = Bundle::open(path, &mut log).unwrap();
+            assert_eq!(bundle.file_bytes("orgs.csv"), Some(orgs.len() as u64));
+            assert_eq!(bundle.file_bytes("users.csv"), None, "not in the bundle");
+        }
     }
 
     #[test]
