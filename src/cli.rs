@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::domain::district::DistrictSettings;
 use crate::imports::{import_prepared, PreparedBundle};
 use crate::startup::{open_database, Application};
-use crate::store::{districts, runs, Db};
+use crate::store::{districts, runs, Db, PoolLife};
 use crate::sync::engine::RunOptions;
 use crate::sync::{Engine, RunReport, RunStatus};
 
@@ -37,12 +37,14 @@ pub mod exit {
 pub type CliResult = Result<ExitCode, CliError>;
 
 async fn db(settings: &Settings) -> Result<Db, CliError> {
-    open_database(settings).await.context(|| {
-        format!(
-            "cannot open the database {}",
-            crate::config::redact_url(&settings.database_url)
-        )
-    })
+    open_database(settings, PoolLife::Command)
+        .await
+        .context(|| {
+            format!(
+                "cannot open the database {}",
+                crate::config::redact_url(&settings.database_url)
+            )
+        })
 }
 
 pub async fn serve(settings: Settings) -> CliResult {

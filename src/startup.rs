@@ -18,7 +18,7 @@ use crate::http::{self, AppState};
 use crate::inbound::{InboundJobs, INBOUND_ROSTER_KIND, INBOUND_SCORES_KIND};
 use crate::jobs::{Handlers, JobsHandle, PULL_KIND};
 use crate::pulls::{scheduled_items, PullJobs};
-use crate::store::{Db, StoreError};
+use crate::store::{Db, PoolLife, StoreError};
 use crate::sync::Engine;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +42,10 @@ pub enum StartupError {
     },
 }
 
-/// Opens the configured database, creating and migrating it as needed.
-pub async fn open_database(settings: &Settings) -> Result<Db, StoreError> {
-    Db::connect_and_migrate(&settings.database_url).await
+/// Opens the configured database for a pool that lives as `life` says, creating and migrating
+/// it as needed.
+pub async fn open_database(settings: &Settings, life: PoolLife) -> Result<Db, StoreError> {
+    Db::connect_and_migrate_for(&settings.database_url, life).await
 }
 
 /// Shortest operator or metrics token accepted, as for the master key: long enough that
@@ -78,7 +79,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         check_token_lengths(&settings)?;
         crate::scores::install_plans(&settings)?;
-        let db = open_database(&settings).await?;
+        let db = open_database(&settings, PoolLife::Service).await?;
         let master = MasterKey::load(&settings)?;
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind.clone(),

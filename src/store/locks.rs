@@ -81,6 +81,7 @@ pub async fn try_lock(
         held: Some(held),
     };
     if let Some(Held::Postgres(conn)) = &mut lock.held {
+        let mut tx = unflushed(conn).await?;
         sqlx::query(
             "UPDATE districts SET sync_lock = $1, sync_locked_at = $2, sync_lock_owner = $3 WHERE id = $4",
         )
@@ -88,8 +89,9 @@ pub async fn try_lock(
         .bind(Utc::now())
         .bind(process_identity().to_string())
         .bind(district_id)
-        .execute(&mut **conn)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
     }
     Ok(Some(lock))
 }
@@ -103,14 +105,16 @@ impl DistrictLock {
         match held {
             Held::Postgres(mut conn) => {
                 let released = async {
+                    let mut tx = unflushed(&mut conn).await?;
                     sqlx::query(
                         "UPDATE districts SET sync_lock = NULL, sync_locked_at = NULL, sync_lock_owner = NULL \
                          WHERE id = $1 AND sync_lock = $2",
                     )
                     .bind(self.district_id)
                     .bind(&self.run_id)
-                    .execute(&mut *conn)
+                    .execute(&mut *tx)
                     .await?;
+                    tx.commit().await?;
                     sqlx::query("SELECT pg_advisory_unlock($1, $2)")
                         .bind(ADVISORY_NAMESPACE)
                         .bind(advisory_key(self.district_id)?)
@@ -148,6 +152,16 @@ impl Drop for DistrictLock {
             }
         }
     }
+}
+
+/// The advisory lock is what excludes other runs; the holder's name on the district row only
+/// tells the next holder which run it interrupted. Neither writing nor clearing it acknowledges
+/// anything, so neither waits for a flush: the server drops the advisory lock in a crash anyway,
+/// and a stale name (a run already finished) is overwritten by the next holder.
+async fn unflushed(
+    conn: &mut PoolConnection<Postgres>,
+) -> Result<sqlx::Transaction<'_, Postgres>, StoreError> {
+    Ok(sqlx::Connection::begin_with(&mut **conn, super::BEGIN_UNFLUSHED).await?)
 }
 
 fn advisory_key(district_id: i64) -> Result<i32, StoreError> {

@@ -85,6 +85,10 @@ pub enum Db {
     Postgres(PgPool),
 }
 
+/// Begins a PostgreSQL transaction whose commit returns before it is flushed (see
+/// [`Db::begin_unflushed`]): one round trip.
+pub(crate) const BEGIN_UNFLUSHED: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+
 /// An open transaction on either backend.
 pub enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
@@ -318,9 +322,27 @@ impl Tx {
     }
 }
 
+/// How long a pool is kept, which decides whether a PostgreSQL connection is checked before
+/// each use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolLife {
+    /// A server's: a connection idle for hours may have been dropped (a database restart, a
+    /// proxy's timeout), so each is pinged before use and replaced if it is gone.
+    Service,
+    /// One command's: its connections are seconds old, and a ping would be a round trip before
+    /// every statement.
+    Command,
+}
+
 impl Db {
-    /// Connects, creating a SQLite file (and its folder) that does not exist yet.
+    /// Connects for a server ([`PoolLife::Service`]), creating a SQLite file (and its folder)
+    /// that does not exist yet.
     pub async fn connect(url: &str) -> Result<Db, StoreError> {
+        Db::connect_for(url, PoolLife::Service).await
+    }
+
+    /// Connects, as [`Db::connect`] does, for a pool that lives as long as `life` says.
+    pub async fn connect_for(url: &str, life: PoolLife) -> Result<Db, StoreError> {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -351,6 +373,7 @@ impl Db {
                 .log_statements(log::LevelFilter::Off)
                 .log_slow_statements(log::LevelFilter::Off, std::time::Duration::from_secs(60));
             let pool = PgPoolOptions::new()
+                .test_before_acquire(life == PoolLife::Service)
                 .max_connections(16)
                 .acquire_timeout(std::time::Duration::from_secs(10))
                 .connect_with(options)
@@ -361,10 +384,21 @@ impl Db {
         }
     }
 
-    /// Connects and brings the schema up to date.
+    /// Connects for a server and brings the schema up to date.
     pub async fn connect_and_migrate(url: &str) -> Result<Db, StoreError> {
-        let db = Db::connect(url).await?;
-        db.migrate().await?;
+        Db::connect_and_migrate_for(url, PoolLife::Service).await
+    }
+
+    /// Connects and brings the schema up to date. The migrator (which locks the schema, and
+    /// checks what it finds as [`Db::migrations_current`] does) runs only when the schema is not
+    /// exactly the shipped one: a schema already current costs one query, not the migrator's
+    /// half a dozen round trips on every start of a command.
+    pub async fn connect_and_migrate_for(url: &str, life: PoolLife) -> Result<Db, StoreError> {
+        let db = Db::connect_for(url, life).await?;
+        // A database never migrated has no table to read: the migrator makes it.
+        if !db.migrations_current().await.unwrap_or(false) {
+            db.migrate().await?;
+        }
         Ok(db)
     }
 
@@ -376,23 +410,32 @@ impl Db {
         Ok(())
     }
 
-    /// Are all shipped migrations applied? (readiness)
+    /// Is the schema exactly the shipped one: every shipped migration applied as shipped (same
+    /// checksum), none failed, and none this build does not know (a newer gateway's)?
+    /// (readiness)
     pub async fn migrations_current(&self) -> Result<bool, StoreError> {
-        let (migrator, applied): (&sqlx::migrate::Migrator, Vec<i64>) = match self {
+        const APPLIED: &str = "SELECT version, checksum, success FROM _sqlx_migrations";
+        /// A migration as the database recorded it: version, checksum, whether it succeeded.
+        type Applied = (i64, Vec<u8>, bool);
+        let (migrator, applied): (&sqlx::migrate::Migrator, Vec<Applied>) = match self {
             Db::Sqlite(p) => (
                 &SQLITE_MIGRATIONS,
-                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                    .fetch_all(p)
-                    .await?,
+                sqlx::query_as(APPLIED).fetch_all(p).await?,
             ),
             Db::Postgres(p) => (
                 &POSTGRES_MIGRATIONS,
-                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                    .fetch_all(p)
-                    .await?,
+                sqlx::query_as(APPLIED).fetch_all(p).await?,
             ),
         };
-        Ok(migrator.iter().all(|m| applied.contains(&m.version)))
+        let shipped: std::collections::HashMap<i64, &[u8]> = migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| (m.version, &*m.checksum))
+            .collect();
+        Ok(applied.len() == shipped.len()
+            && applied.iter().all(|(version, checksum, success)| {
+                *success && shipped.get(version) == Some(&checksum.as_slice())
+            }))
     }
 
     pub fn backend(&self) -> Backend {
@@ -410,6 +453,18 @@ impl Db {
         Ok(match self {
             Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Begins a transaction whose commit does not wait for the server to flush it to disk
+    /// (PostgreSQL's `synchronous_commit = off`, for this transaction only). For bookkeeping
+    /// that acknowledges nothing: the next durable commit flushes it too, since the log is
+    /// written in order, and a server crash before then loses only the bookkeeping. SQLite's
+    /// write-ahead log at `synchronous = NORMAL` never syncs on commit, so there it is `begin`.
+    pub async fn begin_unflushed(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin_with(BEGIN_UNFLUSHED).await?),
         })
     }
 

@@ -55,22 +55,28 @@ pub struct NewRun<'a> {
 
 pub async fn insert(db: &Db, run: NewRun<'_>) -> Result<(), StoreError> {
     let plan = serde_json::to_string(run.plan).expect("plan serializes");
-    db.conn()
-        .execute(
-            "INSERT INTO sync_runs (id, district_id, source, status, dry_run, plan, started_at, input_file) \
-             VALUES ($1, $2, $3, 'running', $4, $5, $6, $7)",
-            &args![
-                run.id,
-                run.district_id,
-                run.source,
-                run.dry_run,
-                plan,
-                run.started_at,
-                run.input_file.map(str::to_string)
-            ],
-        )
-        .await?;
-    Ok(())
+    // A running run's row acknowledges nothing: the run's own end (applied, held, failed) is
+    // committed durably and flushes the row with it. A run reading a spooled upload is the
+    // exception: after a crash its row is what tells the next run to delete the upload.
+    let mut tx = match run.input_file {
+        None => db.begin_unflushed().await?,
+        Some(_) => db.begin().await?,
+    };
+    tx.execute(
+        "INSERT INTO sync_runs (id, district_id, source, status, dry_run, plan, started_at, input_file) \
+         VALUES ($1, $2, $3, 'running', $4, $5, $6, $7)",
+        &args![
+            run.id,
+            run.district_id,
+            run.source,
+            run.dry_run,
+            plan,
+            run.started_at,
+            run.input_file.map(str::to_string)
+        ],
+    )
+    .await?;
+    tx.commit().await
 }
 
 /// Records a run's outcome (inside the applying transaction when there is one), and, for a run

@@ -1016,3 +1016,77 @@ async fn a_run_reports_each_file_as_it_is_read_then_each_phase() {
         store.close().await;
     }
 }
+
+/// Commands skip the migrator when the schema is exactly the shipped one; anything else (a
+/// newer gateway's migration, a shipped one edited) still goes to the migrator, which refuses it.
+#[tokio::test]
+async fn a_command_refuses_a_schema_from_a_newer_gateway_or_an_edited_migration() {
+    for backend in backends().await {
+        eprintln!("schema checks on {backend:?}");
+        let db = TestDb::new(backend).await;
+        let work = tempfile::tempdir().unwrap();
+        let ok = |out: &Output| {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        };
+        let refused = |out: &Output, why: &str| {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "a command ran on a foreign schema");
+            assert!(stderr.contains(why), "{stderr}");
+        };
+        ok(&rostergate(&db.url, work.path(), &["migrate"]));
+        ok(&rostergate(&db.url, work.path(), &["district", "list"]));
+        let store = Db::connect(&db.url).await.unwrap();
+        let latest = "(SELECT MAX(version) FROM _sqlx_migrations)";
+
+        store
+            .conn()
+            .execute(
+                &format!(
+                    "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                     SELECT 99991231000000, 'a newer gateway', success, checksum, 0 \
+                     FROM _sqlx_migrations WHERE version = {latest}"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(!store.migrations_current().await.unwrap());
+        refused(
+            &rostergate(&db.url, work.path(), &["district", "list"]),
+            "missing in the resolved migrations",
+        );
+        store
+            .conn()
+            .execute(
+                "DELETE FROM _sqlx_migrations WHERE version = 99991231000000",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(store.migrations_current().await.unwrap());
+        ok(&rostergate(&db.url, work.path(), &["district", "list"]));
+
+        store
+            .conn()
+            .execute(
+                &format!(
+                    "UPDATE _sqlx_migrations SET checksum = \
+                     (SELECT checksum FROM _sqlx_migrations WHERE version = (SELECT MIN(version) FROM _sqlx_migrations)) \
+                     WHERE version = {latest}"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(!store.migrations_current().await.unwrap());
+        refused(
+            &rostergate(&db.url, work.path(), &["district", "list"]),
+            "has been modified",
+        );
+        store.close().await;
+    }
+}

@@ -349,3 +349,53 @@ async fn the_applying_transaction_settles_the_planner_for_itself_alone() {
         }
     }
 }
+
+/// A run's bookkeeping (its `running` row, the lock's holder) does not wait for the server to
+/// flush it; nothing else may lose that wait, so the setting must end with its transaction.
+#[tokio::test]
+async fn a_commit_that_skips_the_flush_leaves_every_later_commit_flushed() {
+    for backend in common::backends().await {
+        eprintln!("unflushed commits on {backend:?}");
+        let test_db = common::TestDb::new(backend).await;
+        let db = match backend {
+            // One connection, so that a setting left behind on it would be seen below.
+            common::Backend::Postgres => rostergate::store::Db::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&test_db.url)
+                    .await
+                    .unwrap(),
+            ),
+            common::Backend::Sqlite => rostergate::store::Db::connect(&test_db.url).await.unwrap(),
+        };
+        db.migrate().await.unwrap();
+        let setting = "SELECT CAST(current_setting('synchronous_commit') AS TEXT)";
+        let mut tx = db.begin_unflushed().await.unwrap();
+        tx.execute(
+            "INSERT INTO districts (slug, name, timezone, settings, created_at) \
+             VALUES ('unflushed', 'Unflushed', 'UTC', '{}', $1)",
+            &rostergate::args![chrono::Utc::now()],
+        )
+        .await
+        .unwrap();
+        if backend == common::Backend::Postgres {
+            assert_eq!(tx.strings(setting, &[]).await.unwrap(), ["off"]);
+        }
+        tx.commit().await.unwrap();
+        let districts = db
+            .conn()
+            .scalar(
+                "SELECT COUNT(*) FROM districts WHERE slug = 'unflushed'",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(districts, 1, "an unflushed commit is a commit");
+        if backend == common::Backend::Postgres {
+            assert_eq!(db.conn().strings(setting, &[]).await.unwrap(), ["on"]);
+            let mut tx = db.begin().await.unwrap();
+            assert_eq!(tx.strings(setting, &[]).await.unwrap(), ["on"]);
+            tx.rollback().await.unwrap();
+        }
+    }
+}
