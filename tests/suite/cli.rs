@@ -1041,52 +1041,43 @@ async fn a_command_refuses_a_schema_from_a_newer_gateway_or_an_edited_migration(
         ok(&rostergate(&db.url, work.path(), &["district", "list"]));
         let store = Db::connect(&db.url).await.unwrap();
         let latest = "(SELECT MAX(version) FROM _sqlx_migrations)";
-
-        store
-            .conn()
-            .execute(
-                &format!(
+        let first = "(SELECT MIN(version) FROM _sqlx_migrations)";
+        // Each change to the recorded migrations, and what a command then says (None: it runs).
+        let changes = [
+            (
+                format!(
                     "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
                      SELECT 99991231000000, 'a newer gateway', success, checksum, 0 \
                      FROM _sqlx_migrations WHERE version = {latest}"
                 ),
-                &[],
-            )
-            .await
-            .unwrap();
-        assert!(!store.migrations_current().await.unwrap());
-        refused(
-            &rostergate(&db.url, work.path(), &["district", "list"]),
-            "missing in the resolved migrations",
-        );
-        store
-            .conn()
-            .execute(
-                "DELETE FROM _sqlx_migrations WHERE version = 99991231000000",
-                &[],
-            )
-            .await
-            .unwrap();
-        assert!(store.migrations_current().await.unwrap());
-        ok(&rostergate(&db.url, work.path(), &["district", "list"]));
-
-        store
-            .conn()
-            .execute(
-                &format!(
+                Some("missing in the resolved migrations"),
+            ),
+            (
+                "DELETE FROM _sqlx_migrations WHERE version = 99991231000000".to_string(),
+                None,
+            ),
+            (
+                format!(
                     "UPDATE _sqlx_migrations SET checksum = \
-                     (SELECT checksum FROM _sqlx_migrations WHERE version = (SELECT MIN(version) FROM _sqlx_migrations)) \
+                     (SELECT checksum FROM _sqlx_migrations WHERE version = {first}) \
                      WHERE version = {latest}"
                 ),
-                &[],
-            )
-            .await
-            .unwrap();
-        assert!(!store.migrations_current().await.unwrap());
-        refused(
-            &rostergate(&db.url, work.path(), &["district", "list"]),
-            "has been modified",
-        );
+                Some("has been modified"),
+            ),
+        ];
+        for (change, refusal) in changes {
+            store.conn().execute(&change, &[]).await.unwrap();
+            assert_eq!(
+                store.migrations_current().await.unwrap(),
+                refusal.is_none(),
+                "{change}"
+            );
+            let out = rostergate(&db.url, work.path(), &["district", "list"]);
+            match refusal {
+                Some(why) => refused(&out, why),
+                None => ok(&out),
+            }
+        }
         store.close().await;
     }
 }

@@ -127,6 +127,24 @@ mod tests {
         Arc::new(Bundle::open(dir, &mut log).expect("the test bundle opens"))
     }
 
+    /// A synthetic district's bundle, written into `dir`.
+    fn synthetic_bundle(dir: &std::path::Path) -> Bundle {
+        let district = crate::synthetic::SyntheticDistrict {
+            students: 200,
+            seed: 5,
+        };
+        crate::synthetic::write_bundle(&district, dir).unwrap();
+        let mut log = ProblemLog::new(10);
+        Bundle::open(dir, &mut log).expect("a synthetic bundle opens")
+    }
+
+    fn hashing_order(bundle: &Bundle) -> Vec<RecordKind> {
+        DigestsAhead::largest_first(bundle)
+            .iter()
+            .map(|p| p.kind)
+            .collect()
+    }
+
     fn digest_read_now(bundle: &Bundle, kind: RecordKind) -> String {
         let planned = plan(bundle)
             .kinds
@@ -159,16 +177,7 @@ mod tests {
     #[test]
     fn every_file_of_a_bundle_is_hashed_once_whatever_the_threads_hashing_it() {
         let dir = tempfile::tempdir().unwrap();
-        crate::synthetic::write_bundle(
-            &crate::synthetic::SyntheticDistrict {
-                students: 200,
-                seed: 5,
-            },
-            dir.path(),
-        )
-        .unwrap();
-        let mut log = ProblemLog::new(10);
-        let bundle = Arc::new(Bundle::open(dir.path(), &mut log).unwrap());
+        let bundle = Arc::new(synthetic_bundle(dir.path()));
         let kinds: Vec<RecordKind> = plan(&bundle).kinds.iter().map(|p| p.kind).collect();
         assert!(kinds.len() >= 6, "{kinds:?}");
         let mut ahead = DigestsAhead::start(bundle.clone(), &ImportSettings::default());
@@ -187,20 +196,8 @@ mod tests {
     #[test]
     fn the_largest_file_is_hashed_first_and_files_of_one_size_in_dependency_order() {
         let dir = tempfile::tempdir().unwrap();
-        crate::synthetic::write_bundle(
-            &crate::synthetic::SyntheticDistrict {
-                students: 200,
-                seed: 5,
-            },
-            dir.path(),
-        )
-        .unwrap();
-        let mut log = ProblemLog::new(10);
-        let bundle = Bundle::open(dir.path(), &mut log).unwrap();
-        let order: Vec<RecordKind> = DigestsAhead::largest_first(&bundle)
-            .iter()
-            .map(|p| p.kind)
-            .collect();
+        let bundle = synthetic_bundle(dir.path());
+        let order = hashing_order(&bundle);
         assert_eq!(order[..2], [RecordKind::Enrollments, RecordKind::Users]);
         assert_eq!(order.len(), plan(&bundle).kinds.len());
 
@@ -209,17 +206,15 @@ mod tests {
         let bundle = self::bundle(dir.path(), "bulk");
         std::fs::write(dir.path().join("orgs.csv"), "0123456789").unwrap();
         std::fs::write(dir.path().join("users.csv"), "9876543210").unwrap();
-        let order: Vec<RecordKind> = DigestsAhead::largest_first(&bundle)
-            .iter()
-            .map(|p| p.kind)
-            .collect();
-        assert_eq!(order, [RecordKind::Orgs, RecordKind::Users]);
+        assert_eq!(
+            hashing_order(&bundle),
+            [RecordKind::Orgs, RecordKind::Users]
+        );
         std::fs::write(dir.path().join("orgs.csv"), "0").unwrap();
-        let order: Vec<RecordKind> = DigestsAhead::largest_first(&bundle)
-            .iter()
-            .map(|p| p.kind)
-            .collect();
-        assert_eq!(order, [RecordKind::Users, RecordKind::Orgs]);
+        assert_eq!(
+            hashing_order(&bundle),
+            [RecordKind::Users, RecordKind::Orgs]
+        );
     }
 
     #[test]
