@@ -4,7 +4,6 @@
 use crate::common;
 
 use crate::common::{count, school, Bundle, BUNDLE_KINDS, OPERATOR_TOKEN};
-use rostergate::store::{districts, locks, Db};
 use serde_json::{json, Value};
 
 /// The kinds a changed `users.csv` leaves carried over: users refer to them, not they to users
@@ -219,12 +218,7 @@ on_every_backend!(
 
         // Another sync holds the district: the bundle is locked out before it is compared with
         // what the district applied, and no run is recorded for it.
-        let db = Db::connect(&app.db.url).await.unwrap();
-        let district = districts::get(&db, "lincoln").await.unwrap();
-        let lock = locks::try_lock(&db, district.id, "another-run")
-            .await
-            .unwrap()
-            .expect("the district is free");
+        let lock = app.hold_sync_lock("lincoln").await;
         let renamed = school_with_sam_renamed("Samuel");
         let (status, busy) = app.import("lincoln", OPERATOR_TOKEN, &renamed).await;
         assert_eq!(status, 409, "{busy}");

@@ -809,13 +809,8 @@ on_every_backend!(
     |app| {
         app.create_district("lincoln").await;
         let (_, secret) = push_secret(&app, "lincoln").await;
-        let db = Db::connect(&app.db.url).await.unwrap();
-        let district = districts::get(&db, "lincoln").await.unwrap();
         // Another sync holds the district.
-        let lock = rostergate::store::locks::try_lock(&db, district.id, "another-run")
-            .await
-            .unwrap()
-            .expect("the district is free");
+        let lock = app.hold_sync_lock("lincoln").await;
         let (status, answer, _) =
             push_json(&app, "lincoln", &secret, "while-busy", &school_json("bulk")).await;
         assert_eq!(status, 202, "{answer}");
@@ -858,7 +853,6 @@ on_every_backend!(
             "{delivery}"
         );
         lock.release().await.unwrap();
-        db.close().await;
         let delivery = settled(&app, "lincoln", id).await;
         assert_eq!(delivery["status"], "applied", "{delivery}");
         assert_eq!(delivery["attempts"], 1, "{delivery}");

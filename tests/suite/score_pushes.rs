@@ -859,13 +859,8 @@ on_every_backend!(
     |app| {
         rostered(&app, "lincoln").await;
         let secret = push_secret(&app, "lincoln").await;
-        let db = Db::connect(&app.db.url).await.unwrap();
-        let district = districts::get(&db, "lincoln").await.unwrap();
         // A sync holds the district.
-        let lock = rostergate::store::locks::try_lock(&db, district.id, "another-run")
-            .await
-            .unwrap()
-            .expect("the district is free");
+        let lock = app.hold_sync_lock("lincoln").await;
         let id = push(&app, "lincoln", &secret, "while-busy", &scores(&["S1"])).await;
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
@@ -900,7 +895,6 @@ on_every_backend!(
             "{waiting}"
         );
         lock.release().await.unwrap();
-        db.close().await;
         let delivery = settled(&app, "lincoln", &id).await;
         assert_eq!(delivery["attempts"], 1, "{delivery}");
         assert_eq!(import_of(&app, &delivery).await["matched"], 1);

@@ -250,6 +250,19 @@ impl TestApp {
         answer(request.header("Content-Type", "application/zip").body(body)).await
     }
 
+    /// Takes `district`'s sync lock as another sync would: the district is busy until the lock
+    /// is released (or dropped).
+    pub async fn hold_sync_lock(&self, district: &str) -> rostergate::store::locks::DistrictLock {
+        let db = rostergate::store::Db::connect(&self.db.url).await.unwrap();
+        let district = rostergate::store::districts::get(&db, district)
+            .await
+            .unwrap();
+        rostergate::store::locks::try_lock(&db, district.id, "another-run")
+            .await
+            .unwrap()
+            .expect("the district is free")
+    }
+
     pub async fn create_district(&self, slug: &str) {
         self.create_district_with(slug, serde_json::json!({})).await
     }
