@@ -915,6 +915,79 @@ async fn errors_print_error_then_what_failed_and_why() {
     }
 }
 
+/// The small school with `count` more students, each with a middle name of `name_bytes`
+/// letters: a `users.csv` of a few hashing chunks (2 MiB each) in few rows.
+fn school_with_long_named_students(count: usize, name_bytes: usize) -> Bundle {
+    let s = school();
+    let mut users = s.get("users.csv").to_string();
+    for i in 0..count {
+        let middle = "m".repeat(name_bytes);
+        users.push_str(&format!(
+            "long-{i},,,true,sch-1,student,long{i},,Long,Named,{middle},,,,,,09,\n"
+        ));
+    }
+    s.with("users.csv", &users)
+}
+
+#[tokio::test]
+async fn a_file_of_several_hashing_chunks_is_carried_over_from_a_folder_and_a_byte_changed_in_one_is_read(
+) {
+    for backend in backends().await {
+        eprintln!("on {backend:?}");
+        let db = TestDb::new(backend).await;
+        let work = tempfile::tempdir().unwrap();
+        create_district(&db.url, work.path(), "lincoln", &[]);
+        let import = |bundle: &Path| {
+            let out = rostergate(
+                &db.url,
+                work.path(),
+                &[
+                    "import",
+                    "oneroster",
+                    "--district",
+                    "lincoln",
+                    "--json",
+                    bundle.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(out.status.code(), Some(0), "{}", common::printed(&out));
+            json_of(&out)
+        };
+        let bundle = school_with_long_named_students(100, 60_000);
+        let users = bundle.get("users.csv").to_string();
+        assert!(users.len() > 5 << 20, "three chunks at least");
+
+        // Read and parsed (its digest taken as it streams), then hashed ahead in chunks from a
+        // folder and whole from a zip: the same digest each time, so nothing is read again.
+        let first = import(&bundle.write_dir(&work.path().join("first")));
+        assert!(first.get("carried_over").is_none(), "{first}");
+        assert_eq!(first["counts"]["users"]["created"], 105, "{first}");
+        let folder = import(&bundle.write_dir(&work.path().join("folder")));
+        assert_eq!(folder["carried_over"], serde_json::json!(BUNDLE_KINDS));
+        let zipped = work.path().join("again.zip");
+        std::fs::write(&zipped, bundle.zip()).unwrap();
+        let zipped = import(&zipped);
+        assert_eq!(zipped["carried_over"], serde_json::json!(BUNDLE_KINDS));
+
+        // One letter changed in the middle of the file, inside its second chunk.
+        let at = users.len() / 2;
+        assert_eq!(&users[at..at + 1], "m", "inside a middle name");
+        let mut changed = users.clone();
+        changed.replace_range(at..at + 1, "n");
+        let changed = bundle
+            .with("users.csv", &changed)
+            .write_dir(&work.path().join("changed"));
+        let changed = import(&changed);
+        assert_eq!(
+            changed["carried_over"],
+            serde_json::json!(["orgs", "academicSessions", "courses", "classes"]),
+            "{changed}"
+        );
+        assert_eq!(changed["counts"]["users"]["updated"], 1, "{changed}");
+        assert_eq!(changed["counts"]["users"]["unchanged"], 104, "{changed}");
+    }
+}
+
 /// `count` users on top of the small school: enough rows for the reader to report progress
 /// while it reads them.
 fn school_with_users(count: usize) -> Bundle {

@@ -1,31 +1,108 @@
 //! The digests of a bundle's bulk files, worked out on threads of their own as soon as the bundle
 //! is open. An unchanged bundle is carried over whole, and hashing it is most of what such an
 //! import does: started ahead, it runs while the importer connects to the database and finds the
-//! district, instead of after; and on as many cores as there are files to hash (up to
-//! [`MAX_HASHING_THREADS`]), since one file's SHA-256 cannot be split.
+//! district, instead of after; and on every core (up to [`MAX_HASHING_THREADS`]). A folder's file
+//! larger than a chunk ([`digest::CHUNK_BYTES`]) is hashed a chunk at a time, so the largest file,
+//! most of a bundle's bytes, is shared by every thread; a zip's files inflate only from their
+//! start, so each is hashed whole, by one thread.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
 use super::bundle::Bundle;
-use super::{digest, plan, salt};
+use super::digest::{self, ChunkDigest, Salt, CHUNK_BYTES};
+use super::{plan, salt};
 use crate::config::ImportSettings;
 use crate::domain::records::{Mode, RecordKind};
 use crate::domain::run::PlannedKind;
 
-/// Most threads hashing one bundle. A bundle's bytes are mostly in two files (enrollments, then
-/// users), so more threads rarely find work.
+/// Most threads hashing one bundle.
 pub const MAX_HASHING_THREADS: usize = 4;
 
-/// The bulk files' digests as they come. Each thread takes the largest file not yet taken: the
-/// hashing ends when its largest file does (enrollments, most of a bundle's bytes), so that one
-/// starts at once, and the smaller ones share the other threads. Dropping it stops the hashing
-/// after the files at hand.
+/// The bulk files' digests as they come. The threads take the work in turn: the files hashed
+/// whole first, largest first (each may end last, so it starts at once), then the chunks.
+/// Dropping it stops the hashing after the work at hand.
 pub struct DigestsAhead {
-    arriving: mpsc::Receiver<(RecordKind, Option<String>)>,
+    arriving: mpsc::Receiver<Arrival>,
+    /// Files hashed in chunks whose chunks are not all in.
+    pending: HashMap<RecordKind, Pending>,
     arrived: HashMap<RecordKind, Option<String>>,
+    threads: usize,
+}
+
+/// A file hashed in chunks, as far as its chunks came in.
+struct Pending {
+    salt: Salt,
+    chunks: Vec<Option<ChunkDigest>>,
+    missing: usize,
+}
+
+/// What a thread hashed.
+enum Arrival {
+    /// A whole file's digest; `None` when it could not be read.
+    File(RecordKind, Option<String>),
+    /// One chunk's; `None` when it could not be read, which leaves the file without a digest.
+    Chunk {
+        kind: RecordKind,
+        index: usize,
+        digest: Option<ChunkDigest>,
+    },
+}
+
+/// One thread's piece of the hashing.
+enum Work {
+    File(PlannedKind),
+    Chunk {
+        kind: RecordKind,
+        path: Arc<PathBuf>,
+        index: usize,
+        len: u64,
+        /// The file's last chunk, after which it must end.
+        last: bool,
+    },
+}
+
+impl Work {
+    fn hash(&self, bundle: &Bundle, max_bytes: u64) -> Arrival {
+        match self {
+            Work::File(planned) => {
+                let digest = bundle
+                    .with_file(&planned.label, max_bytes, |r| {
+                        digest::digest_of(r, salt(bundle, planned))
+                    })
+                    .ok();
+                Arrival::File(planned.kind, digest)
+            }
+            Work::Chunk {
+                kind,
+                path,
+                index,
+                len,
+                last,
+            } => Arrival::Chunk {
+                kind: *kind,
+                index: *index,
+                digest: hash_chunk(path, *index as u64 * CHUNK_BYTES, *len, *last).ok(),
+            },
+        }
+    }
+}
+
+/// The SHA-256 of `len` bytes of the file at `path` from `start`. The last chunk must end the
+/// file: one that grew since its size was read has no digest, as a file read in part has none.
+fn hash_chunk(path: &Path, start: u64, len: u64, last: bool) -> io::Result<ChunkDigest> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(start))?;
+    let digest = digest::chunk_digest(&mut file, len)?;
+    if last && file.read(&mut [0u8])? != 0 {
+        return Err(io::Error::other("the file grew while it was hashed"));
+    }
+    Ok(digest)
 }
 
 impl DigestsAhead {
@@ -33,20 +110,17 @@ impl DigestsAhead {
     /// reading it later reports why).
     pub fn start(bundle: Arc<Bundle>, limits: &ImportSettings) -> Self {
         let (send, arriving) = mpsc::channel();
-        let files = Arc::new(Self::largest_first(&bundle));
+        let max_bytes = limits.max_file_bytes;
+        let (work, pending) = Self::work(&bundle, max_bytes);
+        let work = Arc::new(work);
         let next = Arc::new(AtomicUsize::new(0));
-        for _ in 0..Self::threads_for(files.len()) {
-            let (bundle, files, next, send) =
-                (bundle.clone(), files.clone(), next.clone(), send.clone());
-            let max_bytes = limits.max_file_bytes;
+        let threads = Self::threads_for(work.len());
+        for _ in 0..threads {
+            let (bundle, work, next, send) =
+                (bundle.clone(), work.clone(), next.clone(), send.clone());
             let hashing = move || {
-                while let Some(planned) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let digest = bundle
-                        .with_file(&planned.label, max_bytes, |r| {
-                            digest::digest_of(r, salt(&bundle, planned))
-                        })
-                        .ok();
-                    if send.send((planned.kind, digest)).is_err() {
+                while let Some(piece) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if send.send(piece.hash(&bundle, max_bytes)).is_err() {
                         return;
                     }
                 }
@@ -55,20 +129,62 @@ impl DigestsAhead {
                 .name("bundle-digests".into())
                 .spawn(hashing)
             {
-                // The files this thread would have hashed are taken by the others; without any
+                // The work this thread would have done is taken by the others; without any
                 // thread every digest reads as unknown: nothing is carried, all is read.
                 tracing::warn!(error = %e, "could not start hashing the bundle ahead");
             }
         }
         DigestsAhead {
             arriving,
+            pending,
             arrived: HashMap::new(),
+            threads,
         }
     }
 
-    /// The bundle's bulk files in the order they are hashed: largest first, a file whose size
-    /// cannot be found out first of all (it may be the largest), equals in dependency order.
-    fn largest_first(bundle: &Bundle) -> Vec<PlannedKind> {
+    /// The hashing to do, in the order it is taken, and the files hashed in chunks. A file is
+    /// hashed in chunks when it is in a folder, its size is known and within `max_bytes`, and
+    /// it is larger than one chunk.
+    fn work(bundle: &Bundle, max_bytes: u64) -> (Vec<Work>, HashMap<RecordKind, Pending>) {
+        let mut whole = Vec::new();
+        let mut chunks = Vec::new();
+        let mut pending = HashMap::new();
+        for (bytes, planned) in Self::largest_first(bundle) {
+            let path = bundle.file_path(&planned.label);
+            let (Some(path), Some(bytes)) = (path, bytes) else {
+                whole.push(Work::File(planned));
+                continue;
+            };
+            if bytes <= CHUNK_BYTES || bytes > max_bytes {
+                whole.push(Work::File(planned));
+                continue;
+            }
+            let count = bytes.div_ceil(CHUNK_BYTES) as usize;
+            let path = Arc::new(path);
+            for index in 0..count {
+                let start = index as u64 * CHUNK_BYTES;
+                chunks.push(Work::Chunk {
+                    kind: planned.kind,
+                    path: path.clone(),
+                    index,
+                    len: CHUNK_BYTES.min(bytes - start),
+                    last: index + 1 == count,
+                });
+            }
+            let pending_file = Pending {
+                salt: salt(bundle, &planned),
+                chunks: vec![None; count],
+                missing: count,
+            };
+            pending.insert(planned.kind, pending_file);
+        }
+        whole.extend(chunks);
+        (whole, pending)
+    }
+
+    /// The bundle's bulk files with their sizes, largest first: a file whose size cannot be
+    /// found out first of all (it may be the largest), equals in dependency order.
+    fn largest_first(bundle: &Bundle) -> Vec<(Option<u64>, PlannedKind)> {
         let mut files: Vec<(Option<u64>, PlannedKind)> = plan(bundle)
             .kinds
             .into_iter()
@@ -76,15 +192,20 @@ impl DigestsAhead {
             .map(|p| (bundle.file_bytes(&p.label), p))
             .collect();
         files.sort_by_key(|(bytes, _)| std::cmp::Reverse(bytes.unwrap_or(u64::MAX)));
-        files.into_iter().map(|(_, p)| p).collect()
+        files
     }
 
-    /// The threads that hash `files` bulk files: one per core, at most one per file.
-    pub fn threads_for(files: usize) -> usize {
+    /// The threads that do `pieces` pieces of hashing: one per core, at most one per piece.
+    pub fn threads_for(pieces: usize) -> usize {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, MAX_HASHING_THREADS)
-            .min(files)
+            .min(pieces)
+    }
+
+    /// The threads hashing this bundle.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// The digest of `kind`'s file, waiting for it if it is still being hashed (blocking).
@@ -92,13 +213,38 @@ impl DigestsAhead {
     pub fn get(&mut self, kind: RecordKind) -> Option<String> {
         while !self.arrived.contains_key(&kind) {
             match self.arriving.recv() {
-                Ok((arrived, digest)) => {
+                Ok(Arrival::File(arrived, digest)) => {
                     self.arrived.insert(arrived, digest);
                 }
+                Ok(Arrival::Chunk {
+                    kind: arrived,
+                    index,
+                    digest,
+                }) => self.chunk_arrived(arrived, index, digest),
                 Err(mpsc::RecvError) => return None,
             }
         }
         self.arrived.get(&kind).cloned().flatten()
+    }
+
+    fn chunk_arrived(&mut self, kind: RecordKind, index: usize, digest: Option<ChunkDigest>) {
+        // A file already settled (a chunk of it failed) takes no more chunks.
+        let Some(file) = self.pending.get_mut(&kind) else {
+            return;
+        };
+        let Some(digest) = digest else {
+            self.pending.remove(&kind);
+            self.arrived.insert(kind, None);
+            return;
+        };
+        file.chunks[index] = Some(digest);
+        file.missing -= 1;
+        if file.missing == 0 {
+            let file = self.pending.remove(&kind).expect("pending");
+            let chunks: Vec<ChunkDigest> = file.chunks.into_iter().flatten().collect();
+            self.arrived
+                .insert(kind, Some(digest::combine(file.salt, &chunks)));
+        }
     }
 }
 
@@ -141,7 +287,52 @@ mod tests {
     fn hashing_order(bundle: &Bundle) -> Vec<RecordKind> {
         DigestsAhead::largest_first(bundle)
             .iter()
-            .map(|p| p.kind)
+            .map(|(_, p)| p.kind)
+            .collect()
+    }
+
+    /// A bundle of orgs and users whose `users.csv` is two chunks and a few rows long, as a
+    /// folder and as a zip of the same files.
+    fn bundle_with_a_file_of_chunks(dir: &std::path::Path) -> (Arc<Bundle>, Arc<Bundle>) {
+        use std::io::Write;
+        let folder = dir.join("bundle");
+        std::fs::create_dir(&folder).unwrap();
+        let _ = bundle(&folder, "bulk");
+        let mut users = String::from("sourcedId\n");
+        let mut row = 0u64;
+        while (users.len() as u64) < 2 * CHUNK_BYTES + 100 {
+            users.push_str(&format!("user-{row}\n"));
+            row += 1;
+        }
+        std::fs::write(folder.join("users.csv"), &users).unwrap();
+        let zipped = dir.join("bundle.zip");
+        let mut writer = zip::ZipWriter::new(File::create(&zipped).unwrap());
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for name in ["manifest.csv", "orgs.csv", "users.csv"] {
+            writer.start_file(name, deflated).unwrap();
+            writer
+                .write_all(&std::fs::read(folder.join(name)).unwrap())
+                .unwrap();
+        }
+        writer.finish().unwrap();
+        let open = |path: &std::path::Path| {
+            let mut log = ProblemLog::new(10);
+            Arc::new(Bundle::open(path, &mut log).expect("the test bundle opens"))
+        };
+        (open(&folder), open(&zipped))
+    }
+
+    /// The pieces of hashing `bundle`: a file hashed whole by its kind, a chunk by its kind
+    /// and place.
+    fn pieces(bundle: &Bundle, max_bytes: u64) -> Vec<(RecordKind, Option<usize>)> {
+        DigestsAhead::work(bundle, max_bytes)
+            .0
+            .iter()
+            .map(|piece| match piece {
+                Work::File(planned) => (planned.kind, None),
+                Work::Chunk { kind, index, .. } => (*kind, Some(*index)),
+            })
             .collect()
     }
 
@@ -215,6 +406,66 @@ mod tests {
             hashing_order(&bundle),
             [RecordKind::Users, RecordKind::Orgs]
         );
+    }
+
+    #[test]
+    fn a_folders_file_of_several_chunks_is_hashed_in_chunks_to_the_digest_of_it_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (folder, zipped) = bundle_with_a_file_of_chunks(dir.path());
+        let whole = digest_read_now(&folder, RecordKind::Users);
+        assert_eq!(whole, digest_read_now(&zipped, RecordKind::Users));
+        assert_eq!(
+            pieces(&folder, u64::MAX),
+            [
+                (RecordKind::Orgs, None),
+                (RecordKind::Users, Some(0)),
+                (RecordKind::Users, Some(1)),
+                (RecordKind::Users, Some(2)),
+            ],
+            "the files hashed whole first, then the chunks in order"
+        );
+        assert_eq!(
+            pieces(&zipped, u64::MAX),
+            [(RecordKind::Users, None), (RecordKind::Orgs, None)],
+            "a zip's files are hashed whole, largest first"
+        );
+        for bundle in [&folder, &zipped] {
+            let mut ahead = DigestsAhead::start(bundle.clone(), &ImportSettings::default());
+            assert_eq!(ahead.get(RecordKind::Users), Some(whole.clone()));
+            assert_eq!(
+                ahead.get(RecordKind::Orgs),
+                Some(digest_read_now(bundle, RecordKind::Orgs))
+            );
+        }
+
+        // Over the size limit, the file is not split: read whole, it stops at the limit.
+        let bytes = folder.file_bytes("users.csv").unwrap();
+        let limits = ImportSettings {
+            max_file_bytes: bytes - 1,
+            ..ImportSettings::default()
+        };
+        assert_eq!(pieces(&folder, limits.max_file_bytes).len(), 2);
+        let mut ahead = DigestsAhead::start(folder, &limits);
+        assert_eq!(ahead.get(RecordKind::Users), None);
+    }
+
+    #[test]
+    fn a_chunk_of_a_file_that_changed_size_since_it_was_measured_has_no_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.csv");
+        std::fs::write(&path, "sourcedId\nu-1\nu-2\n").unwrap();
+        assert!(
+            hash_chunk(&path, 10, 8, true).is_ok(),
+            "the file's last 8 bytes"
+        );
+        assert!(
+            hash_chunk(&path, 10, 4, false).is_ok(),
+            "not its last chunk"
+        );
+        let grown = hash_chunk(&path, 10, 4, true).unwrap_err();
+        assert!(grown.to_string().contains("grew"), "{grown}");
+        let shrunk = hash_chunk(&path, 10, 12, true).unwrap_err();
+        assert_eq!(shrunk.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -172,6 +172,15 @@ impl Bundle {
         }
     }
 
+    /// Where the named file lies, in a folder bundle; `None` in a zip, whose files can only be
+    /// read from their start.
+    pub fn file_path(&self, name: &str) -> Option<PathBuf> {
+        match &self.container {
+            Container::Dir(dir) => Some(dir.join(name)),
+            Container::Zip { .. } => None,
+        }
+    }
+
     /// Runs `f` over a reader of the named file, limited to `max_bytes` of (unzipped) content.
     pub fn with_file<T>(
         &self,
