@@ -90,8 +90,8 @@ pub async fn import_prepared(
     let mut plan = oneroster::plan(&bundle);
     // Locked while the bundle is hashed: the digests applied last are read under the lock, and
     // what locking costs is paid while the hashing runs instead of after it.
-    let locked = engine.lock_run(district).await?;
-    let applied = match engine.applied_digests(district).await {
+    let mut locked = engine.lock_run(district).await?;
+    let applied = match engine.applied_digests(&mut locked).await {
         Ok(applied) => applied,
         Err(e) => {
             // The reading's error is the one to report: a failed release most likely has the

@@ -762,6 +762,10 @@ fn main() -> ExitCode {
             Command::Bench { args } => cli::bench::run(&args),
         }
     });
+    // Every command awaits its own work (stored, closed, printed) before it returns: what is
+    // left are the runtime's idle threads, or a file reader whose run already ended, and
+    // waiting for them would only delay the exit.
+    runtime.shutdown_background();
     match result {
         Ok(code) => code,
         // The reader of our output went away (`| head -1`): nobody is left to tell.

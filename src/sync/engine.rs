@@ -127,6 +127,7 @@ impl Engine {
             run_id,
             started_at,
             lock,
+            applied: None,
         })
     }
 
@@ -146,6 +147,7 @@ impl Engine {
             run_id,
             started_at,
             lock,
+            applied,
         } = locked;
         let district = &district;
         let result = async {
@@ -168,7 +170,14 @@ impl Engine {
                 ..placeholder_report(district, &run_id)
             };
             let outcome = self
-                .stage_and_apply(district, &plan, feed, source_end, options, &mut report)
+                .stage_and_apply(
+                    district,
+                    (&plan, applied),
+                    feed,
+                    source_end,
+                    options,
+                    &mut report,
+                )
                 .await;
             if let Err(e) = &outcome {
                 // Whatever went wrong, nothing stays half-staged and the run says it failed.
@@ -261,10 +270,12 @@ impl Engine {
         Ok(recovered)
     }
 
+    /// `applied`: the digests the district applied last, when the source read them under this
+    /// run's lock (nothing can have changed them since).
     async fn stage_and_apply(
         &self,
         district: &District,
-        plan: &Plan,
+        (plan, applied): (&Plan, Option<HashMap<RecordKind, AppliedDigest>>),
         mut feed: mpsc::Receiver<Feed>,
         source_end: impl Future<Output = SourceEnd>,
         options: RunOptions,
@@ -274,10 +285,12 @@ impl Engine {
         let mut log = ProblemLog::new(self.max_reported_errors);
         let mut known: HashMap<RecordKind, HashSet<String>> = HashMap::new();
         let mut staged = Staged::default();
-        let applied = if plan.kinds.iter().any(|p| p.carried) {
-            digests::applied(&self.db, district.id).await?
-        } else {
-            HashMap::new()
+        let applied = match applied {
+            Some(applied) => applied,
+            None if plan.kinds.iter().any(|p| p.carried) => {
+                digests::applied(&self.db, district.id).await?
+            }
+            None => HashMap::new(),
         };
         if let Some(problem) = carried_changed(plan, &applied) {
             // The source already skipped those records: this run cannot be completed.
@@ -707,16 +720,19 @@ impl Engine {
     }
 
     /// The digests the district's live rows were applied from, by kind: what a source compares
-    /// its input with to carry kinds over.
+    /// its input with to carry kinds over. Read under `locked`'s lock, and kept with it: the run
+    /// checks its carried kinds against them without reading them again.
     pub async fn applied_digests(
         &self,
-        district: &District,
+        locked: &mut LockedRun,
     ) -> Result<HashMap<RecordKind, String>, SyncError> {
-        Ok(digests::applied(&self.db, district.id)
-            .await?
-            .into_iter()
-            .map(|(kind, applied)| (kind, applied.digest))
-            .collect())
+        let applied = digests::applied(&self.db, locked.district.id).await?;
+        let digests = applied
+            .iter()
+            .map(|(kind, applied)| (*kind, applied.digest.clone()))
+            .collect();
+        locked.applied = Some(applied);
+        Ok(digests)
     }
 
     /// Applies a run's staged rows in one transaction that also records the run as applied, with
@@ -1190,6 +1206,8 @@ pub struct LockedRun {
     run_id: String,
     started_at: chrono::DateTime<Utc>,
     lock: DistrictLock,
+    /// The digests the district applied last, once read under this lock.
+    applied: Option<HashMap<RecordKind, AppliedDigest>>,
 }
 
 impl LockedRun {
