@@ -158,6 +158,35 @@ async fn import_prints_one_json_object_and_exits_by_outcome() {
     }
 }
 
+/// `rostergate import oneroster --district lincoln --json BUNDLE`, which must apply: its report.
+fn imported(db_url: &str, dir: &Path, bundle: &Path) -> Value {
+    let out = rostergate(
+        db_url,
+        dir,
+        &[
+            "import",
+            "oneroster",
+            "--district",
+            "lincoln",
+            "--json",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", common::printed(&out));
+    json_of(&out)
+}
+
+/// The report of an import whose `users.csv` changed in one user: users are read again (and
+/// enrollments, which refer to them), the kinds users refer to are carried over.
+fn assert_one_user_read_again(report: &Value) {
+    assert_eq!(
+        report["carried_over"],
+        serde_json::json!(["orgs", "academicSessions", "courses", "classes"]),
+        "{report}"
+    );
+    assert_eq!(report["counts"]["users"]["updated"], 1, "{report}");
+}
+
 #[tokio::test]
 async fn a_bundle_imported_again_from_the_command_line_reads_only_the_files_that_changed() {
     for backend in backends().await {
@@ -165,22 +194,7 @@ async fn a_bundle_imported_again_from_the_command_line_reads_only_the_files_that
         let db = TestDb::new(backend).await;
         let work = tempfile::tempdir().unwrap();
         create_district(&db.url, work.path(), "lincoln", &[]);
-        let import = |bundle: &Path| {
-            let out = rostergate(
-                &db.url,
-                work.path(),
-                &[
-                    "import",
-                    "oneroster",
-                    "--district",
-                    "lincoln",
-                    "--json",
-                    bundle.to_str().unwrap(),
-                ],
-            );
-            assert_eq!(out.status.code(), Some(0), "{}", common::printed(&out));
-            json_of(&out)
-        };
+        let import = |bundle: &Path| imported(&db.url, work.path(), bundle);
 
         let first = import(&school().write_dir(&work.path().join("first")));
         assert!(first.get("carried_over").is_none(), "{first}");
@@ -209,12 +223,7 @@ async fn a_bundle_imported_again_from_the_command_line_reads_only_the_files_that
             .with("users.csv", &users)
             .write_dir(&work.path().join("renamed"));
         let renamed = import(&renamed);
-        assert_eq!(
-            renamed["carried_over"],
-            serde_json::json!(["orgs", "academicSessions", "courses", "classes"]),
-            "{renamed}"
-        );
-        assert_eq!(renamed["counts"]["users"]["updated"], 1, "{renamed}");
+        assert_one_user_read_again(&renamed);
         assert_eq!(
             renamed["counts"]["enrollments"]["unchanged"],
             first["counts"]["enrollments"]["created"],
@@ -937,22 +946,7 @@ async fn a_file_of_several_hashing_chunks_is_carried_over_from_a_folder_and_a_by
         let db = TestDb::new(backend).await;
         let work = tempfile::tempdir().unwrap();
         create_district(&db.url, work.path(), "lincoln", &[]);
-        let import = |bundle: &Path| {
-            let out = rostergate(
-                &db.url,
-                work.path(),
-                &[
-                    "import",
-                    "oneroster",
-                    "--district",
-                    "lincoln",
-                    "--json",
-                    bundle.to_str().unwrap(),
-                ],
-            );
-            assert_eq!(out.status.code(), Some(0), "{}", common::printed(&out));
-            json_of(&out)
-        };
+        let import = |bundle: &Path| imported(&db.url, work.path(), bundle);
         let bundle = school_with_long_named_students(100, 60_000);
         let users = bundle.get("users.csv").to_string();
         assert!(users.len() > 5 << 20, "three chunks at least");
@@ -978,12 +972,7 @@ async fn a_file_of_several_hashing_chunks_is_carried_over_from_a_folder_and_a_by
             .with("users.csv", &changed)
             .write_dir(&work.path().join("changed"));
         let changed = import(&changed);
-        assert_eq!(
-            changed["carried_over"],
-            serde_json::json!(["orgs", "academicSessions", "courses", "classes"]),
-            "{changed}"
-        );
-        assert_eq!(changed["counts"]["users"]["updated"], 1, "{changed}");
+        assert_one_user_read_again(&changed);
         assert_eq!(changed["counts"]["users"]["unchanged"], 104, "{changed}");
     }
 }
