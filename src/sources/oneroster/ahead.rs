@@ -8,8 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -60,7 +59,9 @@ enum Work {
     File(PlannedKind),
     Chunk {
         kind: RecordKind,
-        path: Arc<PathBuf>,
+        /// Opened once for all its chunks: a file replaced while it is hashed (a new bundle
+        /// written over the folder) is still hashed as the one file it was.
+        file: Arc<File>,
         index: usize,
         len: u64,
         /// The file's last chunk, after which it must end.
@@ -81,29 +82,48 @@ impl Work {
             }
             Work::Chunk {
                 kind,
-                path,
+                file,
                 index,
                 len,
                 last,
             } => Arrival::Chunk {
                 kind: *kind,
                 index: *index,
-                digest: hash_chunk(path, *index as u64 * CHUNK_BYTES, *len, *last).ok(),
+                digest: hash_chunk(file, *index as u64 * CHUNK_BYTES, *len, *last).ok(),
             },
         }
     }
 }
 
-/// The SHA-256 of `len` bytes of the file at `path` from `start`. The last chunk must end the
-/// file: one that grew since its size was read has no digest, as a file read in part has none.
-fn hash_chunk(path: &Path, start: u64, len: u64, last: bool) -> io::Result<ChunkDigest> {
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(start))?;
-    let digest = digest::chunk_digest(&mut file, len)?;
-    if last && file.read(&mut [0u8])? != 0 {
+/// The SHA-256 of `len` bytes of `file` from `start`. The last chunk must end the file: one
+/// that grew since its size was read has no digest, as a file read in part has none.
+fn hash_chunk(file: &File, start: u64, len: u64, last: bool) -> io::Result<ChunkDigest> {
+    let mut reader = ReadAt {
+        file,
+        offset: start,
+    };
+    let digest = digest::chunk_digest(&mut reader, len)?;
+    if last && reader.read(&mut [0u8])? != 0 {
         return Err(io::Error::other("the file grew while it was hashed"));
     }
     Ok(digest)
+}
+
+/// Reads a file from an offset of its own, so that threads share one open file.
+struct ReadAt<'a> {
+    file: &'a File,
+    offset: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.offset)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(self.file, buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 impl DigestsAhead {
@@ -144,15 +164,18 @@ impl DigestsAhead {
     }
 
     /// The hashing to do, in the order it is taken, and the files hashed in chunks. A file is
-    /// hashed in chunks when it is in a folder, its size is known and within `max_bytes`, and
-    /// it is larger than one chunk.
+    /// hashed in chunks when it is in a folder and opens, its size is within `max_bytes`, and it
+    /// is larger than one chunk.
     fn work(bundle: &Bundle, max_bytes: u64) -> (Vec<Work>, HashMap<RecordKind, Pending>) {
         let mut whole = Vec::new();
         let mut chunks = Vec::new();
         let mut pending = HashMap::new();
-        for (bytes, planned) in Self::largest_first(bundle) {
-            let path = bundle.file_path(&planned.label);
-            let (Some(path), Some(bytes)) = (path, bytes) else {
+        for (_, planned) in Self::largest_first(bundle) {
+            let opened = bundle.file_path(&planned.label).and_then(|path| {
+                let file = File::open(path).ok()?;
+                Some((file.metadata().ok()?.len(), file))
+            });
+            let Some((bytes, file)) = opened else {
                 whole.push(Work::File(planned));
                 continue;
             };
@@ -161,12 +184,12 @@ impl DigestsAhead {
                 continue;
             }
             let count = bytes.div_ceil(CHUNK_BYTES) as usize;
-            let path = Arc::new(path);
+            let file = Arc::new(file);
             for index in 0..count {
                 let start = index as u64 * CHUNK_BYTES;
                 chunks.push(Work::Chunk {
                     kind: planned.kind,
-                    path: path.clone(),
+                    file: file.clone(),
                     index,
                     len: CHUNK_BYTES.min(bytes - start),
                     last: index + 1 == count,
@@ -451,21 +474,49 @@ mod tests {
     }
 
     #[test]
+    fn a_file_replaced_while_its_chunks_are_hashed_is_hashed_as_the_file_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let (folder, _) = bundle_with_a_file_of_chunks(dir.path());
+        let before = digest_read_now(&folder, RecordKind::Users);
+        let (work, mut pending) = DigestsAhead::work(&folder, u64::MAX);
+        // Another bundle written over this one (a new file renamed into place) after the work
+        // was planned and before any chunk was hashed.
+        let path = folder.file_path("users.csv").unwrap();
+        let users = std::fs::read_to_string(&path).unwrap();
+        let replacement = dir.path().join("users.csv.new");
+        std::fs::write(&replacement, users.replace("user-1\n", "user-X\n")).unwrap();
+        std::fs::rename(&replacement, &path).unwrap();
+        assert_ne!(digest_read_now(&folder, RecordKind::Users), before);
+
+        let users_file = pending.remove(&RecordKind::Users).unwrap();
+        let chunks: Vec<ChunkDigest> = work
+            .iter()
+            .filter_map(|piece| match piece.hash(&folder, u64::MAX) {
+                Arrival::Chunk { digest, .. } => Some(digest.unwrap()),
+                Arrival::File(..) => None,
+            })
+            .collect();
+        assert_eq!(chunks.len(), users_file.chunks.len());
+        assert_eq!(digest::combine(users_file.salt, &chunks), before);
+    }
+
+    #[test]
     fn a_chunk_of_a_file_that_changed_size_since_it_was_measured_has_no_digest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.csv");
         std::fs::write(&path, "sourcedId\nu-1\nu-2\n").unwrap();
+        let file = File::open(&path).unwrap();
         assert!(
-            hash_chunk(&path, 10, 8, true).is_ok(),
+            hash_chunk(&file, 10, 8, true).is_ok(),
             "the file's last 8 bytes"
         );
         assert!(
-            hash_chunk(&path, 10, 4, false).is_ok(),
+            hash_chunk(&file, 10, 4, false).is_ok(),
             "not its last chunk"
         );
-        let grown = hash_chunk(&path, 10, 4, true).unwrap_err();
+        let grown = hash_chunk(&file, 10, 4, true).unwrap_err();
         assert!(grown.to_string().contains("grew"), "{grown}");
-        let shrunk = hash_chunk(&path, 10, 12, true).unwrap_err();
+        let shrunk = hash_chunk(&file, 10, 12, true).unwrap_err();
         assert_eq!(shrunk.kind(), io::ErrorKind::UnexpectedEof);
     }
 
