@@ -138,9 +138,9 @@ const HASH_READ_BYTES: usize = super::bundle::READ_BUFFER_BYTES;
 /// Reads `reader` to its end and returns its digest.
 pub fn digest_of(reader: &mut dyn Read, salt: Salt) -> io::Result<String> {
     let mut hashing = HashingReader::new(reader, salt);
-    let mut chunk = vec![0; HASH_READ_BYTES];
+    let mut buf = vec![0; HASH_READ_BYTES];
     loop {
-        match hashing.read(&mut chunk) {
+        match hashing.read(&mut buf) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
