@@ -170,7 +170,7 @@ impl DigestsAhead {
         let mut whole = Vec::new();
         let mut chunks = Vec::new();
         let mut pending = HashMap::new();
-        for (_, planned) in Self::largest_first(bundle) {
+        for planned in Self::largest_first(bundle) {
             let opened = bundle.file_path(&planned.label).and_then(|path| {
                 let file = File::open(path).ok()?;
                 Some((file.metadata().ok()?.len(), file))
@@ -206,9 +206,9 @@ impl DigestsAhead {
         (whole, pending)
     }
 
-    /// The bundle's bulk files with their sizes, largest first: a file whose size cannot be
-    /// found out first of all (it may be the largest), equals in dependency order.
-    fn largest_first(bundle: &Bundle) -> Vec<(Option<u64>, PlannedKind)> {
+    /// The bundle's bulk files, largest first: a file whose size cannot be found out first of
+    /// all (it may be the largest), equals in dependency order.
+    fn largest_first(bundle: &Bundle) -> Vec<PlannedKind> {
         let mut files: Vec<(Option<u64>, PlannedKind)> = plan(bundle)
             .kinds
             .into_iter()
@@ -216,7 +216,7 @@ impl DigestsAhead {
             .map(|p| (bundle.file_bytes(&p.label), p))
             .collect();
         files.sort_by_key(|(bytes, _)| std::cmp::Reverse(bytes.unwrap_or(u64::MAX)));
-        files
+        files.into_iter().map(|(_, p)| p).collect()
     }
 
     /// The threads that do `pieces` pieces of hashing: one per core, at most one per piece.
@@ -311,7 +311,7 @@ mod tests {
     fn hashing_order(bundle: &Bundle) -> Vec<RecordKind> {
         DigestsAhead::largest_first(bundle)
             .iter()
-            .map(|(_, p)| p.kind)
+            .map(|p| p.kind)
             .collect()
     }
 
