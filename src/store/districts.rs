@@ -111,12 +111,40 @@ pub async fn list(db: &Db) -> Result<Vec<District>, StoreError> {
     rows.into_iter().map(DistrictRow::into_district).collect()
 }
 
-/// Marks the district's roster as changed, inside the transaction that changes it.
+/// Marks the district's roster as changed, inside the transaction that changes it, as that
+/// transaction's first write. The district's row is then held until the transaction ends, and
+/// a district that is not there fails the run: the roster tables check no district of their own
+/// on PostgreSQL (migration 0025).
 pub async fn bump_roster_version(tx: &mut Tx, district_id: i64) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE districts SET roster_version = roster_version + 1 WHERE id = $1",
-        &args![district_id],
-    )
-    .await?;
+    let updated = tx
+        .execute(
+            "UPDATE districts SET roster_version = roster_version + 1 WHERE id = $1",
+            &args![district_id],
+        )
+        .await?;
+    if updated != 1 {
+        return Err(StoreError::NotFound(format!("district {district_id}")));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::query_plans::databases;
+
+    // The roster tables rely on this check on PostgreSQL, where they keep no district key.
+    #[tokio::test]
+    async fn a_roster_change_in_a_district_that_is_not_there_fails_before_it_writes() {
+        for each in databases().await {
+            let mut tx = each.db.begin().await.unwrap();
+            let missing = bump_roster_version(&mut tx, 4_242).await.unwrap_err();
+            assert!(
+                matches!(&missing, StoreError::NotFound(what) if what == "district 4242"),
+                "{missing}"
+            );
+            tx.rollback().await.unwrap();
+            each.finish().await;
+        }
+    }
 }

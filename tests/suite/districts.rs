@@ -77,3 +77,37 @@ on_every_backend!(
         assert_eq!(status, 403);
     }
 );
+
+// The tables a run writes a row per record into rely on their district being there for good
+// (PostgreSQL checks no foreign key per row there): the database itself refuses to delete one.
+on_every_backend!(
+    a_district_with_its_roster_is_never_deleted_even_by_hand_in_the_database,
+    |app| {
+        app.create_district("lincoln").await;
+        let (status, report) = app
+            .import("lincoln", OPERATOR_TOKEN, &common::school())
+            .await;
+        assert_eq!((status, report["status"].as_str()), (200, Some("applied")));
+        let db = rostergate::store::Db::connect(&app.db.url).await.unwrap();
+        for delete in [
+            "DELETE FROM districts WHERE slug = 'lincoln'",
+            "DELETE FROM districts",
+        ] {
+            let refused = db.conn().execute(delete, &[]).await.unwrap_err();
+            assert!(
+                refused.to_string().contains("districts are never deleted"),
+                "{delete}: {refused}"
+            );
+        }
+        let (status, _) = app.get("/api/v1/districts/lincoln", OPERATOR_TOKEN).await;
+        assert_eq!(status, 200);
+        let reader = app.token_for("lincoln", &["roster:read"]).await;
+        let (status, users) = app.get("/api/v1/districts/lincoln/users", &reader).await;
+        assert_eq!(status, 200);
+        assert!(!users["users"].as_array().unwrap().is_empty(), "{users}");
+        let (status, again) = app
+            .import("lincoln", OPERATOR_TOKEN, &common::school())
+            .await;
+        assert_eq!((status, again["status"].as_str()), (200, Some("applied")));
+    }
+);
