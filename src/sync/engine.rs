@@ -802,6 +802,9 @@ impl Engine {
         let (accounts, warnings) = self
             .provision_accounts(&mut tx, district, run_id, plan, diff, now)
             .await?;
+        if doubled {
+            sync_apply::analyze_accounts(&mut tx).await?;
+        }
         tracing::debug!(
             phase = "accounts",
             ms = phase_start.elapsed().as_millis() as u64
