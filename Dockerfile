@@ -1,7 +1,7 @@
 # Multi-stage build: compile in the Rust image, run as a non-root user in a slim image.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY migrations ./migrations
 COPY config ./config
