@@ -135,7 +135,7 @@ mod tests {
 
     // The roster tables rely on this check on PostgreSQL, where they keep no district key.
     #[tokio::test]
-    async fn a_roster_change_in_a_district_that_is_not_there_fails_before_it_writes() {
+    async fn bumping_the_roster_version_of_a_district_that_is_not_there_fails() {
         for each in databases().await {
             let mut tx = each.db.begin().await.unwrap();
             let missing = bump_roster_version(&mut tx, 4_242).await.unwrap_err();

@@ -220,7 +220,7 @@ impl DigestsAhead {
     }
 
     /// The threads that do `pieces` pieces of hashing: one per core, at most one per piece.
-    pub fn threads_for(pieces: usize) -> usize {
+    fn threads_for(pieces: usize) -> usize {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, MAX_HASHING_THREADS)
