@@ -347,7 +347,14 @@ pub async fn clear_in(tx: &mut Tx, run_id: &str) -> Result<(), StoreError> {
     let tables = RecordKind::ALL
         .iter()
         .map(|k| k.stage_table())
-        .chain(["stage_coaching", "stage_coaching_classes"].map(String::from))
+        .chain(
+            [
+                "stage_coaching",
+                "stage_coaching_marks",
+                "stage_coaching_stale",
+            ]
+            .map(String::from),
+        )
         .collect();
     clear_tables_in(tx, run_id, tables).await
 }

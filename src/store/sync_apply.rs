@@ -456,67 +456,184 @@ pub async fn analyze_coaching(tx: &mut Tx) -> Result<(), StoreError> {
     super::staging::refresh_statistics(tx, &["coaching_sources"]).await
 }
 
-/// Which classes a coaching derivation looks at.
+/// Which coaching a derivation looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CoachingScope {
     /// Every class of the district: coaching was never derived.
     AllClasses,
-    /// The classes [`mark_coaching_classes`] wrote for the run; every other class's coaching is
-    /// as the last derivation left it.
-    MarkedClasses,
+    /// What [`mark_coaching`] marked for the run: whole classes, and single members of classes
+    /// (the coaching a user gives or gets in that class). Everything else is as the last
+    /// derivation left it.
+    Marked,
 }
 
+/// The mark of a whole class in `stage_coaching_marks.user_sourced_id`.
+const WHOLE_CLASS: &str = "''";
+
 impl CoachingScope {
-    /// The predicate "the class in `column` is looked at", written to drive the query: the
-    /// marked classes are looked up, each by key, in the table `column` belongs to.
-    fn drives(self, column: &str) -> String {
+    /// The coaching pairs in scope, a teacher or aide and a student in effect in a class in
+    /// effect, as rows `(teacher, student, class)` (`$1` the run, `$2` the district, `$3` the
+    /// cut-off). A marked member's pairs are looked up from the mark, from that member's
+    /// enrollment in the class, never from the whole class: a delta's students are a few in
+    /// each class it touches.
+    fn pairs_sql(self, backend: Backend) -> String {
+        let coaching_roles = COACHING_ROLES
+            .iter()
+            .map(|r| format!("'{r}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let select = "t.user_sourced_id AS teacher, s.user_sourced_id AS student, t.class_sourced_id AS class";
+        let filter = format!(
+            "t.district_id = $2 AND s.district_id = $2 \
+             AND t.role IN ({coaching_roles}) AND s.role = '{COACHED_ROLE}' \
+             AND t.deleted_at IS NULL AND s.deleted_at IS NULL \
+             AND c.deleted_at IS NULL AND c.detached_at IS NULL \
+             AND tu.deleted_at IS NULL AND su.deleted_at IS NULL \
+             AND (t.end_date IS NULL OR t.end_date >= $3) AND (s.end_date IS NULL OR s.end_date >= $3) \
+             AND t.user_sourced_id <> s.user_sourced_id"
+        );
+        // How the five tables meet, as joins (a whole class's pairs) or as conditions (a
+        // member's, whose tables are read in the order given).
+        let meet = [
+            "s.class_sourced_id = t.class_sourced_id",
+            "c.district_id = $2 AND c.sourced_id = t.class_sourced_id",
+            "tu.district_id = $2 AND tu.sourced_id = t.user_sourced_id",
+            "su.district_id = $2 AND su.sourced_id = s.user_sourced_id",
+        ];
+        let class_pairs = format!(
+            "enrollments t JOIN enrollments s ON {} JOIN classes c ON {} \
+             JOIN users tu ON {} JOIN users su ON {}",
+            meet[0], meet[1], meet[2], meet[3]
+        );
         match self {
-            CoachingScope::AllClasses => "1 = 1".into(),
-            CoachingScope::MarkedClasses => format!(
-                "{column} IN (SELECT m.class_sourced_id FROM stage_coaching_classes m WHERE m.run_id = $1)"
-            ),
-        }
-    }
-
-    /// What follows `coaching_sources c` in a statement that looks at the sources of the
-    /// classes in scope. SQLite, which plans without statistics, would rather read every source
-    /// of the district through the covering index by student and test each against the marked
-    /// classes (0.5–0.6 s for the removals of a 1 % delta at 100,000 students) than look up the
-    /// marked classes' sources through the index by class (0.2 s): it is told to.
-    fn sources_hint(self, backend: Backend) -> &'static str {
-        match (self, backend) {
-            (CoachingScope::MarkedClasses, Backend::Sqlite) => {
-                " INDEXED BY coaching_sources_class_idx"
+            CoachingScope::AllClasses => {
+                format!("SELECT {select} FROM {class_pairs} WHERE {filter}")
             }
-            _ => "",
+            CoachingScope::Marked => {
+                let whole = format!(
+                    "SELECT {select} FROM {class_pairs} WHERE {filter} AND t.class_sourced_id IN \
+                     (SELECT m.class_sourced_id FROM stage_coaching_marks m \
+                      WHERE m.run_id = $1 AND m.user_sourced_id = {WHOLE_CLASS})"
+                );
+                let member = format!("m.user_sourced_id <> {WHOLE_CLASS}");
+                let of_member = |alias: &str, first: &str, then: &str| {
+                    for_each_mark(
+                        backend,
+                        &member,
+                        select,
+                        &[first, then, "classes c", "users tu", "users su"],
+                        &format!(
+                            "{filter} AND {} AND {alias}.user_sourced_id = m.user_sourced_id \
+                             AND {alias}.class_sourced_id = m.class_sourced_id",
+                            meet.join(" AND ")
+                        ),
+                    )
+                };
+                [
+                    whole,
+                    of_member("t", "enrollments t", "enrollments s"),
+                    of_member("s", "enrollments s", "enrollments t"),
+                ]
+                .join(" UNION ")
+            }
         }
     }
 
-    /// The same predicate as a check on a row already found: a key lookup wherever it sits
-    /// (inside a NOT, inside another subquery), where an IN list there can be re-read per row.
-    fn includes(self, column: &str) -> String {
+    /// The district's coaching sources in scope (`$1` the run, `$2` the district), as the body
+    /// of a derived table. A marked class's sources are looked up by class, a marked member's
+    /// by class and that member, each from its mark (a source can come twice: as its teacher's
+    /// and as its student's). Read any other way, both databases read every source of the
+    /// district, or of every marked class, to keep a few (0.3 s in a 1 % delta at 100,000
+    /// students on PostgreSQL).
+    fn sources_sql(self, backend: Backend) -> String {
+        let select = "c.teacher_sourced_id, c.student_sourced_id, c.source_type, c.source_id";
         match self {
-            CoachingScope::AllClasses => "1 = 1".into(),
-            CoachingScope::MarkedClasses => format!(
-                "EXISTS (SELECT 1 FROM stage_coaching_classes m WHERE m.run_id = $1 AND m.class_sourced_id = {column})"
-            ),
+            CoachingScope::AllClasses => {
+                format!("SELECT {select} FROM coaching_sources c WHERE c.district_id = $2")
+            }
+            CoachingScope::Marked => {
+                let of_mark = "c.district_id = $2 AND c.source_id = m.class_sourced_id";
+                let member = format!("m.user_sourced_id <> {WHOLE_CLASS}");
+                // SQLite would rather walk the district's sources in the covering index by
+                // student than look a class's up in the index by class: it is told to.
+                let by_class = match backend {
+                    Backend::Sqlite => "coaching_sources c INDEXED BY coaching_sources_class_idx",
+                    Backend::Postgres => "coaching_sources c",
+                };
+                [
+                    for_each_mark(
+                        backend,
+                        &format!("m.user_sourced_id = {WHOLE_CLASS}"),
+                        select,
+                        &[by_class],
+                        of_mark,
+                    ),
+                    for_each_mark(
+                        backend,
+                        &member,
+                        select,
+                        &["coaching_sources c"],
+                        &format!("{of_mark} AND c.teacher_sourced_id = m.user_sourced_id"),
+                    ),
+                    for_each_mark(
+                        backend,
+                        &member,
+                        select,
+                        &["coaching_sources c"],
+                        &format!("{of_mark} AND c.student_sourced_id = m.user_sourced_id"),
+                    ),
+                ]
+                .join(" UNION ALL ")
+            }
         }
+    }
+}
+
+/// `SELECT {select} FROM {tables} WHERE {filter}` for each of the run's marks that `marks`
+/// selects, `filter` reading the mark as `m`: looked up from each mark in turn, the tables
+/// read in the order given, whatever the planner makes of their sizes. PostgreSQL, costing
+/// every index probe as a read from disk, would rather hash the marks against every coaching
+/// source or user of the district (0.15 s each at 100,000 students) than probe a few thousand
+/// times: a lateral subquery it cannot flatten (`OFFSET 0`) is probed once per mark. SQLite,
+/// planning without statistics, would start from the district's enrollments (1.4 s): it keeps
+/// the order of tables joined with CROSS JOIN.
+fn for_each_mark(
+    backend: Backend,
+    marks: &str,
+    select: &str,
+    tables: &[&str],
+    filter: &str,
+) -> String {
+    match backend {
+        Backend::Sqlite => format!(
+            "SELECT {select} FROM stage_coaching_marks m CROSS JOIN {} \
+             WHERE m.run_id = $1 AND {marks} AND {filter}",
+            tables.join(" CROSS JOIN ")
+        ),
+        Backend::Postgres => format!(
+            "SELECT x.* FROM stage_coaching_marks m CROSS JOIN LATERAL \
+             (SELECT {select} FROM {} WHERE {filter} OFFSET 0) x \
+             WHERE m.run_id = $1 AND {marks}",
+            tables.join(", ")
+        ),
     }
 }
 
 /// Writes, before the run's changes are applied (it compares staged rows with live ones), the
-/// classes whose coaching can move:
-/// - with the run's changes: classes an enrollment comes to, leaves or changes in (as it was and
-///   as it will be), classes of users who come or go, and classes that come or go (a user's or
-///   class's other changes move no coaching). `modes` are the planned kinds whose changes count,
-///   each with the mode its staged rows are compared in (none: the run's changes mark nothing);
-/// - with the day, when `day_moved` holds the last derivation's cut-off and this run's: classes
-///   with an enrollment in effect whose end date lies between the two (in either order). An
+/// coaching that can move, as marks of a class and a member of it (a user's enrollments there
+/// move only the coaching that user gives or gets there), or of a whole class:
+/// - with the run's changes: an enrollment's class and user when it comes, leaves or changes
+///   (as it was and as it will be), the enrollments of users who come or go, and whole classes
+///   that come or go (a user's or class's other changes move no coaching). `modes` are the
+///   planned kinds whose changes count, each with the mode its staged rows are compared in
+///   (none: the run's changes mark nothing);
+/// - with the day, when `day_moved` holds the last derivation's cut-off and this run's: the
+///   enrollments in effect whose end date lies between the two (in either order). An
 ///   enrollment counts while its end date is on or after the cut-off, so these are the only ones
 ///   that count on one day and not on the other.
 ///
-/// Returns how many classes it marked.
-pub async fn mark_coaching_classes(
+/// Returns how many marks it wrote.
+pub async fn mark_coaching(
     tx: &mut Tx,
     run_id: &str,
     district_id: i64,
@@ -524,40 +641,41 @@ pub async fn mark_coaching_classes(
     day_moved: Option<(NaiveDate, NaiveDate)>,
 ) -> Result<u64, StoreError> {
     tx.execute(
-        "DELETE FROM stage_coaching_classes WHERE run_id = $1",
+        "DELETE FROM stage_coaching_marks WHERE run_id = $1",
         &args![run_id],
     )
     .await?;
     let mut marked = 0;
-    if let Some(sql) = mark_coaching_classes_sql(modes) {
+    if let Some(sql) = mark_coaching_sql(modes) {
         marked += tx.execute(&sql, &args![run_id, district_id]).await?;
     }
     if let Some((from, to)) = day_moved {
         let (earlier, later) = (from.min(to), from.max(to));
         let args = args![run_id, district_id, earlier, later];
-        marked += tx.execute(MARK_CLASSES_THE_DAY_MOVED, &args).await?;
+        marked += tx.execute(MARK_ENROLLMENTS_THE_DAY_MOVED, &args).await?;
     }
     // Even when none are marked: the derivation is then planned on an empty table, not on the
-    // last run's classes.
-    super::staging::refresh_statistics(tx, &["stage_coaching_classes"]).await?;
+    // last run's marks.
+    super::staging::refresh_statistics(tx, &["stage_coaching_marks"]).await?;
     Ok(marked)
 }
 
-/// The classes of enrollments in effect ending on or after `$3` and before `$4`, added to run
-/// `$1`'s marked classes in district `$2`. The check for a class is written so that it is not a
+/// The class and user of enrollments in effect ending on or after `$3` and before `$4`, added
+/// to run `$1`'s marks in district `$2`. The check for a class is written so that it is not a
 /// range: on SQLite it made the district's enrollments be read in class order, each row a
 /// look-up (0.52 s against 0.23 s at 100,000 students).
-const MARK_CLASSES_THE_DAY_MOVED: &str =
-    "INSERT INTO stage_coaching_classes (run_id, class_sourced_id) \
-     SELECT DISTINCT $1, e.class_sourced_id FROM enrollments e \
-     WHERE e.district_id = $2 AND e.deleted_at IS NULL AND (e.class_sourced_id IS NOT NULL) = TRUE \
+const MARK_ENROLLMENTS_THE_DAY_MOVED: &str =
+    "INSERT INTO stage_coaching_marks (run_id, class_sourced_id, user_sourced_id) \
+     SELECT DISTINCT $1, e.class_sourced_id, e.user_sourced_id FROM enrollments e \
+     WHERE e.district_id = $2 AND e.deleted_at IS NULL \
+     AND (e.class_sourced_id IS NOT NULL AND e.user_sourced_id IS NOT NULL) = TRUE \
      AND e.end_date >= $3 AND e.end_date < $4 \
-     AND NOT EXISTS (SELECT 1 FROM stage_coaching_classes m WHERE m.run_id = $1 \
-         AND m.class_sourced_id = e.class_sourced_id)";
+     AND NOT EXISTS (SELECT 1 FROM stage_coaching_marks m WHERE m.run_id = $1 \
+         AND m.class_sourced_id = e.class_sourced_id AND m.user_sourced_id = e.user_sourced_id)";
 
-/// The statement [`mark_coaching_classes`] writes the classes with (`$1` the run, `$2` the
+/// The statement [`mark_coaching`] writes the run's marks with (`$1` the run, `$2` the
 /// district); `None` when the run has no kind that moves coaching.
-fn mark_coaching_classes_sql(modes: &[(RecordKind, Mode)]) -> Option<String> {
+fn mark_coaching_sql(modes: &[(RecordKind, Mode)]) -> Option<String> {
     let mode_of = |kind| modes.iter().find(|(k, _)| *k == kind).map(|(_, m)| *m);
     let mut selects = Vec::new();
     if let Some(mode) = mode_of(RecordKind::Enrollments) {
@@ -565,20 +683,22 @@ fn mark_coaching_classes_sql(modes: &[(RecordKind, Mode)]) -> Option<String> {
              ON l.district_id = $2 AND l.sourced_id = s.sourced_id WHERE s.run_id = $1 AND NOT s.deleting";
         // As it will be (new, back, or changed), and as it was (changed).
         selects.push(format!(
-            "SELECT s.class_sourced_id AS c {joined} AND (l.sourced_id IS NULL \
+            "SELECT s.class_sourced_id AS c, s.user_sourced_id AS u {joined} AND (l.sourced_id IS NULL \
              OR l.deleted_at IS NOT NULL OR l.hash <> s.hash)"
         ));
         selects.push(format!(
-            "SELECT l.class_sourced_id AS c {joined} AND l.deleted_at IS NULL AND l.hash <> s.hash"
+            "SELECT l.class_sourced_id AS c, l.user_sourced_id AS u {joined} \
+             AND l.deleted_at IS NULL AND l.hash <> s.hash"
         ));
         selects.push(format!(
-            "SELECT l.class_sourced_id AS c FROM enrollments l WHERE {}",
+            "SELECT l.class_sourced_id AS c, l.user_sourced_id AS u FROM enrollments l WHERE {}",
             removed_predicate(RecordKind::Enrollments, mode)
         ));
     }
     if let Some(mode) = mode_of(RecordKind::Users) {
         selects.push(format!(
-            "SELECT e.class_sourced_id AS c FROM enrollments e WHERE e.district_id = $2 AND e.user_sourced_id IN \
+            "SELECT e.class_sourced_id AS c, e.user_sourced_id AS u FROM enrollments e \
+             WHERE e.district_id = $2 AND e.user_sourced_id IN \
              (SELECT s.sourced_id FROM stage_users s WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({entering}) \
               UNION SELECT l.sourced_id FROM users l WHERE {leaving})",
             entering = same_live_sql(RecordKind::Users),
@@ -587,11 +707,12 @@ fn mark_coaching_classes_sql(modes: &[(RecordKind, Mode)]) -> Option<String> {
     }
     if let Some(mode) = mode_of(RecordKind::Classes) {
         selects.push(format!(
-            "SELECT s.sourced_id AS c FROM stage_classes s WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({})",
+            "SELECT s.sourced_id AS c, {WHOLE_CLASS} AS u FROM stage_classes s \
+             WHERE s.run_id = $1 AND NOT s.deleting AND NOT EXISTS ({})",
             same_live_sql(RecordKind::Classes)
         ));
         selects.push(format!(
-            "SELECT l.sourced_id AS c FROM classes l WHERE {}",
+            "SELECT l.sourced_id AS c, {WHOLE_CLASS} AS u FROM classes l WHERE {}",
             removed_predicate(RecordKind::Classes, mode)
         ));
     }
@@ -603,8 +724,9 @@ fn mark_coaching_classes_sql(modes: &[(RecordKind, Mode)]) -> Option<String> {
         // condition into each branch, and `class_sourced_id IS NOT NULL` there made it
         // read the removed enrollments through the index by class, all of them, rather
         // than each by key (0.66 s against 0.07 s in a 1 % delta at 100,000 students).
-        "INSERT INTO stage_coaching_classes (run_id, class_sourced_id) \
-         SELECT DISTINCT $1, x.c FROM ({}) x WHERE (x.c IS NOT NULL) = TRUE",
+        // An enrollment without a class or a user gives no coaching: nothing to mark.
+        "INSERT INTO stage_coaching_marks (run_id, class_sourced_id, user_sourced_id) \
+         SELECT DISTINCT $1, x.c, x.u FROM ({}) x WHERE (x.c IS NOT NULL AND x.u IS NOT NULL) = TRUE",
         selects.join(" UNION ")
     ))
 }
@@ -620,27 +742,8 @@ pub async fn derive_coaching(
     (cutoff, scope): (NaiveDate, CoachingScope),
     now: DateTime<Utc>,
 ) -> Result<CoachingCounts, StoreError> {
-    let coaching_roles = COACHING_ROLES
-        .iter()
-        .map(|r| format!("'{r}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
     let params = args![run_id, district_id, cutoff, now];
-    let pairs = format!(
-        "SELECT t.user_sourced_id AS teacher, s.user_sourced_id AS student, t.class_sourced_id AS class \
-         FROM enrollments t \
-         JOIN enrollments s ON s.district_id = t.district_id AND s.class_sourced_id = t.class_sourced_id \
-         JOIN classes c ON c.district_id = t.district_id AND c.sourced_id = t.class_sourced_id \
-         JOIN users tu ON tu.district_id = t.district_id AND tu.sourced_id = t.user_sourced_id \
-         JOIN users su ON su.district_id = s.district_id AND su.sourced_id = s.user_sourced_id \
-         WHERE t.district_id = $2 AND t.role IN ({coaching_roles}) AND s.role = '{COACHED_ROLE}' \
-           AND t.deleted_at IS NULL AND s.deleted_at IS NULL \
-           AND c.deleted_at IS NULL AND c.detached_at IS NULL \
-           AND tu.deleted_at IS NULL AND su.deleted_at IS NULL \
-           AND (t.end_date IS NULL OR t.end_date >= $3) AND (s.end_date IS NULL OR s.end_date >= $3) \
-           AND t.user_sourced_id <> s.user_sourced_id AND {in_scope}",
-        in_scope = scope.drives("t.class_sourced_id"),
-    );
+    let pairs = scope.pairs_sql(tx.backend());
     let (pair_event, pair_data) = pair_event_sql(tx.backend());
     let insert = outbox::INSERT_EVENTS;
     if district_has_none(tx, "coaching_sources", district_id).await? {
@@ -696,9 +799,13 @@ pub async fn derive_coaching(
         )
         .await?;
 
-    let (ended_pairs, stale_sources) = ended_coaching_sql(scope, tx.backend());
-    let ended = tx.execute(&ended_pairs, &params).await?;
-    tx.execute(&stale_sources, &params).await?;
+    tx.execute(&stale_coaching_sql(scope, tx.backend()), &params)
+        .await?;
+    super::staging::refresh_statistics(tx, &["stage_coaching_stale".to_string()]).await?;
+    let ended = tx
+        .execute(&ended_coaching_sql(tx.backend()), &params)
+        .await?;
+    tx.execute(DELETE_STALE_COACHING, &params).await?;
     tx.execute(
         "INSERT INTO coaching_sources (district_id, teacher_sourced_id, student_sourced_id, source_type, source_id, created_at) \
          SELECT $2, d.teacher_sourced_id, d.student_sourced_id, 'class', d.class_sourced_id, $4 FROM stage_coaching d \
@@ -713,38 +820,47 @@ pub async fn derive_coaching(
     Ok(CoachingCounts { started, ended })
 }
 
-/// The statements that end what a derivation no longer finds (parameters as in
-/// [`derive_coaching`]): the `coaching.removed` events of pairs left with no source, then the
-/// deletion of the stale sources, both over `stage_coaching` as the derivation filled it.
-fn ended_coaching_sql(scope: CoachingScope, backend: Backend) -> (String, String) {
-    // Class sources in scope this run no longer derives, except those of detached classes.
-    let stale = format!(
-        "c.district_id = $2 AND {in_scope} AND c.source_type = 'class' \
-        AND NOT EXISTS (SELECT 1 FROM stage_coaching d WHERE d.run_id = $1 AND d.teacher_sourced_id = c.teacher_sourced_id \
-            AND d.student_sourced_id = c.student_sourced_id AND d.class_sourced_id = c.source_id) \
-        AND NOT EXISTS (SELECT 1 FROM classes k WHERE k.district_id = $2 AND k.sourced_id = c.source_id \
-            AND k.deleted_at IS NULL AND k.detached_at IS NOT NULL)",
-        in_scope = scope.drives("c.source_id"),
-    );
-    // A pair ends when no source of it is left: a source stays if it is not a class, a class out
-    // of scope, or a detached class.
-    let out_of_scope = format!("NOT ({})", scope.includes("o.source_id"));
-    let by_class = scope.sources_hint(backend);
+/// The statement that writes the class sources in scope this run no longer derives, except
+/// those of detached classes, to `stage_coaching_stale` (parameters as in [`derive_coaching`],
+/// after `stage_coaching` is filled).
+fn stale_coaching_sql(scope: CoachingScope, backend: Backend) -> String {
+    format!(
+        "INSERT INTO stage_coaching_stale (run_id, teacher_sourced_id, student_sourced_id, class_sourced_id) \
+         SELECT DISTINCT $1, c.teacher_sourced_id, c.student_sourced_id, c.source_id FROM ({sources}) c \
+         WHERE c.source_type = 'class' \
+         AND NOT EXISTS (SELECT 1 FROM stage_coaching d WHERE d.run_id = $1 AND d.teacher_sourced_id = c.teacher_sourced_id \
+             AND d.student_sourced_id = c.student_sourced_id AND d.class_sourced_id = c.source_id) \
+         AND NOT EXISTS (SELECT 1 FROM classes k WHERE k.district_id = $2 AND k.sourced_id = c.source_id \
+             AND k.deleted_at IS NULL AND k.detached_at IS NOT NULL)",
+        sources = scope.sources_sql(backend),
+    )
+}
+
+/// The `coaching.removed` events of the pairs the stale sources leave with none: no other
+/// source of the pair stays (one that is not stale), and the derivation did not find the pair
+/// again in another class.
+fn ended_coaching_sql(backend: Backend) -> String {
     let insert = outbox::INSERT_EVENTS;
     let (pair_event, pair_data) = pair_event_sql(backend);
-    let ended = format!(
+    format!(
         "{insert} \
-         SELECT DISTINCT $2, $1, 'coaching.removed', {pair_event}, {pair_data}, $4 FROM coaching_sources c{by_class} WHERE {stale} \
+         SELECT DISTINCT $2, $1, 'coaching.removed', {pair_event}, {pair_data}, $4 FROM stage_coaching_stale c \
+         WHERE c.run_id = $1 \
          AND NOT EXISTS (SELECT 1 FROM stage_coaching d WHERE d.run_id = $1 \
              AND d.teacher_sourced_id = c.teacher_sourced_id AND d.student_sourced_id = c.student_sourced_id) \
          AND NOT EXISTS (SELECT 1 FROM coaching_sources o WHERE o.district_id = $2 \
              AND o.teacher_sourced_id = c.teacher_sourced_id AND o.student_sourced_id = c.student_sourced_id \
-             AND (o.source_type <> 'class' OR {out_of_scope} OR EXISTS (SELECT 1 FROM classes k WHERE k.district_id = $2 \
-                 AND k.sourced_id = o.source_id AND k.deleted_at IS NULL AND k.detached_at IS NOT NULL)))"
-    );
-    let delete = format!("DELETE FROM coaching_sources AS c{by_class} WHERE {stale}");
-    (ended, delete)
+             AND NOT (o.source_type = 'class' AND EXISTS (SELECT 1 FROM stage_coaching_stale z WHERE z.run_id = $1 \
+                 AND z.teacher_sourced_id = o.teacher_sourced_id AND z.student_sourced_id = o.student_sourced_id \
+                 AND z.class_sourced_id = o.source_id)))"
+    )
 }
+
+/// Deletes the stale sources, each by its key.
+const DELETE_STALE_COACHING: &str = "DELETE FROM coaching_sources \
+     WHERE district_id = $2 AND source_type = 'class' \
+     AND (teacher_sourced_id, student_sourced_id, source_id) IN \
+     (SELECT z.teacher_sourced_id, z.student_sourced_id, z.class_sourced_id FROM stage_coaching_stale z WHERE z.run_id = $1)";
 
 /// A coaching pair's event subject and payload, over a row `c` with its teacher and student.
 fn pair_event_sql(backend: Backend) -> (&'static str, String) {
@@ -760,7 +876,11 @@ fn pair_event_sql(backend: Backend) -> (&'static str, String) {
 }
 
 async fn clear_coaching_stages(tx: &mut Tx, run_id: &str) -> Result<(), StoreError> {
-    for table in ["stage_coaching", "stage_coaching_classes"] {
+    for table in [
+        "stage_coaching",
+        "stage_coaching_marks",
+        "stage_coaching_stale",
+    ] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE run_id = $1"),
             &args![run_id],
@@ -824,13 +944,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn marking_a_deltas_classes_looks_its_live_enrollments_up_by_key_on_sqlite() {
+    async fn marking_a_deltas_coaching_looks_its_live_enrollments_up_by_key_on_sqlite() {
         let modes = [
             (RecordKind::Users, Mode::Delta),
             (RecordKind::Classes, Mode::Delta),
             (RecordKind::Enrollments, Mode::Delta),
         ];
-        let sql = mark_coaching_classes_sql(&modes).expect("enrollments move coaching");
+        let sql = mark_coaching_sql(&modes).expect("enrollments move coaching");
         let (live, plan) = sqlite_plan(&sql, &args!["run-1", 1_i64], "l").await;
         assert!(!plan.contains("class_sourced_id>"), "{plan}");
         assert!(!live.is_empty(), "{plan}");
@@ -842,29 +962,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_new_days_classes_are_found_in_one_pass_over_the_enrollments_on_sqlite() {
+    async fn a_new_days_enrollments_are_found_in_one_pass_on_sqlite() {
         let args = args!["run-1", 1_i64, "2026-01-01", "2026-01-02"];
-        let (enrollments, plan) = sqlite_plan(MARK_CLASSES_THE_DAY_MOVED, &args, "e").await;
+        let (enrollments, plan) = sqlite_plan(MARK_ENROLLMENTS_THE_DAY_MOVED, &args, "e").await;
         assert!(!plan.contains("class_sourced_id>"), "{plan}");
         assert_eq!(enrollments.len(), 1, "{plan}");
     }
 
+    /// The plan's lines that read one of `aliases`, each found in `plan`: every one must be a
+    /// search on at least two columns of an index (the district and a key), never a scan or a
+    /// walk over the whole district.
+    fn wide_reads(plan: &str, aliases: &[&str]) -> Vec<String> {
+        plan.lines()
+            .filter(|l| {
+                aliases.iter().any(|a| {
+                    l.contains(&format!("SCAN {a} ")) || l.contains(&format!("SEARCH {a} "))
+                })
+            })
+            .filter(|l| !(l.contains("SEARCH") && l.contains(" AND ")))
+            .map(str::to_string)
+            .collect()
+    }
+
     #[tokio::test]
-    async fn the_coaching_a_delta_ends_is_found_through_its_classes_on_sqlite() {
+    async fn a_marked_members_coaching_is_derived_from_the_mark_by_key_on_sqlite() {
+        let sql = CoachingScope::Marked.pairs_sql(Backend::Sqlite);
+        let each = sqlite().await;
+        let plan = plan(&each.db, &sql, &args!["run-1", 1_i64, "2026-01-01"]).await;
+        each.finish().await;
+        assert!(plan.contains("SEARCH m "), "{plan}");
+        let wide = wide_reads(&plan, &["t", "s", "c", "tu", "su"]);
+        assert!(wide.is_empty(), "{wide:?} in {plan}");
+    }
+
+    #[tokio::test]
+    async fn the_coaching_a_delta_ends_is_found_from_its_marks_and_deleted_by_key_on_sqlite() {
         let args = args!["run-1", 1_i64, "2026-01-01", "2026-01-01T00:00:00Z"];
-        for scope in [CoachingScope::MarkedClasses, CoachingScope::AllClasses] {
-            let (ended, stale) = ended_coaching_sql(scope, Backend::Sqlite);
-            for sql in [ended, stale] {
-                let (sources, plan) = sqlite_plan(&sql, &args, "c").await;
-                assert_eq!(sources.len(), 1, "{scope:?}: {plan}");
-                if scope == CoachingScope::MarkedClasses {
-                    assert!(
-                        sources[0]
-                            .contains("coaching_sources_class_idx (district_id=? AND source_id=?)"),
-                        "{plan}"
-                    );
-                }
-            }
+        let stale = stale_coaching_sql(CoachingScope::Marked, Backend::Sqlite);
+        let ended = ended_coaching_sql(Backend::Sqlite);
+        // Each statement with the alias it reads the coaching sources under.
+        for (sql, sources) in [
+            (stale.as_str(), "c"),
+            (ended.as_str(), "o"),
+            (DELETE_STALE_COACHING, "coaching_sources"),
+        ] {
+            let each = sqlite().await;
+            let plan = plan(&each.db, sql, &args).await;
+            each.finish().await;
+            assert!(plan.contains(&format!("SEARCH {sources} ")), "{plan}");
+            let wide = wide_reads(&plan, &[sources]);
+            assert!(wide.is_empty(), "{wide:?} in {plan}");
         }
     }
 }

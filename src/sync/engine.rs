@@ -884,12 +884,13 @@ impl Engine {
         })
     }
 
-    /// Which classes' coaching the run must derive again, decided (and, when only some, written)
-    /// before its changes are applied: every class when there was no derivation yet; none when
+    /// Which coaching the run must derive again, decided (and, when only some, written)
+    /// before its changes are applied: every class's when there was no derivation yet; none when
     /// nothing coaching depends on changes (enrollments, and users or classes coming or going;
     /// their other details never move it) and the cut-off date is the last derivation's; else
-    /// the classes the run's changes touch and, when the cut-off moved, the classes of the
-    /// enrollments that ended between the two.
+    /// what the run's changes touch (a changed enrollment's user in its class, a class that
+    /// comes or goes whole) and, when the cut-off moved, the users of the enrollments that
+    /// ended between the two, in their classes.
     async fn coaching_scope(
         &self,
         tx: &mut crate::store::Tx,
@@ -919,14 +920,13 @@ impl Engine {
         // A new day (the nightly sync's case) moves only the coaching of classes whose
         // enrollments ended between the two cut-offs.
         let day_moved = (last_cutoff != cutoff).then_some((last_cutoff, cutoff));
-        let marked =
-            sync_apply::mark_coaching_classes(tx, run_id, district_id, &modes, day_moved).await?;
+        let marked = sync_apply::mark_coaching(tx, run_id, district_id, &modes, day_moved).await?;
         tracing::debug!(
             step = "coaching_scope",
-            classes = marked,
+            marks = marked,
             ms = started.elapsed().as_millis() as u64
         );
-        Ok(Some(CoachingScope::MarkedClasses))
+        Ok(Some(CoachingScope::Marked))
     }
 
     /// Whether the run changes anything coaching depends on.

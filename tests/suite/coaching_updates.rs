@@ -2,7 +2,7 @@
 //! (and whatever a run skips deriving because nothing coaching depends on changed), what it
 //! leaves must be what deriving everything afresh gives.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::common;
 
@@ -108,6 +108,18 @@ fn three_rosters() -> [Bundle; 3] {
     [first, second, third]
 }
 
+/// A user's coaches and students, with the classes each comes from, as the API gives them.
+async fn coaching_body(app: &common::TestApp, district: &str, user: &str) -> Value {
+    let (status, body) = app
+        .get(
+            &format!("/api/v1/districts/{district}/users/{user}/coaching"),
+            OPERATOR_TOKEN,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 /// Every user's coaches and students, with the classes each comes from.
 async fn coaching_of(
     app: &common::TestApp,
@@ -117,14 +129,7 @@ async fn coaching_of(
     let mut all = BTreeMap::new();
     for user in rows(bundle.get("users.csv")) {
         let id = &user[USER_ID];
-        let (status, body) = app
-            .get(
-                &format!("/api/v1/districts/{district}/users/{id}/coaching"),
-                OPERATOR_TOKEN,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        all.insert(id.clone(), body);
+        all.insert(id.clone(), coaching_body(app, district, id).await);
     }
     all
 }
@@ -163,20 +168,120 @@ on_every_backend!(
     }
 );
 
+/// Every coaching pair of the district, as `(coach, student)`, read through each coach of
+/// `bundle` (coaches are never removed by these rosters; a coach's classes may end).
+async fn coaching_pairs(
+    app: &common::TestApp,
+    district: &str,
+    bundle: &Bundle,
+) -> BTreeSet<(String, String)> {
+    let mut pairs = BTreeSet::new();
+    for user in rows(bundle.get("users.csv")) {
+        if user[USER_ROLE] == "student" {
+            continue;
+        }
+        let coach = &user[USER_ID];
+        let body = coaching_body(app, district, coach).await;
+        for student in body["students"].as_array().unwrap() {
+            let student = student["sourcedId"].as_str().unwrap().to_string();
+            pairs.insert((coach.clone(), student));
+        }
+    }
+    pairs
+}
+
+/// The `coaching.added` and `coaching.removed` events after event `after`, each as the pair its
+/// subject names, and the number of the last event read.
+async fn coaching_events(
+    app: &common::TestApp,
+    district: &str,
+    mut after: i64,
+) -> (Vec<(String, String)>, Vec<(String, String)>, i64) {
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
+    loop {
+        let (status, page) = app
+            .get(
+                &format!("/api/v1/districts/{district}/events?after={after}&limit=10000"),
+                OPERATOR_TOKEN,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let events = page["events"].as_array().unwrap();
+        if events.is_empty() {
+            return (added, removed, after);
+        }
+        for event in events {
+            let pair = || {
+                let data = &event["data"];
+                let pair = (
+                    data["teacher"].as_str().unwrap().to_string(),
+                    data["student"].as_str().unwrap().to_string(),
+                );
+                assert_eq!(event["subject"], format!("{}/{}", pair.0, pair.1));
+                pair
+            };
+            match event["type"].as_str().unwrap() {
+                "coaching.added" => added.push(pair()),
+                "coaching.removed" => removed.push(pair()),
+                _ => {}
+            }
+        }
+        after = page["next_after"].as_i64().unwrap();
+    }
+}
+
+on_every_backend!(
+    every_run_announces_exactly_the_coaching_pairs_it_started_and_ended,
+    |app| {
+        let rosters = three_rosters();
+        let settings = serde_json::json!({ "delete_threshold_percent": 100.0 });
+        app.create_district_with("kept", settings).await;
+        let mut before = BTreeSet::new();
+        let mut after_event = 0;
+        for (n, bundle) in rosters.iter().enumerate() {
+            let (status, report) = app.import("kept", OPERATOR_TOKEN, bundle).await;
+            assert_eq!(status, 200, "{report}");
+            assert_eq!(report["status"], "applied", "{report}");
+            let now = coaching_pairs(&app, "kept", &rosters[0]).await;
+            let (added, removed, last) = coaching_events(&app, "kept", after_event).await;
+            after_event = last;
+
+            let started: BTreeSet<_> = now.difference(&before).cloned().collect();
+            let ended: BTreeSet<_> = before.difference(&now).cloned().collect();
+            assert!(!started.is_empty(), "roster {n} starts coaching");
+            if n > 0 {
+                assert!(!ended.is_empty(), "roster {n} ends coaching");
+            }
+            // Each pair announced once, and only the pairs that moved.
+            assert_eq!(added.len(), started.len(), "roster {n}: {added:?}");
+            assert_eq!(
+                added.into_iter().collect::<BTreeSet<_>>(),
+                started,
+                "roster {n}"
+            );
+            assert_eq!(removed.len(), ended.len(), "roster {n}: {removed:?}");
+            assert_eq!(
+                removed.into_iter().collect::<BTreeSet<_>>(),
+                ended,
+                "roster {n}"
+            );
+            assert_eq!(
+                report["coaching"],
+                serde_json::json!({ "started": started.len(), "ended": ended.len() }),
+                "roster {n}"
+            );
+            before = now;
+        }
+    }
+);
+
 /// `(coach, classes)` of a student's coaches, or `(student, classes)` of a coach's students.
 async fn coaching_list(
     app: &common::TestApp,
     user: &str,
     which: &str,
 ) -> Vec<(String, Vec<String>)> {
-    let (status, body) = app
-        .get(
-            &format!("/api/v1/districts/lincoln/users/{user}/coaching"),
-            OPERATOR_TOKEN,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body[which]
+    coaching_body(app, "lincoln", user).await[which]
         .as_array()
         .unwrap()
         .iter()
