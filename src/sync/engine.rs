@@ -334,8 +334,9 @@ impl Engine {
             {
                 let done = comparing.take().expect("checked");
                 let done_kind = done.kind();
+                let changed = staged.of(done_kind);
                 let absent = self
-                    .end_comparison(district.id, &run_id, &mut plan, done, &mut log)
+                    .end_comparison((district.id, &run_id), &mut plan, (done, changed), &mut log)
                     .await?;
                 staged.add(done_kind, absent as usize);
             }
@@ -380,8 +381,9 @@ impl Engine {
         drop(live);
         if let Some(done) = comparing.take() {
             let done_kind = done.kind();
+            let changed = staged.of(done_kind);
             let absent = self
-                .end_comparison(district.id, &run_id, &mut plan, done, &mut log)
+                .end_comparison((district.id, &run_id), &mut plan, (done, changed), &mut log)
                 .await?;
             staged.add(done_kind, absent as usize);
         }
@@ -396,7 +398,7 @@ impl Engine {
             .kinds
             .iter()
             .map(|p| p.kind)
-            .filter(|k| staged.kinds.contains(k))
+            .filter(|&k| staged.has(k))
             .collect();
         staging::analyze_staged(&self.db, &kinds).await?;
         tracing::debug!(
@@ -418,11 +420,7 @@ impl Engine {
         let limit = self.max_reported_errors as i64;
         // Repeats and dangling references are looked for among staged rows only: a kind that
         // received none (carried over, or every record as held) has nothing to check.
-        let checked: Vec<&PlannedKind> = plan
-            .kinds
-            .iter()
-            .filter(|p| staged.kinds.contains(&p.kind))
-            .collect();
+        let checked: Vec<&PlannedKind> = plan.kinds.iter().filter(|p| staged.has(p.kind)).collect();
         for planned in checked.iter().copied() {
             if planned.origin == Origin::Endpoint {
                 let dropped =
@@ -621,17 +619,23 @@ impl Engine {
     /// After a compared kind's last record: stages the removal of every record in effect the
     /// file did not have, reports a staged record whose sourcedId the file also repeated
     /// unchanged (a duplicate the staged rows alone do not show), and notes in the plan how many
-    /// records were not staged. Returns how many removals were staged.
+    /// records were not staged. `staged` is how many records of the kind the file staged
+    /// (changed or new). Returns how many removals were staged.
     async fn end_comparison(
         &self,
-        district_id: i64,
-        run_id: &str,
+        (district_id, run_id): (i64, &str),
         plan: &mut Plan,
-        known: KnownRecords,
+        (known, staged): (KnownRecords, u64),
         log: &mut ProblemLog,
     ) -> Result<u64, SyncError> {
         let kind = known.kind();
         let started = std::time::Instant::now();
+        if staged >= REFRESH_STAGE_STATISTICS_AT {
+            // The stage's statistics predate the run's rows, and PostgreSQL would take the run
+            // for one that staged none: each statement below would read all its staged rows
+            // (255 s for 1,465 statements when all 732,242 enrollments of a district changed).
+            staging::analyze_staged(&self.db, &[kind]).await?;
+        }
         let mut absent_staged = 0;
         // Staging skips the records the run staged itself (changed ones), so the records not
         // repeated unchanged are exactly the candidates.
@@ -1223,16 +1227,25 @@ impl LockedRun {
 /// What a run staged: how many rows, and of which kinds.
 #[derive(Default)]
 struct Staged {
-    kinds: HashSet<RecordKind>,
+    /// Rows staged per kind, for the kinds that staged any.
+    kinds: HashMap<RecordKind, u64>,
     rows: i64,
 }
 
 impl Staged {
     fn add(&mut self, kind: RecordKind, rows: usize) {
         if rows > 0 {
-            self.kinds.insert(kind);
+            *self.kinds.entry(kind).or_default() += rows as u64;
             self.rows += rows as i64;
         }
+    }
+
+    fn has(&self, kind: RecordKind) -> bool {
+        self.kinds.contains_key(&kind)
+    }
+
+    fn of(&self, kind: RecordKind) -> u64 {
+        self.kinds.get(&kind).copied().unwrap_or(0)
     }
 }
 
@@ -1255,6 +1268,10 @@ fn comparable(plan: &Plan, at: usize) -> bool {
 
 /// Removals of absent records staged per statement (an `IN` list of sourcedIds).
 const ABSENT_PER_STATEMENT: usize = 500;
+
+/// Rows of a kind a run stages from which the stage's statistics are refreshed before its
+/// removals are looked for.
+const REFRESH_STAGE_STATISTICS_AT: u64 = 20_000;
 
 /// What applying a run did (or, rehearsed, would do) beyond the records themselves.
 struct Applied {

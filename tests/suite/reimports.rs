@@ -509,3 +509,62 @@ on_every_backend!(
         db.close().await;
     }
 );
+
+on_every_backend!(
+    a_reimport_changing_every_enrollment_updates_each_and_stages_no_removal,
+    |app| {
+        // Enough enrollments that the run refreshes the stage's statistics before it looks for
+        // records the file lacks (every live enrollment is then a candidate, none absent).
+        let dir = tempfile::tempdir().unwrap();
+        let district = rostergate::synthetic::SyntheticDistrict {
+            students: 3_000,
+            seed: 5,
+        };
+        rostergate::synthetic::write_bundle(&district, dir.path()).unwrap();
+        let first = Bundle::from_dir(dir.path());
+        let settings = json!({ "update_threshold_percent": 100.0 });
+        app.create_district_with("lincoln", settings).await;
+        let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &first).await;
+        assert_eq!((status, report["status"].as_str()), (200, Some("applied")));
+
+        // Every enrollment's `primary` flipped.
+        let mut reader = csv::Reader::from_reader(first.get("enrollments.csv").as_bytes());
+        let primary = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == "primary")
+            .unwrap();
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(reader.headers().unwrap()).unwrap();
+        let mut rows = 0;
+        for row in reader.records() {
+            let mut row: Vec<String> = row.unwrap().iter().map(str::to_string).collect();
+            row[primary] = if row[primary] == "true" {
+                "false"
+            } else {
+                "true"
+            }
+            .into();
+            writer.write_record(&row).unwrap();
+            rows += 1;
+        }
+        assert!(rows >= 20_000, "{rows} enrollments");
+        let flipped = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+        let changed = first.clone().with("enrollments.csv", &flipped);
+
+        let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &changed).await;
+        assert_eq!((status, report["status"].as_str()), (200, Some("applied")));
+        assert_eq!(
+            report["counts"]["enrollments"],
+            json!({ "created": 0, "updated": rows, "deleted": 0, "unchanged": 0 })
+        );
+        for moved in ["created", "updated", "deleted"] {
+            assert_eq!(report["counts"]["users"][moved], json!(0), "{report}");
+        }
+        let (status, again) = app.import("lincoln", OPERATOR_TOKEN, &changed).await;
+        assert_eq!((status, again["status"].as_str()), (200, Some("applied")));
+        assert_eq!(again["counts"]["enrollments"]["unchanged"], json!(rows));
+        assert_eq!(again["counts"]["enrollments"]["updated"], json!(0));
+    }
+);
