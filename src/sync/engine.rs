@@ -334,9 +334,14 @@ impl Engine {
             {
                 let done = comparing.take().expect("checked");
                 let done_kind = done.kind();
-                let changed = staged.of(done_kind);
+                let kind_staged = staged.of(done_kind);
                 let absent = self
-                    .end_comparison((district.id, &run_id), &mut plan, (done, changed), &mut log)
+                    .end_comparison(
+                        (district.id, &run_id),
+                        &mut plan,
+                        (done, kind_staged),
+                        &mut log,
+                    )
                     .await?;
                 staged.add(done_kind, absent as usize);
             }
@@ -381,9 +386,14 @@ impl Engine {
         drop(live);
         if let Some(done) = comparing.take() {
             let done_kind = done.kind();
-            let changed = staged.of(done_kind);
+            let kind_staged = staged.of(done_kind);
             let absent = self
-                .end_comparison((district.id, &run_id), &mut plan, (done, changed), &mut log)
+                .end_comparison(
+                    (district.id, &run_id),
+                    &mut plan,
+                    (done, kind_staged),
+                    &mut log,
+                )
                 .await?;
             staged.add(done_kind, absent as usize);
         }
@@ -921,8 +931,8 @@ impl Engine {
         } else {
             Vec::new()
         };
-        // A new day (the nightly sync's case) moves only the coaching of classes whose
-        // enrollments ended between the two cut-offs.
+        // A new day (the nightly sync's case) moves only the coaching of the enrollments that
+        // ended between the two cut-offs.
         let day_moved = (last_cutoff != cutoff).then_some((last_cutoff, cutoff));
         let marked = sync_apply::mark_coaching(tx, run_id, district_id, &modes, day_moved).await?;
         tracing::debug!(
