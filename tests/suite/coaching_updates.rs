@@ -6,25 +6,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::common;
 
-use crate::common::{Bundle, OPERATOR_TOKEN};
+use crate::common::{edit_csv, Bundle, OPERATOR_TOKEN};
 use rostergate::store::Db;
 use rostergate::synthetic::{write_bundle, SyntheticDistrict};
 use serde_json::Value;
-
-/// Rewrites a CSV text row by row: `edit` gets the row's index (from 0) and its fields, and
-/// returns the rows to write in its place (none drops it).
-fn edit_csv(text: &str, mut edit: impl FnMut(usize, Vec<String>) -> Vec<Vec<String>>) -> String {
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(reader.headers().unwrap()).unwrap();
-    for (n, row) in reader.records().enumerate() {
-        let row: Vec<String> = row.unwrap().iter().map(str::to_string).collect();
-        for out in edit(n, row) {
-            writer.write_record(&out).unwrap();
-        }
-    }
-    String::from_utf8(writer.into_inner().unwrap()).unwrap()
-}
 
 fn rows(text: &str) -> Vec<Vec<String>> {
     csv::Reader::from_reader(text.as_bytes())

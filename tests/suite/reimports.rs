@@ -528,29 +528,15 @@ on_every_backend!(
         assert_eq!((status, report["status"].as_str()), (200, Some("applied")));
 
         // Every enrollment's `primary` flipped.
-        let mut reader = csv::Reader::from_reader(first.get("enrollments.csv").as_bytes());
-        let primary = reader
-            .headers()
-            .unwrap()
-            .iter()
-            .position(|h| h == "primary")
-            .unwrap();
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(reader.headers().unwrap()).unwrap();
+        let header = first.get("enrollments.csv").lines().next().unwrap();
+        assert_eq!(header.split(',').nth(7), Some("primary"), "{header}");
         let mut rows = 0;
-        for row in reader.records() {
-            let mut row: Vec<String> = row.unwrap().iter().map(str::to_string).collect();
-            row[primary] = if row[primary] == "true" {
-                "false"
-            } else {
-                "true"
-            }
-            .into();
-            writer.write_record(&row).unwrap();
+        let flipped = common::edit_csv(first.get("enrollments.csv"), |_, mut row| {
+            row[7] = if row[7] == "true" { "false" } else { "true" }.into();
             rows += 1;
-        }
+            vec![row]
+        });
         assert!(rows >= 20_000, "{rows} enrollments");
-        let flipped = String::from_utf8(writer.into_inner().unwrap()).unwrap();
         let changed = first.clone().with("enrollments.csv", &flipped);
 
         let (status, report) = app.import("lincoln", OPERATOR_TOKEN, &changed).await;

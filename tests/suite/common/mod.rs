@@ -604,3 +604,21 @@ pub fn bytes_contain(haystack: &[u8], needle: &str) -> bool {
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
 }
+
+/// Rewrites a CSV text row by row: `edit` gets the row's index (from 0) and its fields, and
+/// returns the rows to write in its place (none drops it).
+pub fn edit_csv(
+    text: &str,
+    mut edit: impl FnMut(usize, Vec<String>) -> Vec<Vec<String>>,
+) -> String {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(reader.headers().unwrap()).unwrap();
+    for (n, row) in reader.records().enumerate() {
+        let row: Vec<String> = row.unwrap().iter().map(str::to_string).collect();
+        for out in edit(n, row) {
+            writer.write_record(&out).unwrap();
+        }
+    }
+    String::from_utf8(writer.into_inner().unwrap()).unwrap()
+}
