@@ -635,7 +635,7 @@ impl Engine {
         &self,
         (district_id, run_id): (i64, &str),
         plan: &mut Plan,
-        (known, staged): (KnownRecords, u64),
+        (mut known, staged): (KnownRecords, u64),
         log: &mut ProblemLog,
     ) -> Result<u64, SyncError> {
         let kind = known.kind();
@@ -646,10 +646,56 @@ impl Engine {
             // (255 s for 1,465 statements when all 732,242 enrollments of a district changed).
             staging::analyze_staged(&self.db, &[kind]).await?;
         }
+        // The staged rows that meet a live one first: each is reported if the file also
+        // repeated that record unchanged, and noted, so that a changed record is not taken for
+        // one the file no longer has (when every record changed, 1,465 statements of 7 ms at
+        // 100,000 students found nothing absent).
+        let planned = plan
+            .kinds
+            .iter_mut()
+            .find(|p| p.kind == kind)
+            .expect("a compared kind is planned");
+        let mut after: Option<String> = None;
+        loop {
+            let page = live_records::staged_over_live(
+                &self.db,
+                run_id,
+                district_id,
+                kind,
+                after.as_deref(),
+            )
+            .await?;
+            for row in &page {
+                if let Some(repeated) = known.repeated_on(&row.sourced_id, row.live_hash) {
+                    // Reported on the later line, as a duplicate among staged rows is.
+                    let staged = row.line as u64;
+                    let (first, later) = (staged.min(repeated), staged.max(repeated));
+                    log.error(Problem::at(
+                        planned.locate(later, Some(&row.sourced_id)),
+                        Some("sourcedId"),
+                        format!(
+                            "duplicate sourcedId {:?} (first on line {first})",
+                            row.sourced_id
+                        ),
+                    ));
+                }
+                known.note_staged(&row.sourced_id, row.live_hash);
+            }
+            if (page.len() as i64) < live_records::PAGE {
+                break;
+            }
+            after = page.last().map(|row| row.sourced_id.clone());
+        }
+        planned.unstaged_unchanged = Some(known.unchanged());
+        tracing::debug!(
+            step = "compare_repeats",
+            kind = kind.oneroster_name(),
+            unchanged = known.unchanged(),
+            ms = started.elapsed().as_millis() as u64
+        );
+        let started = std::time::Instant::now();
         let mut absent_staged = 0;
-        // Staging skips the records the run staged itself (changed ones), so the records not
-        // repeated unchanged are exactly the candidates.
-        let held = known.not_repeated();
+        let held = known.maybe_absent_ids();
         if let Some(ids) = &held {
             for ids in ids.chunks(ABSENT_PER_STATEMENT) {
                 absent_staged +=
@@ -663,7 +709,7 @@ impl Engine {
                 let absent: Vec<&str> = page
                     .records()?
                     .into_iter()
-                    .filter(|&(id, hash)| known.repeated_on(id, hash).is_none())
+                    .filter(|&(id, hash)| known.maybe_absent(id, hash))
                     .map(|(id, _)| id)
                     .collect();
                 for ids in absent.chunks(ABSENT_PER_STATEMENT) {
@@ -683,51 +729,6 @@ impl Engine {
             kind = kind.oneroster_name(),
             absent = absent_staged,
             ids_held = held.is_some(),
-            ms = started.elapsed().as_millis() as u64
-        );
-        drop(held);
-        let started = std::time::Instant::now();
-        let planned = plan
-            .kinds
-            .iter_mut()
-            .find(|p| p.kind == kind)
-            .expect("a compared kind is planned");
-        let mut after: Option<String> = None;
-        loop {
-            let page = live_records::staged_over_live(
-                &self.db,
-                run_id,
-                district_id,
-                kind,
-                after.as_deref(),
-            )
-            .await?;
-            for row in &page {
-                let Some(repeated) = known.repeated_on(&row.sourced_id, row.live_hash) else {
-                    continue;
-                };
-                // Reported on the later line, as a duplicate among staged rows is.
-                let staged = row.line as u64;
-                let (first, later) = (staged.min(repeated), staged.max(repeated));
-                log.error(Problem::at(
-                    planned.locate(later, Some(&row.sourced_id)),
-                    Some("sourcedId"),
-                    format!(
-                        "duplicate sourcedId {:?} (first on line {first})",
-                        row.sourced_id
-                    ),
-                ));
-            }
-            if (page.len() as i64) < live_records::PAGE {
-                break;
-            }
-            after = page.last().map(|row| row.sourced_id.clone());
-        }
-        planned.unstaged_unchanged = Some(known.unchanged());
-        tracing::debug!(
-            step = "compare_repeats",
-            kind = kind.oneroster_name(),
-            unchanged = known.unchanged(),
             ms = started.elapsed().as_millis() as u64
         );
         Ok(absent_staged)

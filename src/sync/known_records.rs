@@ -2,8 +2,8 @@
 //! its live row (same sourcedId, same content hash) is counted unchanged and not staged, so a
 //! nightly file that is mostly the same records again stages, compares and applies only what
 //! differs. The district's records of the kind are held as an 8-byte key each, the line the file
-//! repeated each on (4 bytes) and at most a byte each of an index into the keys; their sourcedIds
-//! too while all of it fits in
+//! repeated each on (4 bytes), at most a byte each of an index into the keys and a bit each for
+//! those the run staged changed; their sourcedIds too while all of it fits in
 //! [`MAX_HELD_BYTES`], so that the records the file no longer has are known at its end without
 //! reading the district's records a second time.
 
@@ -12,17 +12,18 @@ use std::hash::{BuildHasher, RandomState};
 
 use crate::domain::records::{ColumnType, RecordKind, SourceRecord};
 
-/// At most this many live records of a kind are held ([`KEY_BYTES`] each: 52 MiB); a larger kind
+/// At most this many live records of a kind are held ([`KEY_BYTES`] each: 56 MiB); a larger kind
 /// is staged whole and compared in the database.
 pub const MAX_KNOWN: u64 = 4_000_000;
 
-/// Bytes held per live record: its key, the line the file repeated it on, and its share of the
-/// index into the keys (at most one byte, see [`KeyIndex`]).
-pub const KEY_BYTES: u64 = 13;
+/// Bytes held per live record: its key, the line the file repeated it on, its share of the index
+/// into the keys (at most one byte, see [`KeyIndex`]) and its mark if the run staged it changed
+/// (a bit, counted as a byte).
+pub const KEY_BYTES: u64 = 14;
 
-/// What comparing a kind may hold: its keys first ([`KEY_BYTES`] a record, at most 52 MiB), then,
+/// What comparing a kind may hold: its keys first ([`KEY_BYTES`] a record, at most 56 MiB), then,
 /// in what is left, its sourcedIds (their text and 8 bytes each). With 12-character ids they are
-/// held up to 2.1 million records (1.2 million with GUIDs); a kind whose ids do not fit is read
+/// held up to 2.0 million records (1.2 million with GUIDs); a kind whose ids do not fit is read
 /// again at its end to find the records its file no longer has.
 pub const MAX_HELD_BYTES: u64 = 64 << 20;
 
@@ -125,6 +126,7 @@ impl Loader {
             return None;
         }
         let repeated_on = vec![0; keys.len()];
+        let staged = vec![0; keys.len().div_ceil(64)];
         let index = KeyIndex::new(&keys);
         Some(KnownRecords {
             kind,
@@ -132,6 +134,7 @@ impl Loader {
             index,
             keys,
             repeated_on,
+            staged,
             held,
             unchanged: 0,
             removed,
@@ -149,6 +152,8 @@ pub struct KnownRecords {
     /// Per key, the line the file repeated that record on, unchanged (and did not stage it); 0
     /// while it has not.
     repeated_on: Vec<u32>,
+    /// A bit per key: the run staged that record changed ([`KnownRecords::note_staged`]).
+    staged: Vec<u64>,
     /// The sourcedIds, when held, and per key the place of its own among them.
     held: Option<(HeldIds, Vec<u32>)>,
     unchanged: u64,
@@ -180,16 +185,36 @@ impl KnownRecords {
         false
     }
 
-    /// The sourcedIds of the live records the file has not repeated unchanged (those it no
-    /// longer has, or changed), when they were held; `None` when there were too many to hold.
-    pub fn not_repeated(&self) -> Option<Vec<&str>> {
+    /// Notes that the run staged the live record (`sourced_id`, `live_hash`) changed: it is not
+    /// one the file no longer has.
+    pub fn note_staged(&mut self, sourced_id: &str, live_hash: i64) {
+        if let Some(at) = self.position(sourced_id, live_hash) {
+            self.staged[at / 64] |= 1 << (at % 64);
+        }
+    }
+
+    /// Whether the live record (`sourced_id`, `hash`) may be one the file no longer has: the
+    /// file neither repeated it unchanged nor staged it changed (as far as noted).
+    pub fn maybe_absent(&self, sourced_id: &str, hash: i64) -> bool {
+        self.position(sourced_id, hash)
+            .is_none_or(|at| self.may_be_absent_at(at))
+    }
+
+    fn may_be_absent_at(&self, at: usize) -> bool {
+        self.repeated_on[at] == 0 && self.staged[at / 64] & (1 << (at % 64)) == 0
+    }
+
+    /// The sourcedIds of the live records that may be ones the file no longer has (see
+    /// [`KnownRecords::maybe_absent`]), when they were held; `None` when there were too many
+    /// to hold.
+    pub fn maybe_absent_ids(&self) -> Option<Vec<&str>> {
         let (ids, pushed_at) = self.held.as_ref()?;
         Some(
-            self.repeated_on
+            pushed_at
                 .iter()
-                .zip(pushed_at)
-                .filter(|(&line, _)| line == 0)
-                .map(|(_, &at)| ids.get(at as usize))
+                .enumerate()
+                .filter(|&(at, _)| self.may_be_absent_at(at))
+                .map(|(_, &pushed)| ids.get(pushed as usize))
                 .collect(),
         )
     }
@@ -359,9 +384,48 @@ mod tests {
         for (case, record, staged) in read {
             assert_eq!(known.must_stage(&record), staged, "{case}");
         }
-        let mut not_repeated = known.not_repeated().expect("held");
+        let mut not_repeated = known.maybe_absent_ids().expect("held");
         not_repeated.sort_unstable();
         assert_eq!(not_repeated, vec!["e1", "e2", "é-1"]);
+    }
+
+    #[test]
+    fn a_record_staged_changed_is_not_taken_for_one_the_file_no_longer_has() {
+        let live: Vec<SourceRecord> = ["e1", "e2", "e3"]
+            .iter()
+            .map(|id| enrollment(id, "u1", "student"))
+            .collect();
+        // Ids not held, then held: both ways of asking agree.
+        for budget in [0, usize::MAX] {
+            let mut loader = Loader::new(live.len(), budget);
+            for r in &live {
+                loader.push(&r.sourced_id, r.content_hash());
+            }
+            let mut known = loader.finish(RecordKind::Enrollments, Vec::new()).unwrap();
+            assert!(known.must_stage(&enrollment("e2", "u1", "teacher")));
+            // The staged row names the live record by its sourcedId and the live row's hash.
+            known.note_staged("e2", live[1].content_hash());
+            // A sourcedId the district does not hold, or a hash it does not hold it with.
+            known.note_staged("e9", live[1].content_hash());
+            known.note_staged("e3", 7);
+            for (record, absent) in [(&live[0], true), (&live[1], false), (&live[2], true)] {
+                assert_eq!(
+                    known.maybe_absent(&record.sourced_id, record.content_hash()),
+                    absent,
+                    "{} (budget {budget})",
+                    record.sourced_id
+                );
+            }
+            assert!(known.maybe_absent("e9", 1), "a record never held");
+            if budget > 0 {
+                let mut ids = known.maybe_absent_ids().expect("held");
+                ids.sort_unstable();
+                assert_eq!(ids, vec!["e1", "e3"]);
+            }
+            // The note does not make the record count as repeated unchanged.
+            assert_eq!(known.repeated_on("e2", live[1].content_hash()), None);
+            assert_eq!(known.unchanged(), 0);
+        }
     }
 
     #[test]
@@ -382,14 +446,14 @@ mod tests {
                 loader.push(&r.sourced_id, r.content_hash());
             }
             let mut known = loader.finish(RecordKind::Enrollments, Vec::new()).unwrap();
-            assert_eq!(known.not_repeated().is_some(), held, "budget {budget}");
+            assert_eq!(known.maybe_absent_ids().is_some(), held, "budget {budget}");
             assert!(!known.must_stage(&live[42]), "budget {budget}");
             assert_eq!(
                 known.repeated_on("enr-0042", live[42].content_hash()),
                 Some(2)
             );
             if held {
-                assert_eq!(known.not_repeated().unwrap().len(), 99);
+                assert_eq!(known.maybe_absent_ids().unwrap().len(), 99);
             }
         }
     }
@@ -453,6 +517,7 @@ mod tests {
             index: KeyIndex::new(&[]),
             keys: Vec::new(),
             repeated_on: Vec::new(),
+            staged: Vec::new(),
             held: None,
             unchanged: 0,
             removed: vec![removed],

@@ -435,7 +435,7 @@ async fn live_records_read_ahead_are_those_read_at_the_kinds_turn() {
         };
         let known = loader.finish(kind, Vec::new()).expect("no collision");
         let mut ids: Vec<String> = known
-            .not_repeated()
+            .maybe_absent_ids()
             .expect("held")
             .into_iter()
             .map(str::to_string)
