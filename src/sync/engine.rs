@@ -6,7 +6,7 @@ use std::future::Future;
 use chrono::Utc;
 use tokio::sync::mpsc;
 
-use super::input::{Feed, Plan, PlannedKind, SourceEnd};
+use super::input::{Feed, Plan, PlannedKind, SourceEnd, SpentRecords};
 use super::known_records::{self, KnownRecords, RemovedTargets};
 use super::live_ahead::{LiveAhead, LiveRecords};
 use super::progress::{self, Phase, Progress, ProgressFn};
@@ -318,8 +318,13 @@ impl Engine {
         // Records in effect per compared kind, as counted when their file began.
         let mut counted: HashMap<RecordKind, u64> = HashMap::new();
         let phase_start = std::time::Instant::now();
+        let mut spent = SpentRecords::default();
         while let Some(item) = feed.recv().await {
             let (kind, records) = match item {
+                Feed::ReturnTo(to) => {
+                    spent.return_to(to);
+                    continue;
+                }
                 Feed::Records(kind, records) => (kind, Some(records)),
                 Feed::Digest(kind, digest) => {
                     digests.insert(kind, digest);
@@ -364,10 +369,12 @@ impl Engine {
                     .await?;
             }
             let records: Vec<SourceRecord> = match comparing.as_mut() {
-                Some(known) if known.kind() == kind => records
-                    .into_iter()
-                    .filter(|r| known.must_stage(r))
-                    .collect(),
+                Some(known) if known.kind() == kind => {
+                    let (changed, unchanged) =
+                        records.into_iter().partition(|r| known.must_stage(r));
+                    spent.give_back(unchanged);
+                    changed
+                }
                 _ => records,
             };
             if records.is_empty() {
@@ -378,11 +385,13 @@ impl Engine {
             staging::stage(&self.db, &run_id, kind, &records).await?;
             staged.add(kind, records.len());
             crate::telemetry::metrics().record_staged(records.len() as u64);
+            spent.give_back(records);
             if log.full() {
                 break;
             }
         }
         drop(feed);
+        drop(spent);
         drop(live);
         if let Some(done) = comparing.take() {
             let done_kind = done.kind();

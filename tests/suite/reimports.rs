@@ -554,3 +554,94 @@ on_every_backend!(
         assert_eq!(again["counts"]["enrollments"]["updated"], json!(0));
     }
 );
+
+/// The reader frees the records it allocated on its own thread: it hands the engine somewhere to
+/// send them back first, and the engine sends back every record it is done with, staged or
+/// found unchanged, each once, in a first import and in a re-import compared as it is read.
+#[tokio::test]
+async fn every_record_read_goes_back_to_the_reader_once_the_engine_is_done_with_it() {
+    use rostergate::config::ImportSettings;
+    use rostergate::sources::oneroster::{self, bundle::Bundle as OneRosterBundle};
+    use rostergate::sync::engine::RunOptions;
+    use rostergate::sync::input::{Feed, SourceEnd};
+    use rostergate::sync::Engine;
+
+    for backend in common::backends().await {
+        let (_test_db, db, district) = lincoln_on(backend).await;
+        let engine = Engine::new(db.clone(), 100);
+        let work = tempfile::tempdir().unwrap();
+        for (night, bundle) in [("first", school()), ("next", next_night())] {
+            let dir = bundle.write_dir(&work.path().join(night));
+            let mut log = oneroster::problem_log(&ImportSettings::default());
+            let read = OneRosterBundle::open_as(&dir, night, &mut log).expect("opens");
+            let plan = oneroster::plan(&read);
+            let reader_plan = plan.clone();
+            let (to_proxy, mut from_reader) = tokio::sync::mpsc::channel(4);
+            let reader = tokio::task::spawn_blocking(move || {
+                oneroster::produce(
+                    &read,
+                    &reader_plan,
+                    &ImportSettings::default(),
+                    to_proxy,
+                    None,
+                )
+            });
+            // Between the reader and the engine: what was read, and where the engine sends
+            // records back to instead of the reader.
+            let (to_engine, feed) = tokio::sync::mpsc::channel(4);
+            let (back, came_back) = std::sync::mpsc::channel();
+            let proxy = tokio::spawn(async move {
+                let (mut read, mut asked_first, mut first) = (Vec::new(), false, true);
+                while let Some(item) = from_reader.recv().await {
+                    let item = match item {
+                        Feed::ReturnTo(_) => {
+                            asked_first = first;
+                            Feed::ReturnTo(back.clone())
+                        }
+                        Feed::Records(kind, records) => {
+                            read.extend(records.iter().map(|r| (kind, r.sourced_id.clone())));
+                            Feed::Records(kind, records)
+                        }
+                        other => other,
+                    };
+                    first = false;
+                    if to_engine.send(item).await.is_err() {
+                        break;
+                    }
+                }
+                (read, asked_first)
+            });
+            let end = async move { SourceEnd::from(reader.await.unwrap()) };
+            let report = engine
+                .run(
+                    &district,
+                    "oneroster_csv",
+                    plan,
+                    feed,
+                    end,
+                    RunOptions::default(),
+                )
+                .await
+                .unwrap();
+            assert!(report.errors.is_empty(), "{night}: {:?}", report.errors);
+            let (mut read, asked_first) = proxy.await.unwrap();
+            assert!(
+                asked_first,
+                "{night}: the reader asks before its first records"
+            );
+            let mut returned: Vec<_> = came_back
+                .try_iter()
+                .flatten()
+                .map(|r| (r.kind, r.sourced_id))
+                .collect();
+            read.sort_unstable();
+            returned.sort_unstable();
+            assert!(read.len() > 10, "{night}: {} records read", read.len());
+            assert_eq!(returned, read, "{night} on {backend:?}");
+            if night == "next" {
+                let users = &report.counts["users"];
+                assert!(users.unchanged > 0 && users.updated > 0, "{users:?}");
+            }
+        }
+    }
+}

@@ -100,6 +100,12 @@ pub fn produce(
     progress: Option<&(dyn Fn(RecordKind, u64) + Send + Sync)>,
 ) -> ProblemLog {
     let mut log = problem_log(limits);
+    // The records the engine is done with come back to be freed on this thread.
+    let (spent_to, spent) = std::sync::mpsc::channel();
+    if feed.blocking_send(Feed::ReturnTo(spent_to)).is_err() {
+        return log;
+    }
+    let free_spent = || spent.try_iter().for_each(drop);
     for planned in plan.kinds.iter().filter(|p| !p.carried) {
         let reader = FileReader {
             kind: planned.kind,
@@ -131,6 +137,7 @@ pub fn produce(
                     hung_up = feed
                         .blocking_send(Feed::Records(planned.kind, full))
                         .is_err();
+                    free_spent();
                 }
                 !hung_up
             });
