@@ -40,6 +40,14 @@ pub struct CsvColumn {
 }
 
 impl CsvColumn {
+    /// Where this column's value goes among a `kind` record's values, if it has a place there.
+    pub fn place(&self, kind: RecordKind) -> Option<usize> {
+        match self.target {
+            Target::Column(name) => kind.column_index(name),
+            _ => None,
+        }
+    }
+
     pub fn is_required(&self, version: Version) -> bool {
         match self.required {
             Required::No => false,

@@ -82,6 +82,20 @@ impl<'a, P: Fn(Option<&str>, String) -> Problem> RecordFields<'a, P> {
 
     /// A known field's value, blank when the input left it empty. `field` names it in problems.
     pub fn value(&mut self, column: &CsvColumn, field: &str, raw: &str, log: &mut ProblemLog) {
+        let place = column.place(self.kind);
+        self.value_at(column, place, field, raw, log);
+    }
+
+    /// [`Self::value`] with the column's place among the record's values already found (by
+    /// [`CsvColumn::place`]): a CSV file finds it once, from its header, instead of once a row.
+    pub fn value_at(
+        &mut self,
+        column: &CsvColumn,
+        place: Option<usize>,
+        field: &str,
+        raw: &str,
+        log: &mut ProblemLog,
+    ) {
         let field = Some(field);
         match column.target {
             Target::SourcedId => match values::check_sourced_id(raw) {
@@ -109,15 +123,12 @@ impl<'a, P: Fn(Option<&str>, String) -> Problem> RecordFields<'a, P> {
                 }
             }
             Target::Dropped => {}
-            Target::Column(name) => {
+            Target::Column(_) => {
                 if raw.is_empty() {
                     self.required(column, field, "a required value is empty", log);
                     return;
                 }
-                let index = self
-                    .kind
-                    .column_index(name)
-                    .expect("columns map onto the descriptor");
+                let index = place.expect("columns map onto the descriptor");
                 match parse_value(self.descriptor[index].ty, column, raw, self.version) {
                     Ok((value, warning)) => {
                         if let Some(w) = warning {

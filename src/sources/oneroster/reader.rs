@@ -5,14 +5,15 @@ use std::io::{BufReader, Read};
 
 use super::columns::{columns, CsvColumn, Version, ALIASES};
 use super::fields::RecordFields;
-use super::records::{Limits, Records};
+use super::records::{Limits, Records, Row};
 use crate::config::ImportSettings;
 use crate::domain::problem::{Problem, ProblemLog};
 use crate::domain::records::{RecordKind, SourceRecord};
 
 /// Where a header column goes.
 enum Slot {
-    Known(CsvColumn),
+    /// A known column, with its place among the record's values ([`CsvColumn::place`]).
+    Known(CsvColumn, Option<usize>),
     Extra(String),
     Ignored,
 }
@@ -69,8 +70,8 @@ impl FileReader<'_> {
         };
         let mut rows = 0;
         loop {
-            let line = match csv.read(&mut record) {
-                Ok(Some(line)) => line,
+            let (line, row) = match csv.read_row() {
+                Ok(Some(read)) => read,
                 Ok(None) => break,
                 Err(e) => {
                     let field = e.field().map(|i| slot_name(&slots, i));
@@ -86,11 +87,11 @@ impl FileReader<'_> {
                     break;
                 }
             };
-            if record.len() == 1 && record.get(0) == Some("") {
+            if row.len() == 1 && row.get(0) == Some("") {
                 continue; // a blank line
             }
             rows += 1;
-            if let Some(parsed) = self.parse_row(&record, line, &slots, log) {
+            if let Some(parsed) = self.parse_row(row, line, &slots, log) {
                 if !emit(parsed) {
                     break;
                 }
@@ -155,7 +156,7 @@ impl FileReader<'_> {
                         ok = false;
                     }
                     seen.push(c.header);
-                    slots.push(Slot::Known(*c));
+                    slots.push(Slot::Known(*c, c.place(self.kind)));
                 }
                 None => {
                     if !name.starts_with("metadata.") && !name.starts_with("ext_") {
@@ -199,7 +200,7 @@ impl FileReader<'_> {
 
     fn parse_row(
         &self,
-        record: &csv::StringRecord,
+        record: Row<'_>,
         line: u64,
         slots: &[Slot],
         log: &mut ProblemLog,
@@ -225,7 +226,7 @@ impl FileReader<'_> {
         );
         for (slot, raw) in slots.iter().zip(record.iter()) {
             let known = match slot {
-                Slot::Known(c) => Some(c.header),
+                Slot::Known(c, _) => Some(c.header),
                 _ => None,
             };
             if !fields.admit(known, raw, log) {
@@ -234,7 +235,7 @@ impl FileReader<'_> {
             match slot {
                 Slot::Ignored => {}
                 Slot::Extra(name) => fields.extension(name, raw),
-                Slot::Known(c) => fields.value(c, c.header, raw, log),
+                Slot::Known(c, place) => fields.value_at(c, *place, c.header, raw, log),
             }
         }
         fields.finish(line)
@@ -262,7 +263,7 @@ fn listed(numbers: &[usize], at_most: usize) -> String {
 /// input, so [`Problem`] shortens it).
 fn slot_name(slots: &[Slot], index: usize) -> String {
     match slots.get(index) {
-        Some(Slot::Known(c)) => c.header.to_string(),
+        Some(Slot::Known(c, _)) => c.header.to_string(),
         Some(Slot::Extra(name)) => name.clone(),
         _ => format!("column {}", index + 1),
     }

@@ -106,6 +106,20 @@ impl<R: BufRead> Records<R> {
     /// Reads the next record into `record`, each field trimmed of surrounding white space.
     /// Returns the line it starts on, or `None` at the end of the input.
     pub fn read(&mut self, record: &mut csv::StringRecord) -> Result<Option<u64>, RecordError> {
+        record.clear();
+        let Some((line, row)) = self.read_row()? else {
+            return Ok(None);
+        };
+        for field in row.iter() {
+            record.push_field(field);
+        }
+        Ok(Some(line))
+    }
+
+    /// Reads the next record and returns the line it starts on with its fields, as they lie in
+    /// this reader's buffer (each trimmed of surrounding white space); `None` at the end of the
+    /// input. [`Self::read`] copies them out; a reader that takes each field once need not.
+    pub fn read_row(&mut self) -> Result<Option<(u64, Row<'_>)>, RecordError> {
         self.skip_line_breaks()?;
         let line = self.line;
         let (mut nout, mut nend) = (0, 0);
@@ -146,15 +160,14 @@ impl<R: BufRead> Records<R> {
                     self.ends.resize(len, 0);
                 }
                 ReadRecordResult::Record => {
-                    record.clear();
-                    let mut start = 0;
-                    for (field, &end) in self.ends[..nend].iter().enumerate() {
-                        let text = std::str::from_utf8(&self.out[start..end])
-                            .map_err(|_| RecordError::NotUtf8 { line, field })?;
-                        record.push_field(text.trim());
-                        start = end;
-                    }
-                    return Ok(Some(line));
+                    let ends = &self.ends[..nend];
+                    return match whole_text(&self.out, ends) {
+                        Some(text) => Ok(Some((line, Row { text, ends }))),
+                        None => Err(RecordError::NotUtf8 {
+                            line,
+                            field: first_not_utf8(&self.out, ends),
+                        }),
+                    };
                 }
                 ReadRecordResult::End => return Ok(None),
             }
@@ -185,7 +198,72 @@ impl<R: BufRead> Records<R> {
 }
 
 /// Advances `line` over `bytes`: `\r\n`, `\n` and a lone `\r` each end one line.
+/// One record's fields, borrowed from the reader that read it ([`Records::read_row`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    /// Every field's text, one after another.
+    text: &'a str,
+    /// Where each field ends in `text`.
+    ends: &'a [usize],
+}
+
+impl<'a> Row<'a> {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The `index`th field, trimmed.
+    pub fn get(&self, index: usize) -> Option<&'a str> {
+        let end = *self.ends.get(index)?;
+        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+        Some(self.text[start..end].trim())
+    }
+
+    /// Every field, trimmed, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let text = self.text;
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(move |(start, end)| text[start..end].trim())
+    }
+}
+
+/// The first field that is not UTF-8 of a record whose whole text is not ([`whole_text`]).
+fn first_not_utf8(out: &[u8], ends: &[usize]) -> usize {
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    starts
+        .zip(ends.iter().copied())
+        .position(|(start, end)| std::str::from_utf8(&out[start..end]).is_err())
+        .unwrap_or(0)
+}
+
+/// A record's fields as one text, checked once (a check per field cost more than the check
+/// itself), when every field is UTF-8: the whole is, and no field ends inside a character.
+fn whole_text<'a>(out: &'a [u8], ends: &[usize]) -> Option<&'a str> {
+    let used = ends.last().copied().unwrap_or(0);
+    let text = std::str::from_utf8(&out[..used]).ok()?;
+    ends.iter()
+        .all(|&end| text.is_char_boundary(end))
+        .then_some(text)
+}
+
 fn count_lines(bytes: &[u8], line: &mut u64, after_cr: &mut bool) {
+    let Some(&first) = bytes.first() else {
+        return;
+    };
+    if !bytes.contains(&b'\r') {
+        // Line feeds alone (nearly every file): counted in one pass, less the one that ends a
+        // CRLF split across two reads.
+        let feeds = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        *line += feeds - u64::from(*after_cr && first == b'\n');
+        *after_cr = false;
+        return;
+    }
     for &b in bytes {
         if b == b'\r' || (b == b'\n' && !*after_cr) {
             *line += 1;
@@ -239,6 +317,60 @@ mod tests {
                 expected.iter().map(|&(l, f)| (l, f.to_string())).collect();
             assert_eq!(got, expected, "{text:?}");
         }
+    }
+
+    #[test]
+    fn records_start_on_the_same_line_whatever_size_the_reads_come_in() {
+        // Line breaks of every kind, a CRLF and quoted breaks among them: each size of read
+        // splits some of them, a CRLF included, between two reads.
+        let text = "h\r\na\n\n\"x\r\ny\",1\r\n\rb\r\n\nc\n\"p\nq\"\r\nd";
+        let whole = lines_and_rows(text);
+        assert_eq!(
+            whole.iter().map(|(line, _)| *line).collect::<Vec<_>>(),
+            [1, 2, 4, 7, 9, 10, 12]
+        );
+        for size in 1..=text.len() {
+            let mut records =
+                Records::new(io::BufReader::with_capacity(size, text.as_bytes()), ROOMY);
+            let mut record = csv::StringRecord::new();
+            let mut got = Vec::new();
+            while let Some(line) = records.read(&mut record).unwrap() {
+                got.push((line, record.iter().map(str::to_string).collect::<Vec<_>>()));
+            }
+            assert_eq!(got, whole, "reads of {size} bytes");
+        }
+    }
+
+    #[test]
+    fn a_row_lends_each_field_trimmed_and_says_where_it_ends() {
+        let mut records = Records::new(" a ,\"b, c\",,\u{e9} \n".as_bytes(), ROOMY);
+        let (line, row) = records.read_row().unwrap().unwrap();
+        assert_eq!(line, 1);
+        assert_eq!(row.len(), 4);
+        assert_eq!(row.iter().collect::<Vec<_>>(), ["a", "b, c", "", "\u{e9}"]);
+        let got: Vec<Option<&str>> = (0..5).map(|i| row.get(i)).collect();
+        assert_eq!(
+            got,
+            [Some("a"), Some("b, c"), Some(""), Some("\u{e9}"), None]
+        );
+        assert!(records.read_row().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_character_split_between_two_fields_is_refused_at_the_first() {
+        // "é" is 0xC3 0xA9: the record's bytes read as one valid text, its fields do not.
+        let text: &[u8] = b"a,b\nx\xc3,\xa9y\nok,1\n";
+        let mut records = Records::new(text, ROOMY);
+        let mut record = csv::StringRecord::new();
+        assert_eq!(records.read(&mut record).unwrap(), Some(1));
+        let error = records.read(&mut record).unwrap_err();
+        assert!(
+            matches!(error, RecordError::NotUtf8 { line: 2, field: 0 }),
+            "{error}"
+        );
+        assert_eq!(records.read(&mut record).unwrap(), Some(3));
+        let fields: Vec<&str> = record.iter().collect();
+        assert_eq!(fields, ["ok", "1"]);
     }
 
     /// Yields `head` once, then `tail` forever, counting the bytes handed out.
