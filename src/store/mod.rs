@@ -70,6 +70,12 @@ impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Sqlx(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
+
+    /// Did a `NOWAIT` lock find its table held by another transaction (PostgreSQL's
+    /// `lock_not_available`)?
+    pub fn is_lock_unavailable(&self) -> bool {
+        matches!(self, StoreError::Sqlx(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

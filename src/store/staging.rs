@@ -373,20 +373,11 @@ pub async fn clear_kinds_in(
 
 async fn clear_tables_in(tx: &mut Tx, run_id: &str, tables: Vec<String>) -> Result<(), StoreError> {
     for table in tables {
-        // SQLite empties a whole table far faster than it deletes rows one index entry at a
-        // time. Inside a write transaction no other writer can stage meanwhile, so when no other
-        // run has rows there, emptying the table removes exactly this run's rows.
-        let whole_table = tx.backend() == super::Backend::Sqlite
-            && tx
-                .scalar(
-                    &format!("SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE run_id <> $1 LIMIT 1) AS other"),
-                    &args![run_id],
-                )
-                .await?
-                == 0;
-        if whole_table {
-            tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
-        } else {
+        let emptied = match tx.backend() {
+            super::Backend::Sqlite => emptied_whole_on_sqlite(tx, run_id, &table).await?,
+            super::Backend::Postgres => truncated_on_postgres(tx, run_id, &table).await?,
+        };
+        if !emptied {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE run_id = $1"),
                 &args![run_id],
@@ -395,6 +386,72 @@ async fn clear_tables_in(tx: &mut Tx, run_id: &str, tables: Vec<String>) -> Resu
         }
     }
     Ok(())
+}
+
+/// SQLite empties a whole table far faster than it deletes rows one index entry at a time.
+/// Inside a write transaction no other writer can stage meanwhile, so when no other run has rows
+/// there, emptying the table removes exactly this run's rows.
+async fn emptied_whole_on_sqlite(
+    tx: &mut Tx,
+    run_id: &str,
+    table: &str,
+) -> Result<bool, StoreError> {
+    let others = tx
+        .scalar(
+            &format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE run_id <> $1 LIMIT 1) AS other"
+            ),
+            &args![run_id],
+        )
+        .await?;
+    if others > 0 {
+        return Ok(false);
+    }
+    tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
+    Ok(true)
+}
+
+/// PostgreSQL's `DELETE` leaves the rows in the table, dead, until a vacuum comes round, and
+/// every scan of the stage by the next run reads them all (a first import of 100,000 students
+/// leaves 732,000 staged enrollments, about 15,000 pages, in a stage the next delta scans a dozen
+/// times). `TRUNCATE` leaves nothing, but needs the table to itself until this transaction ends:
+/// it is used only when no other transaction holds the table at that moment (no run waits on
+/// another's) and no other run, a held one say, has rows in it. Otherwise: `false`, and nothing
+/// was changed or kept locked.
+async fn truncated_on_postgres(tx: &mut Tx, run_id: &str, table: &str) -> Result<bool, StoreError> {
+    tx.execute("SAVEPOINT stage_truncate", &[]).await?;
+    let locked = tx
+        .execute(
+            &format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE NOWAIT"),
+            &[],
+        )
+        .await;
+    let alone = match locked {
+        Ok(_) => {
+            // Both sides of this run's key range, each an index look-up.
+            let others = tx
+                .scalar(
+                    &format!(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE run_id < $1 \
+                         UNION ALL SELECT 1 FROM {table} WHERE run_id > $1 LIMIT 1) AS other"
+                    ),
+                    &args![run_id],
+                )
+                .await?;
+            others == 0
+        }
+        Err(e) if e.is_lock_unavailable() => false,
+        Err(e) => return Err(e),
+    };
+    if !alone {
+        // Rolling back to the savepoint lets go of the lock taken after it.
+        tx.execute("ROLLBACK TO SAVEPOINT stage_truncate", &[])
+            .await?;
+        return Ok(false);
+    }
+    tx.execute(&format!("TRUNCATE {table}"), &[]).await?;
+    tx.execute("RELEASE SAVEPOINT stage_truncate", &[]).await?;
+    Ok(true)
 }
 
 #[cfg(test)]

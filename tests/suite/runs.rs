@@ -399,3 +399,115 @@ async fn a_commit_that_skips_the_flush_leaves_every_later_commit_flushed() {
         }
     }
 }
+
+/// Stages `ids` for `run` in `stage_users`, as a run's staging would.
+async fn stage_users(db: &rostergate::store::Db, run: &str, ids: &[&str]) {
+    for (line, id) in ids.iter().enumerate() {
+        db.conn()
+            .execute(
+                "INSERT INTO stage_users (run_id, line, sourced_id, deleting, hash) \
+                 VALUES ($1, $2, $3, FALSE, 0)",
+                &rostergate::args![run, line as i64 + 2, *id],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn staged_ids(db: &rostergate::store::Db, run: &str) -> Vec<String> {
+    db.conn()
+        .strings(
+            "SELECT sourced_id FROM stage_users WHERE run_id = $1 ORDER BY sourced_id",
+            &rostergate::args![run],
+        )
+        .await
+        .unwrap()
+}
+
+/// A run that was alone in a stage leaves nothing there for the next run to read: on
+/// PostgreSQL not even dead rows (the table keeps no page), where deleting them would leave
+/// every one for the next run's scans until a vacuum. A run that was not alone clears its own
+/// rows and keeps every other run's (a held run's, waiting for approval).
+#[tokio::test]
+async fn clearing_a_run_leaves_its_stage_empty_and_every_other_runs_rows_staged() {
+    use rostergate::store::{staging, Db};
+    for backend in common::backends().await {
+        eprintln!("on {backend:?}");
+        let test_db = common::TestDb::new(backend).await;
+        let db = Db::connect_and_migrate(&test_db.url).await.unwrap();
+        let many: Vec<String> = (0..2_000).map(|i| format!("u-{i:05}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+
+        stage_users(&db, "run-a", &many).await;
+        staging::clear(&db, "run-a").await.unwrap();
+        assert!(staged_ids(&db, "run-a").await.is_empty());
+        if backend == common::Backend::Postgres {
+            let pages = db
+                .conn()
+                .scalar(
+                    "SELECT CAST(pg_relation_size('stage_users') AS BIGINT)",
+                    &[],
+                )
+                .await
+                .unwrap();
+            assert_eq!(pages, 0, "no dead rows left behind");
+        }
+
+        // Other runs' rows on both sides of this run's, in key order.
+        stage_users(&db, "run-0", &["held-1"]).await;
+        stage_users(&db, "run-b", &many).await;
+        stage_users(&db, "run-z", &["held-2"]).await;
+        staging::clear(&db, "run-b").await.unwrap();
+        assert!(staged_ids(&db, "run-b").await.is_empty());
+        assert_eq!(staged_ids(&db, "run-0").await, ["held-1"]);
+        assert_eq!(staged_ids(&db, "run-z").await, ["held-2"]);
+        db.close().await;
+    }
+}
+
+/// On PostgreSQL a stage another transaction is reading is cleared row by row, at once: the run
+/// neither waits for that transaction nor makes it wait, and the rows it read stay readable.
+#[tokio::test]
+async fn a_stage_another_transaction_holds_is_cleared_without_waiting_for_it() {
+    use rostergate::store::{staging, Db};
+    if !common::backends()
+        .await
+        .contains(&common::Backend::Postgres)
+    {
+        eprintln!("skipped: no PostgreSQL to test on (set ROSTERGATE_TEST_POSTGRES_URL)");
+        return;
+    }
+    let test_db = common::TestDb::new(common::Backend::Postgres).await;
+    let db = Db::connect_and_migrate(&test_db.url).await.unwrap();
+    stage_users(&db, "run-a", &["a-1", "a-2"]).await;
+    stage_users(&db, "run-held", &["h-1"]).await;
+
+    let mut reader = db.begin().await.unwrap();
+    let read = reader
+        .strings(
+            "SELECT sourced_id FROM stage_users WHERE run_id = 'run-held'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(read, ["h-1"]);
+    let cleared = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        staging::clear(&db, "run-a"),
+    )
+    .await
+    .expect("the clear does not wait for the reading transaction");
+    cleared.unwrap();
+    assert!(staged_ids(&db, "run-a").await.is_empty());
+    let again = reader
+        .strings(
+            "SELECT sourced_id FROM stage_users WHERE run_id = 'run-held'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, ["h-1"]);
+    reader.commit().await.unwrap();
+    assert_eq!(staged_ids(&db, "run-held").await, ["h-1"]);
+    db.close().await;
+}
