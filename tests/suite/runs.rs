@@ -442,7 +442,7 @@ async fn clearing_a_run_leaves_its_stage_empty_and_every_other_runs_rows_staged(
         staging::clear(&db, "run-a").await.unwrap();
         assert!(staged_ids(&db, "run-a").await.is_empty());
         if backend == common::Backend::Postgres {
-            let pages = db
+            let bytes = db
                 .conn()
                 .scalar(
                     "SELECT CAST(pg_relation_size('stage_users') AS BIGINT)",
@@ -450,7 +450,7 @@ async fn clearing_a_run_leaves_its_stage_empty_and_every_other_runs_rows_staged(
                 )
                 .await
                 .unwrap();
-            assert_eq!(pages, 0, "no dead rows left behind");
+            assert_eq!(bytes, 0, "no dead rows left behind");
         }
 
         // Other runs' rows on both sides of this run's, in key order.
