@@ -375,7 +375,7 @@ async fn clear_tables_in(tx: &mut Tx, run_id: &str, tables: Vec<String>) -> Resu
     for table in tables {
         let emptied = match tx.backend() {
             super::Backend::Sqlite => emptied_whole_on_sqlite(tx, run_id, &table).await?,
-            super::Backend::Postgres => truncated_on_postgres(tx, run_id, &table).await?,
+            super::Backend::Postgres => emptied_on_postgres(tx, run_id, &table).await?,
         };
         if !emptied {
             tx.execute(
@@ -417,8 +417,21 @@ async fn emptied_whole_on_sqlite(
 /// times). `TRUNCATE` leaves nothing, but needs the table to itself until this transaction ends:
 /// it is used only when no other transaction holds the table at that moment (no run waits on
 /// another's) and no other run, a held one say, has rows in it. Otherwise: `false`, and nothing
-/// was changed or kept locked.
-async fn truncated_on_postgres(tx: &mut Tx, run_id: &str, table: &str) -> Result<bool, StoreError> {
+/// was changed or kept locked. A table holding none of this run's rows is left alone (`true`:
+/// nothing to clear), neither locked nor truncated: a failed run clears every stage, most of
+/// them untouched.
+async fn emptied_on_postgres(tx: &mut Tx, run_id: &str, table: &str) -> Result<bool, StoreError> {
+    let mine = tx
+        .scalar(
+            &format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE run_id = $1 LIMIT 1) AS mine"
+            ),
+            &args![run_id],
+        )
+        .await?;
+    if mine == 0 {
+        return Ok(true);
+    }
     tx.execute("SAVEPOINT stage_truncate", &[]).await?;
     let locked = tx
         .execute(
