@@ -396,19 +396,26 @@ async fn emptied_whole_on_sqlite(
     run_id: &str,
     table: &str,
 ) -> Result<bool, StoreError> {
-    let others = tx
-        .scalar(
-            &format!(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE run_id <> $1 LIMIT 1) AS other"
-            ),
-            &args![run_id],
-        )
-        .await?;
-    if others > 0 {
+    if other_runs_staged(tx, run_id, table).await? {
         return Ok(false);
     }
     tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
     Ok(true)
+}
+
+/// Whether another run has rows in the stage `table`: two index look-ups, one on each side of
+/// this run's key (`run_id <> $1` would walk every row of this run's to find none).
+async fn other_runs_staged(tx: &mut Tx, run_id: &str, table: &str) -> Result<bool, StoreError> {
+    let others = tx
+        .scalar(
+            &format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE run_id < $1 \
+                 UNION ALL SELECT 1 FROM {table} WHERE run_id > $1 LIMIT 1) AS other"
+            ),
+            &args![run_id],
+        )
+        .await?;
+    Ok(others > 0)
 }
 
 /// PostgreSQL's `DELETE` leaves the rows in the table, dead, until a vacuum comes round, and
@@ -440,19 +447,7 @@ async fn emptied_on_postgres(tx: &mut Tx, run_id: &str, table: &str) -> Result<b
         )
         .await;
     let alone = match locked {
-        Ok(_) => {
-            // Both sides of this run's key range, each an index look-up.
-            let others = tx
-                .scalar(
-                    &format!(
-                        "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE run_id < $1 \
-                         UNION ALL SELECT 1 FROM {table} WHERE run_id > $1 LIMIT 1) AS other"
-                    ),
-                    &args![run_id],
-                )
-                .await?;
-            others == 0
-        }
+        Ok(_) => !other_runs_staged(tx, run_id, table).await?,
         Err(e) if e.is_lock_unavailable() => false,
         Err(e) => return Err(e),
     };

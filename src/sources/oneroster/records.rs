@@ -225,18 +225,20 @@ impl<'a> Row<'a> {
     /// Every field, trimmed, in order.
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
         let text = self.text;
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(self.ends.iter().copied())
-            .map(move |(start, end)| text[start..end].trim())
+        spans(self.ends).map(move |(start, end)| text[start..end].trim())
     }
+}
+
+/// Each field's (start, end), from where each ends.
+fn spans(ends: &[usize]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    std::iter::once(0)
+        .chain(ends.iter().copied())
+        .zip(ends.iter().copied())
 }
 
 /// The first field that is not UTF-8 of a record whose whole text is not ([`whole_text`]).
 fn first_not_utf8(out: &[u8], ends: &[usize]) -> usize {
-    let starts = std::iter::once(0).chain(ends.iter().copied());
-    starts
-        .zip(ends.iter().copied())
+    spans(ends)
         .position(|(start, end)| std::str::from_utf8(&out[start..end]).is_err())
         .unwrap_or(0)
 }
